@@ -1,0 +1,293 @@
+//! The per-failure stream on stdout: `--format text` or `--format json`.
+//!
+//! Writers take `&mut impl Write` and format in place, so the hot path
+//! allocates nothing; the caller owns buffering and flushes once per batch.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::event::{Comm, Failure, StateChange, TcpState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Turns the events' monotonic timestamps into wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in nanoseconds.
+    offset_ns: i128,
+}
+
+impl Clock {
+    pub fn new(offset_ns: i128) -> Self {
+        Clock { offset_ns }
+    }
+
+    /// Samples both clocks now.
+    pub fn system() -> io::Result<Self> {
+        use nix::time::{clock_gettime, ClockId};
+        let ns = |c| -> io::Result<i128> {
+            let t = clock_gettime(c).map_err(io::Error::from)?;
+            Ok(i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+        };
+        let mono = ns(ClockId::CLOCK_MONOTONIC)?;
+        let real = ns(ClockId::CLOCK_REALTIME)?;
+        Ok(Clock::new(real - mono))
+    }
+
+    pub fn wall(&self, mono_ns: u64) -> SystemTime {
+        let ns = (i128::from(mono_ns) + self.offset_ns).max(0);
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    }
+
+    pub fn rfc3339(&self, mono_ns: u64) -> humantime::Rfc3339Timestamp {
+        humantime::format_rfc3339_micros(self.wall(mono_ns))
+    }
+}
+
+/// `addr:port`, with IPv6 in brackets.
+pub struct Endpoint(pub IpAddr, pub u16);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+        }
+    }
+}
+
+/// Milliseconds with one decimal, for humans.
+pub struct Millis(pub u64);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1}ms", self.0 as f64 / 1e6)
+    }
+}
+
+/// The one-line description shared by stdout's text format and syslog:
+/// `TCP failure detected: <daddr>:<dport> reason=… pid=… comm=… saddr=… after=…ms`.
+pub struct FailureLine<'a>(pub &'a Failure);
+
+impl fmt::Display for FailureLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(
+            f,
+            "TCP failure detected: {} reason={}",
+            Endpoint(e.daddr, e.dport),
+            e.reason
+        )?;
+        if e.reason == crate::event::Reason::Error {
+            write!(f, " errno={}", e.errno)?;
+        }
+        write!(f, " pid={} comm={} saddr={}", e.pid, e.comm, e.saddr)?;
+        if let Some(p) = e.sport {
+            write!(f, " sport={p}")?;
+        }
+        write!(f, " after={}", Millis(e.duration_ns))
+    }
+}
+
+/// Serializes through `Display`: serde_json escapes it straight into the
+/// writer, with no intermediate String.
+fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[derive(Serialize)]
+struct JsonFailure {
+    event: &'static str,
+    #[serde(serialize_with = "display")]
+    ts: humantime::Rfc3339Timestamp,
+    reason: &'static str,
+    errno: u32,
+    pid: u32,
+    #[serde(serialize_with = "display")]
+    comm: Comm,
+    family: &'static str,
+    saddr: IpAddr,
+    sport: Option<u16>,
+    daddr: IpAddr,
+    dport: u16,
+    duration_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsonStateChange {
+    event: &'static str,
+    #[serde(serialize_with = "display")]
+    ts: humantime::Rfc3339Timestamp,
+    pid: u32,
+    #[serde(serialize_with = "display")]
+    comm: Comm,
+    family: &'static str,
+    #[serde(serialize_with = "display")]
+    oldstate: TcpState,
+    #[serde(serialize_with = "display")]
+    newstate: TcpState,
+    saddr: IpAddr,
+    sport: Option<u16>,
+    daddr: IpAddr,
+    dport: u16,
+}
+
+pub struct Printer {
+    format: Format,
+    clock: Clock,
+}
+
+impl Printer {
+    pub fn new(format: Format, clock: Clock) -> Self {
+        Printer { format, clock }
+    }
+
+    pub fn failure(&self, w: &mut impl Write, e: &Failure) -> io::Result<()> {
+        match self.format {
+            Format::Text => writeln!(w, "{} {}", self.clock.rfc3339(e.ts_ns), FailureLine(e)),
+            Format::Json => {
+                let j = JsonFailure {
+                    event: "connect_failed",
+                    ts: self.clock.rfc3339(e.ts_ns),
+                    reason: e.reason.name(),
+                    errno: e.errno,
+                    pid: e.pid,
+                    comm: e.comm,
+                    family: e.family.name(),
+                    saddr: e.saddr,
+                    sport: e.sport,
+                    daddr: e.daddr,
+                    dport: e.dport,
+                    duration_ms: (e.duration_ns as f64 / 1e3).round() / 1e3,
+                };
+                serde_json::to_writer(&mut *w, &j)?;
+                w.write_all(b"\n")
+            }
+        }
+    }
+
+    /// `--verbose`: every traced state change, like the original's lines.
+    pub fn state_change(&self, w: &mut impl Write, e: &StateChange) -> io::Result<()> {
+        match self.format {
+            Format::Text => {
+                writeln!(
+                    w,
+                    "{} pid={} comm={} {} -> {} {} -> {}",
+                    self.clock.rfc3339(e.ts_ns),
+                    e.pid,
+                    e.comm,
+                    e.oldstate,
+                    e.newstate,
+                    Endpoint(e.saddr, e.sport.unwrap_or(0)),
+                    Endpoint(e.daddr, e.dport),
+                )
+            }
+            Format::Json => {
+                let j = JsonStateChange {
+                    event: "state_change",
+                    ts: self.clock.rfc3339(e.ts_ns),
+                    pid: e.pid,
+                    comm: e.comm,
+                    family: e.family.name(),
+                    oldstate: e.oldstate,
+                    newstate: e.newstate,
+                    saddr: e.saddr,
+                    sport: e.sport,
+                    daddr: e.daddr,
+                    dport: e.dport,
+                };
+                serde_json::to_writer(&mut *w, &j)?;
+                w.write_all(b"\n")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Family, Reason};
+
+    fn failure(daddr: &str, reason: Reason, errno: u32) -> Failure {
+        Failure {
+            pid: 4242,
+            comm: Comm::new(b"cu rl\n"),
+            family: Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            sport: None,
+            daddr: daddr.parse().unwrap(),
+            dport: 8080,
+            reason,
+            errno,
+            ts_ns: 1_000_000_000,
+            duration_ns: 3_012_345_678,
+        }
+    }
+
+    // 2026-11-24T12:00:00Z is 1_795_521_600 s after the epoch; the event
+    // happened one second after the monotonic clock's zero.
+    fn printer(format: Format) -> Printer {
+        Printer::new(format, Clock::new(1_795_521_599 * 1_000_000_000))
+    }
+
+    fn text(p: &Printer, f: &Failure) -> String {
+        let mut out = Vec::new();
+        p.failure(&mut out, f).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_line() {
+        let p = printer(Format::Text);
+        assert_eq!(
+            text(&p, &failure("192.0.2.2", Reason::Timeout, 110)),
+            "2026-11-24T12:00:00.000000Z TCP failure detected: 192.0.2.2:8080 reason=timeout \
+             pid=4242 comm=cu\\x20rl\\x0a saddr=192.0.2.1 after=3012.3ms\n"
+        );
+        let mut f = failure("2001:db8::2", Reason::Error, 13);
+        f.sport = Some(40000);
+        let line = text(&p, &f);
+        assert!(
+            line.contains("detected: [2001:db8::2]:8080 reason=error errno=13 "),
+            "{line}"
+        );
+        assert!(line.contains(" sport=40000 "), "{line}");
+    }
+
+    #[test]
+    fn json_line() {
+        let p = printer(Format::Json);
+        let line = text(&p, &failure("192.0.2.2", Reason::Refused, 111));
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "connect_failed");
+        assert_eq!(v["ts"], "2026-11-24T12:00:00.000000Z");
+        assert_eq!(v["reason"], "refused");
+        assert_eq!(v["errno"], 111);
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["comm"], "cu\\x20rl\\x0a");
+        assert_eq!(v["family"], "ipv4");
+        assert_eq!(v["saddr"], "192.0.2.1");
+        assert_eq!(v["sport"], serde_json::Value::Null);
+        assert_eq!(v["daddr"], "192.0.2.2");
+        assert_eq!(v["dport"], 8080);
+        assert_eq!(v["duration_ms"], 3012.346);
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint("192.0.2.1".parse().unwrap(), 80).to_string(),
+            "192.0.2.1:80"
+        );
+        assert_eq!(Endpoint("::1".parse().unwrap(), 80).to_string(), "[::1]:80");
+    }
+}
