@@ -1,0 +1,300 @@
+//! The BPF side from user space: open the skeleton, set filters, load,
+//! attach, and consume the ring buffer.
+
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBufferBuilder};
+
+use crate::exit::{Fatal, Kind};
+use crate::filter::Prefix;
+
+mod skel {
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        dead_code,
+        unused_imports,
+        non_camel_case_types
+    )]
+    include!(concat!(env!("OUT_DIR"), "/tcpstate.skel.rs"));
+}
+
+use skel::{TcpstateSkel, TcpstateSkelBuilder};
+
+/// The record the BPF program submits, as the skeleton generated it from
+/// src/bpf/tcpstate.h.
+pub type RawEvent = skel::types::tcpstate_event;
+type LpmKey = skel::types::tcpstate_lpm_key;
+
+// SAFETY: generated from a C struct of fixed-width integers and byte arrays
+// with no padding and no pointers; every bit pattern is a valid value.
+unsafe impl plain::Plain for RawEvent {}
+// SAFETY: as above: a u32 and a [u8; 16], 20 bytes without padding.
+unsafe impl plain::Plain for LpmKey {}
+
+const BTF_SYSFS: &str = "/sys/kernel/btf/vmlinux";
+const TRACEPOINT: &str = "sock:inet_sock_set_state";
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+pub struct Config {
+    pub dests: Vec<Prefix>,
+    pub ports: Vec<u16>,
+    pub trace_all: bool,
+    pub btf: Option<PathBuf>,
+    pub ring_bytes: u32,
+    /// 0: wake the consumer per event; else only past this many unread bytes.
+    pub wakeup_bytes: u64,
+}
+
+/// What was loaded, for the start-up line and `--check`.
+pub struct Loaded {
+    pub btf_source: String,
+    pub kernel: String,
+}
+
+pub struct Tracer<'obj> {
+    skel: TcpstateSkel<'obj>,
+    pub info: Loaded,
+}
+
+/// libbpf's messages, kept so a failure can say what the kernel said.
+static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn capture_libbpf(level: PrintLevel, msg: String) {
+    if level == PrintLevel::Debug {
+        return;
+    }
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        if log.len() >= 200 {
+            log.remove(0);
+        }
+        log.push(msg.trim_end().to_string());
+    }
+}
+
+/// The last thing libbpf said that looks like a reason, for error lines.
+fn libbpf_reason() -> String {
+    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    log.iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.contains("-- BEGIN") && !l.contains("-- END"))
+        .map(|l| format!(" (libbpf: {})", l.trim()))
+        .unwrap_or_default()
+}
+
+/// libbpf's whole log, for --verbose after a failure.
+pub fn libbpf_log() -> Vec<String> {
+    LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Fails early, and clearly, where the kernel would only say EPERM.
+fn check_privileges() -> Result<(), Fatal> {
+    let Some(caps) = effective_caps() else {
+        return Ok(()); // cannot tell: let the kernel decide
+    };
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(Fatal::new(
+        Kind::Privilege,
+        "insufficient privileges: run as root, or with CAP_BPF and CAP_PERFMON \
+         (e.g. systemd AmbientCapabilities=CAP_BPF CAP_PERFMON)",
+    ))
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl<'obj> Tracer<'obj> {
+    /// Opens, configures, loads and attaches. Errors are [`Fatal`] with the
+    /// exit code that fits, or plain errors for the unexpected.
+    pub fn load(cfg: &Config, obj: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+        libbpf_rs::set_print(Some((PrintLevel::Info, capture_libbpf)));
+        check_privileges()?;
+
+        let btf_source = match &cfg.btf {
+            Some(p) if !p.is_file() => {
+                return Err(Fatal::new(
+                    Kind::Usage,
+                    format!("--btf {}: no such file", p.display()),
+                )
+                .into())
+            }
+            Some(p) => p.display().to_string(),
+            None if Path::new(BTF_SYSFS).exists() => BTF_SYSFS.to_string(),
+            None => {
+                return Err(Fatal::new(
+                    Kind::Kernel,
+                    format!(
+                        "kernel {} has no BTF at {BTF_SYSFS} (needs CONFIG_DEBUG_INFO_BTF, Linux 5.8+); \
+                         pass --btf PATH with a BTF file for this kernel",
+                        kernel_release()
+                    ),
+                )
+                .into())
+            }
+        };
+
+        let mut builder = TcpstateSkelBuilder::default();
+        if let Some(p) = &cfg.btf {
+            builder
+                .object_builder_mut()
+                .btf_custom_path(p)
+                .context("setting the BTF path")?;
+        }
+        let mut open = builder.open(obj).map_err(|e| {
+            Fatal::new(
+                Kind::Kernel,
+                format!("opening the BPF object failed: {e}{}", libbpf_reason()),
+            )
+        })?;
+
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("the BPF object has no rodata")?;
+        rodata.filter_addrs = !cfg.dests.is_empty();
+        rodata.filter_ports = !cfg.ports.is_empty();
+        rodata.trace_all = cfg.trace_all;
+        rodata.wakeup_bytes = cfg.wakeup_bytes;
+        open.maps
+            .events
+            .set_max_entries(cfg.ring_bytes)
+            .context("sizing the ring buffer")?;
+
+        let mut skel = open.load().map_err(|e| {
+            let why = libbpf_reason();
+            match e.kind() {
+                ErrorKind::PermissionDenied => Fatal::new(
+                    Kind::Privilege,
+                    format!(
+                        "the kernel refused to load the BPF program: permission denied \
+                             (missing CAP_BPF/CAP_PERFMON, or kernel lockdown){why}"
+                    ),
+                ),
+                _ => Fatal::new(
+                    Kind::Kernel,
+                    format!(
+                        "the kernel rejected the BPF program: {e}{why}; \
+                             tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
+                    ),
+                ),
+            }
+        })?;
+
+        fill_filters(&skel, cfg)?;
+
+        skel.attach().map_err(|e| {
+            Fatal::new(
+                Kind::Kernel,
+                format!(
+                    "attaching to tracepoint {TRACEPOINT} failed: {e}{}",
+                    libbpf_reason()
+                ),
+            )
+        })?;
+
+        Ok(Tracer {
+            skel,
+            info: Loaded {
+                btf_source,
+                kernel: kernel_release(),
+            },
+        })
+    }
+
+    /// Ring-buffer reservations that failed (events lost in the kernel).
+    pub fn ring_drops(&self) -> Result<u64> {
+        let key = 0u32.to_ne_bytes();
+        let per_cpu = self
+            .skel
+            .maps
+            .counters
+            .lookup_percpu(&key, MapFlags::ANY)
+            .context("reading the drop counters")?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8))
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .sum())
+    }
+
+    /// Calls `on_event` for every record and `after_batch` after every poll,
+    /// until `stop` is set; then drains what is left and returns.
+    pub fn consume(
+        &self,
+        stop: &AtomicBool,
+        poll: Duration,
+        mut on_event: impl FnMut(&RawEvent),
+        mut after_batch: impl FnMut(&Self),
+    ) -> Result<()> {
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.events, |data: &[u8]| {
+                match plain::from_bytes::<RawEvent>(data) {
+                    Ok(e) => on_event(e),
+                    // Cannot happen while the record comes from tcpstate.h.
+                    Err(_) => {
+                        eprintln!("tcpstate: short ring-buffer record ({} bytes)", data.len())
+                    }
+                }
+                0
+            })
+            .context("adding the ring buffer")?;
+        let rb = builder
+            .build()
+            .context("creating the ring-buffer consumer")?;
+        while !stop.load(Ordering::Relaxed) {
+            match rb.poll(poll) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("polling the ring buffer"),
+            }
+            after_batch(self);
+        }
+        rb.consume().context("draining the ring buffer")?;
+        after_batch(self);
+        Ok(())
+    }
+}
+
+fn fill_filters(skel: &TcpstateSkel<'_>, cfg: &Config) -> Result<()> {
+    for p in &cfg.dests {
+        let (prefixlen, addr) = p.lpm_key();
+        let key = LpmKey { prefixlen, addr };
+        // SAFETY: LpmKey is Plain (above); viewing it as bytes is sound.
+        let bytes = unsafe { plain::as_bytes(&key) };
+        skel.maps
+            .dests
+            .update(bytes, &[1], MapFlags::ANY)
+            .with_context(|| format!("adding destination {p} to the filter"))?;
+    }
+    for port in &cfg.ports {
+        skel.maps
+            .ports
+            .update(&port.to_ne_bytes(), &[1], MapFlags::ANY)
+            .with_context(|| format!("adding port {port} to the filter"))?;
+    }
+    Ok(())
+}

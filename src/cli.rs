@@ -1,0 +1,145 @@
+//! Command line and environment. Every option also reads an environment
+//! variable, so the original service's `DEST_IP`/`SLACK_URL` keep working.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+
+use crate::exit::{Fatal, Kind};
+use crate::filter::{parse_port, Prefix};
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpstate",
+    version,
+    about = "Alerts on every outbound TCP connection that fails: refused, timed out, unreachable or abandoned.",
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
+                  3 missing privileges (root or CAP_BPF+CAP_PERFMON), \
+                  4 kernel unsupported (no BTF, no tracepoint, program rejected)."
+)]
+pub struct Cli {
+    /// Watch only these destinations (IP or CIDR; repeatable or comma-separated). Default: all.
+    #[arg(
+        short = 'd',
+        long = "dest",
+        value_name = "IP|CIDR",
+        env = "DEST_IP",
+        value_delimiter = ','
+    )]
+    pub dest: Vec<Prefix>,
+
+    /// Watch only these destination ports (repeatable or comma-separated). Default: all.
+    #[arg(short = 'p', long = "port", value_name = "PORT", env = "DEST_PORT", value_delimiter = ',', value_parser = parse_port)]
+    pub port: Vec<u16>,
+
+    /// Output format of the per-failure stream on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text, env = "TCPSTATE_FORMAT")]
+    pub format: Format,
+
+    /// Also print every traced state change (pid, states, addresses, ports).
+    #[arg(short, long, env = "TCPSTATE_VERBOSE")]
+    pub verbose: bool,
+
+    /// External BTF file for CO-RE, for kernels without /sys/kernel/btf/vmlinux.
+    #[arg(long, value_name = "PATH", env = "TCPSTATE_BTF")]
+    pub btf: Option<PathBuf>,
+
+    /// Load and attach, report what was found, detach and exit 0.
+    #[arg(long, env = "TCPSTATE_CHECK")]
+    pub check: bool,
+
+    /// Ring-buffer size in bytes (K/M suffixes; a power of two, at least 4K).
+    #[arg(long, value_name = "BYTES", default_value = "1M", env = "TCPSTATE_RING_BUFFER_SIZE", value_parser = parse_ring_size)]
+    pub ring_buffer_size: u32,
+
+    /// Most connection attempts tracked at once; more are counted and not tracked.
+    #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending: u32,
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.as_bytes().last() {
+        Some(b'K' | b'k') => (&t[..t.len() - 1], 1 << 10),
+        Some(b'M' | b'm') => (&t[..t.len() - 1], 1 << 20),
+        _ => (t, 1),
+    };
+    let bad = || format!("'{t}' is not a power-of-two size from 4K to 1024M (like 1M, 4M, 65536)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let n = n.checked_mul(mult).ok_or_else(bad)?;
+    if !n.is_power_of_two() || !(4096..=1 << 30).contains(&n) {
+        return Err(bad());
+    }
+    Ok(n as u32)
+}
+
+/// Parses argv and the environment. Help and version print and exit 0;
+/// anything else is one line naming the option (and its variable) and
+/// exit code 2.
+pub fn parse() -> Result<Cli, Fatal> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        let rendered = e.render().to_string();
+        let first = rendered.lines().next().unwrap_or("invalid arguments");
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // Name the environment variable too: the value may have come from it.
+        let env = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => Cli::command()
+                .get_arguments()
+                .find(|a| {
+                    a.get_long()
+                        .is_some_and(|l| arg.starts_with(&format!("--{l}")))
+                })
+                .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned())),
+            _ => None,
+        };
+        let msg = match env {
+            Some(var) => format!("{first} (from the flag or ${var})"),
+            None => first.to_string(),
+        };
+        Fatal::new(Kind::Usage, msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_ring_size("64k"), Ok(1 << 16));
+        assert_eq!(parse_ring_size("8192"), Ok(8192));
+        for bad in ["3M", "1K", "0", "x", "2048M", "99999999999999999999M"] {
+            assert!(parse_ring_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_and_comma_separated() {
+        let c = Cli::try_parse_from([
+            "tcpstate",
+            "-d",
+            "192.0.2.0/24,2001:db8::1",
+            "-d",
+            "198.51.100.7",
+            "-p",
+            "80,443",
+        ])
+        .unwrap();
+        assert_eq!(c.dest.len(), 3);
+        assert_eq!(c.port, vec![80, 443]);
+        assert!(Cli::try_parse_from(["tcpstate", "-d", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["tcpstate", "-p", "0"]).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! tcpstate: alerts on every outbound TCP connection that fails.
+mod bpf;
+mod cli;
+mod correlate;
+mod daemon;
+mod event;
+mod exit;
+mod filter;
+mod notify;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse() {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("tcpstate: {f}");
+            return ExitCode::from(f.kind.code());
+        }
+    };
+    match daemon::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (code, line) = exit::report(&e);
+            eprintln!("tcpstate: {line}");
+            ExitCode::from(code)
+        }
+    }
+}
