@@ -87,6 +87,15 @@ pub fn parse() -> Result<Cli, Fatal> {
         let rendered = e.render().to_string();
         let first = rendered.lines().next().unwrap_or("invalid arguments");
         let first = first.strip_prefix("error: ").unwrap_or(first);
+        // Keep clap's "[possible values: …]" hint on the same line.
+        let hint = rendered
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("[possible values"))
+            .map(|h| format!(" {h}"))
+            .unwrap_or_default();
+        let first = format!("{first}{hint}");
+        let first = first.as_str();
         // Name the environment variable too: the value may have come from it.
         let env = match e.get(ContextKind::InvalidArg) {
             Some(ContextValue::String(arg)) => Cli::command()

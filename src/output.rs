@@ -52,14 +52,19 @@ impl Clock {
     }
 }
 
-/// `addr:port`, with IPv6 in brackets.
-pub struct Endpoint(pub IpAddr, pub u16);
+/// `addr:port`, with IPv6 in brackets; an unknown port (a failed attempt's
+/// source port reads 0) is `*`, never a made-up number.
+pub struct Endpoint(pub IpAddr, pub Option<u16>);
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+            IpAddr::V4(a) => write!(f, "{a}:")?,
+            IpAddr::V6(a) => write!(f, "[{a}]:")?,
+        }
+        match self.1 {
+            Some(p) => write!(f, "{p}"),
+            None => f.write_str("*"),
         }
     }
 }
@@ -83,7 +88,7 @@ impl fmt::Display for FailureLine<'_> {
         write!(
             f,
             "TCP failure detected: {} reason={}",
-            Endpoint(e.daddr, e.dport),
+            Endpoint(e.daddr, Some(e.dport)),
             e.reason
         )?;
         if e.reason == crate::event::Reason::Error {
@@ -152,7 +157,7 @@ impl Printer {
 
     pub fn failure(&self, w: &mut impl Write, e: &Failure) -> io::Result<()> {
         match self.format {
-            Format::Text => writeln!(w, "{} {}", self.clock.rfc3339(e.ts_ns), FailureLine(e)),
+            Format::Text => writeln!(w, "{} at={}", FailureLine(e), self.clock.rfc3339(e.ts_ns)),
             Format::Json => {
                 let j = JsonFailure {
                     event: "connect_failed",
@@ -186,8 +191,8 @@ impl Printer {
                     e.comm,
                     e.oldstate,
                     e.newstate,
-                    Endpoint(e.saddr, e.sport.unwrap_or(0)),
-                    Endpoint(e.daddr, e.dport),
+                    Endpoint(e.saddr, e.sport),
+                    Endpoint(e.daddr, Some(e.dport)),
                 )
             }
             Format::Json => {
@@ -249,8 +254,9 @@ mod tests {
         let p = printer(Format::Text);
         assert_eq!(
             text(&p, &failure("192.0.2.2", Reason::Timeout, 110)),
-            "2026-11-24T12:00:00.000000Z TCP failure detected: 192.0.2.2:8080 reason=timeout \
-             pid=4242 comm=cu\\x20rl\\x0a saddr=192.0.2.1 after=3012.3ms\n"
+            "TCP failure detected: 192.0.2.2:8080 reason=timeout \
+             pid=4242 comm=cu\\x20rl\\x0a saddr=192.0.2.1 after=3012.3ms \
+             at=2026-11-24T12:00:00.000000Z\n"
         );
         let mut f = failure("2001:db8::2", Reason::Error, 13);
         f.sport = Some(40000);
@@ -285,9 +291,16 @@ mod tests {
     #[test]
     fn endpoints() {
         assert_eq!(
-            Endpoint("192.0.2.1".parse().unwrap(), 80).to_string(),
+            Endpoint("192.0.2.1".parse().unwrap(), Some(80)).to_string(),
             "192.0.2.1:80"
         );
-        assert_eq!(Endpoint("::1".parse().unwrap(), 80).to_string(), "[::1]:80");
+        assert_eq!(
+            Endpoint("::1".parse().unwrap(), Some(80)).to_string(),
+            "[::1]:80"
+        );
+        assert_eq!(
+            Endpoint("192.0.2.1".parse().unwrap(), None).to_string(),
+            "192.0.2.1:*"
+        );
     }
 }

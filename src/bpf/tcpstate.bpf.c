@@ -110,6 +110,13 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->sk_err = BPF_CORE_READ(sk, sk_err);
+	/* An ICMP error that arrives while the connecting task holds the socket
+	 * lock (common on fast local paths) is kept only in sk_err_soft by
+	 * tcp_v4_err/tcp_v6_err; the task reads it through SO_ERROR and closes
+	 * the socket, still in SYN_SENT, with sk_err 0. Without this the
+	 * failure would read as "canceled". */
+	if (!e->sk_err && oldstate == TCP_SYN_SENT)
+		e->sk_err = BPF_CORE_READ(sk, sk_err_soft);
 	e->family = family;
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->dport = dport;

@@ -1,0 +1,499 @@
+//! Shared pieces of the end-to-end tests: root checks, a client/server pair
+//! of network namespaces joined by veth, and the real daemon run as a child
+//! with a real NOTIFY_SOCKET.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// True when the test can run. Outside CI a non-root run skips, loudly;
+/// in CI (CI set) it fails, so a misconfigured runner never passes empty.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: these end-to-end tests load BPF and create network namespaces; run them as root (CI is set, so not skipping)");
+    }
+    eprintln!("\n*** SKIPPED {test}: needs root (BPF, network namespaces). Run `sudo -E cargo test` or the README's test command. ***\n");
+    false
+}
+
+pub fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e} (is it installed?)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two network namespaces, client and server, joined by a veth pair.
+/// Test `n` (unique per concurrently running test) gets
+/// client 198.18.n.1 / 2001:db8:n::1 and server 198.18.n.2 / 2001:db8:n::2
+/// (benchmarking and documentation ranges, never routed), plus the extra
+/// server addresses 198.18.n.3 and 198.18.n.4. The namespaces are removed
+/// on drop, whatever the test did.
+pub struct Net {
+    pub n: u8,
+    pub client: String,
+    pub server: String,
+}
+
+impl Net {
+    pub fn new(n: u8) -> Net {
+        let pid = std::process::id();
+        let net = Net {
+            n,
+            client: format!("tcpst-{pid}-{n}-c"),
+            server: format!("tcpst-{pid}-{n}-s"),
+        };
+        run("ip", &["netns", "add", &net.client]);
+        run("ip", &["netns", "add", &net.server]);
+        let (c, s) = (net.client.as_str(), net.server.as_str());
+        run(
+            "ip",
+            &[
+                "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", s,
+            ],
+        );
+        for (ns, host) in [(c, 1), (s, 2)] {
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+            run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("198.18.{n}.{host}/24"),
+                    "dev",
+                    "eth0",
+                ],
+            );
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("2001:db8:{n}::{host}/64"),
+                    "dev",
+                    "eth0",
+                    "nodad",
+                ],
+            );
+        }
+        for extra in [3, 4] {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    s,
+                    "addr",
+                    "add",
+                    &format!("198.18.{n}.{extra}/24"),
+                    "dev",
+                    "eth0",
+                ],
+            );
+        }
+        // A timeout then takes about 3 s (1 s + 2 s) instead of 127 s.
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                c,
+                "sysctl",
+                "-qw",
+                "net.ipv4.tcp_syn_retries=1",
+            ],
+        );
+        net
+    }
+
+    pub fn server_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.n, 2)
+    }
+    pub fn server_v4_extra(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.n, host)
+    }
+    pub fn client_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.n, 1)
+    }
+    pub fn server_v6(&self) -> Ipv6Addr {
+        format!("2001:db8:{}::2", self.n).parse().unwrap()
+    }
+    /// The prefixes a daemon for this test should watch.
+    pub fn watch_args(&self) -> Vec<String> {
+        vec![
+            "-d".into(),
+            format!("198.18.{}.0/24", self.n),
+            "-d".into(),
+            format!("2001:db8:{}::/64", self.n),
+        ]
+    }
+
+    /// Loads an nftables ruleset (text) into the server namespace.
+    pub fn server_nft(&self, ruleset: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.server, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running nft (is nftables installed?)");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), ruleset.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `f` on a new thread named `comm` inside namespace `ns`; the
+    /// kernel sees this process's pid and `comm` for what `f` does.
+    pub fn in_ns<T: Send + 'static>(
+        ns: &str,
+        comm: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{ns}");
+        std::thread::Builder::new()
+            .name(comm.to_string())
+            .spawn(move || {
+                let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // setns on a thread changes only that thread's namespace.
+                nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .unwrap()
+    }
+
+    pub fn in_client<T: Send + 'static>(
+        &self,
+        comm: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        Net::in_ns(&self.client, comm, f)
+            .join()
+            .expect("client thread")
+    }
+
+    /// A listener in the server namespace that accepts and closes until
+    /// dropped.
+    pub fn server_listener(&self, addr: SocketAddr) -> Listener {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let s = stop.clone();
+        let thread = Net::in_ns(&self.server, "test-server", move || {
+            let l = TcpListener::bind(addr).expect("bind in server namespace");
+            l.set_nonblocking(true).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut accepted = 0u64;
+            loop {
+                match l.accept() {
+                    Ok(_) => accepted += 1,
+                    // Stop only once the backlog is empty.
+                    Err(_) if s.load(Ordering::Relaxed) => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            accepted
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("server listener ready");
+        Listener {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Listener {
+    /// Stops accepting; returns how many connections were accepted.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A blocking connect that must fail; returns the error's raw errno.
+///
+/// Blocking on purpose: an ICMP error that arrives while connect() still
+/// holds the socket lock (a reject over a local veth is that fast) lands
+/// in sk_err_soft, and a non-blocking caller that reads SO_ERROR consumes
+/// it before closing, so no tracer can see the reason any more. A blocking
+/// connect keeps the socket until the kernel itself gives up with sk_err
+/// set, as it does for any remote network.
+pub fn connect_err(to: SocketAddr) -> i32 {
+    match std::net::TcpStream::connect(to) {
+        Ok(_) => panic!("connect to {to} succeeded; it should have failed"),
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+/// A non-blocking connect abandoned while in SYN_SENT.
+pub fn connect_and_abandon(to: SocketAddr) {
+    use nix::sys::socket::{
+        connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if to.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).unwrap();
+    let r = match to {
+        SocketAddr::V4(a) => connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match r {
+        Err(nix::errno::Errno::EINPROGRESS) => {}
+        other => panic!("non-blocking connect to {to}: {other:?}, expected EINPROGRESS"),
+    }
+    drop(fd); // close while the SYN is unanswered
+}
+
+/// Where the daemon's output goes and how it is seen.
+pub struct Daemon {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stdout_thread: Option<std::thread::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+/// The daemon's result after SIGTERM.
+pub struct Stopped {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Stopped {
+    /// The stop line's counter `name=value`.
+    pub fn stat(&self, name: &str) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.contains("tcpstate: stopped:"))
+            .unwrap_or_else(|| panic!("no stats line in stderr:\n{}", self.stderr));
+        let key = format!(" {name}=");
+        let at = line
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            + key.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?}: {e}")))
+            .collect()
+    }
+
+    pub fn failures(&self) -> Vec<serde_json::Value> {
+        self.json()
+            .into_iter()
+            .filter(|v| v["event"] == "connect_failed")
+            .collect()
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "tcpstate-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tcpstate")
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for READY=1 on a real NOTIFY_SOCKET.
+    /// Panics with the daemon's own words if it exits or never gets ready.
+    pub fn start(args: &[String], env: &[(&str, &str)]) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let sock_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&sock_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut child = Command::new(bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tcpstate");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 256];
+        loop {
+            if let Ok(n) = notify.recv(&mut buf) {
+                if buf[..n].split(|&b| b == b'\n').any(|l| l == b"READY=1") {
+                    break;
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!(
+                    "tcpstate exited ({status}) before READY=1; the BPF program could not be loaded \
+                     or attached on this machine:\n{err}"
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("tcpstate did not send READY=1 within 20 s");
+            }
+        }
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let out = child.stdout.take().unwrap();
+        let stdout_thread = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => lines.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Daemon {
+            child,
+            stdout,
+            stdout_thread: Some(stdout_thread),
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines seen on stdout so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until a stdout line contains `needle`; false on timeout.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lines().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// SIGTERM, then everything it printed. The daemon drains its ring
+    /// buffer before exiting, so every event already made is in here.
+    pub fn stop(mut self) -> Stopped {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tcpstate did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.stdout_thread.take().unwrap().join().unwrap();
+        let mut stderr = String::new();
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr);
+        Stopped {
+            code: status.code(),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn sock(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}

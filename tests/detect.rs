@@ -1,0 +1,258 @@
+//! End to end, as root: the built daemon, the real kernel, real connections
+//! failing in network namespaces made for each test.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const ECONNREFUSED: i32 = 111;
+const ETIMEDOUT: i32 = 110;
+const EHOSTUNREACH: i32 = 113;
+const ENETUNREACH: i32 = 101;
+
+/// Server-side rules: port 81 dropped (timeout), 82 and 83 rejected with
+/// ICMP host and net unreachable. Every other port is closed (refused).
+fn reject_rules(net: &Net) -> String {
+    let s = net.server_v4();
+    format!(
+        "table inet tcpstate_test {{
+           chain input {{
+             type filter hook input priority 0; policy accept;
+             ip daddr {s} tcp dport 81 drop
+             ip daddr {s} tcp dport 82 reject with icmp type host-unreachable
+             ip daddr {s} tcp dport 83 reject with icmp type net-unreachable
+           }}
+         }}"
+    )
+}
+
+/// Asserts exactly one connect_failed line for `to`, with these fields.
+fn assert_one(out: &Stopped, to: SocketAddr, reason: &str, errno: i32, comm: &str) -> Value {
+    let daddr = match to.ip() {
+        IpAddr::V6(a) => a.to_canonical().to_string(),
+        a => a.to_string(),
+    };
+    let hits: Vec<Value> = out
+        .failures()
+        .into_iter()
+        .filter(|v| v["daddr"] == daddr.as_str() && v["dport"] == to.port())
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected exactly one failure for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
+        out.stdout.join("\n"),
+        out.stderr
+    );
+    let v = hits.into_iter().next().unwrap();
+    assert_eq!(v["reason"], reason, "{v}");
+    assert_eq!(v["errno"], errno, "{v}");
+    assert_eq!(v["pid"], std::process::id(), "{v}");
+    assert_eq!(v["comm"], comm, "{v}");
+    assert!(v["duration_ms"].as_f64().is_some(), "{v}");
+    assert!(
+        v["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "ts is RFC 3339 UTC: {v}"
+    );
+    v
+}
+
+fn start(net: &Net) -> Daemon {
+    let mut args = vec!["--format".to_string(), "json".to_string()];
+    args.extend(net.watch_args());
+    Daemon::start(&args, &[])
+}
+
+#[test]
+fn refused_is_reported_once_with_process_and_addresses() {
+    if !require_root("refused_is_reported_once_with_process_and_addresses") {
+        return;
+    }
+    let net = Net::new(10);
+    let d = start(&net);
+    let to = sock(net.server_v4(), 9);
+    assert_eq!(
+        net.in_client("t-refused", move || connect_err(to)),
+        ECONNREFUSED
+    );
+    let out = d.stop();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v = assert_one(&out, to, "refused", ECONNREFUSED, "t-refused");
+    assert_eq!(v["family"], "ipv4");
+    assert_eq!(v["saddr"], net.client_v4().to_string());
+    assert_eq!(v["event"], "connect_failed");
+    assert_eq!(out.stat("failures"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("ringbuf_drops"), 0);
+}
+
+#[test]
+fn timeout_is_reported_after_the_syn_retries() {
+    if !require_root("timeout_is_reported_after_the_syn_retries") {
+        return;
+    }
+    let net = Net::new(11);
+    net.server_nft(&reject_rules(&net));
+    let d = start(&net);
+    let to = sock(net.server_v4(), 81);
+    assert_eq!(
+        net.in_client("t-timeout", move || connect_err(to)),
+        ETIMEDOUT
+    );
+    let out = d.stop();
+    let v = assert_one(&out, to, "timeout", ETIMEDOUT, "t-timeout");
+    // tcp_syn_retries=1: SYN at 0 s, retry at 1 s, give up at 3 s.
+    let ms = v["duration_ms"].as_f64().unwrap();
+    assert!((2500.0..6000.0).contains(&ms), "duration_ms {ms}");
+}
+
+#[test]
+fn icmp_unreachables_are_reported_with_their_reasons() {
+    if !require_root("icmp_unreachables_are_reported_with_their_reasons") {
+        return;
+    }
+    let net = Net::new(12);
+    net.server_nft(&reject_rules(&net));
+    let d = start(&net);
+    let host = sock(net.server_v4(), 82);
+    let netu = sock(net.server_v4(), 83);
+    assert_eq!(
+        net.in_client("t-hostunr", move || connect_err(host)),
+        EHOSTUNREACH
+    );
+    assert_eq!(
+        net.in_client("t-netunr", move || connect_err(netu)),
+        ENETUNREACH
+    );
+    let out = d.stop();
+    assert_one(&out, host, "host_unreachable", EHOSTUNREACH, "t-hostunr");
+    assert_one(&out, netu, "net_unreachable", ENETUNREACH, "t-netunr");
+    assert_eq!(out.failures().len(), 2);
+}
+
+#[test]
+fn abandoned_connect_is_reported_as_canceled() {
+    if !require_root("abandoned_connect_is_reported_as_canceled") {
+        return;
+    }
+    let net = Net::new(13);
+    net.server_nft(&reject_rules(&net));
+    let d = start(&net);
+    let to = sock(net.server_v4(), 81); // dropped: stays in SYN_SENT
+    net.in_client("t-cancel", move || connect_and_abandon(to));
+    let out = d.stop();
+    let v = assert_one(&out, to, "canceled", 0, "t-cancel");
+    assert!(v["duration_ms"].as_f64().unwrap() < 1000.0, "{v}");
+}
+
+#[test]
+fn ipv6_and_v4_mapped_refusals_are_reported() {
+    if !require_root("ipv6_and_v4_mapped_refusals_are_reported") {
+        return;
+    }
+    let net = Net::new(14);
+    let d = start(&net);
+    let v6 = sock(net.server_v6(), 9);
+    let mapped = sock(net.server_v4().to_ipv6_mapped(), 10);
+    assert_eq!(net.in_client("t-v6", move || connect_err(v6)), ECONNREFUSED);
+    assert_eq!(
+        net.in_client("t-mapped", move || connect_err(mapped)),
+        ECONNREFUSED
+    );
+    let out = d.stop();
+    let v = assert_one(&out, v6, "refused", ECONNREFUSED, "t-v6");
+    assert_eq!(v["family"], "ipv6");
+    assert_eq!(v["daddr"], net.server_v6().to_string());
+    // An AF_INET6 socket to ::ffff:a.b.c.d is shown, and filtered, as IPv4.
+    let v = assert_one(&out, mapped, "refused", ECONNREFUSED, "t-mapped");
+    assert_eq!(v["daddr"], net.server_v4().to_string());
+    assert_eq!(v["saddr"], net.client_v4().to_string());
+}
+
+#[test]
+fn successes_and_unwatched_destinations_are_never_reported() {
+    if !require_root("successes_and_unwatched_destinations_are_never_reported") {
+        return;
+    }
+    let net = Net::new(15);
+    let listener = net.server_listener(sock(net.server_v4(), 80));
+    // Watch one address and one port; fail to its neighbours.
+    let args: Vec<String> = [
+        "--format",
+        "json",
+        "-d",
+        &format!("{}/32", net.server_v4()),
+        "-p",
+        "80",
+        "-p",
+        "9",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let d = Daemon::start(&args, &[]);
+    const N: usize = 300;
+    let watched = sock(net.server_v4(), 9);
+    let other_addr = sock(net.server_v4_extra(3), 9);
+    let other_port = sock(net.server_v4(), 10);
+    net.in_client("t-filter", move || {
+        for _ in 0..N {
+            std::net::TcpStream::connect_timeout(&sock(watched.ip(), 80), Duration::from_secs(5))
+                .expect("connect to the listener");
+        }
+        for to in [other_addr, other_port, watched] {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        }
+    });
+    let accepted = listener.stop();
+    let out = d.stop();
+    assert_eq!(accepted, N as u64);
+    assert_one(&out, watched, "refused", ECONNREFUSED, "t-filter");
+    assert_eq!(
+        out.failures().len(),
+        1,
+        "only the watched destination may be reported:\n{}",
+        out.stdout.join("\n")
+    );
+    assert_eq!(out.stat("successes"), N as u64, "{}", out.stderr);
+    assert_eq!(out.stat("failures"), 1);
+    // The other destinations never left the kernel.
+    assert_eq!(out.stat("attempts"), N as u64 + 1);
+}
+
+#[test]
+fn text_format_and_verbose_state_changes() {
+    if !require_root("text_format_and_verbose_state_changes") {
+        return;
+    }
+    let net = Net::new(16);
+    let mut args = vec!["--verbose".to_string()];
+    args.extend(net.watch_args());
+    let d = Daemon::start(&args, &[]);
+    let to = sock(net.server_v6(), 9);
+    net.in_client("t-text", move || connect_err(to));
+    let out = d.stop();
+    let want = format!(
+        "TCP failure detected: [{}]:9 reason=refused",
+        net.server_v6()
+    );
+    let lines: Vec<&String> = out.stdout.iter().filter(|l| l.starts_with(&want)).collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout.join("\n"));
+    let line = lines[0];
+    assert!(
+        line.contains(&format!("pid={}", std::process::id())),
+        "{line}"
+    );
+    assert!(line.contains("comm=t-text"), "{line}");
+    assert!(line.contains("after="), "{line}");
+    assert!(!line.contains("sport=0"), "{line}");
+    // --verbose: the state changes themselves, SYN_SENT included.
+    assert!(
+        out.stdout.iter().any(|l| l.contains("SYN_SENT")),
+        "{}",
+        out.stdout.join("\n")
+    );
+}
