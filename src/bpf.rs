@@ -103,7 +103,7 @@ fn effective_caps() -> Option<u64> {
 }
 
 /// Fails early, and clearly, where the kernel would only say EPERM.
-fn check_privileges() -> Result<(), Fatal> {
+pub fn check_privileges() -> Result<(), Fatal> {
     let Some(caps) = effective_caps() else {
         return Ok(()); // cannot tell: let the kernel decide
     };

@@ -2,9 +2,11 @@
 //! variable, so the original service's `DEST_IP`/`SLACK_URL` keep working.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
+use crate::alert::slack::WebhookUrl;
 use crate::exit::{Fatal, Kind};
 use crate::filter::{parse_port, Prefix};
 use crate::output::Format;
@@ -53,9 +55,79 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "1M", env = "TCPSTATE_RING_BUFFER_SIZE", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
 
+    /// Syslog socket for alerts (facility daemon, identifier tcpstate).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/dev/log",
+        env = "TCPSTATE_SYSLOG_SOCKET"
+    )]
+    pub syslog_socket: PathBuf,
+
+    /// Send nothing to syslog.
+    #[arg(long, env = "TCPSTATE_NO_SYSLOG")]
+    pub no_syslog: bool,
+
+    /// Slack incoming-webhook URL. A secret: prefer --slack-url-file.
+    #[arg(long, value_name = "URL", env = "SLACK_URL", hide_env_values = true)]
+    pub slack_url: Option<String>,
+
+    /// Read the Slack webhook URL from this file (first line).
+    #[arg(long, value_name = "PATH", env = "TCPSTATE_SLACK_URL_FILE")]
+    pub slack_url_file: Option<PathBuf>,
+
+    /// After a destination's first alert, further failures are summarised once per window (like 3s, 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", env = "TCPSTATE_ALERT_WINDOW", value_parser = parse_window)]
+    pub alert_window: Duration,
+
+    /// The webhook, from --slack-url or --slack-url-file, checked.
+    #[arg(skip)]
+    pub webhook: Option<WebhookUrl>,
+
     /// Most connection attempts tracked at once; more are counted and not tracked.
     #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending: u32,
+}
+
+fn parse_window(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use values like 3s, 30s, 5m"))?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&d) {
+        return Err(format!("'{s}' must be from 1s to 24h"));
+    }
+    Ok(d)
+}
+
+/// The webhook from the flag, its variable, or a file. The URL is a secret,
+/// so no message here repeats it.
+fn webhook(cli: &Cli) -> Result<Option<WebhookUrl>, Fatal> {
+    let usage = |m: String| Fatal::new(Kind::Usage, m);
+    let (raw, from) = match (&cli.slack_url, &cli.slack_url_file) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "give the Slack URL once: --slack-url/$SLACK_URL or --slack-url-file, not both"
+                    .into(),
+            ))
+        }
+        (None, None) => return Ok(None),
+        (Some(u), None) if u.trim().is_empty() => return Ok(None),
+        (Some(u), None) => (u.clone(), "--slack-url/$SLACK_URL".to_string()),
+        (None, Some(p)) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("cannot read --slack-url-file {}: {e}", p.display())))?;
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+            let Some(first) = first else {
+                return Err(usage(format!("--slack-url-file {} is empty", p.display())));
+            };
+            (
+                first.to_string(),
+                format!("--slack-url-file {}", p.display()),
+            )
+        }
+    };
+    WebhookUrl::parse(&raw)
+        .map(Some)
+        .map_err(|e| usage(format!("invalid Slack webhook URL from {from}: {e}")))
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -78,7 +150,7 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
 /// anything else is one line naming the option (and its variable) and
 /// exit code 2.
 pub fn parse() -> Result<Cli, Fatal> {
-    Cli::try_parse().map_err(|e| {
+    let mut cli = Cli::try_parse().map_err(|e| {
         use clap::error::{ContextKind, ContextValue, ErrorKind};
         if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
             let _ = e.print();
@@ -112,7 +184,9 @@ pub fn parse() -> Result<Cli, Fatal> {
             None => first.to_string(),
         };
         Fatal::new(Kind::Usage, msg)
-    })
+    })?;
+    cli.webhook = webhook(&cli)?;
+    Ok(cli)
 }
 
 #[cfg(test)]

@@ -14,12 +14,14 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::alert::{self, slack, AlertStats, Alerts, Log};
 use crate::bpf::{self, Loaded, Tracer};
 use crate::cli::Cli;
 use crate::correlate::{Correlator, Counters, Outcome};
+use crate::event::Failure;
 use crate::event::StateChange;
 use crate::notify::notify;
-use crate::output::{Clock, Printer};
+use crate::output::{mono_now_ns, Clock, Printer};
 
 /// Attempts pending longer than this are evicted. A kernel gives up on a
 /// SYN after about 127 s with the default tcp_syn_retries=6.
@@ -37,6 +39,8 @@ pub struct Summary {
     pub correlate: Counters,
     pub ring_drops: u64,
     pub output_errors: u64,
+    /// Failures not alerted because the alert queue was full.
+    pub alert_drops: u64,
     /// Attempts still pending at exit.
     pub pending: usize,
 }
@@ -69,10 +73,36 @@ fn watching(cli: &Cli) -> String {
     )
 }
 
+fn alerting(cli: &Cli) -> String {
+    let mut sinks = Vec::new();
+    if !cli.no_syslog {
+        sinks.push(format!("syslog {}", cli.syslog_socket.display()));
+    }
+    if let Some(u) = &cli.webhook {
+        sinks.push(format!("slack {}", u.redacted()));
+    }
+    if sinks.is_empty() {
+        return "alerts off".into();
+    }
+    format!(
+        "alerts to {} (window {})",
+        sinks.join(", "),
+        humantime::format_duration(cli.alert_window)
+    )
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
 async fn run_async(cli: Cli) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    // Before anything starts: without privileges nothing else matters.
+    bpf::check_privileges()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cfg = bpf::Config {
@@ -83,16 +113,36 @@ async fn run_async(cli: Cli) -> Result<()> {
         ring_bytes: cli.ring_buffer_size,
         wakeup_bytes: 0,
     };
+    // Alerts start before the tracer, so its first failure has somewhere to go.
+    let alerts_on = !cli.check && (!cli.no_syslog || cli.webhook.is_some());
+    let log = Arc::new(Log::new(
+        (alerts_on && !cli.no_syslog).then(|| cli.syslog_socket.clone()),
+    ));
+    let (alert_tx, alerts) = if alerts_on {
+        let cfg = alert::Config {
+            window: cli.alert_window,
+            slack: cli
+                .webhook
+                .clone()
+                .map(|u| slack::Config::new(u, host_name())),
+        };
+        let (tx, a) = Alerts::spawn(cfg, log.clone())?;
+        (Some(tx), Some(a))
+    } else {
+        (None, None)
+    };
     let hot = HotPath {
         printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
         verbose: cli.verbose,
         correlator: Correlator::new(cli.max_pending as usize, MAX_PENDING_AGE.as_nanos() as u64),
+        alerts: alert_tx,
     };
     let thread_stop = stop.clone();
+    let thread_log = log.clone();
     let thread = std::thread::Builder::new()
         .name("tcpstate-bpf".into())
         .spawn(move || {
-            let r = tracer_thread(&cfg, hot, &thread_stop, &tx);
+            let r = tracer_thread(&cfg, hot, &thread_stop, &tx, &thread_log);
             let _ = tx.send(FromTracer::Done(r));
         })
         .context("starting the tracer thread")?;
@@ -101,6 +151,9 @@ async fn run_async(cli: Cli) -> Result<()> {
         Some(FromTracer::Ready(l)) => l,
         Some(FromTracer::Done(Err(e))) => {
             let _ = thread.join();
+            if let Some(a) = alerts {
+                a.finish();
+            }
             if cli.verbose {
                 for line in bpf::libbpf_log() {
                     eprintln!("libbpf: {line}");
@@ -127,15 +180,19 @@ async fn run_async(cli: Cli) -> Result<()> {
     }
 
     if let Err(e) = notify("READY=1") {
-        eprintln!("tcpstate: could not notify systemd of readiness: {e}");
+        log.error(&format!("could not notify systemd of readiness: {e}"));
     }
-    eprintln!(
-        "tcpstate {}: attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}",
+    log.info(&format!(
+        "tcpstate {} started: attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}; {}",
         env!("CARGO_PKG_VERSION"),
         loaded.kernel,
         loaded.btf_source,
-        watching(&cli)
-    );
+        watching(&cli),
+        alerting(&cli)
+    ));
+    if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
+        log.line(alert::syslog::Severity::Warning, &w);
+    }
 
     let early = tokio::select! {
         _ = sigterm.recv() => None,
@@ -150,15 +207,27 @@ async fn run_async(cli: Cli) -> Result<()> {
         None => rx.recv().await,
     };
     let _ = thread.join();
+    // The tracer is gone, and with it the alert queue's sender: the alert
+    // thread summarises open windows and flushes Slack.
+    let alert_stats = alerts.map(Alerts::finish).unwrap_or_default();
     let summary = match done {
         Some(FromTracer::Done(r)) => r?,
         _ => anyhow::bail!("the tracer thread ended without a summary"),
     };
-    let c = summary.correlate;
-    eprintln!(
-        "tcpstate: stopped: events={} attempts={} successes={} failures={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} pending={} ringbuf_drops={} output_errors={}",
-        summary.events,
+    log.info(&stop_line(&summary, &alert_stats, &log));
+    if unexpected {
+        anyhow::bail!("the tracer stopped unexpectedly");
+    }
+    Ok(())
+}
+
+fn stop_line(s: &Summary, a: &AlertStats, log: &Log) -> String {
+    let c = s.correlate;
+    let mut line = format!(
+        "stopped: events={} attempts={} successes={} failures={} evicted={} \
+         (age {} full {}) replaced={} unmatched={} pending={} ringbuf_drops={} output_errors={} \
+         alerts={} summaries={} alert_queue_drops={}",
+        s.events,
         c.attempts,
         c.successes,
         c.failures,
@@ -167,14 +236,30 @@ async fn run_async(cli: Cli) -> Result<()> {
         c.evicted_full,
         c.replaced,
         c.unmatched,
-        summary.pending,
-        summary.ring_drops,
-        summary.output_errors
+        s.pending,
+        s.ring_drops,
+        s.output_errors,
+        a.policy.firsts,
+        a.policy.summaries,
+        s.alert_drops,
     );
-    if unexpected {
-        anyhow::bail!("the tracer stopped unexpectedly");
+    if let Some(sl) = log.syslog_stats() {
+        line += &format!(" syslog_lines={} syslog_lost={}", sl.lines, sl.lost);
     }
-    Ok(())
+    if let Some(k) = a.slack {
+        line += &format!(
+            " slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
+             slack_folded={} slack_lost_alerts={} slack_lost_failures={}",
+            k.messages,
+            k.alerts,
+            k.retries,
+            k.rate_limited,
+            k.folded,
+            k.lost_alerts,
+            k.lost_failures
+        );
+    }
+    line
 }
 
 /// State of the per-event path, owned by the tracer thread.
@@ -182,12 +267,8 @@ struct HotPath {
     printer: Printer,
     verbose: bool,
     correlator: Correlator,
-}
-
-fn mono_now_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
+    /// The alert thread's queue; None when alerts are off.
+    alerts: Option<std::sync::mpsc::SyncSender<Failure>>,
 }
 
 fn tracer_thread(
@@ -195,6 +276,7 @@ fn tracer_thread(
     mut hot: HotPath,
     stop: &AtomicBool,
     tx: &mpsc::UnboundedSender<FromTracer>,
+    log: &Log,
 ) -> Result<Summary> {
     let mut obj = MaybeUninit::uninit();
     let tracer = Tracer::load(cfg, &mut obj)?;
@@ -211,6 +293,7 @@ fn tracer_thread(
     let mut last_sweep = mono_now_ns();
     let mut last_drop_check = last_sweep;
     let mut reported_drops = 0u64;
+    let mut reported_alert_drops = 0u64;
 
     let on_event = |raw: &bpf::RawEvent| {
         let (hot, out, s) = &mut *state.borrow_mut();
@@ -224,6 +307,12 @@ fn tracer_thread(
         }
         if let Outcome::Failed(f) = hot.correlator.observe(&ev) {
             written = written.and(hot.printer.failure(out, &f));
+            // Never wait for the alert thread: a full queue is a counted drop.
+            if let Some(a) = &hot.alerts {
+                if a.try_send(f).is_err() {
+                    s.alert_drops += 1;
+                }
+            }
         }
         if written.is_err() {
             s.output_errors += 1;
@@ -243,12 +332,20 @@ fn tracer_thread(
             last_drop_check = now;
             if let Ok(d) = t.ring_drops() {
                 if d > reported_drops {
-                    eprintln!(
-                        "tcpstate: lost {} events: ring buffer full (total {d}); raise --ring-buffer-size",
+                    log.error(&format!(
+                        "lost {} events: ring buffer full (total {d}); raise --ring-buffer-size",
                         d - reported_drops
-                    );
+                    ));
                     reported_drops = d;
                 }
+            }
+            if s.alert_drops > reported_alert_drops {
+                log.error(&format!(
+                    "{} failures not alerted: alert queue full (total {})",
+                    s.alert_drops - reported_alert_drops,
+                    s.alert_drops
+                ));
+                reported_alert_drops = s.alert_drops;
             }
         }
     };

@@ -1,4 +1,5 @@
 //! tcpstate: alerts on every outbound TCP connection that fails.
+mod alert;
 mod bpf;
 mod cli;
 mod correlate;

@@ -16,6 +16,9 @@ use crate::event::{Comm, Failure, StateChange, TcpState};
 pub enum Format {
     Text,
     Json,
+    /// No per-failure stream: for services whose stdout is the journal,
+    /// where the syslog alerts already are.
+    None,
 }
 
 /// Turns the events' monotonic timestamps into wall-clock time.
@@ -50,6 +53,13 @@ impl Clock {
     pub fn rfc3339(&self, mono_ns: u64) -> humantime::Rfc3339Timestamp {
         humantime::format_rfc3339_micros(self.wall(mono_ns))
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the kernel's timestamps.
+pub fn mono_now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (a failed attempt's
@@ -157,6 +167,7 @@ impl Printer {
 
     pub fn failure(&self, w: &mut impl Write, e: &Failure) -> io::Result<()> {
         match self.format {
+            Format::None => Ok(()),
             Format::Text => writeln!(w, "{} at={}", FailureLine(e), self.clock.rfc3339(e.ts_ns)),
             Format::Json => {
                 let j = JsonFailure {
@@ -182,6 +193,7 @@ impl Printer {
     /// `--verbose`: every traced state change, like the original's lines.
     pub fn state_change(&self, w: &mut impl Write, e: &StateChange) -> io::Result<()> {
         match self.format {
+            Format::None => Ok(()),
             Format::Text => {
                 writeln!(
                     w,
