@@ -183,7 +183,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         log.error(&format!("could not notify systemd of readiness: {e}"));
     }
     log.info(&format!(
-        "tcpstate {} started: attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}; {}",
+        "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}; {}",
         env!("CARGO_PKG_VERSION"),
         loaded.kernel,
         loaded.btf_source,
@@ -332,7 +332,7 @@ fn tracer_thread(
             last_drop_check = now;
             if let Ok(d) = t.ring_drops() {
                 if d > reported_drops {
-                    log.error(&format!(
+                    log.error_nowait(&format!(
                         "lost {} events: ring buffer full (total {d}); raise --ring-buffer-size",
                         d - reported_drops
                     ));
@@ -340,7 +340,7 @@ fn tracer_thread(
                 }
             }
             if s.alert_drops > reported_alert_drops {
-                log.error(&format!(
+                log.error_nowait(&format!(
                     "{} failures not alerted: alert queue full (total {})",
                     s.alert_drops - reported_alert_drops,
                     s.alert_drops

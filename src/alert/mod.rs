@@ -27,6 +27,9 @@ use text::SyslogLine;
 pub const QUEUE: usize = 8192;
 /// Destinations with an open window; beyond this they share one.
 const MAX_DESTS: usize = 4096;
+/// How long a line may wait for room in a full syslog socket (off the
+/// tracer thread) before it is dropped and counted.
+const PATIENCE: Duration = Duration::from_millis(500);
 /// How long pending Slack alerts may take to go out at shutdown.
 const FLUSH: Duration = Duration::from_secs(4);
 
@@ -46,14 +49,25 @@ impl Log {
         }
     }
 
-    fn syslog(&self, sev: Severity, msg: &dyn std::fmt::Display) -> bool {
-        self.syslog
-            .as_ref()
-            .is_some_and(|s| s.lock().unwrap_or_else(|p| p.into_inner()).send(sev, msg))
+    fn syslog(&self, sev: Severity, msg: &dyn std::fmt::Display, patience: Duration) -> bool {
+        self.syslog.as_ref().is_some_and(|s| {
+            s.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(sev, msg, patience)
+        })
     }
 
     pub fn line(&self, sev: Severity, msg: &str) {
-        let sent = self.syslog(sev, &msg);
+        self.line_within(sev, msg, PATIENCE)
+    }
+
+    /// For the tracer thread, which must never wait on syslog.
+    pub fn error_nowait(&self, msg: &str) {
+        self.line_within(Severity::Err, msg, Duration::ZERO)
+    }
+
+    fn line_within(&self, sev: Severity, msg: &str, patience: Duration) {
+        let sent = self.syslog(sev, &msg, patience);
         if !(sent && self.stderr_is_journal) {
             eprintln!("tcpstate: {msg}");
         }
@@ -69,7 +83,7 @@ impl Log {
 
     /// An alert goes to syslog only: stdout carries the per-failure stream.
     fn alert(&self, a: &Alert) {
-        self.syslog(Severity::Warning, &SyslogLine(a));
+        self.syslog(Severity::Warning, &SyslogLine(a), PATIENCE);
     }
 
     pub fn syslog_stats(&self) -> Option<SyslogStats> {

@@ -1,6 +1,7 @@
 //! Syslog sink: facility daemon, identifier `tcpstate`, a Unix socket
 //! (`/dev/log`). A missing or vanished socket is said once and retried
-//! later; a full one drops the line and counts it. It never blocks.
+//! later. The socket is non-blocking: a full one is waited on for at most
+//! the caller's patience, then the line is dropped and counted.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -88,14 +89,34 @@ impl Syslog {
         }
     }
 
-    /// Writes one line. `msg` must already be free of untrusted raw text.
-    pub fn send(&mut self, sev: Severity, msg: &dyn std::fmt::Display) -> bool {
+    /// Writes one line, waiting at most `patience` for room in the socket.
+    /// `msg` must already be free of untrusted raw text.
+    pub fn send(&mut self, sev: Severity, msg: &dyn std::fmt::Display, patience: Duration) -> bool {
+        let give_up = Instant::now() + patience;
+        loop {
+            match self.try_send(sev, msg) {
+                Err(true) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(_) => {
+                    self.stats.lost += 1;
+                    return false;
+                }
+                Ok(()) => {
+                    self.stats.lines += 1;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Err(true): the socket is full, worth another try.
+    fn try_send(&mut self, sev: Severity, msg: &dyn std::fmt::Display) -> Result<(), bool> {
         if self.logger.is_none() && Instant::now() >= self.next_try {
             self.connect();
         }
         let Some(logger) = self.logger.as_mut() else {
-            self.stats.lost += 1;
-            return false;
+            return Err(false);
         };
         let r = match sev {
             Severity::Info => logger.info(msg),
@@ -103,12 +124,8 @@ impl Syslog {
             Severity::Err => logger.err(msg),
         };
         match r {
-            Ok(()) => {
-                self.stats.lines += 1;
-                true
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
-                self.stats.lost += 1;
                 let would_block = matches!(&e, syslog::Error::Write(io) | syslog::Error::Io(io)
                     if io.kind() == std::io::ErrorKind::WouldBlock);
                 if !would_block {
@@ -116,7 +133,7 @@ impl Syslog {
                     self.went_down(&describe(&e));
                     self.next_try = Instant::now();
                 }
-                false
+                Err(would_block)
             }
         }
     }

@@ -1,0 +1,360 @@
+//! End to end, as root: real failures through the real daemon to a real
+//! HTTP server standing in for Slack and a real datagram socket standing
+//! in for /dev/log.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const ECONNREFUSED: i32 = 111;
+
+fn daemon(net: &Net, syslog: &FakeSyslog, slack_url: &str, window: &str) -> Daemon {
+    let mut args: Vec<String> = [
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url",
+        slack_url,
+        "--alert-window",
+        window,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(net.watch_args());
+    Daemon::start(&args, &[])
+}
+
+fn text(v: &Value) -> String {
+    v.to_string()
+}
+
+#[test]
+fn one_failure_gives_one_slack_message_and_one_syslog_line() {
+    if !require_root("one_failure_gives_one_slack_message_and_one_syslog_line") {
+        return;
+    }
+    let net = Net::new(20);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let d = daemon(&net, &syslog, &slack.url(), "3s");
+    let to = sock(net.server_v4(), 9);
+    let t0 = Instant::now();
+    assert_eq!(
+        net.in_client("t-alert", move || connect_err(to)),
+        ECONNREFUSED
+    );
+    let reqs = slack.wait_requests(1, Duration::from_secs(5));
+    assert_eq!(reqs.len(), 1, "one Slack message");
+    eprintln!("slack latency: {:?}", reqs[0].0 - t0);
+    // Past the window: a lone failure has nothing to summarise.
+    std::thread::sleep(Duration::from_millis(3500));
+    let dpid = d.pid();
+    let out = d.stop();
+    assert_eq!(slack.requests().len(), 1, "still one message");
+
+    let body = &reqs[0].1;
+    let t = body["text"].as_str().unwrap();
+    assert!(t.starts_with("TCP failure detected on "), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{to} refused (t-alert pid {})",
+            std::process::id()
+        )),
+        "{t}"
+    );
+    let blocks = text(&body["blocks"]);
+    for want in [
+        "*Destination*\\n198.18.20.2:9",
+        "*Reason*\\nrefused",
+        "*Process*\\nt-alert (pid",
+        "*Time to failure*",
+    ] {
+        assert!(blocks.contains(want), "{want} not in {blocks}");
+    }
+
+    let alerts = syslog.matching("TCP failure");
+    assert_eq!(alerts.len(), 1, "{:?}", syslog.lines());
+    let line = &alerts[0];
+    // <28>: facility daemon (3 * 8) + warning (4).
+    assert!(line.starts_with("<28>"), "{line}");
+    assert!(line.contains(&format!(" tcpstate[{}]: ", dpid)), "{line}");
+    assert!(
+        line.contains(&format!(
+            "TCP failure detected: 198.18.20.2:9 reason=refused pid={} comm=t-alert saddr=198.18.20.1 after=",
+            std::process::id()
+        )),
+        "{line}"
+    );
+    // Start and stop at info (<30>), with what is watched and the stats.
+    let info: Vec<String> = syslog.matching("<30>");
+    assert!(
+        info.iter()
+            .any(|l| l.contains("started") && l.contains("198.18.20.0/24")),
+        "{info:?}"
+    );
+    assert!(
+        info.iter()
+            .any(|l| l.contains("stopped:") && l.contains("failures=1")),
+        "{info:?}"
+    );
+    assert_eq!(out.stat("slack_messages"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("slack_lost_alerts"), 0);
+    // The secret never shows.
+    let everything = format!("{}{}{:?}", out.stderr, out.stdout.join(""), syslog.lines());
+    assert!(!everything.contains("SECRETTOKEN"), "{everything}");
+    assert!(everything.contains("/services/***"), "{everything}");
+}
+
+#[test]
+fn a_storm_gives_a_handful_of_messages_with_the_count() {
+    if !require_root("a_storm_gives_a_handful_of_messages_with_the_count") {
+        return;
+    }
+    let net = Net::new(21);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let d = daemon(&net, &syslog, &slack.url(), "3s");
+    const N: usize = 2000;
+    let to = sock(net.server_v4(), 9);
+    let t0 = Instant::now();
+    net.in_client("t-storm", move || {
+        for _ in 0..N {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        }
+    });
+    let storm = t0.elapsed();
+    // The summary comes when the 3 s window ends.
+    let summaries = syslog.wait_for("TCP failures repeated", 1, Duration::from_secs(8));
+    let out = d.stop();
+    let failures = out.failures().len();
+    let reqs = slack.requests();
+    let alert_lines = syslog.matching("TCP failure");
+    eprintln!(
+        "storm: {N} failures in {storm:?}; stdout lines {failures}; Slack messages {}; syslog alert lines {}",
+        reqs.len(),
+        alert_lines.len()
+    );
+    assert_eq!(failures, N, "stdout stays unaggregated");
+    assert!(reqs.len() <= 3, "{} Slack messages", reqs.len());
+    assert!(alert_lines.len() <= 3, "{alert_lines:?}");
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0].contains(&format!(
+            "TCP failures repeated: 198.18.21.2:9 count={} window=3s reasons=refused×{}",
+            N - 1,
+            N - 1
+        )),
+        "{}",
+        summaries[0]
+    );
+    assert!(summaries[0].contains("t-storm["), "{}", summaries[0]);
+    let all = reqs.iter().map(|r| text(&r.1)).collect::<String>();
+    assert!(
+        all.contains(&format!("{} more TCP failures", N - 1)),
+        "{all}"
+    );
+    assert_eq!(out.stat("alerts"), 1);
+    assert_eq!(out.stat("summaries"), 1);
+    assert_eq!(out.stat("alert_queue_drops"), 0);
+}
+
+#[test]
+fn many_destinations_at_once_are_grouped() {
+    if !require_root("many_destinations_at_once_are_grouped") {
+        return;
+    }
+    let net = Net::new(22);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let d = daemon(&net, &syslog, &slack.url(), "60s");
+    const DESTS: u16 = 30;
+    let server = net.server_v4();
+    net.in_client("t-group", move || {
+        for port in 1000..1000 + DESTS {
+            assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let out = d.stop();
+    let reqs = slack.requests();
+    // Every destination is in some message, in fewer messages than destinations.
+    let all = reqs.iter().map(|r| text(&r.1)).collect::<String>();
+    for port in 1000..1000 + DESTS {
+        assert!(
+            all.contains(&format!("198.18.22.2:{port}")),
+            "port {port} missing"
+        );
+    }
+    eprintln!("{DESTS} destinations: {} Slack messages", reqs.len());
+    assert!(
+        reqs.len() <= 6,
+        "{} messages for {DESTS} destinations",
+        reqs.len()
+    );
+    assert!(
+        all.contains("TCP failure alerts"),
+        "some message is a group: {all}"
+    );
+    assert_eq!(
+        syslog.matching("TCP failure detected").len(),
+        DESTS as usize
+    );
+    assert_eq!(out.stat("slack_alerts"), DESTS as u64);
+}
+
+#[test]
+fn rate_limited_alerts_wait_for_retry_after_and_arrive() {
+    if !require_root("rate_limited_alerts_wait_for_retry_after_and_arrive") {
+        return;
+    }
+    let net = Net::new(23);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    slack.then_answer(&["429 Too Many Requests"]); // with Retry-After: 2
+    let d = daemon(&net, &syslog, &slack.url(), "60s");
+    let to = sock(net.server_v4(), 9);
+    net.in_client("t-429", move || connect_err(to));
+    let reqs = slack.wait_requests(2, Duration::from_secs(8));
+    let out = d.stop();
+    assert_eq!(reqs.len(), 2, "the 429 and the retry");
+    let gap = reqs[1].0 - reqs[0].0;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    assert_eq!(reqs[0].1, reqs[1].1, "the same message again");
+    assert_eq!(out.stat("slack_rate_limited"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("slack_messages"), 1);
+    assert_eq!(out.stat("slack_lost_alerts"), 0);
+}
+
+#[test]
+fn with_slack_down_detection_and_syslog_go_on_and_losses_are_counted() {
+    if !require_root("with_slack_down_detection_and_syslog_go_on_and_losses_are_counted") {
+        return;
+    }
+    let net = Net::new(24);
+    let syslog = FakeSyslog::start();
+    // A port nobody listens on: every request is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/services/T/B/SECRETTOKEN",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let d = daemon(&net, &syslog, &url, "60s");
+    let server = net.server_v4();
+    net.in_client("t-down", move || {
+        for port in [9, 10, 11] {
+            assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = d.stop();
+    let took = t.elapsed();
+    assert_eq!(out.failures().len(), 3, "detection went on");
+    assert_eq!(
+        syslog.matching("TCP failure detected").len(),
+        3,
+        "syslog went on"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "shutdown flush is bounded: {took:?}"
+    );
+    assert_eq!(out.stat("slack_lost_alerts"), 3, "{}", out.stderr);
+    assert_eq!(out.stat("slack_messages"), 0);
+    // Said on stderr and syslog, without the secret.
+    assert!(
+        out.stderr.contains("not sent before exit; lost"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        syslog
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("<27>") && l.contains("Slack webhook")),
+        "an error line on syslog: {:?}",
+        syslog.lines()
+    );
+    assert!(!out.stderr.contains("SECRETTOKEN"));
+    assert!(!format!("{:?}", syslog.lines()).contains("SECRETTOKEN"));
+}
+
+#[test]
+fn a_hostile_process_name_is_escaped_everywhere() {
+    if !require_root("a_hostile_process_name_is_escaped_everywhere") {
+        return;
+    }
+    let net = Net::new(25);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    // The URL from a file, as the packaged service would have it.
+    let dir = TempDir::new("url");
+    let file = dir.path().join("slack-url");
+    std::fs::write(&file, format!("{}\n", slack.url())).unwrap();
+    let mut args: Vec<String> = [
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url-file",
+        file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(net.watch_args());
+    let d = Daemon::start(&args, &[]);
+    let to = sock(net.server_v4(), 9);
+    net.in_client("<!here>&x\nTCP", move || connect_err(to));
+    let reqs = slack.wait_requests(1, Duration::from_secs(5));
+    let lines = syslog.wait_for("TCP failure detected", 1, Duration::from_secs(2));
+    let out = d.stop();
+    assert_eq!(reqs.len(), 1);
+    let body = text(&reqs[0].1);
+    assert!(!body.contains("<!here>"), "{body}");
+    assert!(body.contains("&lt;!here&gt;&amp;x\\\\x0aTCP"), "{body}");
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(r"comm=<!here>&x\x0aTCP saddr="),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[0].contains('\n'), "one line: {:?}", lines[0]);
+    // Text output on stdout is escaped the same way.
+    assert!(
+        out.stdout
+            .iter()
+            .any(|l| l.contains(r"comm=<!here>&x\x0aTCP ")),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_missing_syslog_socket_is_said_once_and_detection_goes_on() {
+    if !require_root("a_missing_syslog_socket_is_said_once_and_detection_goes_on") {
+        return;
+    }
+    let net = Net::new(26);
+    let mut args: Vec<String> = ["--format", "json", "--syslog-socket", "/nonexistent/log"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(net.watch_args());
+    let d = Daemon::start(&args, &[]);
+    let server = net.server_v4();
+    net.in_client("t-nolog", move || {
+        for port in [9, 10] {
+            connect_err(sock(server, port));
+        }
+    });
+    let out = d.stop();
+    assert_eq!(out.code, Some(0));
+    assert_eq!(out.failures().len(), 2);
+    assert_eq!(
+        out.stderr.matches("syslog socket /nonexistent/log").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stat("syslog_lost") >= 2, "{}", out.stderr);
+}
