@@ -84,6 +84,10 @@ pub struct Cli {
     #[arg(skip)]
     pub webhook: Option<WebhookUrl>,
 
+    /// Print the man page (roff) and exit; used to build the package.
+    #[arg(long, hide = true)]
+    pub man: bool,
+
     /// Most connection attempts tracked at once; more are counted and not tracked.
     #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending: u32,
@@ -185,6 +189,12 @@ pub fn parse() -> Result<Cli, Fatal> {
         };
         Fatal::new(Kind::Usage, msg)
     })?;
+    if cli.man {
+        let page = clap_mangen::Man::new(Cli::command()).section("8");
+        let mut out = std::io::stdout().lock();
+        let r = page.render(&mut out);
+        std::process::exit(if r.is_ok() { 0 } else { 1 });
+    }
     cli.webhook = webhook(&cli)?;
     Ok(cli)
 }
