@@ -266,11 +266,15 @@ impl<'obj> Tracer<'obj> {
             .build()
             .context("creating the ring-buffer consumer")?;
         while !stop.load(Ordering::Relaxed) {
+            // The program submits without waking us (BPF_RB_NO_WAKEUP) until
+            // a backlog builds up, so the poll mostly times out: drain on
+            // every turn, woken or not.
             match rb.poll(poll) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e).context("polling the ring buffer"),
             }
+            rb.consume().context("draining the ring buffer")?;
             after_batch(self);
         }
         rb.consume().context("draining the ring buffer")?;

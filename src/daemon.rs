@@ -111,7 +111,10 @@ async fn run_async(cli: Cli) -> Result<()> {
         trace_all: cli.verbose,
         btf: cli.btf.clone(),
         ring_bytes: cli.ring_buffer_size,
-        wakeup_bytes: 0,
+        // Wake the consumer only once a quarter of the ring is unread; the
+        // 10 ms poll drains the rest. A wake-up per event costs the
+        // connecting process more than everything else tcpstate does.
+        wakeup_bytes: u64::from(cli.ring_buffer_size / 4),
     };
     // Alerts start before the tracer, so its first failure has somewhere to go.
     let alerts_on = !cli.check && (!cli.no_syslog || cli.webhook.is_some());

@@ -1,0 +1,245 @@
+//! Load generator for bench/run: connect storms on loopback.
+//!
+//!   connstorm refused  THREADS SECONDS   blocking connects to a closed port
+//!                                        (each one SYN_SENT -> CLOSE)
+//!   connstorm accepted THREADS SECONDS   full connect, accept, close
+//!   connstorm latency  TCPSTATE SAMPLES  time from a failed connect to its
+//!                                        line on tcpstate's stdout and to
+//!                                        its Slack message (a loopback
+//!                                        stand-in)
+//!
+//! Storms print one JSON line: {"mode":…,"connections":N,"failures":N,"seconds":S,"rate":R}.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// std's listen backlog (128) overflows under a storm, and every overflow
+/// costs a client a 1 s SYN retransmit: the storm would time that.
+fn listener_with_backlog(n: i32) -> TcpListener {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    // nix's Backlog caps at libc's SOMAXCONN (128); the kernel's cap is
+    // net.core.somaxconn (4096 by default).
+    // SAFETY: listen(2) on a socket we own; no memory is passed.
+    let r = unsafe { nix::libc::listen(fd.as_raw_fd(), n) };
+    assert_eq!(r, 0, "listen: {}", std::io::Error::last_os_error());
+    TcpListener::from(fd)
+}
+
+fn storm(mode: &str, threads: usize, seconds: f64) {
+    let (target, listener) = match mode {
+        "refused" => (closed_port(), None),
+        "accepted" => {
+            let l = listener_with_backlog(4096);
+            (l.local_addr().unwrap(), Some(l))
+        }
+        _ => usage(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two acceptors, so the accept queue never overflows into SYN
+    // retransmits that would time the storm instead of the tracer.
+    let acceptors = if listener.is_some() { 2 } else { 0 };
+    if let Some(l) = listener {
+        for _ in 0..acceptors {
+            let (s, l) = (stop.clone(), l.try_clone().unwrap());
+            // Left running: the process exits after the report, and a
+            // connect to wake them would be one more event to account for.
+            std::thread::spawn(move || {
+                for c in l.incoming() {
+                    drop(c);
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (s, ok, failed, other) = (stop.clone(), ok.clone(), failed.clone(), other.clone());
+            std::thread::spawn(move || {
+                let (mut n_ok, mut n_failed) = (0u64, 0u64);
+                while !s.load(Ordering::Relaxed) {
+                    match TcpStream::connect(target) {
+                        Ok(c) => {
+                            // Close with a RST: no TIME_WAIT, so a long storm
+                            // does not run out of ephemeral ports.
+                            let _ = nix::sys::socket::setsockopt(
+                                &c,
+                                nix::sys::socket::sockopt::Linger,
+                                &nix::libc::linger {
+                                    l_onoff: 1,
+                                    l_linger: 0,
+                                },
+                            );
+                            drop(c);
+                            n_ok += 1;
+                        }
+                        Err(e) if e.raw_os_error() == Some(nix::libc::ECONNREFUSED) => {
+                            n_failed += 1
+                        }
+                        // Failed before sending a SYN (no port, no memory):
+                        // nothing for a tracer to see, so not a failure here.
+                        Err(e) => {
+                            if other.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("connstorm: {e}");
+                            }
+                        }
+                    }
+                }
+                ok.fetch_add(n_ok, Ordering::Relaxed);
+                failed.fetch_add(n_failed, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "{{\"mode\":\"{mode}\",\"port\":{},\"connections\":{},\"failures\":{failed},\"other_errors\":{},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        target.port(),
+        ok + failed,
+        other.load(Ordering::Relaxed),
+        (ok + failed) as f64 / secs
+    );
+}
+
+/// A minimal webhook stand-in: records when each POST arrived.
+fn fake_slack() -> (u16, mpsc::Receiver<Instant>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                loop {
+                    let mut len = 0;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        r.read_line(&mut line).unwrap();
+                        let l = line.trim_end().to_ascii_lowercase();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = l.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let _ = tx.send(Instant::now());
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn latency(tcpstate: &str, samples: usize) {
+    let (slack_port, slack_rx) = fake_slack();
+    let dir = std::env::temp_dir().join(format!("connstorm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify_path = dir.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let mut child = Command::new(tcpstate)
+        .args(["--format", "json", "--no-syslog", "-d", "127.0.0.1"])
+        .arg("--slack-url")
+        .arg(format!("http://127.0.0.1:{slack_port}/services/bench"))
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tcpstate");
+    let mut buf = [0u8; 64];
+    notify.recv(&mut buf).unwrap();
+    let (line_tx, line_rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = line_tx.send((Instant::now(), l));
+        }
+    });
+    let (mut to_stdout, mut to_slack) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        // A new destination each time, so each failure alerts at once;
+        // spaced beyond Slack's pacing, so the pacer does not add to it.
+        let target = closed_port();
+        let t0 = Instant::now();
+        assert!(TcpStream::connect(target).is_err());
+        let needle = format!("\"dport\":{}", target.port());
+        loop {
+            let (t, l) = line_rx.recv_timeout(Duration::from_secs(5)).expect("no stdout line");
+            if l.contains(&needle) {
+                to_stdout.push((t - t0).as_secs_f64() * 1e3);
+                break;
+            }
+        }
+        let t = slack_rx.recv_timeout(Duration::from_secs(5)).expect("no Slack message");
+        to_slack.push((t - t0).as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{{\"mode\":\"latency\",\"samples\":{samples},\"stdout_ms_median\":{:.2},\"stdout_ms_max\":{:.2},\"slack_ms_median\":{:.2},\"slack_ms_max\":{:.2}}}",
+        median(to_stdout.clone()),
+        to_stdout.iter().cloned().fold(0.0, f64::max),
+        median(to_slack.clone()),
+        to_slack.iter().cloned().fold(0.0, f64::max)
+    );
+}
+
+fn usage() -> ! {
+    eprintln!("usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES");
+    std::process::exit(2)
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    match a.get(1).map(String::as_str) {
+        Some("latency") if a.len() == 4 => latency(&a[2], a[3].parse().unwrap_or_else(|_| usage())),
+        Some(m @ ("refused" | "accepted")) if a.len() == 4 => storm(
+            m,
+            a[2].parse().unwrap_or_else(|_| usage()),
+            a[3].parse().unwrap_or_else(|_| usage()),
+        ),
+        _ => usage(),
+    }
+}
