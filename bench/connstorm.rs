@@ -28,7 +28,13 @@ fn closed_port() -> SocketAddr {
 fn listener_with_backlog(n: i32) -> TcpListener {
     use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     use std::os::fd::AsRawFd;
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
     bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
     // nix's Backlog caps at libc's SOMAXCONN (128); the kernel's cap is
     // net.core.somaxconn (4096 by default).
@@ -201,13 +207,17 @@ fn latency(tcpstate: &str, samples: usize) {
         assert!(TcpStream::connect(target).is_err());
         let needle = format!("\"dport\":{}", target.port());
         loop {
-            let (t, l) = line_rx.recv_timeout(Duration::from_secs(5)).expect("no stdout line");
+            let (t, l) = line_rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("no stdout line");
             if l.contains(&needle) {
                 to_stdout.push((t - t0).as_secs_f64() * 1e3);
                 break;
             }
         }
-        let t = slack_rx.recv_timeout(Duration::from_secs(5)).expect("no Slack message");
+        let t = slack_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("no Slack message");
         to_slack.push((t - t0).as_secs_f64() * 1e3);
         std::thread::sleep(Duration::from_millis(1100));
     }
@@ -227,7 +237,9 @@ fn latency(tcpstate: &str, samples: usize) {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES");
+    eprintln!(
+        "usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES"
+    );
     std::process::exit(2)
 }
 

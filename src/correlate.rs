@@ -3,6 +3,7 @@
 //! comes from the events and from the caller of [`Correlator::sweep`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::event::{Comm, Failure, Reason, StateChange, TcpState};
@@ -42,8 +43,30 @@ pub struct Counters {
     pub unmatched: u64,
 }
 
+/// Socket addresses are kernel pointers, not attacker-chosen keys, so a
+/// multiply-xorshift is enough, and several times cheaper than SipHash on
+/// a path taken twice per connection attempt.
+#[derive(Default)]
+struct SkHasher(u64);
+
+impl Hasher for SkHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        // Pointers are aligned (low bits zero): mix high bits down too.
+        let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub struct Correlator {
-    pending: HashMap<u64, Attempt>,
+    pending: HashMap<u64, Attempt, BuildHasherDefault<SkHasher>>,
     max_pending: usize,
     max_age_ns: u64,
     counters: Counters,
@@ -52,7 +75,7 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(max_pending: usize, max_age_ns: u64) -> Self {
         Correlator {
-            pending: HashMap::with_capacity(max_pending.min(4096)),
+            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), Default::default()),
             max_pending,
             max_age_ns,
             counters: Counters::default(),
@@ -75,16 +98,20 @@ impl Correlator {
         if ev.oldstate != TcpState::SynSent {
             return Outcome::Nothing;
         }
-        let attempt = match self.pending.get(&ev.skaddr) {
+        let attempt = match self.pending.remove(&ev.skaddr) {
+            Some(a) if a.ts_ns <= ev.ts_ns => a,
             // An event older than the attempt on record belongs to an earlier
             // socket at the same address: it must not end the newer one.
-            Some(a) if a.ts_ns <= ev.ts_ns => *a,
-            _ => {
+            Some(a) => {
+                self.pending.insert(ev.skaddr, a);
+                self.counters.unmatched += 1;
+                return Outcome::Nothing;
+            }
+            None => {
                 self.counters.unmatched += 1;
                 return Outcome::Nothing;
             }
         };
-        self.pending.remove(&ev.skaddr);
         match ev.newstate {
             TcpState::Established => {
                 self.counters.successes += 1;

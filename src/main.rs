@@ -7,6 +7,7 @@ mod daemon;
 mod event;
 mod exit;
 mod filter;
+mod json;
 mod notify;
 mod output;
 

@@ -3,6 +3,7 @@
 //! Writers take `&mut impl Write` and format in place, so the hot path
 //! allocates nothing; the caller owns buffering and flushes once per batch.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -49,9 +50,71 @@ impl Clock {
         let ns = (i128::from(mono_ns) + self.offset_ns).max(0);
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     }
+}
 
-    pub fn rfc3339(&self, mono_ns: u64) -> humantime::Rfc3339Timestamp {
-        humantime::format_rfc3339_micros(self.wall(mono_ns))
+/// Formats timestamps as RFC 3339 UTC with microseconds. The date and time
+/// of day are formatted once per second and reused: events come in bursts,
+/// and calendar arithmetic per line was a visible share of the hot path.
+pub struct Stamps {
+    clock: Clock,
+    /// Whole wall-clock second and its `YYYY-MM-DDTHH:MM:SS`.
+    cache: Cell<Option<(u64, [u8; 19])>>,
+}
+
+impl Stamps {
+    pub fn new(clock: Clock) -> Self {
+        Stamps {
+            clock,
+            cache: Cell::new(None),
+        }
+    }
+
+    pub fn at(&self, mono_ns: u64) -> Stamp {
+        let wall = self.clock.wall(mono_ns);
+        let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let sec = since.as_secs();
+        let head = match self.cache.get() {
+            Some((s, head)) if s == sec => head,
+            _ => {
+                let mut head = [0u8; 19];
+                let full = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(sec))
+                    .to_string();
+                head.copy_from_slice(&full.as_bytes()[..19]);
+                self.cache.set(Some((sec, head)));
+                head
+            }
+        };
+        Stamp {
+            head,
+            micros: since.subsec_micros(),
+        }
+    }
+}
+
+pub struct Stamp {
+    head: [u8; 19],
+    micros: u32,
+}
+
+impl Stamp {
+    /// The same as `Display`, without the formatting machinery.
+    pub fn write_to(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.head);
+        let mut frac = *b".000000Z";
+        let mut n = self.micros;
+        for d in frac[1..7].iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        buf.extend_from_slice(&frac);
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The head is ASCII digits and separators from humantime.
+        f.write_str(std::str::from_utf8(&self.head).unwrap_or("0000-00-00T00:00:00"))?;
+        write!(f, ".{:06}Z", self.micros)
     }
 }
 
@@ -84,7 +147,9 @@ pub struct Millis(pub u64);
 
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.1}ms", self.0 as f64 / 1e6)
+        // Integer arithmetic: float formatting with a precision is slow.
+        let tenths = (self.0 + 50_000) / 100_000;
+        write!(f, "{}.{}ms", tenths / 10, tenths % 10)
     }
 }
 
@@ -119,28 +184,10 @@ fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, 
 }
 
 #[derive(Serialize)]
-struct JsonFailure {
-    event: &'static str,
-    #[serde(serialize_with = "display")]
-    ts: humantime::Rfc3339Timestamp,
-    reason: &'static str,
-    errno: u32,
-    pid: u32,
-    #[serde(serialize_with = "display")]
-    comm: Comm,
-    family: &'static str,
-    saddr: IpAddr,
-    sport: Option<u16>,
-    daddr: IpAddr,
-    dport: u16,
-    duration_ms: f64,
-}
-
-#[derive(Serialize)]
 struct JsonStateChange {
     event: &'static str,
     #[serde(serialize_with = "display")]
-    ts: humantime::Rfc3339Timestamp,
+    ts: Stamp,
     pid: u32,
     #[serde(serialize_with = "display")]
     comm: Comm,
@@ -157,35 +204,27 @@ struct JsonStateChange {
 
 pub struct Printer {
     format: Format,
-    clock: Clock,
+    stamps: Stamps,
+    /// The JSON writer's reused line buffer.
+    line: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Printer {
     pub fn new(format: Format, clock: Clock) -> Self {
-        Printer { format, clock }
+        Printer {
+            format,
+            stamps: Stamps::new(clock),
+            line: Default::default(),
+        }
     }
 
     pub fn failure(&self, w: &mut impl Write, e: &Failure) -> io::Result<()> {
         match self.format {
             Format::None => Ok(()),
-            Format::Text => writeln!(w, "{} at={}", FailureLine(e), self.clock.rfc3339(e.ts_ns)),
+            Format::Text => writeln!(w, "{} at={}", FailureLine(e), self.stamps.at(e.ts_ns)),
             Format::Json => {
-                let j = JsonFailure {
-                    event: "connect_failed",
-                    ts: self.clock.rfc3339(e.ts_ns),
-                    reason: e.reason.name(),
-                    errno: e.errno,
-                    pid: e.pid,
-                    comm: e.comm,
-                    family: e.family.name(),
-                    saddr: e.saddr,
-                    sport: e.sport,
-                    daddr: e.daddr,
-                    dport: e.dport,
-                    duration_ms: (e.duration_ns as f64 / 1e3).round() / 1e3,
-                };
-                serde_json::to_writer(&mut *w, &j)?;
-                w.write_all(b"\n")
+                let line = &mut *self.line.borrow_mut();
+                crate::json::failure(w, line, &self.stamps.at(e.ts_ns), e)
             }
         }
     }
@@ -198,7 +237,7 @@ impl Printer {
                 writeln!(
                     w,
                     "{} pid={} comm={} {} -> {} {} -> {}",
-                    self.clock.rfc3339(e.ts_ns),
+                    self.stamps.at(e.ts_ns),
                     e.pid,
                     e.comm,
                     e.oldstate,
@@ -210,7 +249,7 @@ impl Printer {
             Format::Json => {
                 let j = JsonStateChange {
                     event: "state_change",
-                    ts: self.clock.rfc3339(e.ts_ns),
+                    ts: self.stamps.at(e.ts_ns),
                     pid: e.pid,
                     comm: e.comm,
                     family: e.family.name(),
@@ -298,6 +337,40 @@ mod tests {
         assert_eq!(v["daddr"], "192.0.2.2");
         assert_eq!(v["dport"], 8080);
         assert_eq!(v["duration_ms"], 3012.346);
+    }
+
+    #[test]
+    fn stamps_reuse_the_second_and_keep_micros() {
+        let s = Stamps::new(Clock::new(1_795_521_599 * 1_000_000_000));
+        assert_eq!(
+            s.at(1_000_000_000).to_string(),
+            "2026-11-24T12:00:00.000000Z"
+        );
+        assert_eq!(
+            s.at(1_999_999_999).to_string(),
+            "2026-11-24T12:00:00.999999Z"
+        );
+        assert_eq!(
+            s.at(2_000_001_000).to_string(),
+            "2026-11-24T12:00:01.000001Z"
+        );
+        // Back in time (another CPU's earlier event) is formatted afresh.
+        assert_eq!(
+            s.at(1_000_000_000).to_string(),
+            "2026-11-24T12:00:00.000000Z"
+        );
+        assert_eq!(
+            s.at(87_401_000_000_000).to_string(),
+            "2026-11-25T12:16:40.000000Z"
+        );
+    }
+
+    #[test]
+    fn millis_round_to_a_tenth() {
+        assert_eq!(Millis(0).to_string(), "0.0ms");
+        assert_eq!(Millis(49_999).to_string(), "0.0ms");
+        assert_eq!(Millis(50_000).to_string(), "0.1ms");
+        assert_eq!(Millis(3_012_345_678).to_string(), "3012.3ms");
     }
 
     #[test]
