@@ -53,12 +53,16 @@ pub struct Config {
     pub ring_bytes: u32,
     /// 0: wake the consumer per event; else only past this many unread bytes.
     pub wakeup_bytes: u64,
+    /// Also load the synthetic-load program (bench/sustain).
+    pub synthetic: bool,
 }
 
 /// What was loaded, for the start-up line and `--check`.
 pub struct Loaded {
     pub btf_source: String,
     pub kernel: String,
+    /// The synthetic-load program, when loaded.
+    pub synth: Option<std::os::fd::OwnedFd>,
 }
 
 pub struct Tracer<'obj> {
@@ -181,6 +185,8 @@ impl<'obj> Tracer<'obj> {
             .events
             .set_max_entries(cfg.ring_bytes)
             .context("sizing the ring buffer")?;
+        // The synthetic program needs 5.17; tcpstate itself needs only 5.8.
+        open.progs.synth.set_autoload(cfg.synthetic);
 
         let mut skel = open.load().map_err(|e| {
             let why = libbpf_reason();
@@ -214,11 +220,19 @@ impl<'obj> Tracer<'obj> {
             )
         })?;
 
+        let synth = if cfg.synthetic {
+            use std::os::fd::AsFd;
+            let fd = skel.progs.synth.as_fd().try_clone_to_owned();
+            Some(fd.context("duplicating the synthetic program's fd")?)
+        } else {
+            None
+        };
         Ok(Tracer {
             skel,
             info: Loaded {
                 btf_source,
                 kernel: kernel_release(),
+                synth,
             },
         })
     }
@@ -299,6 +313,44 @@ fn fill_filters(skel: &TcpstateSkel<'_>, cfg: &Config) -> Result<()> {
             .ports
             .update(&port.to_ne_bytes(), &[1], MapFlags::ANY)
             .with_context(|| format!("adding port {port} to the filter"))?;
+    }
+    Ok(())
+}
+
+/// TCPSTATE_SYNTH_MAX_PAIRS in tcpstate.h (a #define does not reach the
+/// skeleton): the most pairs one run emits.
+pub const SYNTH_MAX_PAIRS: u32 = 4096;
+
+/// The synthetic-load context, as the skeleton generated it.
+pub type SynthArgs = skel::types::tcpstate_synth;
+// SAFETY: a u64 and two u32, 16 bytes without padding.
+unsafe impl plain::Plain for SynthArgs {}
+
+/// Runs the synthetic-load program once: `pairs` SYN_SENT/CLOSE pairs for
+/// socket addresses from `base`. Callable from any thread.
+pub fn run_synthetic(prog: std::os::fd::BorrowedFd<'_>, base: u64, pairs: u32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut args = SynthArgs {
+        base,
+        pairs: pairs.min(SYNTH_MAX_PAIRS),
+        ..Default::default()
+    };
+    // SAFETY: SynthArgs is Plain (above).
+    let ctx = unsafe { plain::as_mut_bytes(&mut args) };
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        ctx_in: ctx.as_ptr().cast(),
+        ctx_size_in: ctx.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: opts points at a live buffer of the size given; the fd is a
+    // loaded BPF program kept open by the borrow.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if rc != 0 {
+        anyhow::bail!(
+            "running the synthetic program: {}",
+            std::io::Error::from_raw_os_error(-rc)
+        );
     }
     Ok(())
 }

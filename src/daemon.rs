@@ -105,8 +105,15 @@ async fn run_async(cli: Cli) -> Result<()> {
     bpf::check_privileges()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let synthetic = cli.synthetic_rate.is_some();
     let cfg = bpf::Config {
-        dests: cli.dest.clone(),
+        // Under synthetic load, keep real traffic out of the count: a
+        // broadcast /32 is never a TCP destination.
+        dests: if synthetic {
+            vec!["255.255.255.255/32".parse().expect("a valid prefix")]
+        } else {
+            cli.dest.clone()
+        },
         ports: cli.port.clone(),
         trace_all: cli.verbose,
         btf: cli.btf.clone(),
@@ -115,9 +122,10 @@ async fn run_async(cli: Cli) -> Result<()> {
         // 10 ms poll drains the rest. A wake-up per event costs the
         // connecting process more than everything else tcpstate does.
         wakeup_bytes: u64::from(cli.ring_buffer_size / 4),
+        synthetic,
     };
     // Alerts start before the tracer, so its first failure has somewhere to go.
-    let alerts_on = !cli.check && (!cli.no_syslog || cli.webhook.is_some());
+    let alerts_on = !cli.check && !synthetic && (!cli.no_syslog || cli.webhook.is_some());
     let log = Arc::new(Log::new(
         (alerts_on && !cli.no_syslog).then(|| cli.syslog_socket.clone()),
     ));
@@ -150,7 +158,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         })
         .context("starting the tracer thread")?;
 
-    let loaded = match rx.recv().await {
+    let mut loaded = match rx.recv().await {
         Some(FromTracer::Ready(l)) => l,
         Some(FromTracer::Done(Err(e))) => {
             let _ = thread.join();
@@ -197,9 +205,23 @@ async fn run_async(cli: Cli) -> Result<()> {
         log.line(alert::syslog::Severity::Warning, &w);
     }
 
+    let mut load = match (cli.synthetic_rate, loaded.synth.take()) {
+        (Some(rate), Some(fd)) => {
+            let secs = cli.synthetic_seconds;
+            Some(tokio::task::spawn_blocking(move || {
+                synthetic_load(&fd, rate, secs)
+            }))
+        }
+        _ => None,
+    };
+    let mut produced = None;
     let early = tokio::select! {
         _ = sigterm.recv() => None,
         _ = sigint.recv() => None,
+        r = async { load.as_mut().expect("guarded").await }, if load.is_some() => {
+            produced = Some(r.context("the synthetic load thread")??);
+            None
+        }
         msg = rx.recv() => Some(msg),
     };
     let _ = notify("STOPPING=1");
@@ -218,6 +240,15 @@ async fn run_async(cli: Cli) -> Result<()> {
         _ => anyhow::bail!("the tracer thread ended without a summary"),
     };
     log.info(&stop_line(&summary, &alert_stats, &log));
+    if let Some((events, secs)) = produced {
+        println!(
+            "synthetic: produced={events} seconds={secs:.3} rate={:.0} consumed={} ringbuf_drops={} failures={}",
+            events as f64 / secs,
+            summary.events,
+            summary.ring_drops,
+            summary.correlate.failures
+        );
+    }
     if unexpected {
         anyhow::bail!("the tracer stopped unexpectedly");
     }
@@ -282,10 +313,11 @@ fn tracer_thread(
     log: &Log,
 ) -> Result<Summary> {
     let mut obj = MaybeUninit::uninit();
-    let tracer = Tracer::load(cfg, &mut obj)?;
+    let mut tracer = Tracer::load(cfg, &mut obj)?;
     let _ = tx.send(FromTracer::Ready(Loaded {
         btf_source: tracer.info.btf_source.clone(),
         kernel: tracer.info.kernel.clone(),
+        synth: tracer.info.synth.take(),
     }));
 
     let stdout = std::io::stdout();
@@ -357,4 +389,25 @@ fn tracer_thread(
     summary.correlate = hot.correlator.counters();
     summary.pending = hot.correlator.pending();
     Ok(summary)
+}
+
+/// Runs the synthetic-load program at `rate` events per second for `secs`
+/// seconds; returns the events produced and the time it took.
+fn synthetic_load(prog: &std::os::fd::OwnedFd, rate: u64, secs: u64) -> Result<(u64, f64)> {
+    use std::os::fd::AsFd;
+    let per_run = u64::from(bpf::SYNTH_MAX_PAIRS) * 2;
+    let total = rate * secs;
+    let t0 = std::time::Instant::now();
+    let (mut produced, mut base) = (0u64, 0xffff_8000_0000_0000u64);
+    while produced < total {
+        let due = (rate as f64 * t0.elapsed().as_secs_f64()) as u64;
+        if produced + per_run > due {
+            std::hint::spin_loop();
+            continue;
+        }
+        bpf::run_synthetic(prog.as_fd(), base, bpf::SYNTH_MAX_PAIRS)?;
+        produced += per_run;
+        base = base.wrapping_add(u64::from(bpf::SYNTH_MAX_PAIRS) * 64);
+    }
+    Ok((produced, t0.elapsed().as_secs_f64()))
 }

@@ -256,3 +256,45 @@ fn text_format_and_verbose_state_changes() {
         out.stdout.join("\n")
     );
 }
+
+/// The synthetic load behind bench/sustain goes through the real submit
+/// path and consumer: every event produced is consumed, and every pair is
+/// one connect_failed line. (Rates are bench/sustain's business.)
+#[test]
+fn synthetic_load_is_consumed_completely() {
+    if !require_root("synthetic_load_is_consumed_completely") {
+        return;
+    }
+    let out = std::process::Command::new(bin())
+        .args(["--synthetic-rate", "200000", "--synthetic-seconds", "1"])
+        .args(["--format", "json", "--no-syslog"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stdout.lines().last().unwrap();
+    let field = |k: &str| -> u64 {
+        let at = report
+            .find(&format!(" {k}="))
+            .unwrap_or_else(|| panic!("{k} in {report}"));
+        report[at + k.len() + 2..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(field("produced") >= 200_000, "{report}");
+    assert_eq!(field("consumed"), field("produced"), "{report}");
+    assert_eq!(field("ringbuf_drops"), 0, "{report}");
+    let lines = stdout
+        .lines()
+        .filter(|l| l.contains("\"event\":\"connect_failed\""))
+        .count();
+    assert_eq!(lines as u64 * 2, field("produced"), "{report}");
+}

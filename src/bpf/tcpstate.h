@@ -30,6 +30,15 @@ struct tcpstate_lpm_key {
 	__u8 addr[16];
 };
 
+/* Context of the synthetic-load program (bench/sustain): emit `pairs`
+ * SYN_SENT/CLOSE event pairs for socket addresses base, base + 64, ... */
+#define TCPSTATE_SYNTH_MAX_PAIRS 4096
+struct tcpstate_synth {
+	__u64 base;
+	__u32 pairs;
+	__u32 _pad;
+};
+
 /* Indexes of the per-CPU counter array. */
 enum tcpstate_counter {
 	TCPSTATE_CNT_RB_DROPS = 0,   /* bpf_ringbuf_reserve failed */
