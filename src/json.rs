@@ -3,8 +3,7 @@
 //! This is the per-failure hot path under `--format json`: serde_json took
 //! about 0.5 µs a line, more than the rest of the event path together. The
 //! output is byte-for-byte what serde_json makes of the same record (the
-//! tests compare the two); numbers go through itoa and ryu, the libraries
-//! serde_json itself uses.
+//! tests compare the two); integers go through itoa, as in serde_json.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -91,17 +90,36 @@ pub fn failure(
     line.extend_from_slice(b",\"dport\":");
     int(line, e.dport);
     line.extend_from_slice(b",\"duration_ms\":");
-    line.extend_from_slice(
-        ryu::Buffer::new()
-            .format_finite(duration_ms(e.duration_ns))
-            .as_bytes(),
-    );
+    millis(line, e.duration_ns);
     line.extend_from_slice(b"}\n");
     out.write_all(line)
 }
 
-/// Milliseconds rounded to the microsecond.
-pub fn duration_ms(ns: u64) -> f64 {
+/// Milliseconds rounded to the microsecond, as JSON's shortest decimal
+/// (what serde_json prints for the f64 `duration_ms`): `0.0`, `0.011`,
+/// `3012.346`, `127000.0`.
+fn millis(buf: &mut Vec<u8>, ns: u64) {
+    let micros = (ns + 500) / 1000;
+    int(buf, micros / 1000);
+    let mut frac = micros % 1000;
+    buf.push(b'.');
+    if frac == 0 {
+        buf.push(b'0');
+        return;
+    }
+    let mut digits = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    let mut b = itoa::Buffer::new();
+    let s = b.format(frac).as_bytes();
+    buf.extend(std::iter::repeat_n(b'0', digits - s.len()));
+    buf.extend_from_slice(s);
+}
+
+#[cfg(test)]
+fn duration_ms(ns: u64) -> f64 {
     (ns as f64 / 1e3).round() / 1e3
 }
 
@@ -168,6 +186,37 @@ mod tests {
             errno: 111,
             ts_ns: 1_234_567_891,
             duration_ns: 3_012_345_678,
+        }
+    }
+
+    #[test]
+    fn millis_print_as_serde_json_prints_the_f64() {
+        let mut ns: u64 = 0;
+        while ns < 400_000_000_000 {
+            let mut got = Vec::new();
+            millis(&mut got, ns);
+            let want = serde_json::to_string(&duration_ms(ns)).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{ns} ns");
+            ns = ns * 3 / 2 + 499;
+        }
+        for ns in [
+            0,
+            499,
+            500,
+            1_000,
+            10_000,
+            11_000,
+            100_000,
+            1_000_000,
+            1_500_000,
+            3_012_345_678,
+        ] {
+            let mut got = Vec::new();
+            millis(&mut got, ns);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                serde_json::to_string(&duration_ms(ns)).unwrap()
+            );
         }
     }
 
