@@ -67,7 +67,7 @@ pub fn failure(
 ) -> io::Result<()> {
     line.clear();
     line.extend_from_slice(b"{\"event\":\"connect_failed\",\"ts\":\"");
-    ts.write_to(line);
+    line.extend_from_slice(&ts.bytes());
     line.extend_from_slice(b"\",\"reason\":\"");
     line.extend_from_slice(e.reason.name().as_bytes());
     line.extend_from_slice(b"\",\"errno\":");

@@ -97,24 +97,24 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The same as `Display`, without the formatting machinery.
-    pub fn write_to(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&self.head);
-        let mut frac = *b".000000Z";
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` as bytes: one formatting for the JSON
+    /// writer and `Display` alike, without the formatting machinery.
+    pub fn bytes(&self) -> [u8; 27] {
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        out[..19].copy_from_slice(&self.head);
         let mut n = self.micros;
-        for d in frac[1..7].iter_mut().rev() {
+        for d in out[20..26].iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        buf.extend_from_slice(&frac);
+        out
     }
 }
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The head is ASCII digits and separators from humantime.
-        f.write_str(std::str::from_utf8(&self.head).unwrap_or("0000-00-00T00:00:00"))?;
-        write!(f, ".{:06}Z", self.micros)
+        // ASCII digits and separators only.
+        f.write_str(std::str::from_utf8(&self.bytes()).unwrap_or("invalid-time"))
     }
 }
 
