@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::alert::{self, slack, AlertStats, Alerts, Log};
@@ -98,8 +97,11 @@ fn host_name() -> String {
 }
 
 async fn run_async(cli: Cli) -> Result<()> {
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let (sig_tx, mut signals) = mpsc::unbounded_channel();
+    crate::signals::spawn_waiter(move |s| {
+        let _ = sig_tx.send(s);
+    })
+    .context("starting the signal thread")?;
 
     // Before anything starts: without privileges nothing else matters.
     bpf::check_privileges()?;
@@ -216,8 +218,7 @@ async fn run_async(cli: Cli) -> Result<()> {
     };
     let mut produced = None;
     let early = tokio::select! {
-        _ = sigterm.recv() => None,
-        _ = sigint.recv() => None,
+        _ = signals.recv() => None,
         r = async { load.as_mut().expect("guarded").await }, if load.is_some() => {
             produced = Some(r.context("the synthetic load thread")??);
             None

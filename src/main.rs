@@ -10,10 +10,15 @@ mod filter;
 mod json;
 mod notify;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Err(e) = signals::block() {
+        eprintln!("tcpstate: blocking SIGTERM/SIGINT: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match cli::parse() {
         Ok(c) => c,
         Err(f) => {

@@ -62,7 +62,11 @@ fn assert_one(out: &Stopped, to: SocketAddr, reason: &str, errno: i32, comm: &st
 }
 
 fn start(net: &Net) -> Daemon {
-    let mut args = vec!["--format".to_string(), "json".to_string()];
+    // Detection only: alerts have tests/alerts.rs.
+    let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(net.watch_args());
     Daemon::start(&args, &[])
 }
@@ -183,6 +187,7 @@ fn successes_and_unwatched_destinations_are_never_reported() {
     let args: Vec<String> = [
         "--format",
         "json",
+        "--no-syslog",
         "-d",
         &format!("{}/32", net.server_v4()),
         "-p",
@@ -229,7 +234,7 @@ fn text_format_and_verbose_state_changes() {
         return;
     }
     let net = Net::new(16);
-    let mut args = vec!["--verbose".to_string()];
+    let mut args = vec!["--verbose".to_string(), "--no-syslog".to_string()];
     args.extend(net.watch_args());
     let d = Daemon::start(&args, &[]);
     let to = sock(net.server_v6(), 9);
