@@ -322,7 +322,9 @@ fn tracer_thread(
     }));
 
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Large enough for a 10 ms drain of a storm in one write(2): on a
+    // journaling file system each write has a fixed cost.
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut summary = Summary::default();
     // Both callbacks need the per-event state; only one runs at a time.
     let state = RefCell::new((&mut hot, &mut out, &mut summary));

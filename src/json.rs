@@ -18,14 +18,28 @@ fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
 fn addr(buf: &mut Vec<u8>, a: IpAddr) {
     match a {
         IpAddr::V4(v4) => {
-            buf.push(b'"');
-            for (i, o) in v4.octets().iter().enumerate() {
+            // `"255.255.255.255"` at most: built on the stack, one copy.
+            let mut s = [0u8; 17];
+            s[0] = b'"';
+            let mut n = 1;
+            for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    buf.push(b'.');
+                    s[n] = b'.';
+                    n += 1;
                 }
-                int(buf, *o);
+                if o >= 100 {
+                    s[n] = b'0' + o / 100;
+                    n += 1;
+                }
+                if o >= 10 {
+                    s[n] = b'0' + o / 10 % 10;
+                    n += 1;
+                }
+                s[n] = b'0' + o % 10;
+                n += 1;
             }
-            buf.push(b'"');
+            s[n] = b'"';
+            buf.extend_from_slice(&s[..=n]);
         }
         IpAddr::V6(v6) => {
             // Rare next to IPv4 storms; core's formatting does the
@@ -217,6 +231,18 @@ mod tests {
                 String::from_utf8(got).unwrap(),
                 serde_json::to_string(&duration_ms(ns)).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn ipv4_as_core_formats_it() {
+        for o in 0..=255u8 {
+            for a in [[o, 0, 0, 0], [1, o, 10, 100], [255, 99, o, 9], [0, 0, 0, o]] {
+                let ip = IpAddr::from(a);
+                let mut got = Vec::new();
+                addr(&mut got, ip);
+                assert_eq!(String::from_utf8(got).unwrap(), format!("\"{ip}\""));
+            }
         }
     }
 
