@@ -4,7 +4,6 @@
 //! sink can never stall the ring buffer.
 
 use std::cell::RefCell;
-use std::io::{BufWriter, Write};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use crate::correlate::{Correlator, Counters, Outcome};
 use crate::event::Failure;
 use crate::event::StateChange;
 use crate::notify::notify;
-use crate::output::{mono_now_ns, Clock, Printer};
+use crate::output::{mono_now_ns, Batch, Clock, Printer};
 
 /// Attempts pending longer than this are evicted. A kernel gives up on a
 /// SYN after about 127 s with the default tcp_syn_retries=6.
@@ -322,9 +321,8 @@ fn tracer_thread(
     }));
 
     let stdout = std::io::stdout();
-    // Large enough for a 10 ms drain of a storm in one write(2): on a
-    // journaling file system each write has a fixed cost.
-    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    // Large enough for a 10 ms drain of a storm in one write(2).
+    let mut out = Batch::new(stdout.lock(), 256 * 1024);
     let mut summary = Summary::default();
     // Both callbacks need the per-event state; only one runs at a time.
     let state = RefCell::new((&mut hot, &mut out, &mut summary));
@@ -339,12 +337,11 @@ fn tracer_thread(
         let Some(ev) = StateChange::from_raw(raw) else {
             return;
         };
-        let mut written = Ok(());
         if hot.verbose {
-            written = hot.printer.state_change(out, &ev);
+            hot.printer.state_change(&mut out.buf, &ev);
         }
         if let Outcome::Failed(f) = hot.correlator.observe(&ev) {
-            written = written.and(hot.printer.failure(out, &f));
+            hot.printer.failure(&mut out.buf, &f);
             // Never wait for the alert thread: a full queue is a counted drop.
             if let Some(a) = &hot.alerts {
                 if a.try_send(f).is_err() {
@@ -352,7 +349,7 @@ fn tracer_thread(
                 }
             }
         }
-        if written.is_err() {
+        if out.full() && out.flush().is_err() {
             s.output_errors += 1;
         }
     };

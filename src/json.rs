@@ -5,7 +5,7 @@
 //! output is byte-for-byte what serde_json makes of the same record (the
 //! tests compare the two); integers go through itoa, as in serde_json.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::IpAddr;
 
 use crate::event::{Comm, Failure};
@@ -71,15 +71,9 @@ fn comm(buf: &mut Vec<u8>, c: &Comm) {
     buf.push(b'"');
 }
 
-/// One `connect_failed` object and a newline, into `out`. `line` is a
-/// reused buffer, so nothing is allocated once warm.
-pub fn failure(
-    out: &mut impl Write,
-    line: &mut Vec<u8>,
-    ts: &Stamp,
-    e: &Failure,
-) -> io::Result<()> {
-    line.clear();
+/// Appends one `connect_failed` object and a newline to `line` (the
+/// daemon's output batch, so nothing is allocated once it is warm).
+pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure) {
     line.extend_from_slice(b"{\"event\":\"connect_failed\",\"ts\":\"");
     line.extend_from_slice(&ts.bytes());
     line.extend_from_slice(b"\",\"reason\":\"");
@@ -106,7 +100,6 @@ pub fn failure(
     line.extend_from_slice(b",\"duration_ms\":");
     millis(line, e.duration_ns);
     line.extend_from_slice(b"}\n");
-    out.write_all(line)
 }
 
 /// Milliseconds rounded to the microsecond, as JSON's shortest decimal
@@ -164,7 +157,7 @@ mod tests {
         let stamps = Stamps::new(Clock::new(1_795_521_599 * 1_000_000_000));
         let ts = stamps.at(e.ts_ns);
         let mut out = Vec::new();
-        failure(&mut out, &mut Vec::new(), &ts, &e).unwrap();
+        failure(&mut out, &ts, &e);
         let mut want = serde_json::to_vec(&Reference {
             event: "connect_failed",
             ts: ts.to_string(),

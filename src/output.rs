@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -46,9 +46,9 @@ impl Clock {
         Ok(Clock::new(real - mono))
     }
 
-    pub fn wall(&self, mono_ns: u64) -> SystemTime {
-        let ns = (i128::from(mono_ns) + self.offset_ns).max(0);
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    /// Nanoseconds since the Unix epoch.
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        (i128::from(mono_ns) + self.offset_ns).clamp(0, i128::from(u64::MAX)) as u64
     }
 }
 
@@ -70,9 +70,8 @@ impl Stamps {
     }
 
     pub fn at(&self, mono_ns: u64) -> Stamp {
-        let wall = self.clock.wall(mono_ns);
-        let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let sec = since.as_secs();
+        let wall = self.clock.wall_ns(mono_ns);
+        let sec = wall / 1_000_000_000;
         let head = match self.cache.get() {
             Some((s, head)) if s == sec => head,
             _ => {
@@ -86,7 +85,7 @@ impl Stamps {
         };
         Stamp {
             head,
-            micros: since.subsec_micros(),
+            micros: (wall % 1_000_000_000 / 1000) as u32,
         }
     }
 }
@@ -202,11 +201,47 @@ struct JsonStateChange {
     dport: u16,
 }
 
+/// Lines collected while draining the ring buffer, written with one
+/// write(2) per drain (or whenever `limit` bytes are waiting): on a
+/// journaling file system each write has a fixed cost, and formatting
+/// straight into one buffer saves a copy per line.
+pub struct Batch<W: Write> {
+    pub buf: Vec<u8>,
+    sink: W,
+    limit: usize,
+}
+
+impl<W: Write> Batch<W> {
+    pub fn new(sink: W, limit: usize) -> Self {
+        Batch {
+            buf: Vec::with_capacity(limit + 4096),
+            sink,
+            limit,
+        }
+    }
+
+    pub fn full(&self) -> bool {
+        self.buf.len() >= self.limit
+    }
+
+    /// Writes what is waiting. On error the batch is dropped (and the
+    /// caller counts it), so memory stays bounded.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self
+            .sink
+            .write_all(&self.buf)
+            .and_then(|()| self.sink.flush());
+        self.buf.clear();
+        r
+    }
+}
+
 pub struct Printer {
     format: Format,
     stamps: Stamps,
-    /// The JSON writer's reused line buffer.
-    line: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Printer {
@@ -214,24 +249,26 @@ impl Printer {
         Printer {
             format,
             stamps: Stamps::new(clock),
-            line: Default::default(),
         }
     }
 
-    pub fn failure(&self, w: &mut impl Write, e: &Failure) -> io::Result<()> {
+    /// Appends the failure's line to `w` (see [`Batch`]).
+    pub fn failure(&self, w: &mut Vec<u8>, e: &Failure) {
         match self.format {
-            Format::None => Ok(()),
-            Format::Text => writeln!(w, "{} at={}", FailureLine(e), self.stamps.at(e.ts_ns)),
-            Format::Json => {
-                let line = &mut *self.line.borrow_mut();
-                crate::json::failure(w, line, &self.stamps.at(e.ts_ns), e)
+            Format::None => {}
+            // Writing into a Vec cannot fail.
+            Format::Text => {
+                let _ = writeln!(w, "{} at={}", FailureLine(e), self.stamps.at(e.ts_ns));
             }
+            Format::Json => crate::json::failure(w, &self.stamps.at(e.ts_ns), e),
         }
     }
 
     /// `--verbose`: every traced state change, like the original's lines.
-    pub fn state_change(&self, w: &mut impl Write, e: &StateChange) -> io::Result<()> {
-        match self.format {
+    /// Appends the state change's line to `w`.
+    pub fn state_change(&self, w: &mut Vec<u8>, e: &StateChange) {
+        // Writing into a Vec cannot fail.
+        let _ = match self.format {
             Format::None => Ok(()),
             Format::Text => {
                 writeln!(
@@ -260,10 +297,11 @@ impl Printer {
                     daddr: e.daddr,
                     dport: e.dport,
                 };
-                serde_json::to_writer(&mut *w, &j)?;
-                w.write_all(b"\n")
+                serde_json::to_writer(&mut *w, &j)
+                    .map_err(io::Error::from)
+                    .and_then(|()| w.write_all(b"\n"))
             }
-        }
+        };
     }
 }
 
@@ -296,7 +334,7 @@ mod tests {
 
     fn text(p: &Printer, f: &Failure) -> String {
         let mut out = Vec::new();
-        p.failure(&mut out, f).unwrap();
+        p.failure(&mut out, f);
         String::from_utf8(out).unwrap()
     }
 
