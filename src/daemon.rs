@@ -36,6 +36,7 @@ pub struct Summary {
     pub events: u64,
     pub correlate: Counters,
     pub ring_drops: u64,
+    /// Failed writes to stdout, each losing one drain's batch of lines.
     pub output_errors: u64,
     /// Failures not alerted because the alert queue was full.
     pub alert_drops: u64,
