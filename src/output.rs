@@ -380,27 +380,16 @@ mod tests {
     #[test]
     fn stamps_reuse_the_second_and_keep_micros() {
         let s = Stamps::new(Clock::new(1_795_521_599 * 1_000_000_000));
-        assert_eq!(
-            s.at(1_000_000_000).to_string(),
-            "2026-11-24T12:00:00.000000Z"
-        );
-        assert_eq!(
-            s.at(1_999_999_999).to_string(),
-            "2026-11-24T12:00:00.999999Z"
-        );
-        assert_eq!(
-            s.at(2_000_001_000).to_string(),
-            "2026-11-24T12:00:01.000001Z"
-        );
-        // Back in time (another CPU's earlier event) is formatted afresh.
-        assert_eq!(
-            s.at(1_000_000_000).to_string(),
-            "2026-11-24T12:00:00.000000Z"
-        );
-        assert_eq!(
-            s.at(87_401_000_000_000).to_string(),
-            "2026-11-25T12:16:40.000000Z"
-        );
+        for (mono_ns, want) in [
+            (1_000_000_000, "2026-11-24T12:00:00.000000Z"),
+            (1_999_999_999, "2026-11-24T12:00:00.999999Z"),
+            (2_000_001_000, "2026-11-24T12:00:01.000001Z"),
+            // Back in time (another CPU's earlier event) is formatted afresh.
+            (1_000_000_000, "2026-11-24T12:00:00.000000Z"),
+            (87_401_000_000_000, "2026-11-25T12:16:40.000000Z"),
+        ] {
+            assert_eq!(s.at(mono_ns).to_string(), want);
+        }
     }
 
     #[test]

@@ -50,11 +50,21 @@ impl Log {
     }
 
     fn syslog(&self, sev: Severity, msg: &dyn std::fmt::Display, patience: Duration) -> bool {
-        self.syslog.as_ref().is_some_and(|s| {
-            s.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(sev, msg, patience)
-        })
+        let Some(s) = &self.syslog else {
+            return false;
+        };
+        let mut guard = if patience.is_zero() {
+            // Not even the lock may be waited for: the alert thread can hold
+            // it through a slow send. The line then goes to stderr only.
+            match s.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            }
+        } else {
+            s.lock().unwrap_or_else(|p| p.into_inner())
+        };
+        guard.send(sev, msg, patience)
     }
 
     pub fn line(&self, sev: Severity, msg: &str) {

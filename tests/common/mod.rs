@@ -72,31 +72,14 @@ impl Net {
         for (ns, host) in [(c, 1), (s, 2)] {
             run("ip", &["-n", ns, "link", "set", "lo", "up"]);
             run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
-            run(
-                "ip",
-                &[
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("198.18.{n}.{host}/24"),
-                    "dev",
-                    "eth0",
-                ],
-            );
-            run(
-                "ip",
-                &[
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("2001:db8:{n}::{host}/64"),
-                    "dev",
-                    "eth0",
-                    "nodad",
-                ],
-            );
+            let v4 = format!("198.18.{n}.{host}/24");
+            let v6 = format!("2001:db8:{n}::{host}/64");
+            // nodad: the address is usable at once, not after DAD.
+            for (addr, extra) in [(v4.as_str(), None), (v6.as_str(), Some("nodad"))] {
+                let mut args = vec!["-n", ns, "addr", "add", addr, "dev", "eth0"];
+                args.extend(extra);
+                run("ip", &args);
+            }
         }
         for extra in [3, 4] {
             run(
