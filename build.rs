@@ -8,7 +8,19 @@ use libbpf_cargo::SkeletonBuilder;
 const SRC: &str = "src/bpf/tcpstate.bpf.c";
 
 fn main() {
+    // The target's architecture, not the host's: a cross build (packaging/
+    // build-deb --target aarch64-unknown-linux-gnu) compiles against the arm64
+    // header and register layout (bpf_tracing.h's PT_REGS_* need it).
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+    let target_arch_define = match arch.as_str() {
+        "x86_64" => "-D__TARGET_ARCH_x86",
+        "aarch64" => "-D__TARGET_ARCH_arm64",
+        other => panic!(
+            "target architecture {other} is not supported: vmlinux/ has headers for x86_64 \
+             and aarch64 (add vmlinux/{other}/vmlinux.h as vmlinux/README.md says, and its \
+             __TARGET_ARCH_ define in build.rs)"
+        ),
+    };
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let vmlinux = manifest.join("vmlinux").join(&arch);
     if !vmlinux.join("vmlinux.h").exists() {
@@ -20,20 +32,27 @@ fn main() {
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("tcpstate.skel.rs");
 
+    let mut args: Vec<std::ffi::OsString> = vec![
+        target_arch_define.into(),
+        "-I".into(),
+        vmlinux.into(),
+        "-I".into(),
+        manifest.join("src/bpf").into(),
+        "-Wall".into(),
+        "-Wextra".into(),
+        "-Werror".into(),
+        // vmlinux.h is generated; its own quirks are not ours to fix.
+        "-Wno-unused-parameter".into(),
+    ];
+    // The bench-only synthetic-load program (bench/sustain); the package
+    // is built without it.
+    if env::var_os("CARGO_FEATURE_SYNTHETIC").is_some() {
+        args.push("-DTCPSTATE_SYNTHETIC".into());
+    }
     // clang_args replaces earlier arguments: every flag goes in this one call.
     SkeletonBuilder::new()
         .source(SRC)
-        .clang_args([
-            "-I".as_ref(),
-            vmlinux.as_os_str(),
-            "-I".as_ref(),
-            manifest.join("src/bpf").as_os_str(),
-            "-Wall".as_ref(),
-            "-Wextra".as_ref(),
-            "-Werror".as_ref(),
-            // vmlinux.h is generated; its own quirks are not ours to fix.
-            "-Wno-unused-parameter".as_ref(),
-        ])
+        .clang_args(args)
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building the BPF skeleton from {SRC}: {e:#}"));
 

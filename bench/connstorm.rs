@@ -3,6 +3,9 @@
 //!   connstorm refused  THREADS SECONDS   blocking connects to a closed port
 //!                                        (each one SYN_SENT -> CLOSE)
 //!   connstorm accepted THREADS SECONDS   full connect, accept, close
+//!   connstorm sinks    DIR               a syslog socket DIR/log and a Slack
+//!                                        stand-in (prints its port) for the
+//!                                        service configuration
 //!   connstorm latency  TCPSTATE SAMPLES  time from a failed connect to its
 //!                                        line on tcpstate's stdout and to
 //!                                        its Slack message (a loopback
@@ -236,9 +239,27 @@ fn latency(tcpstate: &str, samples: usize) {
     );
 }
 
+/// The service configuration's peers: a syslog datagram socket at
+/// DIR/log that reads and discards, and a Slack stand-in that answers 200.
+/// Prints the Slack port, then serves until killed.
+fn sinks(dir: &str) {
+    let path = std::path::Path::new(dir).join("log");
+    let _ = std::fs::remove_file(&path);
+    let sock = UnixDatagram::bind(&path).expect("binding the syslog socket");
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while sock.recv(&mut buf).is_ok() {}
+    });
+    let (port, rx) = fake_slack();
+    println!("{port}");
+    std::io::stdout().flush().unwrap();
+    // Messages are only counted by their arrival; keep the channel drained.
+    while rx.recv().is_ok() {}
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES"
+        "usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
     );
     std::process::exit(2)
 }
@@ -246,6 +267,7 @@ fn usage() -> ! {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
+        Some("sinks") if a.len() == 3 => sinks(&a[2]),
         Some("latency") if a.len() == 4 => latency(&a[2], a[3].parse().unwrap_or_else(|_| usage())),
         Some(m @ ("refused" | "accepted")) if a.len() == 4 => storm(
             m,

@@ -3,40 +3,18 @@
 
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{
+    ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+};
 
 use crate::exit::{Fatal, Kind};
 use crate::filter::Prefix;
 
-mod skel {
-    #![allow(
-        clippy::all,
-        clippy::pedantic,
-        dead_code,
-        unused_imports,
-        non_camel_case_types
-    )]
-    include!(concat!(env!("OUT_DIR"), "/tcpstate.skel.rs"));
-}
-
-use skel::{TcpstateSkel, TcpstateSkelBuilder};
-
-/// The record the BPF program submits, as the skeleton generated it from
-/// src/bpf/tcpstate.h.
-pub type RawEvent = skel::types::tcpstate_event;
-type LpmKey = skel::types::tcpstate_lpm_key;
-
-// SAFETY: generated from a C struct of fixed-width integers and byte arrays
-// with no padding and no pointers; every bit pattern is a valid value.
-unsafe impl plain::Plain for RawEvent {}
-// SAFETY: as above: a u32 and a [u8; 16], 20 bytes without padding.
-unsafe impl plain::Plain for LpmKey {}
+use crate::skel::{LpmKey, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
 
 const BTF_SYSFS: &str = "/sys/kernel/btf/vmlinux";
 const TRACEPOINT: &str = "sock:inet_sock_set_state";
@@ -53,16 +31,12 @@ pub struct Config {
     pub ring_bytes: u32,
     /// 0: wake the consumer per event; else only past this many unread bytes.
     pub wakeup_bytes: u64,
-    /// Also load the synthetic-load program (bench/sustain).
-    pub synthetic: bool,
 }
 
 /// What was loaded, for the start-up line and `--check`.
 pub struct Loaded {
     pub btf_source: String,
     pub kernel: String,
-    /// The synthetic-load program, when loaded.
-    pub synth: Option<std::os::fd::OwnedFd>,
 }
 
 pub struct Tracer<'obj> {
@@ -185,8 +159,6 @@ impl<'obj> Tracer<'obj> {
             .events
             .set_max_entries(cfg.ring_bytes)
             .context("sizing the ring buffer")?;
-        // The synthetic program needs 5.17; tcpstate itself needs only 5.8.
-        open.progs.synth.set_autoload(cfg.synthetic);
 
         let mut skel = open.load().map_err(|e| {
             let why = libbpf_reason();
@@ -220,19 +192,11 @@ impl<'obj> Tracer<'obj> {
             )
         })?;
 
-        let synth = if cfg.synthetic {
-            use std::os::fd::AsFd;
-            let fd = skel.progs.synth.as_fd().try_clone_to_owned();
-            Some(fd.context("duplicating the synthetic program's fd")?)
-        } else {
-            None
-        };
         Ok(Tracer {
             skel,
             info: Loaded {
                 btf_source,
                 kernel: kernel_release(),
-                synth,
             },
         })
     }
@@ -254,18 +218,16 @@ impl<'obj> Tracer<'obj> {
             .sum())
     }
 
-    /// Calls `on_event` for every record and `after_batch` after every poll,
-    /// until `stop` is set; then drains what is left and returns.
-    pub fn consume(
-        &self,
-        stop: &AtomicBool,
-        poll: Duration,
-        mut on_event: impl FnMut(&RawEvent),
-        mut after_batch: impl FnMut(&Self),
-    ) -> Result<()> {
+    /// A consumer of the ring buffer that hands each record to `on_event`.
+    /// Drain it with `consume_raw_n`; its `epoll_fd` turns readable when the
+    /// program forces a wake-up.
+    pub fn ring_buffer<'a>(
+        &'a self,
+        mut on_event: impl FnMut(&RawEvent) + 'a,
+    ) -> Result<RingBuffer<'a>> {
         let mut builder = RingBufferBuilder::new();
         builder
-            .add(&self.skel.maps.events, |data: &[u8]| {
+            .add(&self.skel.maps.events, move |data: &[u8]| {
                 match plain::from_bytes::<RawEvent>(data) {
                     Ok(e) => on_event(e),
                     // Cannot happen while the record comes from tcpstate.h.
@@ -276,24 +238,15 @@ impl<'obj> Tracer<'obj> {
                 0
             })
             .context("adding the ring buffer")?;
-        let rb = builder
-            .build()
-            .context("creating the ring-buffer consumer")?;
-        while !stop.load(Ordering::Relaxed) {
-            // The program submits without waking us (BPF_RB_NO_WAKEUP) until
-            // a backlog builds up, so the poll mostly times out: drain on
-            // every turn, woken or not.
-            match rb.poll(poll) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("polling the ring buffer"),
-            }
-            rb.consume().context("draining the ring buffer")?;
-            after_batch(self);
-        }
-        rb.consume().context("draining the ring buffer")?;
-        after_batch(self);
-        Ok(())
+        builder.build().context("creating the ring-buffer consumer")
+    }
+
+    /// The synthetic-load program (bench only: built with the `synthetic`
+    /// feature, which the package does not enable).
+    #[cfg(feature = "synthetic")]
+    pub fn synthetic_program(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.skel.progs.synth.as_fd()
     }
 }
 
@@ -319,18 +272,15 @@ fn fill_filters(skel: &TcpstateSkel<'_>, cfg: &Config) -> Result<()> {
 
 /// TCPSTATE_SYNTH_MAX_PAIRS in tcpstate.h (a #define does not reach the
 /// skeleton): the most pairs one run emits.
+#[cfg(feature = "synthetic")]
 pub const SYNTH_MAX_PAIRS: u32 = 4096;
-
-/// The synthetic-load context, as the skeleton generated it.
-pub type SynthArgs = skel::types::tcpstate_synth;
-// SAFETY: a u64 and two u32, 16 bytes without padding.
-unsafe impl plain::Plain for SynthArgs {}
 
 /// Runs the synthetic-load program once: `pairs` SYN_SENT/CLOSE pairs for
 /// socket addresses from `base`. Callable from any thread.
+#[cfg(feature = "synthetic")]
 pub fn run_synthetic(prog: std::os::fd::BorrowedFd<'_>, base: u64, pairs: u32) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let mut args = SynthArgs {
+    let mut args = crate::skel::SynthArgs {
         base,
         pairs: pairs.min(SYNTH_MAX_PAIRS),
         ..Default::default()

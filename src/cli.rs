@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::alert::slack::WebhookUrl;
 use crate::exit::{Fatal, Kind};
 use crate::filter::{parse_port, Prefix};
-use crate::output::Format;
+use crate::format::Format;
+use crate::webhook::WebhookUrl;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,15 +83,6 @@ pub struct Cli {
     /// The webhook, from --slack-url or --slack-url-file, checked.
     #[arg(skip)]
     pub webhook: Option<WebhookUrl>,
-
-    /// Benchmark only (bench/sustain): feed this many synthetic events per
-    /// second through the ring buffer and the consumer, then report and exit.
-    #[arg(long, hide = true, value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
-    pub synthetic_rate: Option<u64>,
-
-    /// Benchmark only: how long the synthetic load runs.
-    #[arg(long, hide = true, value_name = "SECONDS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub synthetic_seconds: u64,
 
     /// Print the man page (roff) and exit; used to build the package.
     #[arg(long, hide = true)]

@@ -69,8 +69,11 @@ pub struct Correlator {
     pending: HashMap<u64, Attempt, BuildHasherDefault<SkHasher>>,
     max_pending: usize,
     max_age_ns: u64,
+    last_full_sweep_ns: u64,
     counters: Counters,
 }
+
+const FULL_SWEEP_EVERY_NS: u64 = 1_000_000_000;
 
 impl Correlator {
     pub fn new(max_pending: usize, max_age_ns: u64) -> Self {
@@ -78,6 +81,7 @@ impl Correlator {
             pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), Default::default()),
             max_pending,
             max_age_ns,
+            last_full_sweep_ns: 0,
             counters: Counters::default(),
         }
     }
@@ -90,9 +94,10 @@ impl Correlator {
         self.pending.len()
     }
 
-    pub fn observe(&mut self, ev: &StateChange) -> Outcome {
+    /// One state change; `now_ns` is the caller's monotonic time.
+    pub fn observe(&mut self, ev: &StateChange, now_ns: u64) -> Outcome {
         if ev.newstate == TcpState::SynSent {
-            self.start(ev);
+            self.start(ev, now_ns);
             return Outcome::Nothing;
         }
         if ev.oldstate != TcpState::SynSent {
@@ -127,7 +132,7 @@ impl Correlator {
         }
     }
 
-    fn start(&mut self, ev: &StateChange) {
+    fn start(&mut self, ev: &StateChange, now_ns: u64) {
         self.counters.attempts += 1;
         let attempt = Attempt {
             ts_ns: ev.ts_ns,
@@ -136,7 +141,12 @@ impl Correlator {
             saddr: ev.saddr,
         };
         if self.pending.len() >= self.max_pending && !self.pending.contains_key(&ev.skaddr) {
-            self.sweep(ev.ts_ns);
+            // A full table is swept for old attempts at most once a second:
+            // a sweep is O(n), and a full table sees every new attempt.
+            if now_ns.saturating_sub(self.last_full_sweep_ns) >= FULL_SWEEP_EVERY_NS {
+                self.last_full_sweep_ns = now_ns;
+                self.sweep(now_ns);
+            }
             if self.pending.len() >= self.max_pending {
                 self.counters.evicted_full += 1;
                 return;
@@ -215,14 +225,17 @@ mod tests {
     #[test]
     fn established_is_success() {
         let mut c = corr();
-        assert_eq!(c.observe(&ev(1, 10, Close, SynSent, 0)), Outcome::Nothing);
         assert_eq!(
-            c.observe(&ev(1, 20, SynSent, Established, 0)),
+            c.observe(&ev(1, 10, Close, SynSent, 0), 10),
+            Outcome::Nothing
+        );
+        assert_eq!(
+            c.observe(&ev(1, 20, SynSent, Established, 0), 20),
             Outcome::Established
         );
         // What follows an established connection is not an attempt's end.
         assert_eq!(
-            c.observe(&ev(1, 30, Established, Close, 0)),
+            c.observe(&ev(1, 30, Established, Close, 0), 30),
             Outcome::Nothing
         );
         let k = c.counters();
@@ -233,8 +246,8 @@ mod tests {
     #[test]
     fn close_is_failure_with_connecting_process() {
         let mut c = corr();
-        c.observe(&ev(1, 100, Close, SynSent, 0));
-        let Outcome::Failed(f) = c.observe(&ev(1, 350, SynSent, Close, 111)) else {
+        c.observe(&ev(1, 100, Close, SynSent, 0), 100);
+        let Outcome::Failed(f) = c.observe(&ev(1, 350, SynSent, Close, 111), 350) else {
             panic!("no failure");
         };
         assert_eq!(f.reason, Reason::Refused);
@@ -249,17 +262,17 @@ mod tests {
     #[test]
     fn reused_address_starts_a_new_attempt() {
         let mut c = corr();
-        c.observe(&ev(1, 10, Close, SynSent, 0));
-        c.observe(&ev(1, 20, SynSent, Close, 111));
+        c.observe(&ev(1, 10, Close, SynSent, 0), 10);
+        c.observe(&ev(1, 20, SynSent, Close, 111), 20);
         // Same socket address, next connection, milliseconds later.
-        c.observe(&ev(1, 25, Close, SynSent, 0));
-        let Outcome::Failed(f) = c.observe(&ev(1, 40, SynSent, Close, 110)) else {
+        c.observe(&ev(1, 25, Close, SynSent, 0), 25);
+        let Outcome::Failed(f) = c.observe(&ev(1, 40, SynSent, Close, 110), 40) else {
             panic!("no failure");
         };
         assert_eq!((f.reason, f.duration_ns), (Reason::Timeout, 15));
         // A SYN_SENT again without an end in between replaces the attempt.
-        c.observe(&ev(2, 50, Close, SynSent, 0));
-        c.observe(&ev(2, 60, Close, SynSent, 0));
+        c.observe(&ev(2, 50, Close, SynSent, 0), 50);
+        c.observe(&ev(2, 60, Close, SynSent, 0), 60);
         assert_eq!(c.counters().replaced, 1);
         assert_eq!(c.pending(), 1);
     }
@@ -268,38 +281,49 @@ mod tests {
     fn out_of_order_and_unmatched_events_are_counted_not_reported() {
         let mut c = corr();
         // Close of an attempt begun before we started.
-        assert_eq!(c.observe(&ev(7, 5, SynSent, Close, 111)), Outcome::Nothing);
+        assert_eq!(
+            c.observe(&ev(7, 5, SynSent, Close, 111), 5),
+            Outcome::Nothing
+        );
         // A stale close older than the attempt on record.
-        c.observe(&ev(8, 100, Close, SynSent, 0));
-        assert_eq!(c.observe(&ev(8, 90, SynSent, Close, 111)), Outcome::Nothing);
+        c.observe(&ev(8, 100, Close, SynSent, 0), 100);
+        assert_eq!(
+            c.observe(&ev(8, 90, SynSent, Close, 111), 90),
+            Outcome::Nothing
+        );
         assert_eq!(c.counters().unmatched, 2);
         // The real end still concludes it.
         assert!(matches!(
-            c.observe(&ev(8, 120, SynSent, Close, 111)),
+            c.observe(&ev(8, 120, SynSent, Close, 111), 120),
             Outcome::Failed(_)
         ));
     }
 
     #[test]
     fn old_attempts_are_evicted_and_table_is_bounded() {
-        let mut c = corr();
+        const S: u64 = 1_000_000_000;
+        let mut c = Correlator::new(4, S);
         for sk in 0..4 {
-            c.observe(&ev(sk, 10, Close, SynSent, 0));
+            c.observe(&ev(sk, 10, Close, SynSent, 0), 10);
         }
         // Full, nothing old enough: the new attempt is not tracked.
-        c.observe(&ev(9, 20, Close, SynSent, 0));
+        c.observe(&ev(9, S / 2, Close, SynSent, 0), S / 2);
         assert_eq!(c.counters().evicted_full, 1);
         assert_eq!(c.pending(), 4);
-        // Full, but the others are past the maximum age: they go.
-        c.observe(&ev(10, 2_000, Close, SynSent, 0));
+        // Full; a sweep ran (or the table was made) less than a second
+        // ago: no O(n) sweep per new attempt.
+        c.observe(&ev(10, S - 1, Close, SynSent, 0), S - 1);
+        assert_eq!(c.counters().evicted_full, 2);
+        // Past a second, the sweep runs and the old attempts go.
+        c.observe(&ev(10, 3 * S / 2, Close, SynSent, 0), 3 * S / 2);
         assert_eq!(c.counters().evicted_age, 4);
         assert_eq!(c.pending(), 1);
-        c.sweep(3_001);
+        c.sweep(3 * S);
         assert_eq!(c.counters().evicted_age, 5);
         assert_eq!(c.pending(), 0);
         // An evicted attempt's late end is unmatched, not a failure.
         assert_eq!(
-            c.observe(&ev(10, 3_500, SynSent, Close, 110)),
+            c.observe(&ev(10, 4 * S, SynSent, Close, 110), 4 * S),
             Outcome::Nothing
         );
     }

@@ -1,60 +1,285 @@
-//! Wiring: a thread owns the BPF skeleton and the hot path (decode,
-//! correlate, print); the tokio runtime waits for signals and, later,
-//! drives the alert sinks. The two meet through channels only, so a slow
-//! sink can never stall the ring buffer.
+//! Wiring: one tokio event loop on one thread. It loads the BPF program,
+//! starts the sinks, then waits for whichever comes first: a signal, the
+//! ring buffer's wake-up, the 10 ms drain timer or the 1 s housekeeping
+//! timer. Every drain runs the whole per-event path (`Engine`) on the
+//! batch and ships the result: lines to the stdout thread, alerts to the
+//! sink tasks. Nothing on this path waits for a sink.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::mpsc;
+use libbpf_rs::RingBuffer;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::time::{interval, Instant, MissedTickBehavior};
 
-use crate::alert::{self, slack, AlertStats, Alerts, Log};
-use crate::bpf::{self, Loaded, Tracer};
+use crate::alert::{self, slack, Sinks};
+use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
-use crate::correlate::{Correlator, Counters, Outcome};
-use crate::event::Failure;
-use crate::event::StateChange;
+use crate::clock::{mono_now_ns, Clock};
+use crate::engine::{self, Engine, EngineStats, Out};
+use crate::format::{Format, Printer};
+use crate::log::Log;
+use crate::losses::Losses;
 use crate::notify::notify;
-use crate::output::{mono_now_ns, Batch, Clock, Printer};
+use crate::signals::Signals;
+use crate::skel::RawEvent;
+use crate::stats::Stats;
+use crate::stdout::{Lines, StdoutSink};
 
 /// Attempts pending longer than this are evicted. A kernel gives up on a
 /// SYN after about 127 s with the default tcp_syn_retries=6.
 const MAX_PENDING_AGE: Duration = Duration::from_secs(300);
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
-/// How often the consumer wakes by itself, bounding latency when the
-/// kernel skips wake-ups.
+/// How often the loop drains by itself: the program skips wake-ups until a
+/// quarter of the ring is unread, so this bounds the latency.
 const POLL: Duration = Duration::from_millis(10);
-/// How often kernel-side drops are checked and reported while running.
-const DROP_CHECK_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
-    pub events: u64,
-    pub correlate: Counters,
-    pub ring_drops: u64,
-    /// Failed writes to stdout, each losing one drain's batch of lines.
-    pub output_errors: u64,
-    /// Failures not alerted because the alert queue was full.
-    pub alert_drops: u64,
-    /// Attempts still pending at exit.
-    pub pending: usize,
-}
-
-enum FromTracer {
-    Ready(Loaded),
-    Done(Result<Summary>),
-}
+/// Records taken from the ring per engine pass.
+const BATCH: usize = 4096;
+/// Destinations with an open alert window; beyond this they share one.
+const MAX_ALERT_DESTS: usize = 4096;
+/// From SIGTERM to exit, whatever the sinks do (the unit allows 15 s).
+const STOP_WITHIN: Duration = Duration::from_millis(4500);
 
 pub fn run(cli: Cli) -> Result<()> {
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?
-        .block_on(run_async(cli))
+        .context("starting the runtime")?;
+    let r = rt.block_on(run_async(cli));
+    // The sinks had their time: a POST still blocked in ureq on the
+    // blocking pool must not hold up the exit.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    r
+}
+
+/// The ring buffer's epoll fd, for tokio's reactor: readable when the
+/// program forces a wake-up.
+fn ring_buffer_fd(rb: &RingBuffer<'_>) -> Result<AsyncFd<OwnedFd>> {
+    // SAFETY: libbpf keeps the epoll fd open while `rb` lives; it is only
+    // borrowed here, to be duplicated into a descriptor of our own.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(rb.epoll_fd()) };
+    let own = borrowed
+        .try_clone_to_owned()
+        .context("duplicating the ring buffer's epoll fd")?;
+    // SAFETY: `own` is an open descriptor that the AsyncFd owns: it stays
+    // open, and the same, for the AsyncFd's whole life.
+    unsafe { AsyncFd::register_with_interest(own, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("registering the ring buffer's epoll fd")
+}
+
+async fn run_async(cli: Cli) -> Result<()> {
+    let mut signals = Signals::install().context("installing the signal handlers")?;
+    // Before anything starts: without privileges nothing else matters.
+    bpf::check_privileges()?;
+    let mut obj = MaybeUninit::uninit();
+    let tracer = Tracer::load(&bpf_config(&cli), &mut obj).inspect_err(|_| {
+        if cli.verbose {
+            for line in bpf::libbpf_log() {
+                eprintln!("libbpf: {line}");
+            }
+        }
+    })?;
+    if cli.check {
+        println!("{}", check_line(&cli, &tracer));
+        return Ok(());
+    }
+
+    let stats = Arc::new(Stats::default());
+    let (sinks, log) = Sinks::start(sinks_config(&cli), stats.clone());
+    let stdout = match cli.format {
+        Format::None => None,
+        _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
+    };
+    let mut engine = Engine::new(engine::Config {
+        printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
+        verbose: cli.verbose,
+        max_pending: cli.max_pending as usize,
+        max_pending_age_ns: MAX_PENDING_AGE.as_nanos() as u64,
+        alert_window_ns: sinks.any().then_some(cli.alert_window.as_nanos() as u64),
+        max_alert_dests: MAX_ALERT_DESTS,
+    });
+
+    // The ring-buffer callback only copies records out; the engine then
+    // runs on the batch with the loop's full access to its state.
+    let batch: RefCell<Vec<RawEvent>> = RefCell::new(Vec::with_capacity(BATCH));
+    let rb = tracer.ring_buffer(|raw| batch.borrow_mut().push(*raw))?;
+    let rb_fd = ring_buffer_fd(&rb)?;
+
+    if let Err(e) = notify("READY=1") {
+        log.error(format_args!("could not notify systemd of readiness: {e}"));
+    }
+    log.info(started_line(&cli, &tracer));
+    if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
+        log.warn(w);
+    }
+
+    let mut drain_timer = interval(POLL);
+    drain_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut second = interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut house = Housekeeping::new(&log);
+    let mut out = Out::default();
+    // Whatever ends the loop, a signal or an error, the stop below runs.
+    let ended: Result<&str> = loop {
+        tokio::select! {
+            s = signals.recv() => break Ok(s),
+            r = rb_fd.readable() => match r {
+                Ok(mut g) => g.clear_ready(),
+                Err(e) => break Err(e).context("waiting on the ring buffer"),
+            },
+            _ = drain_timer.tick() => {}
+            _ = second.tick() => house.run(&tracer, &mut engine, &stats, &log),
+        }
+        if let Err(e) = drain(&rb, &batch, &mut engine, &mut out) {
+            break Err(e);
+        }
+        ship(&mut out, stdout.as_ref(), &sinks);
+    };
+
+    // Stopping: everything below is bounded by STOP_WITHIN.
+    let deadline = Instant::now() + STOP_WITHIN;
+    let _ = notify("STOPPING=1");
+    let drained = drain(&rb, &batch, &mut engine, &mut out);
+    engine.finish(&mut out);
+    ship(&mut out, stdout.as_ref(), &sinks);
+    drop(rb);
+    let ring_drops = tracer.ring_drops().unwrap_or(house.ring_drops);
+    let mut sinks = sinks;
+    sinks.settle(deadline).await;
+    if let Some(s) = stdout {
+        s.finish(deadline.saturating_duration_since(Instant::now()) / 2);
+    }
+    let why = match &ended {
+        Ok(signal) => format!("signal={signal}"),
+        Err(e) => format!("error=\"{e:#}\""),
+    };
+    log.info(stop_line(&why, &engine.stats(), ring_drops, &stats));
+    sinks.close(deadline).await;
+    ended.and(drained)
+}
+
+/// Takes everything the ring holds, a batch at a time, through the engine.
+fn drain(
+    rb: &RingBuffer<'_>,
+    batch: &RefCell<Vec<RawEvent>>,
+    engine: &mut Engine,
+    out: &mut Out,
+) -> Result<()> {
+    let now = mono_now_ns();
+    loop {
+        let n = rb.consume_raw_n(BATCH);
+        if n < 0 {
+            return Err(std::io::Error::from_raw_os_error(-n)).context("draining the ring buffer");
+        }
+        for raw in batch.borrow_mut().drain(..) {
+            engine.event(&raw, now, out);
+        }
+        if (n as usize) < BATCH {
+            break;
+        }
+    }
+    engine.after_batch(now, out);
+    Ok(())
+}
+
+/// Hands a drain's lines and alerts on; never waits.
+fn ship(out: &mut Out, stdout: Option<&StdoutSink>, sinks: &Sinks) {
+    if out.line_count > 0 {
+        if let Some(s) = stdout {
+            s.push(Lines {
+                buf: std::mem::take(&mut out.lines),
+                count: out.line_count,
+            });
+        }
+        out.lines.clear();
+        out.line_count = 0;
+    }
+    for a in out.alerts.drain(..) {
+        sinks.send(&a);
+    }
+}
+
+/// Once a second: a fresh realtime−monotonic offset, the age sweep, and
+/// the losses said while they happen.
+struct Housekeeping {
+    last_sweep: Instant,
+    ring_drops: u64,
+    losses: Losses,
+}
+
+impl Housekeeping {
+    fn new(_log: &Log) -> Self {
+        Housekeeping {
+            last_sweep: Instant::now(),
+            ring_drops: 0,
+            losses: Losses::default(),
+        }
+    }
+
+    fn run(&mut self, tracer: &Tracer<'_>, engine: &mut Engine, stats: &Stats, log: &Log) {
+        // An NTP step or a suspend moves the offset.
+        if let Ok(c) = Clock::system() {
+            engine.set_clock(c);
+        }
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = now;
+            engine.sweep(mono_now_ns());
+        }
+        if let Ok(d) = tracer.ring_drops() {
+            self.ring_drops = d;
+        }
+        let e = engine.stats();
+        let totals = crate::losses::Totals {
+            ring_drops: self.ring_drops,
+            evicted: e.correlate.evicted_age + e.correlate.evicted_full,
+            unmatched: e.correlate.unmatched,
+            stdout_dropped: stats.stdout_dropped.get(),
+            alert_queue_drops: stats.syslog_queue_drops.get() + stats.slack_queue_drops.get(),
+            syslog_lost: stats.syslog_lost.get(),
+            slack_folded: stats.slack_folded.get(),
+            slack_lost: stats.slack_lost_alerts.get(),
+        };
+        for w in self.losses.check(&totals, now.into_std()) {
+            log.warn(w);
+        }
+    }
+}
+
+fn bpf_config(cli: &Cli) -> bpf::Config {
+    bpf::Config {
+        dests: cli.dest.clone(),
+        ports: cli.port.clone(),
+        trace_all: cli.verbose,
+        btf: cli.btf.clone(),
+        ring_bytes: cli.ring_buffer_size,
+        // Wake the loop only once a quarter of the ring is unread; the
+        // 10 ms timer drains the rest. A wake-up per event costs the
+        // connecting process more than everything else tcpstate does.
+        wakeup_bytes: u64::from(cli.ring_buffer_size / 4),
+    }
+}
+
+fn sinks_config(cli: &Cli) -> alert::Config {
+    alert::Config {
+        syslog: (!cli.no_syslog).then(|| cli.syslog_socket.clone()),
+        slack: cli
+            .webhook
+            .clone()
+            .map(|u| slack::Config::new(u, host_name())),
+    }
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
 }
 
 fn watching(cli: &Cli) -> String {
@@ -90,179 +315,38 @@ fn alerting(cli: &Cli) -> String {
     )
 }
 
-fn host_name() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into())
+fn check_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
+    format!(
+        "tcpstate {}: ok: kernel {}, BTF from {}, tp_btf/inet_sock_set_state loaded and attached, \
+         ring buffer {} KiB, {}; detached",
+        env!("CARGO_PKG_VERSION"),
+        tracer.info.kernel,
+        tracer.info.btf_source,
+        cli.ring_buffer_size / 1024,
+        watching(cli)
+    )
 }
 
-async fn run_async(cli: Cli) -> Result<()> {
-    let (sig_tx, mut signals) = mpsc::unbounded_channel();
-    crate::signals::spawn_waiter(move |s| {
-        let _ = sig_tx.send(s);
-    })
-    .context("starting the signal thread")?;
-
-    // Before anything starts: without privileges nothing else matters.
-    bpf::check_privileges()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let synthetic = cli.synthetic_rate.is_some();
-    let cfg = bpf::Config {
-        // Under synthetic load, keep real traffic out of the count: a
-        // broadcast /32 is never a TCP destination.
-        dests: if synthetic {
-            vec!["255.255.255.255/32".parse().expect("a valid prefix")]
-        } else {
-            cli.dest.clone()
-        },
-        ports: cli.port.clone(),
-        trace_all: cli.verbose,
-        btf: cli.btf.clone(),
-        ring_bytes: cli.ring_buffer_size,
-        // Wake the consumer only once a quarter of the ring is unread; the
-        // 10 ms poll drains the rest. A wake-up per event costs the
-        // connecting process more than everything else tcpstate does.
-        wakeup_bytes: u64::from(cli.ring_buffer_size / 4),
-        synthetic,
-    };
-    // Alerts start before the tracer, so its first failure has somewhere to go.
-    let alerts_on = !cli.check && !synthetic && (!cli.no_syslog || cli.webhook.is_some());
-    let log = Arc::new(Log::new(
-        (alerts_on && !cli.no_syslog).then(|| cli.syslog_socket.clone()),
-    ));
-    let (alert_tx, alerts) = if alerts_on {
-        let cfg = alert::Config {
-            window: cli.alert_window,
-            slack: cli
-                .webhook
-                .clone()
-                .map(|u| slack::Config::new(u, host_name())),
-        };
-        let (tx, a) = Alerts::spawn(cfg, log.clone())?;
-        (Some(tx), Some(a))
-    } else {
-        (None, None)
-    };
-    let hot = HotPath {
-        printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
-        verbose: cli.verbose,
-        correlator: Correlator::new(cli.max_pending as usize, MAX_PENDING_AGE.as_nanos() as u64),
-        alerts: alert_tx,
-    };
-    let thread_stop = stop.clone();
-    let thread_log = log.clone();
-    let thread = std::thread::Builder::new()
-        .name("tcpstate-bpf".into())
-        .spawn(move || {
-            let r = tracer_thread(&cfg, hot, &thread_stop, &tx, &thread_log);
-            let _ = tx.send(FromTracer::Done(r));
-        })
-        .context("starting the tracer thread")?;
-
-    let mut loaded = match rx.recv().await {
-        Some(FromTracer::Ready(l)) => l,
-        Some(FromTracer::Done(Err(e))) => {
-            let _ = thread.join();
-            if let Some(a) = alerts {
-                a.finish();
-            }
-            if cli.verbose {
-                for line in bpf::libbpf_log() {
-                    eprintln!("libbpf: {line}");
-                }
-            }
-            return Err(e);
-        }
-        _ => anyhow::bail!("the tracer thread ended before attaching"),
-    };
-
-    if cli.check {
-        stop.store(true, Ordering::Relaxed);
-        let _ = thread.join();
-        println!(
-            "tcpstate {}: ok: kernel {}, BTF from {}, tp_btf/inet_sock_set_state loaded and attached, \
-             ring buffer {} KiB, {}; detached",
-            env!("CARGO_PKG_VERSION"),
-            loaded.kernel,
-            loaded.btf_source,
-            cli.ring_buffer_size / 1024,
-            watching(&cli)
-        );
-        return Ok(());
-    }
-
-    if let Err(e) = notify("READY=1") {
-        log.error(&format!("could not notify systemd of readiness: {e}"));
-    }
-    log.info(&format!(
+fn started_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
+    format!(
         "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}; {}",
         env!("CARGO_PKG_VERSION"),
-        loaded.kernel,
-        loaded.btf_source,
-        watching(&cli),
-        alerting(&cli)
-    ));
-    if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
-        log.line(alert::syslog::Severity::Warning, &w);
-    }
-
-    let mut load = match (cli.synthetic_rate, loaded.synth.take()) {
-        (Some(rate), Some(fd)) => {
-            let secs = cli.synthetic_seconds;
-            Some(tokio::task::spawn_blocking(move || {
-                synthetic_load(&fd, rate, secs)
-            }))
-        }
-        _ => None,
-    };
-    let mut produced = None;
-    let early = tokio::select! {
-        _ = signals.recv() => None,
-        r = async { load.as_mut().expect("guarded").await }, if load.is_some() => {
-            produced = Some(r.context("the synthetic load thread")??);
-            None
-        }
-        msg = rx.recv() => Some(msg),
-    };
-    let _ = notify("STOPPING=1");
-    stop.store(true, Ordering::Relaxed);
-    let unexpected = early.is_some();
-    let done = match early {
-        Some(msg) => msg,
-        None => rx.recv().await,
-    };
-    let _ = thread.join();
-    // The tracer is gone, and with it the alert queue's sender: the alert
-    // thread summarises open windows and flushes Slack.
-    let alert_stats = alerts.map(Alerts::finish).unwrap_or_default();
-    let summary = match done {
-        Some(FromTracer::Done(r)) => r?,
-        _ => anyhow::bail!("the tracer thread ended without a summary"),
-    };
-    log.info(&stop_line(&summary, &alert_stats, &log));
-    if let Some((events, secs)) = produced {
-        println!(
-            "synthetic: produced={events} seconds={secs:.3} rate={:.0} consumed={} ringbuf_drops={} failures={}",
-            events as f64 / secs,
-            summary.events,
-            summary.ring_drops,
-            summary.correlate.failures
-        );
-    }
-    if unexpected {
-        anyhow::bail!("the tracer stopped unexpectedly");
-    }
-    Ok(())
+        tracer.info.kernel,
+        tracer.info.btf_source,
+        watching(cli),
+        alerting(cli)
+    )
 }
 
-fn stop_line(s: &Summary, a: &AlertStats, log: &Log) -> String {
-    let c = s.correlate;
-    let mut line = format!(
-        "stopped: events={} attempts={} successes={} failures={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} pending={} ringbuf_drops={} output_errors={} \
-         alerts={} summaries={} alert_queue_drops={}",
-        s.events,
+fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
+    let c = e.correlate;
+    format!(
+        "stopped: {why} events={} attempts={} successes={} failures={} evicted={} \
+         (age {} full {}) replaced={} unmatched={} pending={} ringbuf_drops={} stdout_dropped={} \
+         alerts={} summaries={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
+         slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
+         slack_folded={} slack_lost_alerts={} slack_lost_failures={}",
+        e.events,
         c.attempts,
         c.successes,
         c.failures,
@@ -271,144 +355,20 @@ fn stop_line(s: &Summary, a: &AlertStats, log: &Log) -> String {
         c.evicted_full,
         c.replaced,
         c.unmatched,
-        s.pending,
-        s.ring_drops,
-        s.output_errors,
-        a.policy.firsts,
-        a.policy.summaries,
-        s.alert_drops,
-    );
-    if let Some(sl) = log.syslog_stats() {
-        line += &format!(" syslog_lines={} syslog_lost={}", sl.lines, sl.lost);
-    }
-    if let Some(k) = a.slack {
-        line += &format!(
-            " slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
-             slack_folded={} slack_lost_alerts={} slack_lost_failures={}",
-            k.messages,
-            k.alerts,
-            k.retries,
-            k.rate_limited,
-            k.folded,
-            k.lost_alerts,
-            k.lost_failures
-        );
-    }
-    line
-}
-
-/// State of the per-event path, owned by the tracer thread.
-struct HotPath {
-    printer: Printer,
-    verbose: bool,
-    correlator: Correlator,
-    /// The alert thread's queue; None when alerts are off.
-    alerts: Option<std::sync::mpsc::SyncSender<Failure>>,
-}
-
-fn tracer_thread(
-    cfg: &bpf::Config,
-    mut hot: HotPath,
-    stop: &AtomicBool,
-    tx: &mpsc::UnboundedSender<FromTracer>,
-    log: &Log,
-) -> Result<Summary> {
-    let mut obj = MaybeUninit::uninit();
-    let mut tracer = Tracer::load(cfg, &mut obj)?;
-    let _ = tx.send(FromTracer::Ready(Loaded {
-        btf_source: tracer.info.btf_source.clone(),
-        kernel: tracer.info.kernel.clone(),
-        synth: tracer.info.synth.take(),
-    }));
-
-    let stdout = std::io::stdout();
-    // Large enough for a 10 ms drain of a storm in one write(2).
-    let mut out = Batch::new(stdout.lock(), 256 * 1024);
-    let mut summary = Summary::default();
-    // Both callbacks need the per-event state; only one runs at a time.
-    let state = RefCell::new((&mut hot, &mut out, &mut summary));
-    let mut last_sweep = mono_now_ns();
-    let mut last_drop_check = last_sweep;
-    let mut reported_drops = 0u64;
-    let mut reported_alert_drops = 0u64;
-
-    let on_event = |raw: &bpf::RawEvent| {
-        let (hot, out, s) = &mut *state.borrow_mut();
-        s.events += 1;
-        let Some(ev) = StateChange::from_raw(raw) else {
-            return;
-        };
-        if hot.verbose {
-            hot.printer.state_change(&mut out.buf, &ev);
-        }
-        if let Outcome::Failed(f) = hot.correlator.observe(&ev) {
-            hot.printer.failure(&mut out.buf, &f);
-            // Never wait for the alert thread: a full queue is a counted drop.
-            if let Some(a) = &hot.alerts {
-                if a.try_send(f).is_err() {
-                    s.alert_drops += 1;
-                }
-            }
-        }
-        if out.full() && out.flush().is_err() {
-            s.output_errors += 1;
-        }
-    };
-    let after_batch = |t: &Tracer<'_>| {
-        let (hot, out, s) = &mut *state.borrow_mut();
-        if out.flush().is_err() {
-            s.output_errors += 1;
-        }
-        let now = mono_now_ns();
-        if now - last_sweep >= SWEEP_EVERY.as_nanos() as u64 {
-            last_sweep = now;
-            hot.correlator.sweep(now);
-        }
-        if now - last_drop_check >= DROP_CHECK_EVERY.as_nanos() as u64 {
-            last_drop_check = now;
-            if let Ok(d) = t.ring_drops() {
-                if d > reported_drops {
-                    log.error_nowait(&format!(
-                        "lost {} events: ring buffer full (total {d}); raise --ring-buffer-size",
-                        d - reported_drops
-                    ));
-                    reported_drops = d;
-                }
-            }
-            if s.alert_drops > reported_alert_drops {
-                log.error_nowait(&format!(
-                    "{} failures not alerted: alert queue full (total {})",
-                    s.alert_drops - reported_alert_drops,
-                    s.alert_drops
-                ));
-                reported_alert_drops = s.alert_drops;
-            }
-        }
-    };
-    tracer.consume(stop, POLL, on_event, after_batch)?;
-    summary.ring_drops = tracer.ring_drops().unwrap_or(reported_drops);
-    summary.correlate = hot.correlator.counters();
-    summary.pending = hot.correlator.pending();
-    Ok(summary)
-}
-
-/// Runs the synthetic-load program at `rate` events per second for `secs`
-/// seconds; returns the events produced and the time it took.
-fn synthetic_load(prog: &std::os::fd::OwnedFd, rate: u64, secs: u64) -> Result<(u64, f64)> {
-    use std::os::fd::AsFd;
-    let per_run = u64::from(bpf::SYNTH_MAX_PAIRS) * 2;
-    let total = rate * secs;
-    let t0 = std::time::Instant::now();
-    let (mut produced, mut base) = (0u64, 0xffff_8000_0000_0000u64);
-    while produced < total {
-        let due = (rate as f64 * t0.elapsed().as_secs_f64()) as u64;
-        if produced + per_run > due {
-            std::hint::spin_loop();
-            continue;
-        }
-        bpf::run_synthetic(prog.as_fd(), base, bpf::SYNTH_MAX_PAIRS)?;
-        produced += per_run;
-        base = base.wrapping_add(u64::from(bpf::SYNTH_MAX_PAIRS) * 64);
-    }
-    Ok((produced, t0.elapsed().as_secs_f64()))
+        e.pending,
+        ring_drops,
+        s.stdout_dropped.get(),
+        e.policy.firsts,
+        e.policy.summaries,
+        s.syslog_queue_drops.get() + s.slack_queue_drops.get(),
+        s.syslog_lines.get(),
+        s.syslog_lost.get(),
+        s.slack_messages.get(),
+        s.slack_alerts.get(),
+        s.slack_retries.get(),
+        s.slack_rate_limited.get(),
+        s.slack_folded.get(),
+        s.slack_lost_alerts.get(),
+        s.slack_lost_failures.get(),
+    )
 }

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::bpf::RawEvent;
+use crate::skel::RawEvent;
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;

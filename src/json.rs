@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::event::{Comm, Failure};
-use crate::output::Stamp;
+use crate::clock::Stamp;
+use crate::event::{Comm, Failure, StateChange};
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -125,6 +125,51 @@ fn millis(buf: &mut Vec<u8>, ns: u64) {
     buf.extend_from_slice(s);
 }
 
+/// Serializes through `Display`: serde_json escapes it straight into the
+/// writer, with no intermediate String.
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[derive(serde::Serialize)]
+struct JsonStateChange<'a> {
+    event: &'static str,
+    #[serde(serialize_with = "display")]
+    ts: Stamp,
+    pid: u32,
+    #[serde(serialize_with = "display")]
+    comm: &'a Comm,
+    family: &'static str,
+    #[serde(serialize_with = "display")]
+    oldstate: crate::event::TcpState,
+    #[serde(serialize_with = "display")]
+    newstate: crate::event::TcpState,
+    saddr: IpAddr,
+    sport: Option<u16>,
+    daddr: IpAddr,
+    dport: u16,
+}
+
+/// `--verbose`: a `state_change` object and a newline (rare: serde is fine).
+pub fn state_change(line: &mut Vec<u8>, ts: Stamp, e: &StateChange) {
+    let j = JsonStateChange {
+        event: "state_change",
+        ts,
+        pid: e.pid,
+        comm: &e.comm,
+        family: e.family.name(),
+        oldstate: e.oldstate,
+        newstate: e.newstate,
+        saddr: e.saddr,
+        sport: e.sport,
+        daddr: e.daddr,
+        dport: e.dport,
+    };
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, &j);
+    line.push(b'\n');
+}
+
 #[cfg(test)]
 fn duration_ms(ns: u64) -> f64 {
     (ns as f64 / 1e3).round() / 1e3
@@ -133,8 +178,8 @@ fn duration_ms(ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, Stamps};
     use crate::event::{Family, Reason};
-    use crate::output::{Clock, Stamps};
 
     /// The reference: what serde_json makes of the same fields.
     #[derive(serde::Serialize)]

@@ -1,11 +1,11 @@
 //! SIGTERM and SIGINT, without a race: `block` runs first thing in main,
-//! before any thread exists, so every later thread inherits the mask and a
-//! signal that arrives at any time (even while the BPF program is still
-//! loading) stays pending until `wait` collects it. A signal handler
-//! installed later would leave a window where the default action kills the
-//! process before it can drain and report.
+//! before any thread exists, so a signal that arrives while tcpstate starts
+//! stays pending. `Signals::install` then sets tokio's handlers and only
+//! after that unblocks, so the pending signal is delivered to them, never
+//! to the default action that would kill the process before it drains.
 
 use nix::sys::signal::{SigSet, Signal};
+use tokio::signal::unix::{signal, SignalKind};
 
 fn set() -> SigSet {
     let mut s = SigSet::empty();
@@ -19,16 +19,26 @@ pub fn block() -> nix::Result<()> {
     set().thread_block()
 }
 
-/// Waits for SIGTERM or SIGINT on a thread of its own; `on_signal` runs once
-/// per signal.
-pub fn spawn_waiter(on_signal: impl Fn(Signal) + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("tcpstate-signal".into())
-        .spawn(move || {
-            let s = set();
-            while let Ok(sig) = s.wait() {
-                on_signal(sig);
-            }
-        })
-        .map(|_| ())
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers, then unblocks the signals on this thread.
+    /// Needs a tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        set().thread_unblock().map_err(std::io::Error::from)?;
+        Ok(Signals { term, int })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }

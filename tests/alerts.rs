@@ -106,7 +106,8 @@ fn one_failure_gives_one_slack_message_and_one_syslog_line() {
     // The secret never shows.
     let everything = format!("{}{}{:?}", out.stderr, out.stdout.join(""), syslog.lines());
     assert!(!everything.contains("SECRETTOKEN"), "{everything}");
-    assert!(everything.contains("/services/***"), "{everything}");
+    assert!(everything.contains("http://127.0.0.1:"), "{everything}");
+    assert!(everything.contains("/***"), "{everything}");
 }
 
 #[test]
@@ -357,4 +358,108 @@ fn a_missing_syslog_socket_is_said_once_and_detection_goes_on() {
         out.stderr
     );
     assert!(out.stat("syslog_lost") >= 2, "{}", out.stderr);
+}
+
+#[test]
+fn a_redirect_from_slack_is_a_failed_delivery() {
+    if !require_root("a_redirect_from_slack_is_a_failed_delivery") {
+        return;
+    }
+    let net = Net::new(27);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    slack.then_answer(&["302 Found"]);
+    let d = daemon(&net, &syslog, &slack.url(), "60s");
+    let to = sock(net.server_v4(), 9);
+    net.in_client("t-302", move || connect_err(to));
+    let reqs = slack.wait_requests(1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = d.stop();
+    assert_eq!(reqs.len(), 1, "a redirect is not retried");
+    assert_eq!(out.stat("slack_messages"), 0, "{}", out.stderr);
+    assert_eq!(out.stat("slack_lost_alerts"), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 302"), "{}", out.stderr);
+    assert!(!out.stderr.contains("SECRETTOKEN"));
+}
+
+#[test]
+fn a_stalled_stdout_never_stops_detection_or_alerts() {
+    if !require_root("a_stalled_stdout_never_stops_detection_or_alerts") {
+        return;
+    }
+    let net = Net::new(28);
+    let syslog = FakeSyslog::start();
+    let mut args: Vec<String> = [
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--alert-window",
+        "60s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(net.watch_args());
+    let d = Daemon::start_stalled(&args, &[]);
+    // About 600 KB of JSON lines in 50 drains: far more than a pipe
+    // (64 KiB) and the stdout queue hold.
+    let server = net.server_v4();
+    net.in_client("t-stall", move || {
+        for _ in 0..50 {
+            for _ in 0..50 {
+                assert_eq!(connect_err(sock(server, 9)), ECONNREFUSED);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // With stdout stuck, a new destination still reaches syslog at once.
+    let to = sock(server, 10);
+    net.in_client("t-stall", move || connect_err(to));
+    let lines = syslog.wait_for("198.18.28.2:10 reason=refused", 1, Duration::from_secs(3));
+    let t = Instant::now();
+    let out = d.stop();
+    let took = t.elapsed();
+    assert_eq!(lines.len(), 1, "{:?}", syslog.lines());
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert_eq!(out.stat("failures"), 2501, "{}", out.stderr);
+    assert!(out.stat("stdout_dropped") > 0, "{}", out.stderr);
+    // Said while running, not only in the stop line.
+    assert!(
+        syslog
+            .lines()
+            .iter()
+            .any(|l| l.contains("output lines dropped: stdout is not read fast enough")),
+        "{:?}",
+        syslog.lines()
+    );
+}
+
+#[test]
+fn sigterm_ends_the_daemon_within_5s_with_slack_hanging() {
+    if !require_root("sigterm_ends_the_daemon_within_5s_with_slack_hanging") {
+        return;
+    }
+    let net = Net::new(29);
+    let syslog = FakeSyslog::start();
+    let d = daemon(&net, &syslog, &FakeSlack::hanging(), "60s");
+    let server = net.server_v4();
+    net.in_client("t-hang", move || {
+        for port in [9, 10] {
+            assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let out = d.stop();
+    let took = t.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert_eq!(out.stat("slack_lost_alerts"), 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not sent before exit; lost"),
+        "{}",
+        out.stderr
+    );
 }

@@ -1,196 +1,104 @@
-//! Alerts: failures from the tracer go through the policy (first at once,
-//! then one summary per window) to syslog and Slack, on a thread of their
-//! own fed by a bounded queue, so no sink can slow detection.
+//! Alerts: the policy (pure) decides, in the event loop, which failures
+//! become alerts; the sinks (syslog, Slack) are tasks fed by bounded
+//! channels, so no sink can slow detection. A full channel is a counted drop.
 
+pub mod http;
+pub mod pacer;
 pub mod policy;
 pub mod slack;
+pub mod slack_msg;
 pub mod syslog;
-pub mod text;
+pub mod wording;
 
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout_at, Instant};
 
-use crate::event::Failure;
-use crate::output::mono_now_ns;
-use policy::{Alert, Policy, PolicyStats};
-use slack::{Slack, SlackStats};
-use syslog::{Severity, Syslog, SyslogStats};
-use text::SyslogLine;
-
-/// Failures waiting for the alert thread; beyond this they are counted
-/// by the tracer as dropped.
-pub const QUEUE: usize = 8192;
-/// Destinations with an open window; beyond this they share one.
-const MAX_DESTS: usize = 4096;
-/// How long a line may wait for room in a full syslog socket (off the
-/// tracer thread) before it is dropped and counted.
-const PATIENCE: Duration = Duration::from_millis(500);
-/// How long pending Slack alerts may take to go out at shutdown.
-const FLUSH: Duration = Duration::from_secs(4);
-
-/// Lifecycle and error lines: to syslog when it is on, and to stderr
-/// unless stderr is the journal and syslog took the line (the journal
-/// would show it twice).
-pub struct Log {
-    syslog: Option<Mutex<Syslog>>,
-    stderr_is_journal: bool,
-}
-
-impl Log {
-    pub fn new(syslog: Option<PathBuf>) -> Self {
-        Log {
-            syslog: syslog.map(|p| Mutex::new(Syslog::new(p))),
-            stderr_is_journal: stderr_is_journal(),
-        }
-    }
-
-    fn syslog(&self, sev: Severity, msg: &dyn std::fmt::Display, patience: Duration) -> bool {
-        let Some(s) = &self.syslog else {
-            return false;
-        };
-        let mut guard = if patience.is_zero() {
-            // Not even the lock may be waited for: the alert thread can hold
-            // it through a slow send. The line then goes to stderr only.
-            match s.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return false,
-            }
-        } else {
-            s.lock().unwrap_or_else(|p| p.into_inner())
-        };
-        guard.send(sev, msg, patience)
-    }
-
-    pub fn line(&self, sev: Severity, msg: &str) {
-        self.line_within(sev, msg, PATIENCE)
-    }
-
-    /// For the tracer thread, which must never wait on syslog.
-    pub fn error_nowait(&self, msg: &str) {
-        self.line_within(Severity::Err, msg, Duration::ZERO)
-    }
-
-    fn line_within(&self, sev: Severity, msg: &str, patience: Duration) {
-        let sent = self.syslog(sev, &msg, patience);
-        if !(sent && self.stderr_is_journal) {
-            eprintln!("tcpstate: {msg}");
-        }
-    }
-
-    pub fn info(&self, msg: &str) {
-        self.line(Severity::Info, msg)
-    }
-
-    pub fn error(&self, msg: &str) {
-        self.line(Severity::Err, msg)
-    }
-
-    /// An alert goes to syslog only: stdout carries the per-failure stream.
-    fn alert(&self, a: &Alert) {
-        self.syslog(Severity::Warning, &SyslogLine(a), PATIENCE);
-    }
-
-    pub fn syslog_stats(&self) -> Option<SyslogStats> {
-        self.syslog
-            .as_ref()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).stats)
-    }
-}
-
-/// systemd sets JOURNAL_STREAM to the device:inode of the stream it
-/// connected to the journal.
-fn stderr_is_journal() -> bool {
-    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Ok(st) = nix::sys::stat::fstat(2) else {
-        return false;
-    };
-    v == format!("{}:{}", st.st_dev, st.st_ino)
-}
+use crate::log::Log;
+use crate::stats::Stats;
+use policy::Alert;
+use syslog::SyslogMsg;
 
 pub struct Config {
-    pub window: Duration,
+    pub syslog: Option<PathBuf>,
     pub slack: Option<slack::Config>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AlertStats {
-    pub policy: PolicyStats,
-    pub slack: Option<SlackStats>,
+/// The running sinks.
+pub struct Sinks {
+    syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
+    slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
+    stats: Arc<Stats>,
 }
 
-/// The running alert thread. Dropping every sender ends it: it then
-/// summarises open windows and flushes Slack.
-pub struct Alerts {
-    thread: JoinHandle<AlertStats>,
-}
+impl Sinks {
+    /// Starts the sinks; the Log it returns writes through the syslog sink.
+    pub fn start(cfg: Config, stats: Arc<Stats>) -> (Sinks, Log) {
+        let syslog = cfg.syslog.map(|p| syslog::spawn(p, stats.clone()));
+        let log = Log::new(syslog.as_ref().map(|(tx, _)| tx.clone()));
+        let slack = cfg
+            .slack
+            .map(|c| slack::spawn(c, log.clone(), stats.clone()));
+        (
+            Sinks {
+                syslog,
+                slack,
+                stats,
+            },
+            log,
+        )
+    }
 
-impl Alerts {
-    pub fn spawn(cfg: Config, log: Arc<Log>) -> Result<(SyncSender<Failure>, Alerts)> {
-        let (tx, rx) = sync_channel(QUEUE);
-        let slack = match cfg.slack {
-            Some(c) => {
-                let l = log.clone();
-                Some(
-                    Slack::spawn(c, Box::new(move |m| l.error(m)))
-                        .context("starting the Slack sender")?,
-                )
+    /// True when any sink takes alerts.
+    pub fn any(&self) -> bool {
+        self.syslog.is_some() || self.slack.is_some()
+    }
+
+    /// Hands an alert to every sink; never waits.
+    pub fn send(&self, a: &Alert) {
+        if let Some((tx, _)) = &self.syslog {
+            if tx.try_send(SyslogMsg::Alert(a.clone())).is_err() {
+                self.stats.syslog_queue_drops.inc();
             }
-            None => None,
-        };
-        let policy = Policy::new(cfg.window.as_nanos() as u64, MAX_DESTS);
-        let thread = std::thread::Builder::new()
-            .name("tcpstate-alert".into())
-            .spawn(move || run(rx, policy, slack, &log))
-            .context("starting the alert thread")?;
-        Ok((tx, Alerts { thread }))
-    }
-
-    /// Waits for the thread after its senders are gone.
-    pub fn finish(self) -> AlertStats {
-        self.thread.join().unwrap_or_default()
-    }
-}
-
-fn run(rx: Receiver<Failure>, mut policy: Policy, slack: Option<Slack>, log: &Log) -> AlertStats {
-    let emit = |a: Alert| {
-        log.alert(&a);
-        if let Some(s) = &slack {
-            s.push(a);
         }
-    };
-    let mut due = Vec::new();
-    loop {
-        let now = mono_now_ns();
-        let wait = policy
-            .next_deadline()
-            .map_or(Duration::from_secs(1), |d| {
-                Duration::from_nanos(d.saturating_sub(now))
-            })
-            .min(Duration::from_secs(1));
-        match rx.recv_timeout(wait) {
-            Ok(f) => {
-                if let Some(a) = policy.on_failure(&f, mono_now_ns()) {
-                    emit(a);
-                }
+        if let Some((tx, _)) = &self.slack {
+            if tx.try_send(a.clone()).is_err() {
+                self.stats.slack_queue_drops.inc();
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
-        policy.tick(mono_now_ns(), &mut due);
-        due.drain(..).for_each(emit);
     }
-    policy.flush(&mut due);
-    due.drain(..).for_each(emit);
-    AlertStats {
-        policy: policy.stats(),
-        slack: slack.map(|s| s.close(FLUSH)),
+
+    /// Lets Slack send what it holds until `deadline` (then it gives up and
+    /// counts the rest), and syslog write what it holds; syslog stays open
+    /// for the last lines. Then the counters are final.
+    pub async fn settle(&mut self, deadline: Instant) {
+        if let Some((tx, handle)) = self.slack.take() {
+            drop(tx);
+            // The sink counts what it could not send by its own deadline;
+            // this one only bounds the wait.
+            let _ = timeout_at(deadline, handle).await;
+        }
+        if let Some((tx, _)) = &self.syslog {
+            let (done, written) = tokio::sync::oneshot::channel();
+            if timeout_at(deadline, tx.send(SyslogMsg::Barrier(done)))
+                .await
+                .is_ok()
+            {
+                let _ = timeout_at(deadline, written).await;
+            }
+        }
+    }
+
+    /// Writes what syslog holds, at most until `deadline`.
+    pub async fn close(mut self, deadline: Instant) {
+        self.settle(deadline).await;
+        if let Some((tx, handle)) = self.syslog.take() {
+            let _ = timeout_at(deadline, tx.send(SyslogMsg::Close)).await;
+            drop(tx);
+            let _ = timeout_at(deadline, handle).await;
+        }
     }
 }

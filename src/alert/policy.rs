@@ -3,7 +3,7 @@
 //! summarised; one summary per window for as long as it keeps failing.
 //! Pure: the caller passes the time, so tests use a fake clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::event::{Comm, Failure, Reason};
@@ -139,6 +139,10 @@ pub struct Policy {
     dests: HashMap<Dest, Window>,
     /// Destinations beyond `max_dests`, aggregated together.
     overflow: Option<Window>,
+    /// When each window ends, in the order they end: windows are opened
+    /// with a non-decreasing `now`, so this is sorted, and `tick` looks at
+    /// its front only. An entry whose window has since moved on is stale.
+    ends: VecDeque<(u64, Option<Dest>)>,
     stats: PolicyStats,
 }
 
@@ -149,12 +153,19 @@ impl Policy {
             max_dests,
             dests: HashMap::new(),
             overflow: None,
+            ends: VecDeque::new(),
             stats: PolicyStats::default(),
         }
     }
 
     pub fn stats(&self) -> PolicyStats {
         self.stats
+    }
+
+    fn open(&mut self, key: Option<Dest>, now_ns: u64) -> Window {
+        let ends = now_ns.saturating_add(self.window_ns);
+        self.ends.push_back((ends, key));
+        Window::new(ends)
     }
 
     /// A failure seen at `now_ns`: the alert to send now, if any.
@@ -171,66 +182,81 @@ impl Policy {
         if self.dests.len() >= self.max_dests {
             // Too many destinations failing at once: the rest share one
             // window, so memory and alert volume stay bounded.
-            let ends = now_ns + self.window_ns;
-            let first = self.overflow.is_none();
-            self.overflow.get_or_insert_with(|| Window::new(ends));
-            if first {
-                self.stats.firsts += 1;
-                return Some(Alert::First(*f));
+            if let Some(w) = &mut self.overflow {
+                w.add(f);
+                self.stats.summarised += 1;
+                return None;
             }
-            self.overflow.as_mut().expect("set above").add(f);
-            self.stats.summarised += 1;
-            return None;
+            self.overflow = Some(self.open(None, now_ns));
+            self.stats.firsts += 1;
+            return Some(Alert::First(*f));
         }
-        self.dests
-            .insert(dest, Window::new(now_ns + self.window_ns));
+        let w = self.open(Some(dest), now_ns);
+        self.dests.insert(dest, w);
         self.stats.firsts += 1;
         Some(Alert::First(*f))
     }
 
     /// Ends the windows due by `now_ns`: a summary for each that counted
     /// failures (and a new window, as it is still failing); a quiet one is
-    /// forgotten, so its next failure alerts at once again.
+    /// forgotten, so its next failure alerts at once again. O(1) when
+    /// nothing is due: the daemon calls it after every drain.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
-        let window_ns = self.window_ns;
-        let mut ended = |dest: Option<Dest>, w: &mut Window| -> bool {
-            if w.ends_ns > now_ns {
-                return true;
+        while let Some(&(ends, key)) = self.ends.front() {
+            if ends > now_ns {
+                break;
+            }
+            self.ends.pop_front();
+            let slot = match key {
+                Some(d) => self.dests.get_mut(&d),
+                None => self.overflow.as_mut(),
+            };
+            let Some(w) = slot else { continue };
+            if w.ends_ns != ends {
+                continue; // stale: this window was renewed later
             }
             if w.count == 0 {
-                return false;
+                match key {
+                    Some(d) => {
+                        self.dests.remove(&d);
+                    }
+                    None => self.overflow = None,
+                }
+                continue;
             }
-            out.push(Alert::Summary(w.summary(dest, window_ns)));
-            *w = Window::new(now_ns + window_ns);
-            true
-        };
-        self.dests.retain(|d, w| ended(Some(*d), w));
-        if let Some(w) = &mut self.overflow {
-            if !ended(None, w) {
-                self.overflow = None;
-            }
+            out.push(Alert::Summary(w.summary(key, self.window_ns)));
+            self.stats.summaries += 1;
+            let renewed = self.open(key, now_ns);
+            match key {
+                Some(d) => self.dests.insert(d, renewed),
+                None => self.overflow.replace(renewed),
+            };
         }
-        let n = out
-            .iter()
-            .filter(|a| matches!(a, Alert::Summary(_)))
-            .count();
-        self.stats.summaries += n as u64;
     }
 
     /// At shutdown: summaries of every open window that counted failures.
     pub fn flush(&mut self, out: &mut Vec<Alert>) {
-        self.tick(u64::MAX, out);
+        let window_ns = self.window_ns;
+        for (d, w) in self.dests.iter_mut() {
+            if w.count > 0 {
+                out.push(Alert::Summary(w.summary(Some(*d), window_ns)));
+                self.stats.summaries += 1;
+            }
+        }
+        if let Some(w) = &mut self.overflow {
+            if w.count > 0 {
+                out.push(Alert::Summary(w.summary(None, window_ns)));
+                self.stats.summaries += 1;
+            }
+        }
         self.dests.clear();
         self.overflow = None;
+        self.ends.clear();
     }
 
     /// When the next window ends, for the caller's timer.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.dests
-            .values()
-            .chain(self.overflow.as_ref())
-            .map(|w| w.ends_ns)
-            .min()
+        self.ends.front().map(|e| e.0)
     }
 
     #[cfg(test)]
@@ -395,6 +421,32 @@ mod tests {
         let mut out = Vec::new();
         p.flush(&mut out);
         assert_eq!(summaries(&out)[0].count, 1);
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn summaries_are_counted_whatever_the_buffer_held() {
+        let mut p = Policy::new(10 * S, 10);
+        let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
+        p.on_failure(&f, 0);
+        p.on_failure(&f, 1);
+        // The caller's buffer still holds alerts from before.
+        let mut out = vec![Alert::First(f), Alert::First(f)];
+        p.tick(10 * S, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(p.stats().summaries, 1);
+    }
+
+    #[test]
+    fn time_at_the_end_of_the_clock_does_not_overflow() {
+        let mut p = Policy::new(60 * S, 10);
+        let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
+        assert!(p.on_failure(&f, u64::MAX - S).is_some());
+        p.on_failure(&f, u64::MAX - 1);
+        let mut out = Vec::new();
+        p.tick(u64::MAX, &mut out);
+        assert_eq!(summaries(&out).len(), 1);
+        p.flush(&mut out);
         assert_eq!(p.next_deadline(), None);
     }
 }

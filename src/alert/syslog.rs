@@ -1,14 +1,26 @@
-//! Syslog sink: facility daemon, identifier `tcpstate`, a Unix socket
-//! (`/dev/log`). A missing or vanished socket is said once and retried
-//! later. The socket is non-blocking: a full one is waited on for at most
-//! the caller's patience, then the line is dropped and counted.
+//! The syslog sink: facility daemon, identifier `tcpstate`, a Unix datagram
+//! socket (`/dev/log`). A task fed by a bounded channel. A missing or
+//! vanished socket is said once and retried every 5 s; a full one is
+//! waited on for at most half a second, then the line is dropped and
+//! counted. Nothing here can slow detection.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use syslog::{Facility, Formatter3164, LogFormat};
+use tokio::net::UnixDatagram;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+
+use super::policy::Alert;
+use super::wording::SyslogLine;
+use crate::stats::Stats;
 
 const RETRY: Duration = Duration::from_secs(5);
+/// How long a line may wait for room in a full socket.
+const PATIENCE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -17,68 +29,87 @@ pub enum Severity {
     Err,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SyslogStats {
-    pub lines: u64,
-    /// Lines not written: socket missing, gone or full.
-    pub lost: u64,
+pub enum SyslogMsg {
+    Alert(Alert),
+    Line(Severity, String),
+    /// Answered once everything before it is written.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+    /// Everything before this is written; then the task ends.
+    Close,
 }
 
-pub struct Syslog {
+pub fn spawn(path: PathBuf, stats: Arc<Stats>) -> (mpsc::Sender<SyslogMsg>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(1024);
+    (tx, tokio::spawn(run(Conn::new(path), rx, stats)))
+}
+
+async fn run(mut conn: Conn, mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
+    let formatter = Formatter3164 {
+        facility: Facility::LOG_DAEMON,
+        hostname: None,
+        process: "tcpstate".into(),
+        pid: std::process::id(),
+    };
+    let mut buf = Vec::with_capacity(1024);
+    while let Some(m) = rx.recv().await {
+        let (sev, text) = match m {
+            SyslogMsg::Alert(a) => (Severity::Warning, SyslogLine(&a).to_string()),
+            SyslogMsg::Line(sev, text) => (sev, text),
+            SyslogMsg::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            SyslogMsg::Close => break,
+        };
+        buf.clear();
+        let severity = match sev {
+            Severity::Info => syslog::Severity::LOG_INFO,
+            Severity::Warning => syslog::Severity::LOG_WARNING,
+            Severity::Err => syslog::Severity::LOG_ERR,
+        };
+        if formatter.format(&mut buf, severity, &text).is_ok() && conn.send(&buf).await {
+            stats.syslog_lines.inc();
+        } else {
+            stats.syslog_lost.inc();
+        }
+    }
+}
+
+struct Conn {
     path: PathBuf,
-    formatter: Formatter3164,
-    logger: Option<Logger<LoggerBackend, Formatter3164>>,
+    sock: Option<UnixDatagram>,
     next_try: Instant,
     /// Said on stderr that the socket is unusable; said again once it is back.
     down: bool,
-    pub stats: SyslogStats,
 }
 
-impl Syslog {
-    pub fn new(path: PathBuf) -> Self {
-        let mut s = Syslog {
+impl Conn {
+    fn new(path: PathBuf) -> Self {
+        Conn {
             path,
-            formatter: Formatter3164 {
-                facility: Facility::LOG_DAEMON,
-                hostname: None,
-                process: "tcpstate".into(),
-                pid: std::process::id(),
-            },
-            logger: None,
+            sock: None,
             next_try: Instant::now(),
             down: false,
-            stats: SyslogStats::default(),
-        };
-        s.connect();
-        s
+        }
     }
 
     fn connect(&mut self) {
         self.next_try = Instant::now() + RETRY;
-        match syslog::unix_custom(self.formatter.clone(), &self.path) {
-            Ok(logger) => {
-                // A full socket must cost a lost line, not a stalled thread.
-                let ok = match &logger.backend {
-                    LoggerBackend::Unix(s) => s.set_nonblocking(true),
-                    LoggerBackend::UnixStream(s) => s
-                        .get_ref()
-                        .set_write_timeout(Some(Duration::from_millis(200))),
-                    _ => Ok(()),
-                };
-                if ok.is_ok() {
-                    self.logger = Some(logger);
-                    if self.down {
-                        eprintln!("tcpstate: syslog socket {} is back", self.path.display());
-                        self.down = false;
-                    }
+        let r = UnixDatagram::unbound().and_then(|s| s.connect(&self.path).map(|()| s));
+        match r {
+            Ok(s) => {
+                self.sock = Some(s);
+                if self.down {
+                    eprintln!("tcpstate: syslog socket {} is back", self.path.display());
+                    self.down = false;
                 }
             }
-            Err(e) => self.went_down(&describe(&e)),
+            Err(e) => self.went_down(&e),
         }
     }
 
-    fn went_down(&mut self, why: &str) {
-        self.logger = None;
+    fn went_down(&mut self, why: &std::io::Error) {
+        self.sock = None;
         if !self.down {
             eprintln!(
                 "tcpstate: syslog socket {}: {why}; alerts go on elsewhere, retrying every {}s",
@@ -89,60 +120,23 @@ impl Syslog {
         }
     }
 
-    /// Writes one line, waiting at most `patience` for room in the socket.
-    /// `msg` must already be free of untrusted raw text.
-    pub fn send(&mut self, sev: Severity, msg: &dyn std::fmt::Display, patience: Duration) -> bool {
-        let give_up = Instant::now() + patience;
-        loop {
-            match self.try_send(sev, msg) {
-                Err(true) if Instant::now() < give_up => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Err(_) => {
-                    self.stats.lost += 1;
-                    return false;
-                }
-                Ok(()) => {
-                    self.stats.lines += 1;
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Err(true): the socket is full, worth another try.
-    fn try_send(&mut self, sev: Severity, msg: &dyn std::fmt::Display) -> Result<(), bool> {
-        if self.logger.is_none() && Instant::now() >= self.next_try {
+    /// Writes one datagram, waiting at most PATIENCE for room.
+    async fn send(&mut self, buf: &[u8]) -> bool {
+        if self.sock.is_none() && Instant::now() >= self.next_try {
             self.connect();
         }
-        let Some(logger) = self.logger.as_mut() else {
-            return Err(false);
+        let Some(s) = &self.sock else {
+            return false;
         };
-        let r = match sev {
-            Severity::Info => logger.info(msg),
-            Severity::Warning => logger.warning(msg),
-            Severity::Err => logger.err(msg),
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let would_block = matches!(&e, syslog::Error::Write(io) | syslog::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock);
-                if !would_block {
-                    // The reader went away (journald restarted): reconnect later.
-                    self.went_down(&describe(&e));
-                    self.next_try = Instant::now();
-                }
-                Err(would_block)
+        match timeout(PATIENCE, s.send(buf)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                // The reader went away (journald restarting): reconnect soon.
+                self.went_down(&e);
+                self.next_try = Instant::now();
+                false
             }
+            Err(_) => false, // full for too long
         }
-    }
-}
-
-/// The cause alone: the crate's Display nests "Initialization error: Io error: …".
-fn describe(e: &syslog::Error) -> String {
-    match e {
-        syslog::Error::Initialization(inner) => inner.to_string(),
-        syslog::Error::Write(io) | syslog::Error::Io(io) => io.to_string(),
     }
 }

@@ -148,12 +148,13 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	return 0;
 }
 
+#ifdef TCPSTATE_SYNTHETIC
 /* Synthetic load for bench/sustain, never attached: run through
  * BPF_PROG_TEST_RUN, it pushes SYN_SENT/CLOSE pairs through the same
  * reserve and submit path as the tracepoint, so the ring buffer and the
- * consumer can be driven harder than real connections can. Loaded only
- * with --synthetic-rate (it needs Linux 5.17: BPF_PROG_TYPE_SYSCALL and
- * bpf_loop). */
+ * consumer can be driven harder than real connections can. Compiled only
+ * into the bench build (cargo feature "synthetic"; it needs Linux 5.17:
+ * BPF_PROG_TYPE_SYSCALL and bpf_loop). */
 static __always_inline void synth_one(__u64 skaddr, int oldstate, int newstate, __u32 err)
 {
 	struct tcpstate_event *e;
@@ -200,5 +201,6 @@ int synth(struct tcpstate_synth *ctx)
 	bpf_loop(pairs, synth_pair, &base, 0);
 	return 0;
 }
+#endif /* TCPSTATE_SYNTHETIC */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

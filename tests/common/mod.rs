@@ -280,6 +280,8 @@ pub struct Daemon {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stdout_thread: Option<std::thread::JoinHandle<()>>,
+    /// With `start_stalled`: stdout's pipe, kept open and never read.
+    _stalled: Option<std::process::ChildStdout>,
     _dir: TempDir,
 }
 
@@ -359,6 +361,15 @@ impl Daemon {
     /// Starts the daemon and waits for READY=1 on a real NOTIFY_SOCKET.
     /// Panics with the daemon's own words if it exits or never gets ready.
     pub fn start(args: &[String], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(args, env, true)
+    }
+
+    /// As `start`, but nobody ever reads stdout (a pipe whose reader hangs).
+    pub fn start_stalled(args: &[String], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(args, env, false)
+    }
+
+    fn start_inner(args: &[String], env: &[(&str, &str)], read_stdout: bool) -> Daemon {
         let dir = TempDir::new("daemon");
         let sock_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).unwrap();
@@ -398,6 +409,15 @@ impl Daemon {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = stdout.clone();
         let out = child.stdout.take().unwrap();
+        if !read_stdout {
+            return Daemon {
+                child,
+                stdout,
+                stdout_thread: None,
+                _stalled: Some(out),
+                _dir: dir,
+            };
+        }
         let stdout_thread = std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 match line {
@@ -410,6 +430,7 @@ impl Daemon {
             child,
             stdout,
             stdout_thread: Some(stdout_thread),
+            _stalled: None,
             _dir: dir,
         }
     }
@@ -454,7 +475,9 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        self.stdout_thread.take().unwrap().join().unwrap();
+        if let Some(t) = self.stdout_thread.take() {
+            t.join().unwrap();
+        }
         let mut stderr = String::new();
         let _ = self
             .child
@@ -558,6 +581,20 @@ impl FakeSlack {
                 "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
             );
         }
+    }
+
+    /// A webhook that accepts connections and never answers (Slack hanging).
+    /// Returns its URL; it lives as long as the test process.
+    pub fn hanging() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in l.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        format!("http://127.0.0.1:{port}/services/T000/B000/SECRETTOKEN")
     }
 
     /// Answers the next requests with these status lines, e.g. "429 Too Many Requests".

@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 
 use super::policy::{Alert, Summary};
-use crate::output::{Endpoint, FailureLine};
+use crate::text::{Endpoint, FailureLine};
 
 /// `60s`, `5m`, `1h30m`.
 pub fn window(ns: u64) -> String {

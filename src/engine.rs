@@ -1,0 +1,182 @@
+//! The per-event path, pure: decode each raw record, correlate it, format
+//! its line and run the alert policy. The daemon feeds it each drained
+//! batch and ships what came out: lines to stdout, alerts to the sinks.
+//! No I/O and no clock of its own, so tests drive it with made-up records.
+
+use crate::alert::policy::{Alert, Policy, PolicyStats};
+use crate::clock::Clock;
+use crate::correlate::{Correlator, Counters, Outcome};
+use crate::event::StateChange;
+use crate::format::Printer;
+use crate::skel::RawEvent;
+
+pub struct Config {
+    pub printer: Printer,
+    pub verbose: bool,
+    pub max_pending: usize,
+    pub max_pending_age_ns: u64,
+    /// The alert policy's window; None when no sink takes alerts.
+    pub alert_window_ns: Option<u64>,
+    pub max_alert_dests: usize,
+}
+
+/// What a batch produced.
+#[derive(Default)]
+pub struct Out {
+    pub lines: Vec<u8>,
+    pub line_count: u64,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    /// Records read from the ring buffer.
+    pub events: u64,
+    pub correlate: Counters,
+    pub policy: PolicyStats,
+    /// Attempts still pending.
+    pub pending: usize,
+}
+
+pub struct Engine {
+    printer: Printer,
+    verbose: bool,
+    correlator: Correlator,
+    policy: Option<Policy>,
+    events: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Self {
+        Engine {
+            printer: cfg.printer,
+            verbose: cfg.verbose,
+            correlator: Correlator::new(cfg.max_pending, cfg.max_pending_age_ns),
+            policy: cfg
+                .alert_window_ns
+                .map(|w| Policy::new(w, cfg.max_alert_dests)),
+            events: 0,
+        }
+    }
+
+    /// One record; `now_ns` is the batch's monotonic time.
+    pub fn event(&mut self, raw: &RawEvent, now_ns: u64, out: &mut Out) {
+        self.events += 1;
+        let Some(ev) = StateChange::from_raw(raw) else {
+            return;
+        };
+        if self.verbose && self.printer.state_change(&mut out.lines, &ev) {
+            out.line_count += 1;
+        }
+        if let Outcome::Failed(f) = self.correlator.observe(&ev, now_ns) {
+            if self.printer.failure(&mut out.lines, &f) {
+                out.line_count += 1;
+            }
+            if let Some(a) = self.policy.as_mut().and_then(|p| p.on_failure(&f, now_ns)) {
+                out.alerts.push(a);
+            }
+        }
+    }
+
+    /// After each batch: the alert windows that ended by `now_ns`.
+    pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
+        if let Some(p) = &mut self.policy {
+            p.tick(now_ns, &mut out.alerts);
+        }
+    }
+
+    /// Forgets attempts pending too long (the daemon calls it now and then).
+    pub fn sweep(&mut self, now_ns: u64) {
+        self.correlator.sweep(now_ns);
+    }
+
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.printer.set_clock(clock);
+    }
+
+    /// At shutdown: summaries of the windows still open.
+    pub fn finish(&mut self, out: &mut Out) {
+        if let Some(p) = &mut self.policy {
+            p.flush(&mut out.alerts);
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            events: self.events,
+            correlate: self.correlator.counters(),
+            policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
+            pending: self.correlator.pending(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+
+    fn raw(skaddr: u64, ts_ns: u64, old: u8, new: u8, err: u32, port: u16) -> RawEvent {
+        RawEvent {
+            skaddr,
+            ts_ns,
+            pid: 7,
+            sk_err: err,
+            family: 2,
+            sport: 0,
+            dport: port,
+            oldstate: old,
+            newstate: new,
+            saddr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            daddr: [192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+        }
+    }
+
+    fn engine(format: Format, window: Option<u64>) -> Engine {
+        Engine::new(Config {
+            printer: Printer::new(format, Clock::new(0)),
+            verbose: false,
+            max_pending: 16,
+            max_pending_age_ns: 1_000_000_000,
+            alert_window_ns: window,
+            max_alert_dests: 16,
+        })
+    }
+
+    #[test]
+    fn a_storm_becomes_lines_and_one_alert_then_a_summary() {
+        let mut e = engine(Format::Json, Some(1_000));
+        let mut out = Out::default();
+        for i in 0..100u64 {
+            e.event(&raw(i, i * 2, 7, 2, 0, 9), i * 2, &mut out);
+            e.event(&raw(i, i * 2 + 1, 2, 7, 111, 9), i * 2 + 1, &mut out);
+        }
+        e.after_batch(200, &mut out);
+        assert_eq!(out.line_count, 100);
+        assert_eq!(
+            String::from_utf8_lossy(&out.lines).lines().count(),
+            100,
+            "one JSON line per failure"
+        );
+        assert_eq!(out.alerts.len(), 1, "the first failure only, so far");
+        e.after_batch(1_000, &mut out);
+        assert_eq!(out.alerts.len(), 1, "the window ends at 1 + 1000");
+        e.after_batch(1_001, &mut out);
+        assert_eq!(out.alerts.len(), 2);
+        assert!(matches!(&out.alerts[1], Alert::Summary(s) if s.count == 99));
+        let s = e.stats();
+        assert_eq!((s.events, s.correlate.failures, s.pending), (200, 100, 0));
+    }
+
+    #[test]
+    fn without_alerts_or_stream_nothing_comes_out() {
+        let mut e = engine(Format::None, None);
+        let mut out = Out::default();
+        e.event(&raw(1, 1, 7, 2, 0, 9), 1, &mut out);
+        e.event(&raw(1, 2, 2, 7, 111, 9), 2, &mut out);
+        e.finish(&mut out);
+        assert_eq!((out.line_count, out.alerts.len()), (0, 0));
+        assert_eq!(e.stats().correlate.failures, 1);
+    }
+}

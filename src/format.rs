@@ -1,0 +1,146 @@
+//! The per-failure stream on stdout: `--format text`, `json` or `none`.
+//!
+//! Lines are appended to the caller's buffer, so the hot path allocates
+//! nothing; the caller owns writing (see `stdout`).
+
+use std::io::Write;
+
+use crate::clock::{Clock, Stamps};
+use crate::event::{Failure, StateChange};
+use crate::text::{FailureLine, StateChangeLine};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    /// No per-failure stream: for services whose stdout is the journal,
+    /// where the alerts already are.
+    None,
+}
+
+pub struct Printer {
+    format: Format,
+    stamps: Stamps,
+}
+
+impl Printer {
+    pub fn new(format: Format, clock: Clock) -> Self {
+        Printer {
+            format,
+            stamps: Stamps::new(clock),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.stamps.set_clock(clock);
+    }
+
+    /// Appends the failure's line to `w`; false when the format prints none.
+    pub fn failure(&self, w: &mut Vec<u8>, e: &Failure) -> bool {
+        match self.format {
+            Format::None => return false,
+            // Writing into a Vec cannot fail.
+            Format::Text => {
+                let _ = writeln!(w, "{} at={}", FailureLine(e), self.stamps.at(e.ts_ns));
+            }
+            Format::Json => crate::json::failure(w, &self.stamps.at(e.ts_ns), e),
+        }
+        true
+    }
+
+    /// `--verbose`: appends the state change's line to `w`.
+    pub fn state_change(&self, w: &mut Vec<u8>, e: &StateChange) -> bool {
+        let ts = self.stamps.at(e.ts_ns);
+        match self.format {
+            Format::None => return false,
+            Format::Text => {
+                let _ = writeln!(w, "{}", StateChangeLine(e, ts));
+            }
+            Format::Json => crate::json::state_change(w, ts, e),
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Comm, Family, Reason};
+
+    fn failure(daddr: &str, reason: Reason, errno: u32) -> Failure {
+        Failure {
+            pid: 4242,
+            comm: Comm::new(b"cu rl\n"),
+            family: Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            sport: None,
+            daddr: daddr.parse().unwrap(),
+            dport: 8080,
+            reason,
+            errno,
+            ts_ns: 1_000_000_000,
+            duration_ns: 3_012_345_678,
+        }
+    }
+
+    // 2026-11-24T12:00:00Z is 1_795_521_600 s after the epoch; the event
+    // happened one second after the monotonic clock's zero.
+    fn printer(format: Format) -> Printer {
+        Printer::new(format, Clock::new(1_795_521_599 * 1_000_000_000))
+    }
+
+    fn text(p: &Printer, f: &Failure) -> String {
+        let mut out = Vec::new();
+        p.failure(&mut out, f);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_line() {
+        let p = printer(Format::Text);
+        assert_eq!(
+            text(&p, &failure("192.0.2.2", Reason::Timeout, 110)),
+            "TCP failure detected: 192.0.2.2:8080 reason=timeout \
+             pid=4242 comm=cu\\x20rl\\x0a saddr=192.0.2.1 after=3012.3ms \
+             at=2026-11-24T12:00:00.000000Z\n"
+        );
+        let mut f = failure("2001:db8::2", Reason::Error, 13);
+        f.sport = Some(40000);
+        let line = text(&p, &f);
+        assert!(
+            line.contains("detected: [2001:db8::2]:8080 reason=error errno=13 "),
+            "{line}"
+        );
+        assert!(line.contains(" sport=40000 "), "{line}");
+    }
+
+    #[test]
+    fn json_line() {
+        let p = printer(Format::Json);
+        let line = text(&p, &failure("192.0.2.2", Reason::Refused, 111));
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "connect_failed");
+        assert_eq!(v["ts"], "2026-11-24T12:00:00.000000Z");
+        assert_eq!(v["reason"], "refused");
+        assert_eq!(v["errno"], 111);
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["comm"], "cu\\x20rl\\x0a");
+        assert_eq!(v["family"], "ipv4");
+        assert_eq!(v["saddr"], "192.0.2.1");
+        assert_eq!(v["sport"], serde_json::Value::Null);
+        assert_eq!(v["daddr"], "192.0.2.2");
+        assert_eq!(v["dport"], 8080);
+        assert_eq!(v["duration_ms"], 3012.346);
+    }
+
+    #[test]
+    fn none_prints_nothing() {
+        let p = printer(Format::None);
+        assert_eq!(text(&p, &failure("192.0.2.2", Reason::Refused, 111)), "");
+    }
+}

@@ -1,0 +1,58 @@
+//! tcpstate: alerts on every outbound TCP connection that fails.
+//!
+//! Layers, each importing only from those below it:
+//! - wiring: `daemon` (the event loop), `cli`;
+//! - sources and sinks: `bpf` (load, attach, ring buffer), `stdout`,
+//!   `alert::{syslog, slack}`, `log`, `notify`, `signals`;
+//! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
+//!   `losses`, formatting (`format`, `text`, `json`, `clock`,
+//!   `alert::{wording, slack_msg}`), `event`, `filter`, `webhook`, `exit`,
+//!   and `skel`, the generated BPF skeleton and its record types.
+
+pub mod alert;
+pub mod bpf;
+pub mod cli;
+pub mod clock;
+pub mod correlate;
+pub mod daemon;
+pub mod engine;
+pub mod event;
+pub mod exit;
+pub mod filter;
+pub mod format;
+pub mod json;
+pub mod log;
+pub mod losses;
+pub mod notify;
+pub mod signals;
+pub mod skel;
+pub mod stats;
+pub mod stdout;
+pub mod text;
+pub mod webhook;
+
+use std::process::ExitCode;
+
+/// The whole program: `main` only calls this.
+pub fn main() -> ExitCode {
+    // First, before any thread exists (see `signals`).
+    if let Err(e) = signals::block() {
+        eprintln!("tcpstate: blocking SIGTERM/SIGINT: {e}");
+        return ExitCode::from(1);
+    }
+    let cli = match cli::parse() {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("tcpstate: {f}");
+            return ExitCode::from(f.kind.code());
+        }
+    };
+    match daemon::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (code, line) = exit::report(&e);
+            eprintln!("tcpstate: {line}");
+            ExitCode::from(code)
+        }
+    }
+}
