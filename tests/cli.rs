@@ -117,3 +117,18 @@ fn without_privileges_exit_3_with_advice() {
         .expect("setpriv (util-linux)");
     assert_one_line_error(&out, 3, &["CAP_BPF", "CAP_PERFMON", "root"]);
 }
+
+/// The man page in the package is committed (plain `cargo deb` packages it
+/// as is); it must be what the flags say now.
+#[test]
+fn the_committed_man_page_is_current() {
+    let out = tcpstate(&["--man"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/tcpstate.8"))
+        .expect("packaging/tcpstate.8");
+    assert!(
+        out.stdout == committed,
+        "packaging/tcpstate.8 is stale: regenerate it with \
+         `target/release/tcpstate --man > packaging/tcpstate.8`"
+    );
+}
