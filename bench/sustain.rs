@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tcpstate::bpf::{self, run_synthetic, Tracer, SYNTH_MAX_PAIRS};
 use tcpstate::clock::{mono_now_ns, Clock};
-use tcpstate::engine::{Config, Engine, Out};
+use tcpstate::engine::{Config, Engine, NoAttribution, Out};
 use tcpstate::format::{Format, Printer};
 
 fn main() -> anyhow::Result<()> {
@@ -68,14 +68,19 @@ fn main() -> anyhow::Result<()> {
         Ok((produced, t0.elapsed().as_secs_f64()))
     });
 
-    let mut engine = Engine::new(Config {
-        printer: Printer::new(Format::Json, Clock::system()?),
-        verbose: false,
-        max_pending: 65536,
-        max_pending_age_ns: 300_000_000_000,
-        alert_window_ns: None,
-        max_alert_dests: 0,
-    });
+    let mut engine = Engine::new(
+        Config {
+            printer: Printer::new(Format::Json, Clock::system()?),
+            verbose: false,
+            max_pending: 65536,
+            max_pending_age_ns: 300_000_000_000,
+            alert_window_ns: None,
+            max_alert_dests: 0,
+            alert_share: 0,
+            slow_after_ns: None,
+        },
+        Box::new(NoAttribution),
+    );
     let batch = RefCell::new(Vec::with_capacity(4096));
     let rb = tracer.ring_buffer(|raw| batch.borrow_mut().push(*raw))?;
     let mut stdout = std::io::stdout().lock();

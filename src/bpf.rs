@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{
     ErrorKind, MapCore, MapFlags, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
 };
@@ -33,15 +33,98 @@ pub struct Config {
     pub wakeup_bytes: u64,
 }
 
+/// The hooks beside the core tracepoint, each on where the kernel has it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// raw_syscalls sys_enter/sys_exit: connect() errors before any SYN.
+    pub connect_errors: bool,
+    /// sock:inet_sk_error_report (5.14+): errors read away with SO_ERROR.
+    pub error_report: bool,
+    /// skb:kfree_skb with drop reasons (5.17+): SYNs this host dropped.
+    pub netfilter_drops: bool,
+    /// tcp:tcp_retransmit_skb: SYN retransmits.
+    pub retransmits: bool,
+    /// iter/tcp (5.9+): attempts already in flight at start.
+    pub in_flight_at_start: bool,
+}
+
+impl Features {
+    /// `name on|off(why)` for each, for the start line and `--check`.
+    pub fn describe(&self) -> String {
+        let f = |on: bool, name: &str, off: &str| {
+            if on {
+                format!("{name} on")
+            } else {
+                format!("{name} off ({off})")
+            }
+        };
+        [
+            f(
+                self.connect_errors,
+                "connect-errors",
+                "no raw_syscalls tracepoints: errors before the SYN are not seen",
+            ),
+            f(
+                self.error_report,
+                "error-report",
+                "needs Linux 5.14: errors read away with SO_ERROR read as canceled",
+            ),
+            f(
+                self.netfilter_drops,
+                "netfilter-drops",
+                "needs Linux 5.17 drop reasons: SYNs dropped here read as timeout",
+            ),
+            f(self.retransmits, "retransmits", "no tcp:tcp_retransmit_skb"),
+            f(
+                self.in_flight_at_start,
+                "in-flight-at-start",
+                "needs Linux 5.9 iter/tcp",
+            ),
+        ]
+        .join(", ")
+    }
+}
+
 /// What was loaded, for the start-up line and `--check`.
 pub struct Loaded {
     pub btf_source: String,
     pub kernel: String,
+    pub features: Features,
 }
 
 pub struct Tracer<'obj> {
     skel: TcpstateSkel<'obj>,
+    /// Keeps the programs attached.
+    _links: Vec<libbpf_rs::Link>,
     pub info: Loaded,
+}
+
+/// One SYN_SENT socket found at start (iter/tcp).
+pub type Seed = crate::skel::RawSeed;
+
+/// Which hooks this kernel has, from its BTF.
+fn probe_features(btf_path: &Path) -> Features {
+    use libbpf_rs::btf::types::Enum;
+    use libbpf_rs::btf::{Btf, BtfType};
+    let Ok(btf) = Btf::from_path(btf_path) else {
+        return Features::default();
+    };
+    let has = |name: &str| btf.type_by_name::<BtfType<'_>>(name).is_some();
+    let netfilter_drop = btf
+        .type_by_name::<Enum<'_>>("skb_drop_reason")
+        .is_some_and(|e| {
+            e.iter().any(|m| {
+                m.name
+                    .is_some_and(|n| n == "SKB_DROP_REASON_NETFILTER_DROP")
+            })
+        });
+    Features {
+        connect_errors: has("btf_trace_sys_enter") && has("btf_trace_sys_exit"),
+        error_report: has("btf_trace_inet_sk_error_report"),
+        netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
+        retransmits: has("btf_trace_tcp_retransmit_skb"),
+        in_flight_at_start: has("bpf_iter__tcp"),
+    }
 }
 
 /// libbpf's messages, kept so a failure can say what the kernel said.
@@ -155,12 +238,36 @@ impl<'obj> Tracer<'obj> {
         rodata.filter_ports = !cfg.ports.is_empty();
         rodata.trace_all = cfg.trace_all;
         rodata.wakeup_bytes = cfg.wakeup_bytes;
+        rodata.self_tgid = std::process::id();
+        // Hooks the kernel lacks are not loaded: a tp_btf program whose
+        // tracepoint is missing would fail the whole object.
+        let mut features = probe_features(Path::new(
+            cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
+        ));
+        open.progs
+            .handle_sys_enter
+            .set_autoload(features.connect_errors);
+        open.progs
+            .handle_sys_exit
+            .set_autoload(features.connect_errors);
+        open.progs
+            .handle_error_report
+            .set_autoload(features.error_report);
+        open.progs
+            .handle_drop
+            .set_autoload(features.netfilter_drops);
+        open.progs
+            .handle_retransmit
+            .set_autoload(features.retransmits);
+        open.progs
+            .seed_pending
+            .set_autoload(features.in_flight_at_start);
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
             .context("sizing the ring buffer")?;
 
-        let mut skel = open.load().map_err(|e| {
+        let skel = open.load().map_err(|e| {
             let why = libbpf_reason();
             match e.kind() {
                 ErrorKind::PermissionDenied => Fatal::new(
@@ -182,7 +289,7 @@ impl<'obj> Tracer<'obj> {
 
         fill_filters(&skel, cfg)?;
 
-        skel.attach().map_err(|e| {
+        let core = skel.progs.handle_set_state.attach().map_err(|e| {
             Fatal::new(
                 Kind::Kernel,
                 format!(
@@ -191,25 +298,84 @@ impl<'obj> Tracer<'obj> {
                 ),
             )
         })?;
+        let mut links = vec![core];
+        // The other hooks are extras: one that will not attach is off.
+        let mut extra = |on: &mut bool, progs: &[&libbpf_rs::ProgramMut<'_>]| {
+            if !*on {
+                return;
+            }
+            let attached: Result<Vec<_>, _> = progs.iter().map(|p| p.attach()).collect();
+            match attached {
+                Ok(l) => links.extend(l),
+                Err(_) => *on = false,
+            }
+        };
+        extra(
+            &mut features.connect_errors,
+            &[&skel.progs.handle_sys_enter, &skel.progs.handle_sys_exit],
+        );
+        extra(
+            &mut features.error_report,
+            &[&skel.progs.handle_error_report],
+        );
+        extra(&mut features.netfilter_drops, &[&skel.progs.handle_drop]);
+        extra(&mut features.retransmits, &[&skel.progs.handle_retransmit]);
 
         Ok(Tracer {
             skel,
+            _links: links,
             info: Loaded {
                 btf_source,
                 kernel: kernel_release(),
+                features,
             },
         })
     }
 
+    /// The TCP sockets in SYN_SENT right now, for watched destinations.
+    /// Empty where the kernel has no iter/tcp.
+    pub fn in_flight(&self) -> Result<Vec<Seed>> {
+        use std::io::Read;
+        if !self.info.features.in_flight_at_start {
+            return Ok(Vec::new());
+        }
+        let link = self
+            .skel
+            .progs
+            .seed_pending
+            .attach()
+            .context("attaching the iter/tcp program")?;
+        let mut bytes = Vec::new();
+        libbpf_rs::Iter::new(&link)
+            .context("creating the TCP socket iterator")?
+            .read_to_end(&mut bytes)
+            .context("reading the TCP socket iterator")?;
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<Seed>())
+            .filter_map(|c| plain::from_bytes::<Seed>(c).ok().copied())
+            .collect())
+    }
+
     /// Ring-buffer reservations that failed (events lost in the kernel).
     pub fn ring_drops(&self) -> Result<u64> {
-        let key = 0u32.to_ne_bytes();
+        self.counter(0)
+    }
+
+    /// connect() calls on watched sockets the in-flight map could not hold
+    /// (their errors before a SYN go unseen).
+    pub fn connects_untracked(&self) -> Result<u64> {
+        self.counter(1)
+    }
+
+    /// A per-CPU counter of tcpstate.h's enum tcpstate_counter, summed.
+    fn counter(&self, idx: u32) -> Result<u64> {
+        let key = idx.to_ne_bytes();
         let per_cpu = self
             .skel
             .maps
             .counters
             .lookup_percpu(&key, MapFlags::ANY)
-            .context("reading the drop counters")?
+            .context("reading the BPF counters")?
             .unwrap_or_default();
         Ok(per_cpu
             .iter()

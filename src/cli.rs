@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "TCPSTATE_ALERT_WINDOW", value_parser = parse_window)]
     pub alert_window: Duration,
 
+    /// Warn once about an attempt still unanswered after this long (like 3s,
+    /// 500ms; 0 turns it off); its outcome is reported as usual.
+    #[arg(long, value_name = "DURATION", default_value = "3s", env = "TCPSTATE_SLOW_AFTER", value_parser = parse_slow_after)]
+    pub slow_after: Duration,
+
     /// The webhook, from --slack-url or --slack-url-file, checked.
     #[arg(skip)]
     pub webhook: Option<WebhookUrl>,
@@ -91,6 +96,20 @@ pub struct Cli {
     /// Most connection attempts tracked at once; more are counted and not tracked.
     #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending: u32,
+}
+
+/// A duration; zero (`0`) turns the early warning off.
+fn parse_slow_after(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("'{s}' is not a duration ({e}); use values like 3s, 500ms, or 0 for off")
+    })?;
+    if d > Duration::from_secs(3600) {
+        return Err(format!("'{s}' must be at most 1h (or 0 for off)"));
+    }
+    Ok(d)
 }
 
 fn parse_window(s: &str) -> Result<Duration, String> {

@@ -1,55 +1,90 @@
-//! SYN_SENT -> ESTABLISHED / SYN_SENT -> CLOSE correlation: a pure state
-//! machine keyed by socket address. No I/O and no clock of its own: time
-//! comes from the events and from the caller of [`Correlator::sweep`].
+//! How attempts end: a pure state machine keyed by socket address. An
+//! attempt starts when a socket enters SYN_SENT (or is found there at
+//! start); it ends established, failed in the handshake, or failed in
+//! connect() itself. No I/O and no clock of its own: time comes from the
+//! events and from the caller.
+//!
+//! The table is bounded. When it is full, room is made from the source
+//! (cgroup and uid) holding the most attempts, oldest first, so one noisy
+//! client cannot push out another's attempts. An end whose start is not on
+//! record is still reported, marked `Seen::Unmatched`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use crate::event::{Comm, Failure, Reason, StateChange, TcpState};
+use crate::event::{
+    Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState,
+};
+
+/// A socket found in SYN_SENT at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub skaddr: u64,
+    pub family: Family,
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub uid: u32,
+}
 
 /// An attempt seen entering SYN_SENT, waiting for how it ends.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     ts_ns: u64,
-    pid: u32,
-    comm: Comm,
+    caller: Option<Caller>,
+    source: Source,
+    family: Family,
     saddr: IpAddr,
+    daddr: IpAddr,
+    dport: u16,
+    seen: Seen,
+    /// An error reported while in SYN_SENT, which the application may read
+    /// away (SO_ERROR) before it closes the socket.
+    reported_err: u32,
+    /// This host's netfilter dropped one of its SYNs.
+    dropped: bool,
+    retransmits: u32,
+    slow_said: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Not a conclusion (a new attempt, or an event outside SYN_SENT).
+    /// Not a conclusion (a new attempt, a note, or an event outside SYN_SENT).
     Nothing,
-    Established,
+    Established {
+        daddr: IpAddr,
+        dport: u16,
+    },
     Failed(Failure),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    /// Attempts seen entering SYN_SENT.
+    /// Attempts seen: entering SYN_SENT, or failing in connect() before.
     pub attempts: u64,
     pub successes: u64,
     pub failures: u64,
     /// Pending longer than the maximum age, dropped unconcluded.
     pub evicted_age: u64,
-    /// Not tracked because the table was full.
+    /// Made room for another attempt while the table was full.
     pub evicted_full: u64,
     /// A socket address entered SYN_SENT again before its previous
     /// attempt was seen to end: the earlier one is abandoned.
     pub replaced: u64,
-    /// Left SYN_SENT without a matching attempt (begun before start, lost
-    /// to a ring-buffer drop, or older than the attempt on record).
+    /// Ends without a start on record (reported as `Seen::Unmatched`).
     pub unmatched: u64,
+    /// Attempts found in SYN_SENT at start.
+    pub at_start: u64,
 }
 
-/// Socket addresses are kernel pointers, not attacker-chosen keys, so a
-/// multiply-xorshift is enough, and several times cheaper than SipHash on
-/// a path taken twice per connection attempt.
+/// Socket addresses, cgroup ids and uids are kernel-assigned, not chosen
+/// by whoever connects, so a multiply-xorshift is enough, and several
+/// times cheaper than SipHash on a path taken twice per attempt.
 #[derive(Default)]
-struct SkHasher(u64);
+struct FastHasher(u64);
 
-impl Hasher for SkHasher {
+impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
@@ -57,31 +92,46 @@ impl Hasher for SkHasher {
     }
     fn write_u64(&mut self, x: u64) {
         // Pointers are aligned (low bits zero): mix high bits down too.
-        let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.0 = h ^ (h >> 29);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
     }
     fn finish(&self) -> u64 {
         self.0
     }
 }
 
-pub struct Correlator {
-    pending: HashMap<u64, Attempt, BuildHasherDefault<SkHasher>>,
-    max_pending: usize,
-    max_age_ns: u64,
-    last_full_sweep_ns: u64,
-    counters: Counters,
+type Fast = BuildHasherDefault<FastHasher>;
+
+/// One source's attempts, oldest first. Entries of attempts that have
+/// ended stay until they reach the front, or until the queue is compacted.
+#[derive(Debug, Default)]
+struct SourceQueue {
+    live: usize,
+    order: VecDeque<(u64, u64)>, // (ts_ns, skaddr)
 }
 
-const FULL_SWEEP_EVERY_NS: u64 = 1_000_000_000;
+pub struct Correlator {
+    pending: HashMap<u64, Attempt, Fast>,
+    sources: HashMap<Source, SourceQueue, Fast>,
+    /// The source room was last made from, and how often since it was
+    /// found the largest (it is looked for again now and then).
+    hog: Option<(Source, u32)>,
+    max_pending: usize,
+    max_age_ns: u64,
+    counters: Counters,
+}
 
 impl Correlator {
     pub fn new(max_pending: usize, max_age_ns: u64) -> Self {
         Correlator {
-            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), Default::default()),
+            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), Fast::default()),
+            sources: HashMap::default(),
+            hog: None,
             max_pending,
             max_age_ns,
-            last_full_sweep_ns: 0,
             counters: Counters::default(),
         }
     }
@@ -94,37 +144,71 @@ impl Correlator {
         self.pending.len()
     }
 
-    /// One state change; `now_ns` is the caller's monotonic time.
-    pub fn observe(&mut self, ev: &StateChange, now_ns: u64) -> Outcome {
+    /// One record; `now_ns` is the caller's monotonic time.
+    pub fn observe(&mut self, ev: &Record, now_ns: u64) -> Outcome {
+        match ev.kind {
+            Kind::State => self.state(ev, now_ns),
+            Kind::ConnectErr => self.connect_err(ev),
+            Kind::SkError | Kind::Drop | Kind::Retrans => {
+                if let Some(a) = self.pending.get_mut(&ev.skaddr) {
+                    match ev.kind {
+                        Kind::SkError => a.reported_err = ev.sk_err,
+                        Kind::Drop => a.dropped = true,
+                        _ => a.retransmits += 1,
+                    }
+                }
+                Outcome::Nothing
+            }
+        }
+    }
+
+    fn state(&mut self, ev: &Record, now_ns: u64) -> Outcome {
         if ev.newstate == TcpState::SynSent {
-            self.start(ev, now_ns);
+            self.counters.attempts += 1;
+            let attempt = Attempt {
+                ts_ns: ev.ts_ns,
+                caller: Some(ev.caller),
+                source: ev.caller.source(),
+                family: ev.family,
+                saddr: ev.saddr,
+                daddr: ev.daddr,
+                dport: ev.dport,
+                seen: Seen::Live,
+                reported_err: 0,
+                dropped: false,
+                retransmits: 0,
+                slow_said: false,
+            };
+            self.start(ev.skaddr, attempt, now_ns);
             return Outcome::Nothing;
         }
         if ev.oldstate != TcpState::SynSent {
             return Outcome::Nothing;
         }
-        let attempt = match self.pending.remove(&ev.skaddr) {
-            Some(a) if a.ts_ns <= ev.ts_ns => a,
-            // An event older than the attempt on record belongs to an earlier
-            // socket at the same address: it must not end the newer one.
-            Some(a) => {
-                self.pending.insert(ev.skaddr, a);
-                self.counters.unmatched += 1;
-                return Outcome::Nothing;
-            }
-            None => {
-                self.counters.unmatched += 1;
-                return Outcome::Nothing;
-            }
+        let attempt = match self.pending.get(&ev.skaddr) {
+            // An event older than the attempt on record belongs to an
+            // earlier socket at the same address: it must not end the newer.
+            Some(a) if a.ts_ns > ev.ts_ns && a.seen == Seen::Live => None,
+            Some(_) => self.take(ev.skaddr),
+            None => None,
         };
         match ev.newstate {
             TcpState::Established => {
+                if attempt.is_none() {
+                    self.counters.unmatched += 1;
+                }
                 self.counters.successes += 1;
-                Outcome::Established
+                Outcome::Established {
+                    daddr: ev.daddr,
+                    dport: ev.dport,
+                }
             }
             TcpState::Close => {
                 self.counters.failures += 1;
-                Outcome::Failed(failure(&attempt, ev))
+                if attempt.is_none() {
+                    self.counters.unmatched += 1;
+                }
+                Outcome::Failed(handshake_failure(attempt.as_ref(), ev))
             }
             // SYN_SENT only leads to ESTABLISHED or CLOSE; anything else
             // (a future kernel) ends the attempt without a verdict.
@@ -132,81 +216,262 @@ impl Correlator {
         }
     }
 
-    fn start(&mut self, ev: &StateChange, now_ns: u64) {
-        self.counters.attempts += 1;
-        let attempt = Attempt {
-            ts_ns: ev.ts_ns,
-            pid: ev.pid,
-            comm: ev.comm,
-            saddr: ev.saddr,
+    /// connect() failed, and the state path did not report it: either no
+    /// SYN_SENT at all, or one that closed again inside connect().
+    fn connect_err(&mut self, ev: &Record) -> Outcome {
+        let attempt = if ev.skaddr != 0 {
+            self.take(ev.skaddr)
+        } else {
+            None
         };
-        if self.pending.len() >= self.max_pending && !self.pending.contains_key(&ev.skaddr) {
-            // A full table is swept for old attempts at most once a second:
-            // a sweep is O(n), and a full table sees every new attempt.
-            if now_ns.saturating_sub(self.last_full_sweep_ns) >= FULL_SWEEP_EVERY_NS {
-                self.last_full_sweep_ns = now_ns;
-                self.sweep(now_ns);
-            }
-            if self.pending.len() >= self.max_pending {
-                self.counters.evicted_full += 1;
-                return;
-            }
+        if attempt.is_none() {
+            self.counters.attempts += 1;
         }
-        if self.pending.insert(ev.skaddr, attempt).is_some() {
-            self.counters.replaced += 1;
+        self.counters.failures += 1;
+        let (caller, duration_ns, saddr) = match &attempt {
+            Some(a) => (a.caller, ev.ts_ns.saturating_sub(a.ts_ns), a.saddr),
+            None => (Some(ev.caller), 0, ev.saddr),
+        };
+        Outcome::Failed(Failure {
+            caller,
+            family: ev.family,
+            saddr,
+            sport: ev.sport,
+            daddr: ev.daddr,
+            dport: ev.dport,
+            reason: Reason::from_errno(ev.sk_err),
+            errno: ev.sk_err,
+            stage: Stage::Connect,
+            seen: attempt.map_or(Seen::Live, |a| a.seen),
+            ts_ns: ev.ts_ns,
+            duration_ns,
+            retransmits: 0,
+        })
+    }
+
+    /// An attempt found in SYN_SENT at start; `caller` is its owner when
+    /// /proc told, `uid` the socket's.
+    pub fn seed(&mut self, found: &Found, caller: Option<Caller>, now_ns: u64) {
+        let uid = found.uid;
+        self.counters.at_start += 1;
+        let source = caller.map_or(Source { cgroup_id: 0, uid }, |c| c.source());
+        let attempt = Attempt {
+            ts_ns: now_ns,
+            caller,
+            source,
+            family: found.family,
+            saddr: found.saddr,
+            daddr: found.daddr,
+            dport: found.dport,
+            seen: Seen::AtStart,
+            reported_err: 0,
+            dropped: false,
+            retransmits: 0,
+            slow_said: false,
+        };
+        self.start(found.skaddr, attempt, now_ns);
+    }
+
+    fn start(&mut self, skaddr: u64, attempt: Attempt, now_ns: u64) {
+        if let Some(old) = self.pending.get(&skaddr) {
+            // A seeded attempt seen again by the tracepoint is the same one.
+            if old.seen != Seen::AtStart {
+                self.counters.replaced += 1;
+            }
+            self.take(skaddr);
+        } else if self.pending.len() >= self.max_pending && !self.make_room(attempt.source, now_ns)
+        {
+            self.counters.evicted_full += 1;
+            return;
+        }
+        self.pending.insert(skaddr, attempt);
+        let q = self.sources.entry(attempt.source).or_default();
+        q.live += 1;
+        q.order.push_back((attempt.ts_ns, skaddr));
+        // Ended attempts leave entries behind: compact before they pile up.
+        if q.order.len() > 2 * q.live + 64 {
+            let pending = &self.pending;
+            q.order
+                .retain(|&(ts, sk)| pending.get(&sk).is_some_and(|a| a.ts_ns == ts));
         }
     }
 
-    /// Drops attempts pending for longer than the maximum age at `now_ns`
-    /// (monotonic nanoseconds, the clock of the events).
+    /// Removes an attempt from the table and its source's count.
+    fn take(&mut self, skaddr: u64) -> Option<Attempt> {
+        let a = self.pending.remove(&skaddr)?;
+        if let Some(q) = self.sources.get_mut(&a.source) {
+            q.live -= 1;
+            if q.live == 0 {
+                self.sources.remove(&a.source);
+            }
+        }
+        Some(a)
+    }
+
+    /// A full table: drops attempts past the maximum age, else the oldest
+    /// attempt of the source holding the most. True when there is room.
+    fn make_room(&mut self, incoming: Source, now_ns: u64) -> bool {
+        // The source found largest last time is still the one to take
+        // from while it holds more than the newcomer's source (or is it);
+        // it is looked for afresh now and then, as others grow.
+        let incoming_live = self.sources.get(&incoming).map_or(0, |q| q.live);
+        let cached = self.hog.filter(|&(s, n)| {
+            n < 1024
+                && (s == incoming || self.sources.get(&s).is_some_and(|q| q.live > incoming_live))
+        });
+        let hog = match cached {
+            Some((s, n)) => {
+                self.hog = Some((s, n + 1));
+                s
+            }
+            None => {
+                let Some((&s, _)) = self.sources.iter().max_by_key(|(_, q)| q.live) else {
+                    return false;
+                };
+                self.hog = Some((s, 0));
+                s
+            }
+        };
+        // The largest source's oldest attempt that is still pending.
+        loop {
+            let Some(q) = self.sources.get_mut(&hog) else {
+                return false;
+            };
+            let Some((ts, sk)) = q.order.pop_front() else {
+                return false;
+            };
+            if self.pending.get(&sk).is_some_and(|a| a.ts_ns == ts) {
+                let a = self.take(sk).expect("pending");
+                if now_ns.saturating_sub(a.ts_ns) > self.max_age_ns {
+                    self.counters.evicted_age += 1;
+                } else {
+                    self.counters.evicted_full += 1;
+                }
+                return true;
+            }
+        }
+    }
+
+    /// Drops attempts pending for longer than the maximum age at `now_ns`.
     pub fn sweep(&mut self, now_ns: u64) {
         let max_age = self.max_age_ns;
-        let before = self.pending.len();
-        self.pending
-            .retain(|_, a| now_ns.saturating_sub(a.ts_ns) <= max_age);
-        self.counters.evicted_age += (before - self.pending.len()) as u64;
+        let old: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, a)| now_ns.saturating_sub(a.ts_ns) > max_age)
+            .map(|(&sk, _)| sk)
+            .collect();
+        for sk in old {
+            self.take(sk);
+            self.counters.evicted_age += 1;
+        }
+    }
+
+    /// Attempts in SYN_SENT for `after_ns` or more that were not said to
+    /// be slow yet: each is said once. A scan of the table, so the caller
+    /// runs it a few times a second, not per event.
+    pub fn slow(&mut self, now_ns: u64, after_ns: u64, out: &mut Vec<(u64, Slow)>) {
+        for (&sk, a) in self.pending.iter_mut() {
+            let elapsed = now_ns.saturating_sub(a.ts_ns);
+            if a.slow_said || elapsed < after_ns {
+                continue;
+            }
+            a.slow_said = true;
+            out.push((
+                sk,
+                Slow {
+                    caller: a.caller,
+                    family: a.family,
+                    saddr: a.saddr,
+                    daddr: a.daddr,
+                    dport: a.dport,
+                    seen: a.seen,
+                    ts_ns: now_ns,
+                    elapsed_ns: elapsed,
+                    retransmits: a.retransmits,
+                },
+            ));
+        }
     }
 }
 
-fn failure(a: &Attempt, close: &StateChange) -> Failure {
-    // pid and comm come from SYN_SENT: at CLOSE the current task is whoever
+fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
+    // The caller comes from SYN_SENT: at CLOSE the current task is whoever
     // ran the timer or softirq (pid 0, a kernel worker).
-    let saddr = if a.saddr.is_unspecified() {
-        close.saddr
+    let (caller, seen, ts0, dropped, reported_err, retransmits, saddr) = match a {
+        Some(a) => (
+            a.caller,
+            a.seen,
+            a.ts_ns,
+            a.dropped,
+            a.reported_err,
+            a.retransmits,
+            a.saddr,
+        ),
+        None => (None, Seen::Unmatched, close.ts_ns, false, 0, 0, close.saddr),
+    };
+    // sk_err (or, read in the kernel, sk_err_soft) at the close; else the
+    // error reported while connecting, which the application read away.
+    let errno = if close.sk_err != 0 {
+        close.sk_err
     } else {
-        a.saddr
+        reported_err
+    };
+    let reason = if dropped {
+        Reason::Denied
+    } else {
+        Reason::from_errno(errno)
     };
     Failure {
-        pid: a.pid,
-        comm: a.comm,
+        caller,
         family: close.family,
-        saddr,
+        saddr: if saddr.is_unspecified() {
+            close.saddr
+        } else {
+            saddr
+        },
         sport: close.sport,
         daddr: close.daddr,
         dport: close.dport,
-        reason: Reason::from_errno(close.sk_err),
-        errno: close.sk_err,
+        reason,
+        errno,
+        stage: Stage::Handshake,
+        seen,
         ts_ns: close.ts_ns,
-        duration_ns: close.ts_ns.saturating_sub(a.ts_ns),
+        duration_ns: close.ts_ns.saturating_sub(ts0),
+        retransmits,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Family;
+    use crate::event::Comm;
     use TcpState::*;
 
-    fn ev(skaddr: u64, ts_ns: u64, old: TcpState, new: TcpState, err: u32) -> StateChange {
-        StateChange {
+    const S: u64 = 1_000_000_000;
+
+    fn caller(pid: u32, cgroup_id: u64) -> Caller {
+        Caller {
+            pid,
+            tid: pid,
+            uid: 1000,
+            cgroup_id,
+            comm: Comm::new(b"curl"),
+            process: Comm::new(b"curl"),
+        }
+    }
+
+    fn rec(kind: Kind, skaddr: u64, ts_ns: u64, old: TcpState, new: TcpState, err: u32) -> Record {
+        Record {
+            kind,
             skaddr,
             ts_ns,
-            pid: if new == SynSent { 42 } else { 0 },
-            comm: Comm::new(if new == SynSent {
-                b"curl"
+            caller: if new == SynSent || kind == Kind::ConnectErr {
+                caller(42, 7)
             } else {
-                b"swapper/0"
-            }),
+                Caller::default()
+            },
             family: Family::Ipv4,
             saddr: "192.0.2.1".parse().unwrap(),
             daddr: "192.0.2.2".parse().unwrap(),
@@ -215,6 +480,22 @@ mod tests {
             oldstate: old,
             newstate: new,
             sk_err: err,
+        }
+    }
+
+    fn ev(skaddr: u64, ts_ns: u64, old: TcpState, new: TcpState, err: u32) -> Record {
+        rec(Kind::State, skaddr, ts_ns, old, new, err)
+    }
+
+    fn from(mut r: Record, pid: u32, cgroup: u64) -> Record {
+        r.caller = caller(pid, cgroup);
+        r
+    }
+
+    fn failed(o: Outcome) -> Failure {
+        match o {
+            Outcome::Failed(f) => f,
+            other => panic!("expected a failure, got {other:?}"),
         }
     }
 
@@ -229,10 +510,10 @@ mod tests {
             c.observe(&ev(1, 10, Close, SynSent, 0), 10),
             Outcome::Nothing
         );
-        assert_eq!(
+        assert!(matches!(
             c.observe(&ev(1, 20, SynSent, Established, 0), 20),
-            Outcome::Established
-        );
+            Outcome::Established { dport: 443, .. }
+        ));
         // What follows an established connection is not an attempt's end.
         assert_eq!(
             c.observe(&ev(1, 30, Established, Close, 0), 30),
@@ -244,16 +525,15 @@ mod tests {
     }
 
     #[test]
-    fn close_is_failure_with_connecting_process() {
+    fn close_is_a_handshake_failure_of_the_connecting_process() {
         let mut c = corr();
         c.observe(&ev(1, 100, Close, SynSent, 0), 100);
-        let Outcome::Failed(f) = c.observe(&ev(1, 350, SynSent, Close, 111), 350) else {
-            panic!("no failure");
-        };
-        assert_eq!(f.reason, Reason::Refused);
-        assert_eq!(f.errno, 111);
-        assert_eq!(f.pid, 42);
-        assert_eq!(f.comm.to_string(), "curl");
+        let f = failed(c.observe(&ev(1, 350, SynSent, Close, 111), 350));
+        assert_eq!(
+            (f.reason, f.errno, f.stage, f.seen),
+            (Reason::Refused, 111, Stage::Handshake, Seen::Live)
+        );
+        assert_eq!(f.caller.unwrap().pid, 42);
         assert_eq!(f.duration_ns, 250);
         assert_eq!(f.dport, 443);
         assert_eq!(c.counters().failures, 1);
@@ -264,13 +544,9 @@ mod tests {
         let mut c = corr();
         c.observe(&ev(1, 10, Close, SynSent, 0), 10);
         c.observe(&ev(1, 20, SynSent, Close, 111), 20);
-        // Same socket address, next connection, milliseconds later.
         c.observe(&ev(1, 25, Close, SynSent, 0), 25);
-        let Outcome::Failed(f) = c.observe(&ev(1, 40, SynSent, Close, 110), 40) else {
-            panic!("no failure");
-        };
+        let f = failed(c.observe(&ev(1, 40, SynSent, Close, 110), 40));
         assert_eq!((f.reason, f.duration_ns), (Reason::Timeout, 15));
-        // A SYN_SENT again without an end in between replaces the attempt.
         c.observe(&ev(2, 50, Close, SynSent, 0), 50);
         c.observe(&ev(2, 60, Close, SynSent, 0), 60);
         assert_eq!(c.counters().replaced, 1);
@@ -278,53 +554,180 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_and_unmatched_events_are_counted_not_reported() {
+    fn an_end_without_a_start_is_still_reported_as_unmatched() {
         let mut c = corr();
-        // Close of an attempt begun before we started.
+        let f = failed(c.observe(&ev(7, 5, SynSent, Close, 111), 5));
         assert_eq!(
-            c.observe(&ev(7, 5, SynSent, Close, 111), 5),
-            Outcome::Nothing
+            (f.reason, f.seen, f.caller),
+            (Reason::Refused, Seen::Unmatched, None)
         );
-        // A stale close older than the attempt on record.
+        // A stale close, older than the attempt on record, does not end it.
         c.observe(&ev(8, 100, Close, SynSent, 0), 100);
-        assert_eq!(
-            c.observe(&ev(8, 90, SynSent, Close, 111), 90),
-            Outcome::Nothing
-        );
+        let f = failed(c.observe(&ev(8, 90, SynSent, Close, 111), 100));
+        assert_eq!(f.seen, Seen::Unmatched);
         assert_eq!(c.counters().unmatched, 2);
-        // The real end still concludes it.
+        let f = failed(c.observe(&ev(8, 120, SynSent, Close, 111), 120));
+        assert_eq!(f.seen, Seen::Live);
+    }
+
+    #[test]
+    fn connect_errors_are_connect_stage_failures() {
+        let mut c = corr();
+        // No route: no SYN_SENT at all.
+        let f = failed(c.observe(&rec(Kind::ConnectErr, 9, 10, Close, Close, 101), 10));
+        assert_eq!(
+            (f.reason, f.stage, f.errno),
+            (Reason::NetUnreachable, Stage::Connect, 101)
+        );
+        assert_eq!(f.caller.unwrap().pid, 42);
+        // No local port: SYN_SENT, then closed inside connect() (the kernel
+        // side leaves that close to the syscall's error).
+        c.observe(&ev(3, 20, Close, SynSent, 0), 20);
+        let f = failed(c.observe(&rec(Kind::ConnectErr, 3, 25, Close, Close, 99), 25));
+        assert_eq!((f.reason, f.stage), (Reason::PortExhausted, Stage::Connect));
+        assert_eq!(f.duration_ns, 5);
+        assert_eq!(c.pending(), 0);
+        let k = c.counters();
+        assert_eq!((k.attempts, k.failures), (2, 2));
+    }
+
+    #[test]
+    fn an_error_read_away_by_the_application_is_kept() {
+        let mut c = corr();
+        c.observe(&ev(1, 10, Close, SynSent, 0), 10);
+        c.observe(&rec(Kind::SkError, 1, 11, Close, Close, 113), 11);
+        let f = failed(c.observe(&ev(1, 12, SynSent, Close, 0), 12));
+        assert_eq!((f.reason, f.errno), (Reason::HostUnreachable, 113));
+        // Without one, a close with no error is the application giving up.
+        c.observe(&ev(2, 10, Close, SynSent, 0), 10);
+        assert_eq!(
+            failed(c.observe(&ev(2, 12, SynSent, Close, 0), 12)).reason,
+            Reason::Canceled
+        );
+    }
+
+    #[test]
+    fn a_syn_dropped_here_is_denied_with_the_application_errno() {
+        let mut c = corr();
+        c.observe(&ev(1, 10, Close, SynSent, 0), 10);
+        c.observe(&rec(Kind::Drop, 1, 11, Close, Close, 0), 11);
+        c.observe(&rec(Kind::Retrans, 1, 12, Close, Close, 0), 12);
+        c.observe(&rec(Kind::Drop, 1, 12, Close, Close, 0), 12);
+        let f = failed(c.observe(&ev(1, 3 * S, SynSent, Close, 110), 3 * S));
+        assert_eq!((f.reason, f.errno, f.retransmits), (Reason::Denied, 110, 1));
+    }
+
+    #[test]
+    fn slow_attempts_are_said_once() {
+        let mut c = Correlator::new(16, 300 * S);
+        c.observe(&ev(1, 0, Close, SynSent, 0), 0);
+        c.observe(&ev(2, 2 * S, Close, SynSent, 0), 2 * S);
+        let mut out = Vec::new();
+        c.slow(S, 3 * S, &mut out);
+        assert!(out.is_empty());
+        c.slow(3 * S, 3 * S, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].0, out[0].1.elapsed_ns, out[0].1.dport),
+            (1, 3 * S, 443)
+        );
+        c.slow(4 * S, 3 * S, &mut out);
+        assert_eq!(out.len(), 1, "once only");
+        // Its failure still comes after.
         assert!(matches!(
-            c.observe(&ev(8, 120, SynSent, Close, 111), 120),
+            c.observe(&ev(1, 5 * S, SynSent, Close, 110), 5 * S),
             Outcome::Failed(_)
         ));
     }
 
     #[test]
-    fn old_attempts_are_evicted_and_table_is_bounded() {
-        const S: u64 = 1_000_000_000;
+    fn attempts_found_at_start_are_concluded_and_marked() {
+        let mut c = corr();
+        let found = Found {
+            skaddr: 5,
+            family: Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            daddr: "192.0.2.2".parse().unwrap(),
+            dport: 443,
+            uid: 1000,
+        };
+        c.seed(&found, Some(caller(77, 9)), 100);
+        // The tracepoint's own SYN_SENT of the same socket is no replacement.
+        let f = failed(c.observe(&ev(5, 200, SynSent, Close, 111), 200));
+        assert_eq!(
+            (f.seen, f.caller.unwrap().pid, f.duration_ns),
+            (Seen::AtStart, 77, 100)
+        );
+        assert_eq!(c.counters().replaced, 0);
+    }
+
+    #[test]
+    fn a_full_table_makes_room_from_the_largest_source_oldest_first() {
+        let mut c = Correlator::new(8, 300 * S);
+        // The flooder (cgroup 1) fills the table.
+        for sk in 0..8 {
+            c.observe(&from(ev(100 + sk, sk, Close, SynSent, 0), 1, 1), sk);
+        }
+        // The victim (cgroup 2) still gets its attempts tracked...
+        for sk in 0..3 {
+            c.observe(
+                &from(ev(200 + sk, 10 + sk, Close, SynSent, 0), 2, 2),
+                10 + sk,
+            );
+        }
+        assert_eq!(c.pending(), 8);
+        assert_eq!(c.counters().evicted_full, 3);
+        // ...at the flooder's expense, oldest first.
+        for sk in 0..3 {
+            assert_eq!(
+                c.observe(&ev(100 + sk, 20, SynSent, Close, 111), 20)
+                    .failure_seen(),
+                Some(Seen::Unmatched)
+            );
+        }
+        for sk in 0..3 {
+            let f = failed(c.observe(&ev(200 + sk, 30, SynSent, Close, 111), 30));
+            assert_eq!((f.seen, f.caller.unwrap().pid), (Seen::Live, 2));
+        }
+        // The flooder's newest are kept too.
+        assert_eq!(
+            failed(c.observe(&ev(107, 40, SynSent, Close, 111), 40)).seen,
+            Seen::Live
+        );
+        // More flooding only ever pushes out the flooder's own.
+        for sk in 300..400 {
+            c.observe(&from(ev(sk, 50, Close, SynSent, 0), 1, 1), 50);
+        }
+        c.observe(&from(ev(500, 60, Close, SynSent, 0), 2, 2), 60);
+        assert_eq!(
+            failed(c.observe(&ev(500, 70, SynSent, Close, 111), 70)).seen,
+            Seen::Live
+        );
+    }
+
+    #[test]
+    fn old_attempts_are_swept() {
         let mut c = Correlator::new(4, S);
         for sk in 0..4 {
             c.observe(&ev(sk, 10, Close, SynSent, 0), 10);
         }
-        // Full, nothing old enough: the new attempt is not tracked.
-        c.observe(&ev(9, S / 2, Close, SynSent, 0), S / 2);
-        assert_eq!(c.counters().evicted_full, 1);
+        c.sweep(S / 2);
         assert_eq!(c.pending(), 4);
-        // Full; a sweep ran (or the table was made) less than a second
-        // ago: no O(n) sweep per new attempt.
-        c.observe(&ev(10, S - 1, Close, SynSent, 0), S - 1);
-        assert_eq!(c.counters().evicted_full, 2);
-        // Past a second, the sweep runs and the old attempts go.
-        c.observe(&ev(10, 3 * S / 2, Close, SynSent, 0), 3 * S / 2);
-        assert_eq!(c.counters().evicted_age, 4);
-        assert_eq!(c.pending(), 1);
-        c.sweep(3 * S);
-        assert_eq!(c.counters().evicted_age, 5);
-        assert_eq!(c.pending(), 0);
-        // An evicted attempt's late end is unmatched, not a failure.
+        c.sweep(2 * S);
+        assert_eq!((c.pending(), c.counters().evicted_age), (0, 4));
+        // An evicted attempt's late end is reported, unmatched.
         assert_eq!(
-            c.observe(&ev(10, 4 * S, SynSent, Close, 110), 4 * S),
-            Outcome::Nothing
+            failed(c.observe(&ev(1, 3 * S, SynSent, Close, 110), 3 * S)).seen,
+            Seen::Unmatched
         );
+    }
+
+    impl Outcome {
+        fn failure_seen(&self) -> Option<Seen> {
+            match self {
+                Outcome::Failed(f) => Some(f.seen),
+                _ => None,
+            }
+        }
     }
 }

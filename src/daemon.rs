@@ -21,7 +21,9 @@ use crate::alert::{self, slack, Sinks};
 use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
-use crate::engine::{self, Engine, EngineStats, Out};
+use crate::correlate::Found;
+use crate::engine::{self, Engine, EngineStats, NoAttribution, Out};
+use crate::event::Family;
 use crate::format::{Format, Printer};
 use crate::log::Log;
 use crate::losses::Losses;
@@ -42,6 +44,11 @@ const POLL: Duration = Duration::from_millis(10);
 const BATCH: usize = 4096;
 /// Destinations with an open alert window; beyond this they share one.
 const MAX_ALERT_DESTS: usize = 4096;
+/// Open alert windows one source (cgroup and uid) may hold before its
+/// further destinations fold into one summary: a fair share of the table.
+const ALERT_SHARE: usize = 64;
+/// How often attempts are checked against --slow-after.
+const SLOW_CHECK: Duration = Duration::from_millis(250);
 /// From SIGTERM to exit, whatever the sinks do (the unit allows 15 s).
 const STOP_WITHIN: Duration = Duration::from_millis(4500);
 
@@ -96,14 +103,19 @@ async fn run_async(cli: Cli) -> Result<()> {
         Format::None => None,
         _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
     };
-    let mut engine = Engine::new(engine::Config {
-        printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
-        verbose: cli.verbose,
-        max_pending: cli.max_pending as usize,
-        max_pending_age_ns: MAX_PENDING_AGE.as_nanos() as u64,
-        alert_window_ns: sinks.any().then_some(cli.alert_window.as_nanos() as u64),
-        max_alert_dests: MAX_ALERT_DESTS,
-    });
+    let mut engine = Engine::new(
+        engine::Config {
+            printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
+            verbose: cli.verbose,
+            max_pending: cli.max_pending as usize,
+            max_pending_age_ns: MAX_PENDING_AGE.as_nanos() as u64,
+            alert_window_ns: sinks.any().then_some(cli.alert_window.as_nanos() as u64),
+            max_alert_dests: MAX_ALERT_DESTS,
+            alert_share: ALERT_SHARE,
+            slow_after_ns: (!cli.slow_after.is_zero()).then_some(cli.slow_after.as_nanos() as u64),
+        },
+        Box::new(NoAttribution),
+    );
 
     // The ring-buffer callback only copies records out; the engine then
     // runs on the batch with the loop's full access to its state.
@@ -111,10 +123,14 @@ async fn run_async(cli: Cli) -> Result<()> {
     let rb = tracer.ring_buffer(|raw| batch.borrow_mut().push(*raw))?;
     let rb_fd = ring_buffer_fd(&rb)?;
 
+    // The attempts already under way: after the tracepoint is attached, so
+    // none falls between the two (one seen by both is the same attempt).
+    let seeded = seed_in_flight(&tracer, &mut engine, &log);
+
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
     }
-    log.info(started_line(&cli, &tracer));
+    log.info(started_line(&cli, &tracer, seeded));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
         log.warn(w);
     }
@@ -123,6 +139,8 @@ async fn run_async(cli: Cli) -> Result<()> {
     drain_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut second = interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut slow_timer = interval(SLOW_CHECK);
+    slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut house = Housekeeping::new(&log);
     let mut out = Out::default();
     // Whatever ends the loop, a signal or an error, the stop below runs.
@@ -135,6 +153,9 @@ async fn run_async(cli: Cli) -> Result<()> {
             },
             _ = drain_timer.tick() => {}
             _ = second.tick() => house.run(&tracer, &mut engine, &stats, &log),
+            _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
+                engine.check_slow(mono_now_ns(), &mut out);
+            }
         }
         if let Err(e) = drain(&rb, &batch, &mut engine, &mut out) {
             break Err(e);
@@ -162,6 +183,41 @@ async fn run_async(cli: Cli) -> Result<()> {
     log.info(stop_line(&why, &engine.stats(), ring_drops, &stats));
     sinks.close(deadline).await;
     ended.and(drained)
+}
+
+/// Seeds the correlation with the attempts already in SYN_SENT; how many.
+fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize {
+    let seeds = match tracer.in_flight() {
+        Ok(s) => s,
+        Err(e) => {
+            log.warn(format_args!(
+                "attempts in flight at start not looked for: {e:#}"
+            ));
+            return 0;
+        }
+    };
+    let now = mono_now_ns();
+    for s in &seeds {
+        let family = if s.family == 2 {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        };
+        let addr = |raw: &[u8; 16]| match family {
+            Family::Ipv4 => std::net::IpAddr::from([raw[0], raw[1], raw[2], raw[3]]),
+            Family::Ipv6 => std::net::Ipv6Addr::from(*raw).to_canonical(),
+        };
+        let found = Found {
+            skaddr: s.skaddr,
+            family,
+            saddr: addr(&s.saddr),
+            daddr: addr(&s.daddr),
+            dport: s.dport,
+            uid: s.uid,
+        };
+        engine.seed(&found, crate::owner::owner(s.ino), now);
+    }
+    seeds.len()
 }
 
 /// Takes everything the ring holds, a batch at a time, through the engine.
@@ -317,22 +373,25 @@ fn alerting(cli: &Cli) -> String {
 
 fn check_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
     format!(
-        "tcpstate {}: ok: kernel {}, BTF from {}, tp_btf/inet_sock_set_state loaded and attached, \
-         ring buffer {} KiB, {}; detached",
+        "tcpstate {}: ok: kernel {}, BTF from {}, tp_btf/inet_sock_set_state loaded and attached; \
+         {}; ring buffer {} KiB, {}; detached",
         env!("CARGO_PKG_VERSION"),
         tracer.info.kernel,
         tracer.info.btf_source,
+        tracer.info.features.describe(),
         cli.ring_buffer_size / 1024,
         watching(cli)
     )
 }
 
-fn started_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
+fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> String {
     format!(
-        "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}); watching {}; {}",
+        "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}; {}); \
+         {seeded} attempts in flight at start; watching {}; {}",
         env!("CARGO_PKG_VERSION"),
         tracer.info.kernel,
         tracer.info.btf_source,
+        tracer.info.features.describe(),
         watching(cli),
         alerting(cli)
     )
@@ -341,25 +400,28 @@ fn started_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
 fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
     let c = e.correlate;
     format!(
-        "stopped: {why} events={} attempts={} successes={} failures={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} pending={} ringbuf_drops={} stdout_dropped={} \
-         alerts={} summaries={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
+        "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
+         (age {} full {}) replaced={} unmatched={} at_start={} pending={} ringbuf_drops={} \
+         stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={}",
         e.events,
         c.attempts,
         c.successes,
         c.failures,
+        e.slow,
         c.evicted_age + c.evicted_full,
         c.evicted_age,
         c.evicted_full,
         c.replaced,
         c.unmatched,
+        c.at_start,
         e.pending,
         ring_drops,
         s.stdout_dropped.get(),
         e.policy.firsts,
         e.policy.summaries,
+        e.policy.folded,
         s.syslog_queue_drops.get() + s.slack_queue_drops.get(),
         s.syslog_lines.get(),
         s.syslog_lost.get(),

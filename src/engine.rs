@@ -5,10 +5,27 @@
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::clock::Clock;
-use crate::correlate::{Correlator, Counters, Outcome};
-use crate::event::StateChange;
+use crate::correlate::{Correlator, Counters, Found, Outcome};
+use crate::event::{Attribution, Caller, Record, Slow};
 use crate::format::Printer;
 use crate::skel::RawEvent;
+
+/// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
+/// while the cgroup surely exists; `get` when it is shown.
+pub trait Attributor {
+    fn touch(&mut self, cgroup_id: u64);
+    fn get(&mut self, cgroup_id: u64) -> Option<&Attribution>;
+}
+
+/// For tests and hosts without cgroup v2: names nothing.
+pub struct NoAttribution;
+
+impl Attributor for NoAttribution {
+    fn touch(&mut self, _: u64) {}
+    fn get(&mut self, _: u64) -> Option<&Attribution> {
+        None
+    }
+}
 
 pub struct Config {
     pub printer: Printer,
@@ -18,6 +35,10 @@ pub struct Config {
     /// The alert policy's window; None when no sink takes alerts.
     pub alert_window_ns: Option<u64>,
     pub max_alert_dests: usize,
+    /// Open alert windows one source may hold before it folds.
+    pub alert_share: usize,
+    /// `--slow-after`; None: off.
+    pub slow_after_ns: Option<u64>,
 }
 
 /// What a batch produced.
@@ -36,6 +57,8 @@ pub struct EngineStats {
     pub policy: PolicyStats,
     /// Attempts still pending.
     pub pending: usize,
+    /// Attempts said to be slow.
+    pub slow: u64,
 }
 
 pub struct Engine {
@@ -43,45 +66,99 @@ pub struct Engine {
     verbose: bool,
     correlator: Correlator,
     policy: Option<Policy>,
+    slow_after_ns: Option<u64>,
+    slow: Vec<(u64, Slow)>,
+    attributor: Box<dyn Attributor>,
     events: u64,
+    slow_seen: u64,
 }
 
 impl Engine {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Config, attributor: Box<dyn Attributor>) -> Self {
         Engine {
             printer: cfg.printer,
             verbose: cfg.verbose,
             correlator: Correlator::new(cfg.max_pending, cfg.max_pending_age_ns),
             policy: cfg
                 .alert_window_ns
-                .map(|w| Policy::new(w, cfg.max_alert_dests)),
+                .map(|w| Policy::new(w, cfg.max_alert_dests, cfg.alert_share)),
+            slow_after_ns: cfg.slow_after_ns,
+            slow: Vec::new(),
+            attributor,
             events: 0,
+            slow_seen: 0,
         }
     }
 
     /// One record; `now_ns` is the batch's monotonic time.
     pub fn event(&mut self, raw: &RawEvent, now_ns: u64, out: &mut Out) {
         self.events += 1;
-        let Some(ev) = StateChange::from_raw(raw) else {
+        let Some(ev) = Record::from_raw(raw) else {
             return;
         };
-        if self.verbose && self.printer.state_change(&mut out.lines, &ev) {
+        if self.verbose
+            && ev.kind == crate::event::Kind::State
+            && self.printer.state_change(&mut out.lines, &ev)
+        {
             out.line_count += 1;
         }
+        if ev.newstate == crate::event::TcpState::SynSent {
+            // While the caller surely exists: its cgroup may be gone by
+            // the time the attempt fails.
+            self.attributor.touch(ev.caller.cgroup_id);
+        }
         if let Outcome::Failed(f) = self.correlator.observe(&ev, now_ns) {
-            if self.printer.failure(&mut out.lines, &f) {
+            let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+            if self.printer.failure(&mut out.lines, &f, attr) {
                 out.line_count += 1;
             }
-            if let Some(a) = self.policy.as_mut().and_then(|p| p.on_failure(&f, now_ns)) {
+            if let Some(a) = self
+                .policy
+                .as_mut()
+                .and_then(|p| p.on_failure(&f, attr, now_ns))
+            {
                 out.alerts.push(a);
             }
         }
+    }
+
+    /// An attempt found in SYN_SENT at start, with its owner if known.
+    pub fn seed(&mut self, found: &Found, owner: Option<Caller>, now_ns: u64) {
+        if let Some(c) = owner {
+            self.attributor.touch(c.cgroup_id);
+        }
+        self.correlator.seed(found, owner, now_ns);
     }
 
     /// After each batch: the alert windows that ended by `now_ns`.
     pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
         if let Some(p) = &mut self.policy {
             p.tick(now_ns, &mut out.alerts);
+        }
+    }
+
+    /// Attempts hanging past `--slow-after`: a `connect_slow` line each and
+    /// alerts under the policy. A scan: the daemon calls it a few times a
+    /// second.
+    pub fn check_slow(&mut self, now_ns: u64, out: &mut Out) {
+        let Some(after) = self.slow_after_ns else {
+            return;
+        };
+        self.slow.clear();
+        self.correlator.slow(now_ns, after, &mut self.slow);
+        for (_, s) in &self.slow {
+            self.slow_seen += 1;
+            let attr = s.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+            if self.printer.slow(&mut out.lines, s, attr) {
+                out.line_count += 1;
+            }
+            if let Some(a) = self
+                .policy
+                .as_mut()
+                .and_then(|p| p.on_slow(s, attr, now_ns))
+            {
+                out.alerts.push(a);
+            }
         }
     }
 
@@ -107,6 +184,7 @@ impl Engine {
             correlate: self.correlator.counters(),
             policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
             pending: self.correlator.pending(),
+            slow: self.slow_seen,
         }
     }
 }
@@ -121,6 +199,7 @@ mod tests {
             skaddr,
             ts_ns,
             pid: 7,
+            cgroup_id: 1,
             sk_err: err,
             family: 2,
             sport: 0,
@@ -130,18 +209,24 @@ mod tests {
             saddr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             daddr: [192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..Default::default()
         }
     }
 
     fn engine(format: Format, window: Option<u64>) -> Engine {
-        Engine::new(Config {
-            printer: Printer::new(format, Clock::new(0)),
-            verbose: false,
-            max_pending: 16,
-            max_pending_age_ns: 1_000_000_000,
-            alert_window_ns: window,
-            max_alert_dests: 16,
-        })
+        Engine::new(
+            Config {
+                printer: Printer::new(format, Clock::new(0)),
+                verbose: false,
+                max_pending: 16,
+                max_pending_age_ns: 1_000_000_000,
+                alert_window_ns: window,
+                max_alert_dests: 16,
+                alert_share: 16,
+                slow_after_ns: Some(500),
+            },
+            Box::new(NoAttribution),
+        )
     }
 
     #[test]
@@ -167,6 +252,23 @@ mod tests {
         assert!(matches!(&out.alerts[1], Alert::Summary(s) if s.count == 99));
         let s = e.stats();
         assert_eq!((s.events, s.correlate.failures, s.pending), (200, 100, 0));
+    }
+
+    #[test]
+    fn a_hanging_attempt_is_said_once_then_its_failure() {
+        let mut e = engine(Format::Json, Some(10_000));
+        let mut out = Out::default();
+        e.event(&raw(1, 0, 7, 2, 0, 9), 0, &mut out);
+        e.check_slow(400, &mut out);
+        assert_eq!(out.line_count, 0);
+        e.check_slow(600, &mut out);
+        e.check_slow(700, &mut out);
+        assert_eq!(out.line_count, 1);
+        assert!(String::from_utf8_lossy(&out.lines).contains("\"event\":\"connect_slow\""));
+        assert!(matches!(out.alerts[0], Alert::Slow(..)));
+        e.event(&raw(1, 800, 2, 7, 110, 9), 800, &mut out);
+        assert_eq!(out.line_count, 2);
+        assert_eq!(e.stats().slow, 1);
     }
 
     #[test]

@@ -120,6 +120,18 @@ impl Comm {
         }
     }
 
+    /// Up to 16 bytes taken as they are, NULs included (for escaping
+    /// text that is not a process name).
+    pub fn new_exact(raw: &[u8]) -> Self {
+        let len = raw.len().min(16);
+        let mut bytes = [0u8; 16];
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Comm {
+            bytes,
+            len: len as u8,
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
@@ -157,13 +169,75 @@ impl fmt::Debug for Comm {
     }
 }
 
-/// One traced state change, decoded.
+/// What a record says; see enum tcpstate_kind in src/bpf/tcpstate.h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateChange {
+pub enum Kind {
+    /// Into or out of SYN_SENT (or, with --verbose, any state change).
+    State,
+    /// connect() failed before the handshake (no SYN left).
+    ConnectErr,
+    /// An error reported on a socket still in SYN_SENT.
+    SkError,
+    /// This host's netfilter dropped a SYN of a socket in SYN_SENT.
+    Drop,
+    /// A SYN was retransmitted.
+    Retrans,
+}
+
+/// Who made an attempt, as the kernel saw it at the attempt (the failure
+/// usually happens in a softirq or timer, with nobody's identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caller {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// cgroup v2 id (the kernfs id of its directory).
+    pub cgroup_id: u64,
+    /// The connecting thread's name.
+    pub comm: Comm,
+    /// Its process's name (the thread-group leader's).
+    pub process: Comm,
+}
+
+/// Who an alert table and the pending table share among: the cgroup (the
+/// systemd unit or container) and the uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Source {
+    pub cgroup_id: u64,
+    pub uid: u32,
+}
+
+impl Caller {
+    pub fn source(&self) -> Source {
+        Source {
+            cgroup_id: self.cgroup_id,
+            uid: self.uid,
+        }
+    }
+}
+
+/// What a caller's cgroup says of it (see `cgroup`): untrusted text, shown
+/// only escaped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attribution {
+    /// The path under the cgroup v2 mount.
+    pub cgroup: String,
+    /// The innermost systemd unit (`*.service`, `*.scope`).
+    pub unit: Option<String>,
+    /// A container's full id.
+    pub container: Option<String>,
+    /// A Kubernetes pod's UID.
+    pub pod: Option<String>,
+}
+
+/// One record from the kernel, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub kind: Kind,
     pub skaddr: u64,
     pub ts_ns: u64,
-    pub pid: u32,
-    pub comm: Comm,
+    /// Meaningful on entry to SYN_SENT and for ConnectErr.
+    pub caller: Caller,
     pub family: Family,
     pub saddr: IpAddr,
     pub daddr: IpAddr,
@@ -173,6 +247,7 @@ pub struct StateChange {
     pub dport: u16,
     pub oldstate: TcpState,
     pub newstate: TcpState,
+    /// sk_err at a state change; connect()'s error for ConnectErr.
     pub sk_err: u32,
 }
 
@@ -184,19 +259,34 @@ fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-impl StateChange {
-    /// None for an address family the BPF side should never have sent.
+impl Record {
+    /// None for a family or kind the BPF side should never have sent.
     pub fn from_raw(e: &RawEvent) -> Option<Self> {
         let family = match e.family {
             AF_INET => Family::Ipv4,
             AF_INET6 => Family::Ipv6,
             _ => return None,
         };
-        Some(StateChange {
+        let kind = match e.kind {
+            0 => Kind::State,
+            1 => Kind::ConnectErr,
+            2 => Kind::SkError,
+            3 => Kind::Drop,
+            4 => Kind::Retrans,
+            _ => return None,
+        };
+        Some(Record {
+            kind,
             skaddr: e.skaddr,
             ts_ns: e.ts_ns,
-            pid: e.pid,
-            comm: Comm::new(&e.comm),
+            caller: Caller {
+                pid: e.pid,
+                tid: e.tid,
+                uid: e.uid,
+                cgroup_id: e.cgroup_id,
+                comm: Comm::new(&e.comm),
+                process: Comm::new(&e.pcomm),
+            },
             family,
             saddr: addr(family, &e.saddr),
             daddr: addr(family, &e.daddr),
@@ -209,7 +299,8 @@ impl StateChange {
     }
 }
 
-/// Why an attempt failed, from `sk_err` at SYN_SENT -> CLOSE.
+/// Why an attempt failed: the errno the kernel recorded, and what
+/// tcpstate saw on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     Refused,
@@ -217,13 +308,29 @@ pub enum Reason {
     HostUnreachable,
     NetUnreachable,
     Reset,
-    /// sk_err 0: the application closed the socket, or exited, while connecting.
+    /// EADDRNOTAVAIL: no free local port for this destination.
+    PortExhausted,
+    /// EPERM/EACCES from connect(), or a SYN this host's netfilter dropped.
+    Denied,
+    /// No error: the application closed the socket, or exited, while connecting.
     Canceled,
     /// Any other errno.
     Error,
 }
 
 impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::Refused,
+        Reason::Timeout,
+        Reason::HostUnreachable,
+        Reason::NetUnreachable,
+        Reason::Reset,
+        Reason::PortExhausted,
+        Reason::Denied,
+        Reason::Canceled,
+        Reason::Error,
+    ];
+
     pub fn from_errno(errno: u32) -> Self {
         match errno as i32 {
             0 => Reason::Canceled,
@@ -232,6 +339,8 @@ impl Reason {
             libc_errno::EHOSTUNREACH => Reason::HostUnreachable,
             libc_errno::ENETUNREACH => Reason::NetUnreachable,
             libc_errno::ECONNRESET => Reason::Reset,
+            libc_errno::EADDRNOTAVAIL => Reason::PortExhausted,
+            libc_errno::EPERM | libc_errno::EACCES => Reason::Denied,
             _ => Reason::Error,
         }
     }
@@ -243,9 +352,16 @@ impl Reason {
             Reason::HostUnreachable => "host_unreachable",
             Reason::NetUnreachable => "net_unreachable",
             Reason::Reset => "reset",
+            Reason::PortExhausted => "port_exhausted",
+            Reason::Denied => "denied",
             Reason::Canceled => "canceled",
             Reason::Error => "error",
         }
+    }
+
+    /// Position in [`Reason::ALL`], for per-reason tables.
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -257,29 +373,94 @@ impl fmt::Display for Reason {
 
 mod libc_errno {
     use nix::errno::Errno;
+    pub const EPERM: i32 = Errno::EPERM as i32;
+    pub const EACCES: i32 = Errno::EACCES as i32;
     pub const ECONNREFUSED: i32 = Errno::ECONNREFUSED as i32;
     pub const ETIMEDOUT: i32 = Errno::ETIMEDOUT as i32;
     pub const EHOSTUNREACH: i32 = Errno::EHOSTUNREACH as i32;
     pub const ENETUNREACH: i32 = Errno::ENETUNREACH as i32;
     pub const ECONNRESET: i32 = Errno::ECONNRESET as i32;
+    pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
+}
+
+/// Where an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// connect() failed before any SYN was sent.
+    Connect,
+    /// After the SYN: no answer, a reset, an ICMP error, or given up.
+    Handshake,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Handshake => "handshake",
+        }
+    }
+}
+
+/// How tcpstate knows of the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Seen {
+    /// From its start: the times and the caller are exact.
+    Live,
+    /// Already in SYN_SENT when tcpstate started: the start time is when
+    /// tcpstate found it, the caller is who owned the socket then (if found).
+    AtStart,
+    /// Its start was not on record (forgotten, or a ring-buffer loss): the
+    /// reason is the socket's, the caller unknown.
+    Unmatched,
+}
+
+impl Seen {
+    pub fn name(self) -> &'static str {
+        match self {
+            Seen::Live => "live",
+            Seen::AtStart => "at_start",
+            Seen::Unmatched => "unmatched",
+        }
+    }
 }
 
 /// A connection attempt that ended without being established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
-    pub pid: u32,
-    pub comm: Comm,
+    /// None when the attempt's start is unknown (`Seen::Unmatched`), or an
+    /// attempt found at start whose owner could not be found.
+    pub caller: Option<Caller>,
     pub family: Family,
     pub saddr: IpAddr,
     pub sport: Option<u16>,
     pub daddr: IpAddr,
     pub dport: u16,
     pub reason: Reason,
+    /// The errno the application saw (0 for canceled).
     pub errno: u32,
-    /// Monotonic nanoseconds of the SYN_SENT -> CLOSE transition.
+    pub stage: Stage,
+    pub seen: Seen,
+    /// Monotonic nanoseconds of the failure.
     pub ts_ns: u64,
-    /// SYN_SENT to CLOSE.
+    /// From the attempt's start to the failure (0 when unmatched).
     pub duration_ns: u64,
+    /// SYNs retransmitted before the end.
+    pub retransmits: u32,
+}
+
+/// An attempt still in SYN_SENT after `--slow-after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slow {
+    pub caller: Option<Caller>,
+    pub family: Family,
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub seen: Seen,
+    /// Monotonic nanoseconds when it was found slow.
+    pub ts_ns: u64,
+    pub elapsed_ns: u64,
+    pub retransmits: u32,
 }
 
 #[cfg(test)]
@@ -294,8 +475,14 @@ mod tests {
         assert_eq!(Reason::from_errno(101), Reason::NetUnreachable);
         assert_eq!(Reason::from_errno(104), Reason::Reset);
         assert_eq!(Reason::from_errno(0), Reason::Canceled);
-        assert_eq!(Reason::from_errno(13), Reason::Error);
-        assert_eq!(Reason::from_errno(13).name(), "error");
+        assert_eq!(Reason::from_errno(99), Reason::PortExhausted);
+        assert_eq!(Reason::from_errno(1), Reason::Denied);
+        assert_eq!(Reason::from_errno(13), Reason::Denied);
+        assert_eq!(Reason::from_errno(22), Reason::Error);
+        assert_eq!(Reason::from_errno(22).name(), "error");
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
         assert_eq!(Reason::HostUnreachable.to_string(), "host_unreachable");
     }
 
@@ -324,6 +511,9 @@ mod tests {
             skaddr: 1,
             ts_ns: 2,
             pid: 3,
+            tid: 4,
+            uid: 65534,
+            cgroup_id: 77,
             sk_err: 111,
             family,
             sport: 0,
@@ -332,7 +522,9 @@ mod tests {
             newstate: 7,
             saddr: [0; 16],
             daddr,
-            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+            pcomm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..Default::default()
         }
     }
 
@@ -340,20 +532,27 @@ mod tests {
     fn decodes_addresses_and_zero_port() {
         let mut d = [0u8; 16];
         d[..4].copy_from_slice(&[192, 0, 2, 7]);
-        let e = StateChange::from_raw(&raw(2, d)).unwrap();
+        let e = Record::from_raw(&raw(2, d)).unwrap();
         assert_eq!(e.daddr.to_string(), "192.0.2.7");
         assert_eq!(e.sport, None);
-        assert_eq!(e.comm.to_string(), "curl");
+        assert_eq!(e.kind, Kind::State);
+        assert_eq!(e.caller.comm.to_string(), "worker");
+        assert_eq!(e.caller.process.to_string(), "curl");
+        assert_eq!((e.caller.pid, e.caller.tid, e.caller.uid), (3, 4, 65534));
+        assert_eq!(e.caller.cgroup_id, 77);
 
         let mapped: Ipv6Addr = "::ffff:192.0.2.9".parse().unwrap();
-        let e = StateChange::from_raw(&raw(10, mapped.octets())).unwrap();
+        let e = Record::from_raw(&raw(10, mapped.octets())).unwrap();
         assert_eq!(e.family, Family::Ipv6);
         assert_eq!(e.daddr.to_string(), "192.0.2.9");
 
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        let e = StateChange::from_raw(&raw(10, v6.octets())).unwrap();
+        let e = Record::from_raw(&raw(10, v6.octets())).unwrap();
         assert_eq!(e.daddr, IpAddr::V6(v6));
 
-        assert!(StateChange::from_raw(&raw(1, d)).is_none());
+        assert!(Record::from_raw(&raw(1, d)).is_none());
+        let mut k = raw(2, d);
+        k.kind = 9;
+        assert!(Record::from_raw(&k).is_none());
     }
 }

@@ -6,8 +6,8 @@
 use std::io::Write;
 
 use crate::clock::{Clock, Stamps};
-use crate::event::{Failure, StateChange};
-use crate::text::{FailureLine, StateChangeLine};
+use crate::event::{Attribution, Failure, Record, Slow};
+use crate::text::{AttributionMark, FailureLine, SlowLine, StateChangeLine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -40,20 +40,44 @@ impl Printer {
     }
 
     /// Appends the failure's line to `w`; false when the format prints none.
-    pub fn failure(&self, w: &mut Vec<u8>, e: &Failure) -> bool {
+    pub fn failure(&self, w: &mut Vec<u8>, e: &Failure, attr: Option<&Attribution>) -> bool {
         match self.format {
             Format::None => return false,
             // Writing into a Vec cannot fail.
             Format::Text => {
-                let _ = writeln!(w, "{} at={}", FailureLine(e), self.stamps.at(e.ts_ns));
+                let _ = writeln!(
+                    w,
+                    "{}{} at={}",
+                    FailureLine(e),
+                    AttributionMark(attr),
+                    self.stamps.at(e.ts_ns)
+                );
             }
-            Format::Json => crate::json::failure(w, &self.stamps.at(e.ts_ns), e),
+            Format::Json => crate::json::failure(w, &self.stamps.at(e.ts_ns), e, attr),
+        }
+        true
+    }
+
+    /// Appends the slow attempt's line to `w`; false when the format prints none.
+    pub fn slow(&self, w: &mut Vec<u8>, e: &Slow, attr: Option<&Attribution>) -> bool {
+        match self.format {
+            Format::None => return false,
+            Format::Text => {
+                let _ = writeln!(
+                    w,
+                    "{}{} at={}",
+                    SlowLine(e),
+                    AttributionMark(attr),
+                    self.stamps.at(e.ts_ns)
+                );
+            }
+            Format::Json => crate::json::slow(w, &self.stamps.at(e.ts_ns), e, attr),
         }
         true
     }
 
     /// `--verbose`: appends the state change's line to `w`.
-    pub fn state_change(&self, w: &mut Vec<u8>, e: &StateChange) -> bool {
+    pub fn state_change(&self, w: &mut Vec<u8>, e: &Record) -> bool {
         let ts = self.stamps.at(e.ts_ns);
         match self.format {
             Format::None => return false,
@@ -69,12 +93,21 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Family, Reason};
+    use crate::event::{Caller, Comm, Family, Reason, Seen, Stage};
 
     fn failure(daddr: &str, reason: Reason, errno: u32) -> Failure {
         Failure {
-            pid: 4242,
-            comm: Comm::new(b"cu rl\n"),
+            caller: Some(Caller {
+                pid: 4242,
+                tid: 4243,
+                uid: 1000,
+                cgroup_id: 1,
+                comm: Comm::new(b"cu rl\n"),
+                process: Comm::new(b"cu rl\n"),
+            }),
+            stage: Stage::Handshake,
+            seen: Seen::Live,
+            retransmits: 0,
             family: Family::Ipv4,
             saddr: "192.0.2.1".parse().unwrap(),
             sport: None,
@@ -95,7 +128,7 @@ mod tests {
 
     fn text(p: &Printer, f: &Failure) -> String {
         let mut out = Vec::new();
-        p.failure(&mut out, f);
+        p.failure(&mut out, f, None);
         String::from_utf8(out).unwrap()
     }
 
@@ -104,8 +137,8 @@ mod tests {
         let p = printer(Format::Text);
         assert_eq!(
             text(&p, &failure("192.0.2.2", Reason::Timeout, 110)),
-            "TCP failure detected: 192.0.2.2:8080 reason=timeout \
-             pid=4242 comm=cu\\x20rl\\x0a saddr=192.0.2.1 after=3012.3ms \
+            "TCP failure detected: 192.0.2.2:8080 reason=timeout stage=handshake \
+             pid=4242 comm=cu\\x20rl\\x0a uid=1000 saddr=192.0.2.1 after=3012.3ms \
              at=2026-11-24T12:00:00.000000Z\n"
         );
         let mut f = failure("2001:db8::2", Reason::Error, 13);
@@ -116,6 +149,12 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(" sport=40000 "), "{line}");
+        let mut f = failure("192.0.2.2", Reason::Refused, 111);
+        f.caller = None;
+        f.seen = Seen::Unmatched;
+        let line = text(&p, &f);
+        assert!(line.contains(" pid=- comm=- saddr="), "{line}");
+        assert!(line.contains(" seen=unmatched at="), "{line}");
     }
 
     #[test]
@@ -129,7 +168,13 @@ mod tests {
         assert_eq!(v["reason"], "refused");
         assert_eq!(v["errno"], 111);
         assert_eq!(v["pid"], 4242);
+        assert_eq!(v["tid"], 4243);
+        assert_eq!(v["uid"], 1000);
         assert_eq!(v["comm"], "cu\\x20rl\\x0a");
+        assert_eq!(v["process"], "cu\\x20rl\\x0a");
+        assert_eq!(v["stage"], "handshake");
+        assert_eq!(v["seen"], "live");
+        assert_eq!(v["retransmits"], 0);
         assert_eq!(v["family"], "ipv4");
         assert_eq!(v["saddr"], "192.0.2.1");
         assert_eq!(v["sport"], serde_json::Value::Null);

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Comm, Failure, StateChange};
+use crate::event::{Attribution, Caller, Comm, Failure, Record, Slow};
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -52,9 +52,15 @@ fn addr(buf: &mut Vec<u8>, a: IpAddr) {
 /// Comm as shown everywhere (`Comm`'s escaping), then JSON-escaped, in one
 /// pass: `"` becomes `\"`, Comm's `\\` becomes `\\\\`, its `\xNN` becomes `\\xNN`.
 fn comm(buf: &mut Vec<u8>, c: &Comm) {
+    escaped(buf, c.as_bytes());
+}
+
+/// Any untrusted bytes (a process name, a cgroup path), escaped as `Comm`
+/// is, as a JSON string.
+fn escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.push(b'"');
-    for &b in c.as_bytes() {
+    for &b in bytes {
         match b {
             b'"' => buf.extend_from_slice(b"\\\""),
             b'\\' => buf.extend_from_slice(b"\\\\\\\\"),
@@ -71,19 +77,58 @@ fn comm(buf: &mut Vec<u8>, c: &Comm) {
     buf.push(b'"');
 }
 
+fn opt_str(buf: &mut Vec<u8>, v: Option<&str>) {
+    match v {
+        Some(v) => escaped(buf, v.as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// `"pid":…,"tid":…,"comm":…,"process":…,"uid":…`, null when unknown, then
+/// the attribution of its cgroup.
+fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
+    match c {
+        Some(c) => {
+            line.extend_from_slice(b"\"pid\":");
+            int(line, c.pid);
+            line.extend_from_slice(b",\"tid\":");
+            int(line, c.tid);
+            line.extend_from_slice(b",\"comm\":");
+            comm(line, &c.comm);
+            line.extend_from_slice(b",\"process\":");
+            comm(line, &c.process);
+            line.extend_from_slice(b",\"uid\":");
+            int(line, c.uid);
+        }
+        None => line.extend_from_slice(
+            b"\"pid\":null,\"tid\":null,\"comm\":null,\"process\":null,\"uid\":null",
+        ),
+    }
+    line.extend_from_slice(b",\"unit\":");
+    opt_str(line, attr.and_then(|a| a.unit.as_deref()));
+    line.extend_from_slice(b",\"container\":");
+    opt_str(line, attr.and_then(|a| a.container.as_deref()));
+    line.extend_from_slice(b",\"pod\":");
+    opt_str(line, attr.and_then(|a| a.pod.as_deref()));
+    line.extend_from_slice(b",\"cgroup\":");
+    opt_str(line, attr.map(|a| a.cgroup.as_str()));
+}
+
 /// Appends one `connect_failed` object and a newline to `line` (the
 /// daemon's output batch, so nothing is allocated once it is warm).
-pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure) {
+pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attribution>) {
     line.extend_from_slice(b"{\"event\":\"connect_failed\",\"ts\":\"");
     line.extend_from_slice(&ts.bytes());
     line.extend_from_slice(b"\",\"reason\":\"");
     line.extend_from_slice(e.reason.name().as_bytes());
     line.extend_from_slice(b"\",\"errno\":");
     int(line, e.errno);
-    line.extend_from_slice(b",\"pid\":");
-    int(line, e.pid);
-    line.extend_from_slice(b",\"comm\":");
-    comm(line, &e.comm);
+    line.extend_from_slice(b",\"stage\":\"");
+    line.extend_from_slice(e.stage.name().as_bytes());
+    line.extend_from_slice(b"\",\"seen\":\"");
+    line.extend_from_slice(e.seen.name().as_bytes());
+    line.extend_from_slice(b"\",");
+    who(line, &e.caller, attr);
     line.extend_from_slice(b",\"family\":\"");
     line.extend_from_slice(e.family.name().as_bytes());
     line.extend_from_slice(b"\",\"saddr\":");
@@ -99,6 +144,31 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure) {
     int(line, e.dport);
     line.extend_from_slice(b",\"duration_ms\":");
     millis(line, e.duration_ns);
+    line.extend_from_slice(b",\"retransmits\":");
+    int(line, e.retransmits);
+    line.extend_from_slice(b"}\n");
+}
+
+/// Appends one `connect_slow` object and a newline.
+pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>) {
+    line.extend_from_slice(b"{\"event\":\"connect_slow\",\"ts\":\"");
+    line.extend_from_slice(&ts.bytes());
+    line.extend_from_slice(b"\",\"seen\":\"");
+    line.extend_from_slice(e.seen.name().as_bytes());
+    line.extend_from_slice(b"\",");
+    who(line, &e.caller, attr);
+    line.extend_from_slice(b",\"family\":\"");
+    line.extend_from_slice(e.family.name().as_bytes());
+    line.extend_from_slice(b"\",\"saddr\":");
+    addr(line, e.saddr);
+    line.extend_from_slice(b",\"daddr\":");
+    addr(line, e.daddr);
+    line.extend_from_slice(b",\"dport\":");
+    int(line, e.dport);
+    line.extend_from_slice(b",\"elapsed_ms\":");
+    millis(line, e.elapsed_ns);
+    line.extend_from_slice(b",\"retransmits\":");
+    int(line, e.retransmits);
     line.extend_from_slice(b"}\n");
 }
 
@@ -151,12 +221,12 @@ struct JsonStateChange<'a> {
 }
 
 /// `--verbose`: a `state_change` object and a newline (rare: serde is fine).
-pub fn state_change(line: &mut Vec<u8>, ts: Stamp, e: &StateChange) {
+pub fn state_change(line: &mut Vec<u8>, ts: Stamp, e: &Record) {
     let j = JsonStateChange {
         event: "state_change",
         ts,
-        pid: e.pid,
-        comm: &e.comm,
+        pid: e.caller.pid,
+        comm: &e.caller.comm,
         family: e.family.name(),
         oldstate: e.oldstate,
         newstate: e.newstate,
@@ -179,7 +249,7 @@ fn duration_ms(ns: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::clock::{Clock, Stamps};
-    use crate::event::{Family, Reason};
+    use crate::event::{Family, Reason, Seen, Stage};
 
     /// The reference: what serde_json makes of the same fields.
     #[derive(serde::Serialize)]
@@ -188,34 +258,56 @@ mod tests {
         ts: String,
         reason: &'static str,
         errno: u32,
-        pid: u32,
-        comm: String,
+        stage: &'static str,
+        seen: &'static str,
+        pid: Option<u32>,
+        tid: Option<u32>,
+        comm: Option<String>,
+        process: Option<String>,
+        uid: Option<u32>,
+        unit: Option<String>,
+        container: Option<String>,
+        pod: Option<String>,
+        cgroup: Option<String>,
         family: &'static str,
         saddr: IpAddr,
         sport: Option<u16>,
         daddr: IpAddr,
         dport: u16,
         duration_ms: f64,
+        retransmits: u32,
     }
 
-    fn check(e: Failure) {
+    fn check(e: Failure, attr: Option<&Attribution>) {
         let stamps = Stamps::new(Clock::new(1_795_521_599 * 1_000_000_000));
         let ts = stamps.at(e.ts_ns);
         let mut out = Vec::new();
-        failure(&mut out, &ts, &e);
+        failure(&mut out, &ts, &e, attr);
+        let c = e.caller;
+        let esc = |s: &str| crate::text::Escaped(s).to_string();
         let mut want = serde_json::to_vec(&Reference {
             event: "connect_failed",
             ts: ts.to_string(),
             reason: e.reason.name(),
             errno: e.errno,
-            pid: e.pid,
-            comm: e.comm.to_string(),
+            stage: e.stage.name(),
+            seen: e.seen.name(),
+            pid: c.map(|c| c.pid),
+            tid: c.map(|c| c.tid),
+            comm: c.map(|c| c.comm.to_string()),
+            process: c.map(|c| c.process.to_string()),
+            uid: c.map(|c| c.uid),
+            unit: attr.and_then(|a| a.unit.as_deref()).map(esc),
+            container: attr.and_then(|a| a.container.as_deref()).map(esc),
+            pod: attr.and_then(|a| a.pod.as_deref()).map(esc),
+            cgroup: attr.map(|a| esc(&a.cgroup)),
             family: e.family.name(),
             saddr: e.saddr,
             sport: e.sport,
             daddr: e.daddr,
             dport: e.dport,
             duration_ms: duration_ms(e.duration_ns),
+            retransmits: e.retransmits,
         })
         .unwrap();
         want.push(b'\n');
@@ -227,8 +319,14 @@ mod tests {
 
     fn base() -> Failure {
         Failure {
-            pid: 4242,
-            comm: Comm::new(b"curl"),
+            caller: Some(Caller {
+                pid: 4242,
+                tid: 4243,
+                uid: 0,
+                cgroup_id: 1,
+                comm: Comm::new(b"curl"),
+                process: Comm::new(b"curl"),
+            }),
             family: Family::Ipv4,
             saddr: "192.0.2.1".parse().unwrap(),
             sport: None,
@@ -236,8 +334,11 @@ mod tests {
             dport: 443,
             reason: Reason::Refused,
             errno: 111,
+            stage: Stage::Handshake,
+            seen: Seen::Live,
             ts_ns: 1_234_567_891,
             duration_ns: 3_012_345_678,
+            retransmits: 2,
         }
     }
 
@@ -286,24 +387,35 @@ mod tests {
 
     #[test]
     fn same_bytes_as_serde_json() {
-        check(base());
+        check(base(), None);
         let mut e = base();
-        e.comm = Comm::new(b"a\"b\\c\n\xff <x>");
+        let mut c = e.caller.unwrap();
+        c.comm = Comm::new(b"a\"b\\c\n\xff <x>");
+        c.pid = u32::MAX;
+        e.caller = Some(c);
         e.sport = Some(40000);
         e.reason = Reason::Error;
         e.errno = 13;
         e.duration_ns = 0;
-        check(e);
+        e.stage = Stage::Connect;
+        let attr = Attribution {
+            cgroup: "/system.slice/a b\"\\.service".into(),
+            unit: Some("a b\"\\.service".into()),
+            container: None,
+            pod: Some("0f2a".into()),
+        };
+        check(e, Some(&attr));
         let mut e = base();
         e.family = Family::Ipv6;
         e.saddr = "2001:db8::1".parse().unwrap();
         e.daddr = "::1".parse().unwrap();
         e.duration_ns = 1;
-        e.pid = u32::MAX;
-        check(e);
+        e.caller = None;
+        e.seen = Seen::Unmatched;
+        check(e, None);
         let mut e = base();
         e.saddr = "0.0.0.0".parse().unwrap();
         e.duration_ns = 127_000_000_000;
-        check(e);
+        check(e, None);
     }
 }

@@ -24,6 +24,7 @@ pub mod json;
 pub mod log;
 pub mod losses;
 pub mod notify;
+pub mod owner;
 pub mod signals;
 pub mod skel;
 pub mod stats;

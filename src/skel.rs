@@ -19,12 +19,16 @@ pub use generated::{TcpstateSkel, TcpstateSkelBuilder};
 pub type RawEvent = generated::types::tcpstate_event;
 /// Key of the destination LPM trie.
 pub type LpmKey = generated::types::tcpstate_lpm_key;
+/// One socket in SYN_SENT at start, as the iter/tcp program writes it.
+pub type RawSeed = generated::types::tcpstate_seed;
 
 // SAFETY: generated from a C struct of fixed-width integers and byte arrays
 // with no padding and no pointers; every bit pattern is a valid value.
 unsafe impl plain::Plain for RawEvent {}
 // SAFETY: as above: a u32 and a [u8; 16], 20 bytes without padding.
 unsafe impl plain::Plain for LpmKey {}
+// SAFETY: as RawEvent: fixed-width integers and byte arrays, no holes.
+unsafe impl plain::Plain for RawSeed {}
 
 #[cfg(feature = "synthetic")]
 pub type SynthArgs = generated::types::tcpstate_synth;

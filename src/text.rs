@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Failure, Reason, StateChange};
+use crate::event::{Attribution, Caller, Comm, Failure, Reason, Record, Seen, Slow};
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (a failed attempt's
 /// source port reads 0) is `*`, never a made-up number.
@@ -35,7 +35,65 @@ impl fmt::Display for Millis {
     }
 }
 
-/// `TCP failure detected: <daddr>:<dport> reason=… pid=… comm=… saddr=… after=…ms`.
+/// ` pid=… comm=… [process=…] uid=…` for a known caller, ` pid=- comm=-`
+/// for an attempt whose start was not seen.
+pub struct Who<'a>(pub &'a Option<Caller>);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(c) = self.0 else {
+            return f.write_str(" pid=- comm=-");
+        };
+        write!(f, " pid={} comm={}", c.pid, c.comm)?;
+        if c.process != c.comm {
+            write!(f, " process={}", c.process)?;
+        }
+        write!(f, " uid={}", c.uid)
+    }
+}
+
+/// ` seen=at_start` / ` seen=unmatched`; nothing for a live attempt.
+struct SeenMark(Seen);
+
+impl fmt::Display for SeenMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Seen::Live => Ok(()),
+            s => write!(f, " seen={}", s.name()),
+        }
+    }
+}
+
+/// ` unit=… container=…` where the caller's cgroup names them; escaped as
+/// process names are (a cgroup path is chosen inside a container).
+pub struct AttributionMark<'a>(pub Option<&'a Attribution>);
+
+impl fmt::Display for AttributionMark<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(a) = self.0 else { return Ok(()) };
+        if let Some(u) = &a.unit {
+            write!(f, " unit={}", Escaped(u))?;
+        }
+        if let Some(c) = &a.container {
+            write!(f, " container={}", Escaped(c))?;
+        }
+        Ok(())
+    }
+}
+
+/// Untrusted text shown with `Comm`'s escaping, whatever its length.
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.as_bytes().chunks(16) {
+            Comm::new_exact(chunk).fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// `TCP failure detected: <daddr>:<dport> reason=… stage=… pid=… comm=… saddr=… after=…ms`.
 pub struct FailureLine<'a>(pub &'a Failure);
 
 impl fmt::Display for FailureLine<'_> {
@@ -47,19 +105,39 @@ impl fmt::Display for FailureLine<'_> {
             Endpoint(e.daddr, Some(e.dport)),
             e.reason
         )?;
-        if e.reason == Reason::Error {
+        if matches!(e.reason, Reason::Error | Reason::Denied) {
             write!(f, " errno={}", e.errno)?;
         }
-        write!(f, " pid={} comm={} saddr={}", e.pid, e.comm, e.saddr)?;
+        write!(f, " stage={}{}", e.stage.name(), Who(&e.caller))?;
+        write!(f, " saddr={}", e.saddr)?;
         if let Some(p) = e.sport {
             write!(f, " sport={p}")?;
         }
-        write!(f, " after={}", Millis(e.duration_ns))
+        write!(f, " after={}{}", Millis(e.duration_ns), SeenMark(e.seen))
+    }
+}
+
+/// `TCP connect slow: <daddr>:<dport> after=…ms retransmits=… pid=… comm=…`.
+pub struct SlowLine<'a>(pub &'a Slow);
+
+impl fmt::Display for SlowLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(
+            f,
+            "TCP connect slow: {} after={} retransmits={}{} saddr={}{}",
+            Endpoint(e.daddr, Some(e.dport)),
+            Millis(e.elapsed_ns),
+            e.retransmits,
+            Who(&e.caller),
+            e.saddr,
+            SeenMark(e.seen)
+        )
     }
 }
 
 /// `--verbose`: one traced state change, like the original tool's lines.
-pub struct StateChangeLine<'a>(pub &'a StateChange, pub Stamp);
+pub struct StateChangeLine<'a>(pub &'a Record, pub Stamp);
 
 impl fmt::Display for StateChangeLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,8 +146,8 @@ impl fmt::Display for StateChangeLine<'_> {
             f,
             "{} pid={} comm={} {} -> {} {} -> {}",
             self.1,
-            e.pid,
-            e.comm,
+            e.caller.pid,
+            e.caller.comm,
             e.oldstate,
             e.newstate,
             Endpoint(e.saddr, e.sport),

@@ -61,7 +61,7 @@ fn one_failure_gives_one_slack_message_and_one_syslog_line() {
     assert!(t.starts_with("TCP failure detected on "), "{t}");
     assert!(
         t.contains(&format!(
-            "{to} refused (t-alert pid {})",
+            "{to} refused at handshake (t-alert (pid {}, process ",
             std::process::id()
         )),
         "{t}"
@@ -84,7 +84,7 @@ fn one_failure_gives_one_slack_message_and_one_syslog_line() {
     assert!(line.contains(&format!(" tcpstate[{}]: ", dpid)), "{line}");
     assert!(
         line.contains(&format!(
-            "TCP failure detected: 198.18.20.2:9 reason=refused pid={} comm=t-alert saddr=198.18.20.1 after=",
+            "TCP failure detected: 198.18.20.2:9 reason=refused stage=handshake pid={} comm=t-alert process=",
             std::process::id()
         )),
         "{line}"
@@ -315,7 +315,7 @@ fn a_hostile_process_name_is_escaped_everywhere() {
     assert!(body.contains("&lt;!here&gt;&amp;x\\\\x0aTCP"), "{body}");
     assert_eq!(lines.len(), 1);
     assert!(
-        lines[0].contains(r"comm=<!here>&x\x0aTCP saddr="),
+        lines[0].contains(r"comm=<!here>&x\x0aTCP process="),
         "{}",
         lines[0]
     );

@@ -60,7 +60,7 @@ impl Sinks {
     /// Hands an alert to every sink; never waits.
     pub fn send(&self, a: &Alert) {
         if let Some((tx, _)) = &self.syslog {
-            if tx.try_send(SyslogMsg::Alert(a.clone())).is_err() {
+            if tx.try_send(SyslogMsg::Alert(Box::new(a.clone()))).is_err() {
                 self.stats.syslog_queue_drops.inc();
             }
         }

@@ -1,12 +1,20 @@
-//! Which failures become alerts: the first failure to a destination at
-//! once, in full; further failures to it counted for one window and then
-//! summarised; one summary per window for as long as it keeps failing.
+//! Which failures become alerts. The first failure to a destination alerts
+//! at once, in full; further failures to it are counted for one window and
+//! then summarised, one summary per window while it keeps failing. Hanging
+//! attempts (`connect_slow`) get the same treatment, apart.
+//!
+//! Fair shares: a source (cgroup and uid: the unit or container, and the
+//! user) may hold at most `per_source` open windows. Past that, its new
+//! destinations fold into one summary per source and window, naming the
+//! source, its top destinations and the total, while every other source's
+//! first failure to a destination still alerts at once. When the whole
+//! table is full, room is made from the source holding the most windows.
 //! Pure: the caller passes the time, so tests use a fake clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use crate::event::{Comm, Failure, Reason};
+use crate::event::{Attribution, Comm, Failure, Reason, Slow, Source};
 
 /// A destination as alerts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,19 +23,33 @@ pub struct Dest {
     pub port: u16,
 }
 
-/// A process seen failing, and how often, in a summary.
+/// What a window counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum What {
+    Failures,
+    /// Attempts still in SYN_SENT after `--slow-after`.
+    Hanging,
+}
+
+/// A process seen failing, and how often, in a summary; pid and comm are
+/// unknown for attempts whose start was not seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proc {
-    pub comm: Comm,
-    pub pid: u32,
+    pub comm: Option<Comm>,
+    pub pid: Option<u32>,
     pub count: u64,
 }
 
-/// Further failures to one destination (or, for `dest: None`, to the
-/// destinations that did not fit in the table) during one window.
+/// Further failures to one destination during one window; or, for a
+/// source over its share, its failures to the destinations beyond it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    pub what: What,
+    /// None for a source's fold (see `source`).
     pub dest: Option<Dest>,
+    /// For a fold: the source, named (its unit or container, else its
+    /// cgroup id, and its uid).
+    pub source: Option<String>,
     pub count: u64,
     pub window_ns: u64,
     /// Reasons seen, most frequent first.
@@ -36,76 +58,100 @@ pub struct Summary {
     pub procs: Vec<Proc>,
     /// Failures from processes beyond those listed.
     pub other_procs: u64,
+    /// Units (or containers) seen, most frequent first, at most MAX_PROCS.
+    pub units: Vec<(String, u64)>,
+    /// For a fold: destinations by count, at most [`MAX_TOP_DESTS`]...
+    pub top_dests: Vec<(Dest, u64)>,
+    /// ...and how many destinations there were in all.
+    pub dests: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
     /// The first failure to a destination.
-    First(Failure),
+    First(Failure, Option<Attribution>),
+    /// The first attempt to a destination found hanging.
+    Slow(Slow, Option<Attribution>),
     Summary(Summary),
 }
 
 impl Alert {
-    /// How many failures the alert stands for.
+    /// How many failures (or hanging attempts) the alert stands for.
     pub fn failures(&self) -> u64 {
         match self {
-            Alert::First(_) => 1,
+            Alert::First(..) | Alert::Slow(..) => 1,
             Alert::Summary(s) => s.count,
         }
     }
 }
 
 pub const MAX_PROCS: usize = 5;
-const REASONS: [Reason; 7] = [
-    Reason::Refused,
-    Reason::Timeout,
-    Reason::HostUnreachable,
-    Reason::NetUnreachable,
-    Reason::Reset,
-    Reason::Canceled,
-    Reason::Error,
-];
+pub const MAX_TOP_DESTS: usize = 5;
+/// Destinations a fold counts one by one; the rest only in the total.
+const FOLD_DESTS: usize = 1024;
+/// Sources with a fold of their own; beyond, they share one.
+const MAX_FOLDS: usize = 1024;
+
+/// One failure (or hanging attempt) as a window counts it.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    reason: Option<Reason>,
+    comm: Option<Comm>,
+    pid: Option<u32>,
+    unit: Option<&'a str>,
+}
 
 #[derive(Debug, Default)]
 struct Window {
     ends_ns: u64,
+    source: Source,
     count: u64,
-    reasons: [u64; REASONS.len()],
+    reasons: [u64; Reason::ALL.len()],
     procs: Vec<Proc>,
     other_procs: u64,
+    units: Vec<(String, u64)>,
 }
 
 impl Window {
-    fn new(ends_ns: u64) -> Self {
+    fn new(ends_ns: u64, source: Source) -> Self {
         Window {
             ends_ns,
+            source,
             ..Default::default()
         }
     }
 
-    fn add(&mut self, f: &Failure) {
+    fn add(&mut self, s: &Seen<'_>) {
         self.count += 1;
-        let r = REASONS.iter().position(|r| *r == f.reason).unwrap_or(6);
-        self.reasons[r] += 1;
+        if let Some(r) = s.reason {
+            self.reasons[r.index()] += 1;
+        }
         if let Some(p) = self
             .procs
             .iter_mut()
-            .find(|p| p.pid == f.pid && p.comm == f.comm)
+            .find(|p| p.pid == s.pid && p.comm == s.comm)
         {
             p.count += 1;
         } else if self.procs.len() < MAX_PROCS {
             self.procs.push(Proc {
-                comm: f.comm,
-                pid: f.pid,
+                comm: s.comm,
+                pid: s.pid,
                 count: 1,
             });
         } else {
             self.other_procs += 1;
         }
+        if let Some(u) = s.unit {
+            if let Some(e) = self.units.iter_mut().find(|e| e.0 == u) {
+                e.1 += 1;
+            } else if self.units.len() < MAX_PROCS {
+                self.units.push((u.to_string(), 1));
+            }
+        }
     }
 
-    fn summary(&mut self, dest: Option<Dest>, window_ns: u64) -> Summary {
-        let mut reasons: Vec<(Reason, u64)> = REASONS
+    fn summary(&mut self, what: What, dest: Option<Dest>, window_ns: u64) -> Summary {
+        let mut reasons: Vec<(Reason, u64)> = Reason::ALL
             .iter()
             .zip(self.reasons)
             .filter(|(_, n)| *n > 0)
@@ -114,15 +160,32 @@ impl Window {
         reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
         let mut procs = std::mem::take(&mut self.procs);
         procs.sort_by_key(|p| std::cmp::Reverse(p.count));
+        let mut units = std::mem::take(&mut self.units);
+        units.sort_by_key(|u| std::cmp::Reverse(u.1));
         Summary {
+            what,
             dest,
+            source: None,
             count: self.count,
             window_ns,
             reasons,
             procs,
             other_procs: self.other_procs,
+            units,
+            top_dests: Vec::new(),
+            dests: u64::from(dest.is_some()),
         }
     }
+}
+
+/// A source's failures beyond its share, in one window.
+#[derive(Debug, Default)]
+struct Fold {
+    window: Window,
+    name: String,
+    dests: HashMap<Dest, u64>,
+    /// Destinations not counted one by one (FOLD_DESTS reached).
+    other_dests: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -131,28 +194,44 @@ pub struct PolicyStats {
     pub summaries: u64,
     /// Failures counted into a summary instead of alerting on their own.
     pub summarised: u64,
+    /// Failures folded into their source's summary (over its share).
+    pub folded: u64,
 }
+
+type Key = (What, Dest);
 
 pub struct Policy {
     window_ns: u64,
     max_dests: usize,
-    dests: HashMap<Dest, Window>,
-    /// Destinations beyond `max_dests`, aggregated together.
-    overflow: Option<Window>,
+    per_source: usize,
+    windows: HashMap<Key, Window>,
+    /// Open windows per source.
+    held: HashMap<Source, usize>,
+    folds: HashMap<Source, Fold>,
     /// When each window ends, in the order they end: windows are opened
     /// with a non-decreasing `now`, so this is sorted, and `tick` looks at
     /// its front only. An entry whose window has since moved on is stale.
-    ends: VecDeque<(u64, Option<Dest>)>,
+    ends: VecDeque<(u64, Option<Key>, Source)>,
     stats: PolicyStats,
 }
 
+fn name_source(s: Source, attr: Option<&Attribution>) -> String {
+    let who = attr
+        .and_then(|a| a.unit.clone().or_else(|| a.container.clone()))
+        .map(|u| crate::text::Escaped(&u).to_string())
+        .unwrap_or_else(|| format!("cgroup {}", s.cgroup_id));
+    format!("{who} uid {}", s.uid)
+}
+
 impl Policy {
-    pub fn new(window_ns: u64, max_dests: usize) -> Self {
+    pub fn new(window_ns: u64, max_dests: usize, per_source: usize) -> Self {
         Policy {
             window_ns,
             max_dests,
-            dests: HashMap::new(),
-            overflow: None,
+            per_source: per_source.max(1),
+            windows: HashMap::new(),
+            held: HashMap::new(),
+            folds: HashMap::new(),
             ends: VecDeque::new(),
             stats: PolicyStats::default(),
         }
@@ -162,95 +241,237 @@ impl Policy {
         self.stats
     }
 
-    fn open(&mut self, key: Option<Dest>, now_ns: u64) -> Window {
-        let ends = now_ns.saturating_add(self.window_ns);
-        self.ends.push_back((ends, key));
-        Window::new(ends)
-    }
-
     /// A failure seen at `now_ns`: the alert to send now, if any.
-    pub fn on_failure(&mut self, f: &Failure, now_ns: u64) -> Option<Alert> {
+    pub fn on_failure(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> Option<Alert> {
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
         };
-        if let Some(w) = self.dests.get_mut(&dest) {
-            w.add(f);
+        let source = f.caller.map(|c| c.source()).unwrap_or_default();
+        let seen = Seen {
+            reason: Some(f.reason),
+            comm: f.caller.map(|c| c.comm),
+            pid: f.caller.map(|c| c.pid),
+            unit: attr.and_then(|a| a.unit.as_deref().or(a.container.as_deref())),
+        };
+        self.count(What::Failures, dest, source, &seen, attr, now_ns)
+            .then(|| Alert::First(*f, attr.cloned()))
+    }
+
+    /// An attempt found hanging at `now_ns`: the alert to send now, if any.
+    pub fn on_slow(&mut self, s: &Slow, attr: Option<&Attribution>, now_ns: u64) -> Option<Alert> {
+        let dest = Dest {
+            addr: s.daddr,
+            port: s.dport,
+        };
+        let source = s.caller.map(|c| c.source()).unwrap_or_default();
+        let seen = Seen {
+            reason: None,
+            comm: s.caller.map(|c| c.comm),
+            pid: s.caller.map(|c| c.pid),
+            unit: attr.and_then(|a| a.unit.as_deref().or(a.container.as_deref())),
+        };
+        self.count(What::Hanging, dest, source, &seen, attr, now_ns)
+            .then(|| Alert::Slow(*s, attr.cloned()))
+    }
+
+    /// Counts one into its window; true when it opened one (alert it now).
+    fn count(
+        &mut self,
+        what: What,
+        dest: Dest,
+        source: Source,
+        seen: &Seen<'_>,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> bool {
+        if let Some(w) = self.windows.get_mut(&(what, dest)) {
+            w.add(seen);
             self.stats.summarised += 1;
-            return None;
+            return false;
         }
-        if self.dests.len() >= self.max_dests {
-            // Too many destinations failing at once: the rest share one
-            // window, so memory and alert volume stay bounded.
-            if let Some(w) = &mut self.overflow {
-                w.add(f);
-                self.stats.summarised += 1;
-                return None;
-            }
-            self.overflow = Some(self.open(None, now_ns));
-            self.stats.firsts += 1;
-            return Some(Alert::First(*f));
+        let held = self.held.get(&source).copied().unwrap_or(0);
+        if held >= self.per_source
+            || (self.windows.len() >= self.max_dests && !self.make_room(source, now_ns))
+        {
+            self.fold(what, dest, source, seen, attr, now_ns);
+            return false;
         }
-        let w = self.open(Some(dest), now_ns);
-        self.dests.insert(dest, w);
+        let ends = now_ns.saturating_add(self.window_ns);
+        self.ends.push_back((ends, Some((what, dest)), source));
+        self.windows.insert((what, dest), Window::new(ends, source));
+        *self.held.entry(source).or_default() += 1;
         self.stats.firsts += 1;
-        Some(Alert::First(*f))
+        true
+    }
+
+    /// A full table: closes the newest-ending window of the source holding
+    /// the most, unless that is `incoming`'s own source. Its counts so far
+    /// move to that source's fold, so nothing counted is lost.
+    fn make_room(&mut self, incoming: Source, now_ns: u64) -> bool {
+        let Some((&hog, &n)) = self.held.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        let mine = self.held.get(&incoming).copied().unwrap_or(0);
+        if hog == incoming || n <= mine + 1 {
+            return false;
+        }
+        let Some(key) = self
+            .windows
+            .iter()
+            .filter(|(_, w)| w.source == hog)
+            .max_by_key(|(_, w)| w.ends_ns)
+            .map(|(k, _)| *k)
+        else {
+            return false;
+        };
+        let w = self.windows.remove(&key).expect("found above");
+        self.release(hog);
+        if w.count > 0 {
+            let fold = self.fold_of(hog, None, now_ns);
+            fold.window.count += w.count;
+            for (i, n) in w.reasons.iter().enumerate() {
+                fold.window.reasons[i] += n;
+            }
+            *fold.dests.entry(key.1).or_default() += w.count;
+        }
+        true
+    }
+
+    fn release(&mut self, source: Source) {
+        if let Some(n) = self.held.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&source);
+            }
+        }
+    }
+
+    /// The source's fold for this window, opened if need be; too many
+    /// sources folding at once share one.
+    fn fold_of(&mut self, source: Source, attr: Option<&Attribution>, now_ns: u64) -> &mut Fold {
+        let key = if self.folds.len() >= MAX_FOLDS && !self.folds.contains_key(&source) {
+            Source {
+                cgroup_id: u64::MAX,
+                uid: u32::MAX,
+            }
+        } else {
+            source
+        };
+        if !self.folds.contains_key(&key) {
+            let ends = now_ns.saturating_add(self.window_ns);
+            self.ends.push_back((ends, None, key));
+            let name = if key.cgroup_id == u64::MAX {
+                "other sources (too many folding at once)".to_string()
+            } else {
+                name_source(source, attr)
+            };
+            self.folds.insert(
+                key,
+                Fold {
+                    window: Window::new(ends, key),
+                    name,
+                    ..Default::default()
+                },
+            );
+        }
+        self.folds.get_mut(&key).expect("inserted above")
+    }
+
+    fn fold(
+        &mut self,
+        _what: What,
+        dest: Dest,
+        source: Source,
+        seen: &Seen<'_>,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) {
+        self.stats.folded += 1;
+        let fold = self.fold_of(source, attr, now_ns);
+        fold.window.add(seen);
+        if let Some(n) = fold.dests.get_mut(&dest) {
+            *n += 1;
+        } else if fold.dests.len() < FOLD_DESTS {
+            fold.dests.insert(dest, 1);
+        } else {
+            fold.other_dests += 1;
+        }
     }
 
     /// Ends the windows due by `now_ns`: a summary for each that counted
-    /// failures (and a new window, as it is still failing); a quiet one is
+    /// (and a new window, as it is still failing); a quiet one is
     /// forgotten, so its next failure alerts at once again. O(1) when
     /// nothing is due: the daemon calls it after every drain.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
-        while let Some(&(ends, key)) = self.ends.front() {
+        while let Some(&(ends, key, source)) = self.ends.front() {
             if ends > now_ns {
                 break;
             }
             self.ends.pop_front();
-            let slot = match key {
-                Some(d) => self.dests.get_mut(&d),
-                None => self.overflow.as_mut(),
-            };
-            let Some(w) = slot else { continue };
-            if w.ends_ns != ends {
-                continue; // stale: this window was renewed later
-            }
-            if w.count == 0 {
-                match key {
-                    Some(d) => {
-                        self.dests.remove(&d);
-                    }
-                    None => self.overflow = None,
-                }
-                continue;
-            }
-            out.push(Alert::Summary(w.summary(key, self.window_ns)));
-            self.stats.summaries += 1;
-            let renewed = self.open(key, now_ns);
             match key {
-                Some(d) => self.dests.insert(d, renewed),
-                None => self.overflow.replace(renewed),
-            };
+                Some(k) => self.end_window(k, ends, now_ns, out),
+                None => self.end_fold(source, ends, out),
+            }
         }
     }
 
-    /// At shutdown: summaries of every open window that counted failures.
+    fn end_window(&mut self, k: Key, ends: u64, now_ns: u64, out: &mut Vec<Alert>) {
+        let Some(w) = self.windows.get_mut(&k) else {
+            return;
+        };
+        if w.ends_ns != ends {
+            return; // stale: this window was renewed later
+        }
+        if w.count == 0 {
+            let source = w.source;
+            self.windows.remove(&k);
+            self.release(source);
+            return;
+        }
+        out.push(Alert::Summary(w.summary(k.0, Some(k.1), self.window_ns)));
+        self.stats.summaries += 1;
+        let renewed = now_ns.saturating_add(self.window_ns);
+        let source = w.source;
+        *w = Window::new(renewed, source);
+        self.ends.push_back((renewed, Some(k), source));
+    }
+
+    fn end_fold(&mut self, source: Source, ends: u64, out: &mut Vec<Alert>) {
+        let Some(f) = self.folds.get(&source) else {
+            return;
+        };
+        if f.window.ends_ns != ends {
+            return;
+        }
+        let mut f = self.folds.remove(&source).expect("found above");
+        out.push(Alert::Summary(fold_summary(&mut f, self.window_ns)));
+        self.stats.summaries += 1;
+    }
+
+    /// At shutdown: summaries of every open window that counted.
     pub fn flush(&mut self, out: &mut Vec<Alert>) {
         let window_ns = self.window_ns;
-        for (d, w) in self.dests.iter_mut() {
+        for (k, w) in self.windows.iter_mut() {
             if w.count > 0 {
-                out.push(Alert::Summary(w.summary(Some(*d), window_ns)));
+                out.push(Alert::Summary(w.summary(k.0, Some(k.1), window_ns)));
                 self.stats.summaries += 1;
             }
         }
-        if let Some(w) = &mut self.overflow {
-            if w.count > 0 {
-                out.push(Alert::Summary(w.summary(None, window_ns)));
+        for f in self.folds.values_mut() {
+            if f.window.count > 0 {
+                out.push(Alert::Summary(fold_summary(f, window_ns)));
                 self.stats.summaries += 1;
             }
         }
-        self.dests.clear();
-        self.overflow = None;
+        self.windows.clear();
+        self.folds.clear();
+        self.held.clear();
         self.ends.clear();
     }
 
@@ -261,21 +482,45 @@ impl Policy {
 
     #[cfg(test)]
     pub fn tracked(&self) -> usize {
-        self.dests.len()
+        self.windows.len()
     }
+}
+
+fn fold_summary(f: &mut Fold, window_ns: u64) -> Summary {
+    let mut s = f.window.summary(What::Failures, None, window_ns);
+    let mut top: Vec<(Dest, u64)> = f.dests.iter().map(|(d, n)| (*d, *n)).collect();
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
+    s.dests = top.len() as u64 + f.other_dests;
+    top.truncate(MAX_TOP_DESTS);
+    s.top_dests = top;
+    s.source = Some(std::mem::take(&mut f.name));
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Family;
+    use crate::event::{Caller, Family, Seen as SeenMark, Stage};
 
     const S: u64 = 1_000_000_000;
 
-    fn failure(daddr: &str, port: u16, reason: Reason, comm: &[u8], pid: u32) -> Failure {
+    fn failure_from(
+        daddr: &str,
+        port: u16,
+        reason: Reason,
+        comm: &[u8],
+        pid: u32,
+        cgroup: u64,
+    ) -> Failure {
         Failure {
-            pid,
-            comm: Comm::new(comm),
+            caller: Some(Caller {
+                pid,
+                tid: pid,
+                uid: 1000,
+                cgroup_id: cgroup,
+                comm: Comm::new(comm),
+                process: Comm::new(comm),
+            }),
             family: Family::Ipv4,
             saddr: "192.0.2.1".parse().unwrap(),
             sport: None,
@@ -283,9 +528,16 @@ mod tests {
             dport: port,
             reason,
             errno: 0,
+            stage: Stage::Handshake,
+            seen: SeenMark::Live,
             ts_ns: 0,
             duration_ns: 0,
+            retransmits: 0,
         }
+    }
+
+    fn failure(daddr: &str, port: u16, reason: Reason, comm: &[u8], pid: u32) -> Failure {
+        failure_from(daddr, port, reason, comm, pid, 1)
     }
 
     fn summaries(out: &[Alert]) -> Vec<&Summary> {
@@ -297,11 +549,15 @@ mod tests {
             .collect()
     }
 
+    fn first(p: &mut Policy, f: &Failure, now: u64) -> bool {
+        matches!(p.on_failure(f, None, now), Some(Alert::First(..)))
+    }
+
     #[test]
     fn first_alerts_at_once_then_one_summary_per_window() {
-        let mut p = Policy::new(60 * S, 100);
+        let mut p = Policy::new(60 * S, 100, 100);
         let f = failure("192.0.2.9", 443, Reason::Refused, b"curl", 10);
-        assert_eq!(p.on_failure(&f, 0), Some(Alert::First(f)));
+        assert_eq!(p.on_failure(&f, None, 0), Some(Alert::First(f, None)));
         for i in 1..=1999u64 {
             let reason = if i % 2 == 0 {
                 Reason::Refused
@@ -310,7 +566,7 @@ mod tests {
             };
             let comm: &[u8] = if i % 3 == 0 { b"wget" } else { b"curl" };
             let g = failure("192.0.2.9", 443, reason, comm, 10 + (i % 3 == 0) as u32);
-            assert_eq!(p.on_failure(&g, i * S / 100), None);
+            assert_eq!(p.on_failure(&g, None, i * S / 100), None);
         }
         let mut out = Vec::new();
         p.tick(59 * S, &mut out);
@@ -325,13 +581,12 @@ mod tests {
             vec![(Reason::Timeout, 1000), (Reason::Refused, 999)]
         );
         assert_eq!(s[0].procs.len(), 2);
-        assert_eq!(s[0].procs[0].comm, Comm::new(b"curl"));
+        assert_eq!(s[0].procs[0].comm, Some(Comm::new(b"curl")));
         assert_eq!(s[0].procs[0].count, 1333);
         assert_eq!(s[0].procs[1].count, 666);
-        // Still failing: the next window gets its own summary.
         out.clear();
-        p.on_failure(&f, 61 * S);
-        p.on_failure(&f, 62 * S);
+        p.on_failure(&f, None, 61 * S);
+        p.on_failure(&f, None, 62 * S);
         p.tick(120 * S, &mut out);
         assert_eq!(summaries(&out)[0].count, 2);
         // A quiet window forgets the destination: the next failure is new.
@@ -339,22 +594,43 @@ mod tests {
         p.tick(180 * S, &mut out);
         assert!(out.is_empty());
         assert_eq!(p.tracked(), 0);
-        assert_eq!(p.on_failure(&f, 181 * S), Some(Alert::First(f)));
+        assert!(first(&mut p, &f, 181 * S));
         assert_eq!(
             p.stats(),
             PolicyStats {
                 firsts: 2,
                 summaries: 2,
-                summarised: 2001
+                summarised: 2001,
+                folded: 0,
             }
         );
     }
 
     #[test]
+    fn summaries_group_by_unit() {
+        let mut p = Policy::new(10 * S, 100, 100);
+        let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
+        let a = Attribution {
+            cgroup: "/system.slice/api.service".into(),
+            unit: Some("api.service".into()),
+            ..Default::default()
+        };
+        p.on_failure(&f, Some(&a), 0);
+        p.on_failure(&f, Some(&a), 1);
+        p.on_failure(&f, None, 2);
+        let mut out = Vec::new();
+        p.flush(&mut out);
+        assert_eq!(
+            summaries(&out)[0].units,
+            vec![("api.service".to_string(), 1)]
+        );
+    }
+
+    #[test]
     fn a_single_failure_gives_no_summary() {
-        let mut p = Policy::new(3 * S, 100);
+        let mut p = Policy::new(3 * S, 100, 100);
         let f = failure("192.0.2.9", 80, Reason::Timeout, b"app", 1);
-        assert!(p.on_failure(&f, 0).is_some());
+        assert!(p.on_failure(&f, None, 0).is_some());
         let mut out = Vec::new();
         p.tick(10 * S, &mut out);
         assert!(out.is_empty());
@@ -362,23 +638,27 @@ mod tests {
 
     #[test]
     fn destinations_are_independent_and_keyed_by_port() {
-        let mut p = Policy::new(60 * S, 100);
+        let mut p = Policy::new(60 * S, 100, 100);
         let a = failure("192.0.2.9", 80, Reason::Refused, b"a", 1);
         let b = failure("192.0.2.9", 81, Reason::Refused, b"a", 1);
         let c = failure("2001:db8::1", 80, Reason::Refused, b"a", 1);
-        assert!(p.on_failure(&a, 0).is_some());
-        assert!(p.on_failure(&b, 0).is_some());
-        assert!(p.on_failure(&c, 0).is_some());
-        assert!(p.on_failure(&a, 1).is_none());
+        assert!(p.on_failure(&a, None, 0).is_some());
+        assert!(p.on_failure(&b, None, 0).is_some());
+        assert!(p.on_failure(&c, None, 0).is_some());
+        assert!(p.on_failure(&a, None, 1).is_none());
         assert_eq!(p.tracked(), 3);
     }
 
     #[test]
     fn processes_beyond_the_limit_are_counted_together() {
-        let mut p = Policy::new(10 * S, 100);
-        p.on_failure(&failure("192.0.2.9", 80, Reason::Refused, b"p", 0), 0);
+        let mut p = Policy::new(10 * S, 100, 100);
+        p.on_failure(&failure("192.0.2.9", 80, Reason::Refused, b"p", 0), None, 0);
         for pid in 1..=8 {
-            p.on_failure(&failure("192.0.2.9", 80, Reason::Refused, b"p", pid), 1);
+            p.on_failure(
+                &failure("192.0.2.9", 80, Reason::Refused, b"p", pid),
+                None,
+                1,
+            );
         }
         let mut out = Vec::new();
         p.flush(&mut out);
@@ -389,49 +669,85 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_aggregates_the_rest() {
-        let mut p = Policy::new(10 * S, 2);
-        for i in 0..2 {
-            let f = failure(&format!("192.0.2.{i}"), 80, Reason::Refused, b"x", 1);
-            assert!(p.on_failure(&f, 0).is_some());
+    fn a_flooding_source_folds_and_never_hides_another() {
+        let mut p = Policy::new(10 * S, 64, 8);
+        // The flooder (cgroup 1) fails to 1000 destinations.
+        let mut firsts = 0;
+        for i in 0..1000u32 {
+            let f = failure_from(
+                &format!("10.0.{}.{}", i / 250, i % 250),
+                80,
+                Reason::Refused,
+                b"flood",
+                1,
+                1,
+            );
+            firsts += u32::from(first(&mut p, &f, 1));
         }
-        // The third destination alerts (nothing was said of it); the ones
-        // after it are counted into one overflow summary.
-        let f = failure("192.0.2.50", 80, Reason::Refused, b"x", 1);
-        assert!(p.on_failure(&f, 0).is_some());
-        for i in 51..60 {
-            let f = failure(&format!("192.0.2.{i}"), 80, Reason::Timeout, b"x", 1);
-            assert!(p.on_failure(&f, 1).is_none());
+        assert_eq!(firsts, 8, "its share, then it folds");
+        // The victim (cgroup 2) is alerted at once, for each destination.
+        for port in [5432, 5433] {
+            let v = failure_from("192.0.2.50", port, Reason::Refused, b"db", 2, 2);
+            assert!(first(&mut p, &v, 2));
         }
         let mut out = Vec::new();
-        p.tick(10 * S, &mut out);
-        let s = summaries(&out);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].dest, None);
-        assert_eq!(s[0].count, 9);
-        assert_eq!(p.tracked(), 0);
+        p.tick(11 * S, &mut out);
+        let folds: Vec<&Summary> = summaries(&out)
+            .into_iter()
+            .filter(|s| s.source.is_some())
+            .collect();
+        assert_eq!(folds.len(), 1);
+        assert_eq!(folds[0].count, 992);
+        assert_eq!(folds[0].dests, 992);
+        assert_eq!(folds[0].top_dests.len(), MAX_TOP_DESTS);
+        assert_eq!(folds[0].source.as_deref(), Some("cgroup 1 uid 1000"));
+        assert_eq!(p.stats().folded, 992);
     }
 
     #[test]
-    fn flush_summarises_open_windows() {
-        let mut p = Policy::new(60 * S, 10);
-        let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
-        p.on_failure(&f, 0);
-        p.on_failure(&f, 1);
-        let mut out = Vec::new();
-        p.flush(&mut out);
-        assert_eq!(summaries(&out)[0].count, 1);
-        assert_eq!(p.next_deadline(), None);
+    fn a_full_table_makes_room_from_the_largest_source() {
+        // Table of 16, 8 per source: two flooders fill it.
+        let mut p = Policy::new(10 * S, 16, 8);
+        for cg in [1u64, 3] {
+            for i in 0..8u32 {
+                let f = failure_from(&format!("10.{cg}.0.{i}"), 80, Reason::Refused, b"f", 1, cg);
+                assert!(first(&mut p, &f, 1));
+            }
+        }
+        // A third source still gets its first alert, at a flooder's cost.
+        let v = failure_from("192.0.2.50", 5432, Reason::Refused, b"db", 2, 2);
+        assert!(first(&mut p, &v, 2));
+        assert_eq!(p.tracked(), 16);
+    }
+
+    #[test]
+    fn hanging_attempts_have_windows_of_their_own() {
+        let mut p = Policy::new(10 * S, 100, 100);
+        let f = failure("192.0.2.9", 80, Reason::Timeout, b"x", 1);
+        let slow = Slow {
+            caller: f.caller,
+            family: Family::Ipv4,
+            saddr: f.saddr,
+            daddr: f.daddr,
+            dport: 80,
+            seen: SeenMark::Live,
+            ts_ns: 0,
+            elapsed_ns: 3 * S,
+            retransmits: 1,
+        };
+        assert!(matches!(p.on_slow(&slow, None, 0), Some(Alert::Slow(..))));
+        assert!(p.on_slow(&slow, None, 1).is_none());
+        // Its failure later is a first of its own kind.
+        assert!(first(&mut p, &f, 2));
     }
 
     #[test]
     fn summaries_are_counted_whatever_the_buffer_held() {
-        let mut p = Policy::new(10 * S, 10);
+        let mut p = Policy::new(10 * S, 10, 10);
         let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
-        p.on_failure(&f, 0);
-        p.on_failure(&f, 1);
-        // The caller's buffer still holds alerts from before.
-        let mut out = vec![Alert::First(f), Alert::First(f)];
+        p.on_failure(&f, None, 0);
+        p.on_failure(&f, None, 1);
+        let mut out = vec![Alert::First(f, None), Alert::First(f, None)];
         p.tick(10 * S, &mut out);
         assert_eq!(out.len(), 3);
         assert_eq!(p.stats().summaries, 1);
@@ -439,14 +755,26 @@ mod tests {
 
     #[test]
     fn time_at_the_end_of_the_clock_does_not_overflow() {
-        let mut p = Policy::new(60 * S, 10);
+        let mut p = Policy::new(60 * S, 10, 10);
         let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
-        assert!(p.on_failure(&f, u64::MAX - S).is_some());
-        p.on_failure(&f, u64::MAX - 1);
+        assert!(p.on_failure(&f, None, u64::MAX - S).is_some());
+        p.on_failure(&f, None, u64::MAX - 1);
         let mut out = Vec::new();
         p.tick(u64::MAX, &mut out);
         assert_eq!(summaries(&out).len(), 1);
         p.flush(&mut out);
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn flush_summarises_open_windows() {
+        let mut p = Policy::new(60 * S, 10, 10);
+        let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
+        p.on_failure(&f, None, 0);
+        p.on_failure(&f, None, 1);
+        let mut out = Vec::new();
+        p.flush(&mut out);
+        assert_eq!(summaries(&out)[0].count, 1);
         assert_eq!(p.next_deadline(), None);
     }
 }

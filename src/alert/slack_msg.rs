@@ -3,9 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::policy::{Alert, Summary};
-use super::wording::{dest_or_overflow, procs, reasons, window};
-use crate::text::{Endpoint, Millis};
+use super::policy::{Alert, Summary, What};
+use super::wording::{procs, reasons, subject, top_dests, units, window};
+use crate::event::{Attribution, Caller, Failure, Reason, Slow};
+use crate::text::{Endpoint, Escaped, Millis};
 
 /// Slack's own escaping for text it formats: `&`, `<`, `>`; so no
 /// process name can mention `<!channel>` or forge a link.
@@ -30,49 +31,111 @@ fn section(text: String) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 }
 
-fn first_fields(f: &crate::event::Failure) -> Value {
-    let reason = if f.reason == crate::event::Reason::Error {
+/// `curl (pid 77)`, with the process if the thread is named otherwise.
+fn who(c: &Option<Caller>) -> String {
+    match c {
+        Some(c) if c.process != c.comm => {
+            format!("{} (pid {}, process {})", c.comm, c.pid, c.process)
+        }
+        Some(c) => format!("{} (pid {})", c.comm, c.pid),
+        None => "unknown (its start was not seen)".to_string(),
+    }
+}
+
+/// The unit or container, as a field, when the cgroup names one.
+fn attribution_field(attr: Option<&Attribution>) -> Option<Value> {
+    let a = attr?;
+    let (title, v) = match (&a.unit, &a.container) {
+        (_, Some(c)) => ("Container", c),
+        (Some(u), None) => ("Unit", u),
+        (None, None) => return None,
+    };
+    Some(field(title, &escape(&Escaped(v).to_string())))
+}
+
+fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
+    let reason = if matches!(f.reason, Reason::Error | Reason::Denied) {
         format!("{} (errno {})", f.reason, f.errno)
     } else {
         f.reason.to_string()
     };
-    json!({"type": "section", "fields": [
+    let mut fields = vec![
         field("Destination", &Endpoint(f.daddr, Some(f.dport)).to_string()),
-        field("Reason", &reason),
-        field("Process", &escape(&format!("{} (pid {})", f.comm, f.pid))),
+        field("Reason", &format!("{reason}, at {}", f.stage.name())),
+        field("Process", &escape(&who(&f.caller))),
         field("Time to failure", &Millis(f.duration_ns).to_string()),
         field("Source", &f.saddr.to_string()),
-    ]})
+    ];
+    fields.extend(attribution_field(attr));
+    json!({"type": "section", "fields": fields})
+}
+
+fn slow_fields(e: &Slow, attr: Option<&Attribution>) -> Value {
+    let mut fields = vec![
+        field("Destination", &Endpoint(e.daddr, Some(e.dport)).to_string()),
+        field(
+            "Hanging for",
+            &format!(
+                "{} ({} SYN retransmits)",
+                Millis(e.elapsed_ns),
+                e.retransmits
+            ),
+        ),
+        field("Process", &escape(&who(&e.caller))),
+    ];
+    fields.extend(attribution_field(attr));
+    json!({"type": "section", "fields": fields})
 }
 
 fn summary_fields(s: &Summary) -> Value {
-    json!({"type": "section", "fields": [
-        field("Destination", &dest_or_overflow(s)),
-        field("Failures", &format!("{} in {}", s.count, window(s.window_ns))),
-        field("Reasons", &reasons(s)),
+    let mut fields = vec![
+        field("Destination", &escape(&subject(s))),
+        field("Count", &format!("{} in {}", s.count, window(s.window_ns))),
         field("Processes", &escape(&procs(s))),
-    ]})
+    ];
+    if !s.reasons.is_empty() {
+        fields.push(field("Reasons", &reasons(s)));
+    }
+    if !s.top_dests.is_empty() {
+        fields.push(field("Top destinations", &top_dests(s)));
+    }
+    if !s.units.is_empty() {
+        fields.push(field("Units", &escape(&units(s))));
+    }
+    json!({"type": "section", "fields": fields})
 }
 
 /// One line per alert, for grouped messages and the `text` fallback.
 fn one_line(a: &Alert) -> String {
     match a {
-        Alert::First(f) => escape(&format!(
-            "{} {} ({} pid {}) after {}",
+        Alert::First(f, _) => escape(&format!(
+            "{} {} at {} ({}) after {}",
             Endpoint(f.daddr, Some(f.dport)),
             f.reason,
-            f.comm,
-            f.pid,
+            f.stage.name(),
+            who(&f.caller),
             Millis(f.duration_ns)
         )),
-        Alert::Summary(s) => format!(
-            "{}: {} more failures in {} ({}; {})",
-            dest_or_overflow(s),
-            s.count,
-            window(s.window_ns),
-            reasons(s),
-            escape(&procs(s))
-        ),
+        Alert::Slow(e, _) => escape(&format!(
+            "{} hanging for {} ({})",
+            Endpoint(e.daddr, Some(e.dport)),
+            Millis(e.elapsed_ns),
+            who(&e.caller)
+        )),
+        Alert::Summary(s) => {
+            let what = match s.what {
+                What::Failures => "more failures",
+                What::Hanging => "more hanging connects",
+            };
+            escape(&format!(
+                "{}: {} {what} in {} ({}; {})",
+                subject(s),
+                s.count,
+                window(s.window_ns),
+                reasons(s),
+                procs(s)
+            ))
+        }
     }
 }
 
@@ -90,19 +153,32 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
     let mut blocks = Vec::new();
     let text;
     match alerts {
-        [Alert::First(f)] if folded.alerts == 0 => {
+        [Alert::First(f, attr)] if folded.alerts == 0 => {
             text = format!("TCP failure detected on {host}: {}", one_line(&alerts[0]));
             blocks.push(section(format!(
                 ":rotating_light: *TCP connection failed* on `{host}`"
             )));
-            blocks.push(first_fields(f));
+            blocks.push(first_fields(f, attr.as_ref()));
+        }
+        [Alert::Slow(e, attr)] if folded.alerts == 0 => {
+            text = format!("TCP connects hanging on {host}: {}", one_line(&alerts[0]));
+            blocks.push(section(format!(
+                ":hourglass: *Connections to {} are hanging* on `{host}`",
+                Endpoint(e.daddr, Some(e.dport))
+            )));
+            blocks.push(slow_fields(e, attr.as_ref()));
         }
         [Alert::Summary(s)] if folded.alerts == 0 => {
             text = format!("TCP failures continue on {host}: {}", one_line(&alerts[0]));
+            let what = match (s.what, s.dest) {
+                (What::Hanging, _) => "more hanging TCP connects",
+                (What::Failures, Some(_)) => "more TCP failures",
+                (What::Failures, None) => "TCP failures folded",
+            };
             blocks.push(section(format!(
-                ":repeat: *{} more TCP failures* to {} on `{host}` in the last {}",
+                ":repeat: *{} {what}* to {} on `{host}` in the last {}",
                 s.count,
-                dest_or_overflow(s),
+                escape(&subject(s)),
                 window(s.window_ns)
             )));
             blocks.push(summary_fields(s));
@@ -116,7 +192,8 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             )));
             for a in alerts {
                 let mark = match a {
-                    Alert::First(_) => ":x:",
+                    Alert::First(..) => ":x:",
+                    Alert::Slow(..) => ":hourglass:",
                     Alert::Summary(_) => ":repeat:",
                 };
                 blocks.push(section(format!("{mark} {}", one_line(a))));
@@ -136,12 +213,21 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
 mod tests {
     use super::*;
     use crate::alert::policy::{Dest, Proc};
-    use crate::event::{Comm, Failure, Family, Reason};
+    use crate::event::{Comm, Family, Seen, Stage};
 
     fn failure(comm: &[u8]) -> Failure {
         Failure {
-            pid: 77,
-            comm: Comm::new(comm),
+            caller: Some(Caller {
+                pid: 77,
+                tid: 77,
+                uid: 0,
+                cgroup_id: 1,
+                comm: Comm::new(comm),
+                process: Comm::new(comm),
+            }),
+            stage: Stage::Handshake,
+            seen: Seen::Live,
+            retransmits: 0,
             family: Family::Ipv4,
             saddr: "192.0.2.1".parse().unwrap(),
             sport: None,
@@ -163,7 +249,7 @@ mod tests {
         assert_eq!(escape("<!here>&x"), "&lt;!here&gt;&amp;x");
         let v = render(
             "web-1",
-            &[Alert::First(failure(b"<!here>&x"))],
+            &[Alert::First(failure(b"<!here>&x"), None)],
             Folded::default(),
         );
         let s = all_text(&v);
@@ -171,7 +257,7 @@ mod tests {
         assert!(s.contains("&lt;!here&gt;&amp;x (pid 77)"), "{s}");
         let v = render(
             "<!channel>",
-            &[Alert::First(failure(b"a"))],
+            &[Alert::First(failure(b"a"), None)],
             Folded::default(),
         );
         assert!(!all_text(&v).contains("<!channel>"));
@@ -181,12 +267,12 @@ mod tests {
     fn first_alert_has_text_and_fields() {
         let v = render(
             "web-1",
-            &[Alert::First(failure(b"curl"))],
+            &[Alert::First(failure(b"curl"), None)],
             Folded::default(),
         );
         assert_eq!(
             v["text"],
-            "TCP failure detected on web-1: 198.51.100.7:443 refused (curl pid 77) after 1.5ms"
+            "TCP failure detected on web-1: 198.51.100.7:443 refused at handshake (curl (pid 77)) after 1.5ms"
         );
         let s = all_text(&v["blocks"]);
         for want in [
@@ -204,6 +290,11 @@ mod tests {
     #[test]
     fn summaries_and_groups() {
         let sum = Summary {
+            what: What::Failures,
+            source: None,
+            units: Vec::new(),
+            top_dests: Vec::new(),
+            dests: 1,
             dest: Some(Dest {
                 addr: "198.51.100.7".parse().unwrap(),
                 port: 443,
@@ -212,8 +303,8 @@ mod tests {
             window_ns: 60_000_000_000,
             reasons: vec![(Reason::Refused, 1999)],
             procs: vec![Proc {
-                comm: Comm::new(b"curl"),
-                pid: 77,
+                comm: Some(Comm::new(b"curl")),
+                pid: Some(77),
                 count: 1999,
             }],
             other_procs: 0,
@@ -227,7 +318,7 @@ mod tests {
         );
         let g = render(
             "h",
-            &[Alert::First(failure(b"a")), Alert::Summary(sum)],
+            &[Alert::First(failure(b"a"), None), Alert::Summary(sum)],
             Folded {
                 alerts: 5,
                 failures: 9,

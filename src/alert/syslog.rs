@@ -30,7 +30,7 @@ pub enum Severity {
 }
 
 pub enum SyslogMsg {
-    Alert(Alert),
+    Alert(Box<Alert>),
     Line(Severity, String),
     /// Answered once everything before it is written.
     Barrier(tokio::sync::oneshot::Sender<()>),

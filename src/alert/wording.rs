@@ -1,10 +1,11 @@
-//! Alert wording shared by the sinks. Process names appear only through
-//! `Comm`'s escaping `Display`, so no line can be broken or forged.
+//! Alert wording shared by the sinks. Process names, units and cgroup
+//! paths appear only escaped (`Comm`'s rules), so no line can be broken or
+//! forged.
 
 use std::fmt::{self, Write as _};
 
-use super::policy::{Alert, Summary};
-use crate::text::{Endpoint, FailureLine};
+use super::policy::{Alert, Summary, What};
+use crate::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
 
 /// `60s`, `5m`, `1h30m`.
 pub fn window(ns: u64) -> String {
@@ -13,10 +14,12 @@ pub fn window(ns: u64) -> String {
         .replace(' ', "")
 }
 
-pub fn dest_or_overflow(s: &Summary) -> String {
-    match s.dest {
-        Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
-        None => "other destinations (too many failing at once)".to_string(),
+/// The destination a summary is about, or the source a fold is about.
+pub fn subject(s: &Summary) -> String {
+    match (s.dest, &s.source) {
+        (Some(d), _) => Endpoint(d.addr, Some(d.port)).to_string(),
+        (None, Some(src)) => format!("{} destinations from {src}", s.dests),
+        (None, None) => "other destinations".to_string(),
     }
 }
 
@@ -30,12 +33,19 @@ pub fn reasons(s: &Summary) -> String {
     out
 }
 
-/// `curl[77]×1333,wget[78]×666,others×3`.
+/// `curl[77]×1333,wget[78]×666,others×3`; `?` for unknown processes.
 pub fn procs(s: &Summary) -> String {
     let mut out = String::new();
     for (i, p) in s.procs.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{sep}{}[{}]×{}", p.comm, p.pid, p.count);
+        match (p.comm, p.pid) {
+            (Some(c), Some(pid)) => {
+                let _ = write!(out, "{sep}{c}[{pid}]×{}", p.count);
+            }
+            _ => {
+                let _ = write!(out, "{sep}?×{}", p.count);
+            }
+        }
     }
     if s.other_procs > 0 {
         let _ = write!(out, ",others×{}", s.other_procs);
@@ -43,23 +53,61 @@ pub fn procs(s: &Summary) -> String {
     out
 }
 
+/// `api.service×12,cron.service×1`.
+pub fn units(s: &Summary) -> String {
+    let mut out = String::new();
+    for (i, (u, n)) in s.units.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{sep}{}×{n}", Escaped(u));
+    }
+    out
+}
+
+/// A fold's `10.0.0.1:80×40,10.0.0.2:80×38`.
+pub fn top_dests(s: &Summary) -> String {
+    let mut out = String::new();
+    for (i, (d, n)) in s.top_dests.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{sep}{}×{n}", Endpoint(d.addr, Some(d.port)));
+    }
+    out
+}
+
 /// The syslog line for an alert: the first failure in the original tool's
-/// wording, a summary as `TCP failures repeated: …`.
+/// wording, a summary as `TCP failures repeated: …`, a source over its
+/// share as `TCP failures folded: …`.
 pub struct SyslogLine<'a>(pub &'a Alert);
 
 impl fmt::Display for SyslogLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Alert::First(e) => FailureLine(e).fmt(f),
-            Alert::Summary(s) => write!(
-                f,
-                "TCP failures repeated: {} count={} window={} reasons={} processes={}",
-                dest_or_overflow(s),
-                s.count,
-                window(s.window_ns),
-                reasons(s),
-                procs(s)
-            ),
+            Alert::First(e, a) => write!(f, "{}{}", FailureLine(e), AttributionMark(a.as_ref())),
+            Alert::Slow(e, a) => write!(f, "{}{}", SlowLine(e), AttributionMark(a.as_ref())),
+            Alert::Summary(s) => {
+                let head = match (s.what, s.dest) {
+                    (What::Hanging, _) => "TCP connects still hanging",
+                    (What::Failures, Some(_)) => "TCP failures repeated",
+                    (What::Failures, None) => "TCP failures folded",
+                };
+                write!(
+                    f,
+                    "{head}: {} count={} window={}",
+                    subject(s),
+                    s.count,
+                    window(s.window_ns)
+                )?;
+                if !s.top_dests.is_empty() {
+                    write!(f, " top={}", top_dests(s))?;
+                }
+                if !s.reasons.is_empty() {
+                    write!(f, " reasons={}", reasons(s))?;
+                }
+                write!(f, " processes={}", procs(s))?;
+                if !s.units.is_empty() {
+                    write!(f, " units={}", units(s))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -70,28 +118,66 @@ mod tests {
     use crate::alert::policy::{Dest, Proc};
     use crate::event::{Comm, Reason};
 
-    #[test]
-    fn summary_line_is_one_escaped_line() {
-        let s = Summary {
+    fn summary() -> Summary {
+        Summary {
+            what: What::Failures,
             dest: Some(Dest {
                 addr: "2001:db8::7".parse().unwrap(),
                 port: 443,
             }),
+            source: None,
             count: 1999,
             window_ns: 60_000_000_000,
             reasons: vec![(Reason::Refused, 1990), (Reason::Timeout, 9)],
-            procs: vec![Proc {
-                comm: Comm::new(b"evil\nTCP ok"),
-                pid: 7,
-                count: 1999,
-            }],
+            procs: vec![
+                Proc {
+                    comm: Some(Comm::new(b"evil\nTCP ok")),
+                    pid: Some(7),
+                    count: 1998,
+                },
+                Proc {
+                    comm: None,
+                    pid: None,
+                    count: 1,
+                },
+            ],
             other_procs: 2,
-        };
-        let line = SyslogLine(&Alert::Summary(s)).to_string();
+            units: vec![("a b.service".into(), 3)],
+            top_dests: Vec::new(),
+            dests: 1,
+        }
+    }
+
+    #[test]
+    fn summary_line_is_one_escaped_line() {
+        let line = SyslogLine(&Alert::Summary(summary())).to_string();
         assert_eq!(
             line,
             "TCP failures repeated: [2001:db8::7]:443 count=1999 window=1m \
-             reasons=refused×1990,timeout×9 processes=evil\\x0aTCP\\x20ok[7]×1999,others×2"
+             reasons=refused×1990,timeout×9 processes=evil\\x0aTCP\\x20ok[7]×1998,?×1,others×2 \
+             units=a\\x20b.service×3"
+        );
+    }
+
+    #[test]
+    fn a_fold_names_its_source_and_top_destinations() {
+        let mut s = summary();
+        s.dest = None;
+        s.source = Some("flood.service uid 65534".into());
+        s.dests = 60000;
+        s.top_dests = vec![(
+            Dest {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 9,
+            },
+            3,
+        )];
+        let line = SyslogLine(&Alert::Summary(s)).to_string();
+        assert!(
+            line.starts_with(
+                "TCP failures folded: 60000 destinations from flood.service uid 65534 count=1999 window=1m top=127.0.0.1:9×3 "
+            ),
+            "{line}"
         );
     }
 

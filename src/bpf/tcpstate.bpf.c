@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* tcpstate: report TCP connection attempts as they enter and leave SYN_SENT.
+/* tcpstate: report TCP connection attempts and how they end.
  *
- * Attached to the sock:inet_sock_set_state tracepoint as tp_btf, so the
- * arguments are typed kernel pointers and the fields are read with CO-RE.
- * Everything the user-space correlation does not need returns early here:
- * the kernel never copies an event for established traffic, inbound
- * connections or unwatched destinations. */
+ * The core is sock:inet_sock_set_state (tp_btf): attempts entering and
+ * leaving SYN_SENT. Around it, each where a failure cannot be seen there:
+ * - raw_syscalls sys_enter/sys_exit (tp_btf) for connect(): errors that
+ *   come before any SYN leaves (no route, denied, no local port);
+ * - sock:inet_sk_error_report (5.14+): an error an application may read
+ *   away with SO_ERROR before it closes the socket;
+ * - skb:kfree_skb with its drop reason (5.17+): this host's netfilter
+ *   dropping a SYN;
+ * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
+ * - iter/tcp: the attempts already in SYN_SENT when tcpstate starts.
+ * Everything the user-space correlation does not need returns early: the
+ * kernel never copies an event for established traffic, inbound
+ * connections, successful connect() calls or unwatched destinations. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -16,11 +24,34 @@
 /* Macros, so vmlinux.h does not carry them. */
 #define AF_INET 2
 #define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINTR 4
+#define EISCONN 106
+#define EALREADY 114
+#define EINPROGRESS 115
+/* connect(2)'s number; the kernel-internal restart codes start at 512. */
+#if defined(__TARGET_ARCH_x86)
+#define NR_CONNECT 42
+#define NR_GETSOCKOPT 55
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_CONNECT 203
+#define NR_GETSOCKOPT 209
+#else
+#error "unsupported architecture: add its connect(2) number"
+#endif
+#define ERESTART_MIN 512
+#define SOL_SOCKET 1
+#define SO_ERROR 4
 
 /* Set by the loader before load (rodata), so the verifier prunes what is off. */
 const volatile bool filter_addrs = false; /* the dests trie has entries */
 const volatile bool filter_ports = false; /* the ports map has entries */
 const volatile bool trace_all = false;    /* --verbose: every state change */
+/* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
+ * reported, or a failing webhook would alert about itself. */
+const volatile __u32 self_tgid = 0;
 /* 0: let the kernel wake the consumer for every event. Otherwise submit
  * without a wake-up until this many bytes are unread; the consumer also
  * drains on a short timer, so nothing waits longer than that timer. */
@@ -53,9 +84,50 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Never written: it only puts struct tcpstate_event into the object's BTF,
- * so the skeleton's generated `types` carries it to Rust. */
+/* A connect() in progress on a watched TCP socket, by pid_tgid. */
+struct connecting {
+	__u64 sk;
+	__u8 daddr[16]; /* as the caller gave it; IPv4 in the first 4 bytes */
+	__u16 family;
+	__u16 dport;
+	__u8 syn_sent;  /* the socket entered SYN_SENT during this call */
+	__u8 closed;    /* ...and left it again, without an error, inside it */
+	__u8 _pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct connecting);
+} connecting SEC(".maps");
+
+/* A getsockopt(SO_ERROR) in progress on a watched TCP socket in SYN_SENT,
+ * by pid_tgid: where its answer will be written. */
+struct error_query {
+	__u64 sk;
+	__u64 optval;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct error_query);
+} error_queries SEC(".maps");
+
+/* tcpstate's own sockets in SYN_SENT, so their end is not reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} own_socks SEC(".maps");
+
+/* Never written: they only put the records into the object's BTF, so the
+ * skeleton's generated `types` carries them to Rust. */
 struct tcpstate_event _event = {};
+struct tcpstate_seed _seed = {};
 
 static __always_inline void count(__u32 idx)
 {
@@ -78,73 +150,434 @@ static __always_inline void submit(struct tcpstate_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+static __always_inline struct tcpstate_event *reserve(void)
+{
+	struct tcpstate_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(TCPSTATE_CNT_RB_DROPS);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+/* Is this destination watched? `addr` is the LPM key's form: IPv6, or
+ * IPv4 v4-mapped. */
+static __always_inline bool watched(struct tcpstate_lpm_key *key, __u16 dport)
+{
+	if (filter_ports && !bpf_map_lookup_elem(&ports, &dport))
+		return false;
+	key->prefixlen = 128;
+	if (filter_addrs && !bpf_map_lookup_elem(&dests, key))
+		return false;
+	return true;
+}
+
+/* The socket's destination as an LPM key; false for other families. */
+static __always_inline bool sk_dest(const struct sock *sk, __u16 family,
+				    struct tcpstate_lpm_key *key)
+{
+	if (family == AF_INET) {
+		__be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		key->addr[10] = 0xff;
+		key->addr[11] = 0xff;
+		__builtin_memcpy(&key->addr[12], &daddr, 4);
+		return true;
+	}
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&key->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		return true;
+	}
+	return false;
+}
+
+/* Addresses and ports of the socket into the event. */
+static __always_inline void sk_addrs(struct tcpstate_event *e, const struct sock *sk,
+				     __u16 family, struct tcpstate_lpm_key *key)
+{
+	e->family = family;
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(e->daddr, &key->addr[12], 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		__builtin_memcpy(e->daddr, key->addr, 16);
+	}
+}
+
+/* Who is connecting: recorded at the attempt, in the caller's context.
+ * At the failure the current task is usually a softirq or a timer. */
+static __always_inline void caller(struct tcpstate_event *e)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
+}
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	/* The tracepoints also fire for DCCP, SCTP and MPTCP. sk_protocol is a
+	 * plain u16 since v5.6 (bf9765145b85 "sock: Make sk_protocol a 16-bit
+	 * value"), older than the ring buffer (v5.8) this program needs. */
+	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ(sk, sk_type) == SOCK_STREAM;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
+	struct connecting *c;
+	__u64 id, skaddr = (__u64)sk;
 	__u16 family, dport;
+	__u32 err;
 
 	if (!trace_all && oldstate != TCP_SYN_SENT && newstate != TCP_SYN_SENT)
 		return 0;
-	/* The tracepoint also fires for DCCP and SCTP. sk_protocol is a plain
-	 * u16 since v5.6 (bf9765145b85 "sock: Make sk_protocol a 16-bit
-	 * value"), older than the ring buffer (v5.8) this program needs. */
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	if (newstate == TCP_SYN_SENT && self_tgid && (id >> 32) == self_tgid) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&own_socks, &skaddr, &one, BPF_ANY);
+		return 0;
+	}
+	if (oldstate == TCP_SYN_SENT && bpf_map_delete_elem(&own_socks, &skaddr) == 0)
 		return 0;
 
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (filter_ports && !bpf_map_lookup_elem(&ports, &dport))
+	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
 		return 0;
 
-	if (family == AF_INET) {
-		__be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
-		__builtin_memcpy(&key.addr[12], &daddr, 4);
-	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&key.addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		return 0;
+	err = BPF_CORE_READ(sk, sk_err);
+	/* Inside connect() of this very socket (the caller's context): note
+	 * the SYN_SENT for sys_exit, and leave an error-less close there to
+	 * the syscall's error. tcp_v4_connect() enters SYN_SENT before it
+	 * picks a local port, and closes again with sk_err 0 when none is
+	 * free: that is EADDRNOTAVAIL, not an application giving up. */
+	c = bpf_map_lookup_elem(&connecting, &id);
+	if (c && c->sk == skaddr) {
+		if (newstate == TCP_SYN_SENT)
+			c->syn_sent = 1;
+		else if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE && !err) {
+			c->closed = 1;
+			return 0;
+		}
 	}
-	key.prefixlen = 128;
-	if (filter_addrs && !bpf_map_lookup_elem(&dests, &key))
-		return 0;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(TCPSTATE_CNT_RB_DROPS);
+	e = reserve();
+	if (!e)
 		return 0;
-	}
-	e->skaddr = (__u64)sk;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->sk_err = BPF_CORE_READ(sk, sk_err);
+	e->kind = TCPSTATE_EV_STATE;
+	e->skaddr = skaddr;
 	/* An ICMP error that arrives while the connecting task holds the socket
 	 * lock (common on fast local paths) is kept only in sk_err_soft by
-	 * tcp_v4_err/tcp_v6_err; the task reads it through SO_ERROR and closes
-	 * the socket, still in SYN_SENT, with sk_err 0. Without this the
-	 * failure would read as "canceled". */
-	if (!e->sk_err && oldstate == TCP_SYN_SENT)
-		e->sk_err = BPF_CORE_READ(sk, sk_err_soft);
-	e->family = family;
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	 * tcp_v4_err/tcp_v6_err; see also handle_error_report. */
+	if (!err && oldstate == TCP_SYN_SENT)
+		err = BPF_CORE_READ(sk, sk_err_soft);
+	e->sk_err = err;
 	e->dport = dport;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
-	if (family == AF_INET) {
-		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		__builtin_memcpy(e->daddr, &key.addr[12], 4);
-	} else {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		__builtin_memcpy(e->daddr, key.addr, 16);
-	}
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	sk_addrs(e, sk, family, &key);
+	if (newstate == TCP_SYN_SENT)
+		caller(e);
+	else
+		e->pid = id >> 32;
 	submit(e);
+	return 0;
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	unsigned int max;
+
+	if (fd < 0)
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if ((unsigned int)fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* connect(2) on the way in: remember watched TCP attempts by caller. The
+ * generic raw_syscalls tracepoint, not syscalls:sys_enter_connect: it
+ * attaches through BTF, without tracefs, which a hardened service cannot
+ * read; everything but connect returns at the first comparison. */
+static __always_inline void enter_getsockopt(struct pt_regs *regs);
+static __always_inline void exit_getsockopt(long ret);
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long nr)
+{
+	struct tcpstate_lpm_key key = {};
+	struct connecting c = {};
+	struct sock *sk;
+	void *uaddr;
+	__u64 id;
+	int fd, len;
+
+	if (nr == NR_GETSOCKOPT) {
+		enter_getsockopt(regs);
+		return 0;
+	}
+	if (nr != NR_CONNECT)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	if (self_tgid && (id >> 32) == self_tgid)
+		return 0;
+	fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	uaddr = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+	len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (!uaddr || len < (int)sizeof(struct sockaddr_in))
+		return 0;
+	if (bpf_probe_read_user(&c.family, sizeof(c.family), uaddr))
+		return 0;
+	if (c.family == AF_INET) {
+		struct sockaddr_in sin;
+
+		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+			return 0;
+		c.dport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(c.daddr, &sin.sin_addr.s_addr, 4);
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		__builtin_memcpy(&key.addr[12], &sin.sin_addr.s_addr, 4);
+	} else if (c.family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6;
+
+		if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr))
+			return 0;
+		c.dport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(c.daddr, sin6.sin6_addr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(key.addr, sin6.sin6_addr.in6_u.u6_addr8, 16);
+	} else {
+		return 0;
+	}
+	if (!watched(&key, c.dport))
+		return 0;
+	sk = sock_of_fd(fd);
+	if (!sk || !is_tcp(sk))
+		return 0;
+	c.sk = (__u64)sk;
+	if (bpf_map_update_elem(&connecting, &id, &c, BPF_ANY))
+		count(TCPSTATE_CNT_CONNECT_UNTRACKED);
+	return 0;
+}
+
+/* connect(2) on the way out: an error the state path did not report. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct tcpstate_event *e;
+	struct connecting *c;
+	struct sock *sk;
+	long nr;
+	__u64 id;
+
+#if defined(__TARGET_ARCH_x86)
+	nr = BPF_CORE_READ(regs, orig_ax);
+#else
+	nr = BPF_CORE_READ(regs, syscallno);
+#endif
+	if (nr == NR_GETSOCKOPT) {
+		exit_getsockopt(ret);
+		return 0;
+	}
+	if (nr != NR_CONNECT)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	c = bpf_map_lookup_elem(&connecting, &id);
+	if (!c)
+		return 0;
+	/* Not failures: done, under way, or interrupted (the attempt goes on
+	 * and the state path sees how it ends). A SYN_SENT seen inside the call
+	 * that did not close in it is the state path's to report too. */
+	if (ret == 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
+	    ret == -EINTR || ret <= -ERESTART_MIN || (c->syn_sent && !c->closed)) {
+		bpf_map_delete_elem(&connecting, &id);
+		return 0;
+	}
+	e = reserve();
+	if (e) {
+		e->kind = TCPSTATE_EV_CONNECT_ERR;
+		e->skaddr = c->sk;
+		e->sk_err = -ret;
+		e->family = c->family;
+		e->dport = c->dport;
+		__builtin_memcpy(e->daddr, c->daddr, 16);
+		sk = (struct sock *)c->sk;
+		e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (c->family == AF_INET)
+			BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		else
+			BPF_CORE_READ_INTO(&e->saddr, sk,
+					   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		caller(e);
+		submit(e);
+	}
+	bpf_map_delete_elem(&connecting, &id);
+	return 0;
+}
+
+/* Events about a socket in SYN_SENT that the correlation keeps with the
+ * attempt: an error reported, a SYN dropped here, a SYN retransmitted. */
+static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32 err)
+{
+	struct tcpstate_lpm_key key = {};
+	struct tcpstate_event *e;
+	__u16 family, dport;
+
+	if (!is_tcp(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
+		return;
+	e = reserve();
+	if (!e)
+		return;
+	e->kind = kind;
+	e->skaddr = (__u64)sk;
+	e->sk_err = err;
+	e->dport = dport;
+	sk_addrs(e, sk, family, &key);
+	submit(e);
+}
+
+/* getsockopt(SO_ERROR) on a watched TCP socket in SYN_SENT: an ICMP error
+ * that arrived while connect() held the socket lock sits in sk_err_soft,
+ * and this read takes it away; a client polling a non-blocking connect
+ * (curl, Go, Node.js, Java NIO, nginx) then closes the socket with no
+ * error left on it. What the read returns is kept for the attempt. */
+static __always_inline void enter_getsockopt(struct pt_regs *regs)
+{
+	struct error_query q = {};
+	struct sock *sk;
+	__u64 id;
+
+	if (PT_REGS_PARM2_CORE_SYSCALL(regs) != SOL_SOCKET ||
+	    PT_REGS_PARM3_CORE_SYSCALL(regs) != SO_ERROR)
+		return;
+	id = bpf_get_current_pid_tgid();
+	if (self_tgid && (id >> 32) == self_tgid)
+		return;
+	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+	if (!sk || !is_tcp(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return;
+	q.sk = (__u64)sk;
+	q.optval = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	bpf_map_update_elem(&error_queries, &id, &q, BPF_ANY);
+}
+
+static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32 err);
+
+static __always_inline void exit_getsockopt(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct error_query *q = bpf_map_lookup_elem(&error_queries, &id);
+	int err = 0;
+
+	if (!q)
+		return;
+	if (ret == 0 && q->optval &&
+	    !bpf_probe_read_user(&err, sizeof(err), (void *)q->optval) && err > 0)
+		attempt_note((struct sock *)q->sk, TCPSTATE_EV_SK_ERROR, err);
+	bpf_map_delete_elem(&error_queries, &id);
+}
+
+/* 5.14+ (e3ae2365efc1 "net: sock: introduce sk_error_report"). An ICMP
+ * error that arrives while connect() holds the socket lock goes to
+ * sk_err_soft only; an application that polls a non-blocking connect
+ * reads it with SO_ERROR, which clears it, and closes the socket still in
+ * SYN_SENT. Kept here, it turns that "canceled" into the real reason. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(handle_error_report, const struct sock *sk)
+{
+	__u32 err = BPF_CORE_READ(sk, sk_err);
+
+	if (!err)
+		err = BPF_CORE_READ(sk, sk_err_soft);
+	if (err)
+		attempt_note(sk, TCPSTATE_EV_SK_ERROR, err);
+	return 0;
+}
+
+/* 5.17+ (c504e5c2f964 "net: skb: introduce kfree_skb_reason()"): a SYN
+ * dropped by this host's own netfilter. Loaded only where the kernel's
+ * enum skb_drop_reason has NETFILTER_DROP (the loader checks). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct sock *sk;
+
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		attempt_note(sk, TCPSTATE_EV_DROP, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit, const struct sock *sk)
+{
+	attempt_note(sk, TCPSTATE_EV_RETRANS, 0);
+	return 0;
+}
+
+/* The attempts already under way when tcpstate starts (5.9+). */
+SEC("iter/tcp")
+int seed_pending(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcpstate_lpm_key key = {};
+	struct tcpstate_seed s = {};
+	struct sock *sk;
+
+	if (!skc || BPF_CORE_READ(skc, skc_state) != TCP_SYN_SENT)
+		return 0;
+	sk = (struct sock *)skc;
+	s.family = BPF_CORE_READ(skc, skc_family);
+	s.dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	if (!sk_dest(sk, s.family, &key) || !watched(&key, s.dport))
+		return 0;
+	s.skaddr = (__u64)sk;
+	s.sport = BPF_CORE_READ(skc, skc_num);
+	s.uid = ctx->uid;
+	s.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	if (s.family == AF_INET) {
+		BPF_CORE_READ_INTO((__be32 *)s.saddr, skc, skc_rcv_saddr);
+		__builtin_memcpy(s.daddr, &key.addr[12], 4);
+	} else {
+		BPF_CORE_READ_INTO(&s.saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		__builtin_memcpy(s.daddr, key.addr, 16);
+	}
+	bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
 	return 0;
 }
 
@@ -159,14 +592,10 @@ static __always_inline void synth_one(__u64 skaddr, int oldstate, int newstate, 
 {
 	struct tcpstate_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(TCPSTATE_CNT_RB_DROPS);
+	e = reserve();
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
 	e->skaddr = skaddr;
-	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = 1;
 	e->sk_err = err;
 	e->family = AF_INET;

@@ -1,25 +1,62 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The one event record shared by tcpstate.bpf.c and the Rust loader, which
- * receives it through the skeleton's generated `types`. Fixed-width types
- * only, so the layout is the same on both sides. */
+/* The records shared by tcpstate.bpf.c and the Rust loader, which receives
+ * them through the skeleton's generated `types`. Fixed-width types only,
+ * laid out without holes, so the layout is the same on both sides. */
 #ifndef __TCPSTATE_H
 #define __TCPSTATE_H
 
 #define TCPSTATE_COMM_LEN 16
 
+/* What a record says (tcpstate_event.kind). */
+enum tcpstate_kind {
+	/* sock:inet_sock_set_state: into or out of SYN_SENT. */
+	TCPSTATE_EV_STATE = 0,
+	/* connect() returned an error and the state path did not report the
+	 * attempt: no SYN left (no route, denied, no local port), or the
+	 * socket entered SYN_SENT and closed again inside connect(). */
+	TCPSTATE_EV_CONNECT_ERR = 1,
+	/* An error reported on a socket still in SYN_SENT (sk_err, or the
+	 * sk_err_soft that an application can read away with SO_ERROR). */
+	TCPSTATE_EV_SK_ERROR = 2,
+	/* This host's netfilter dropped a SYN of a socket in SYN_SENT. */
+	TCPSTATE_EV_DROP = 3,
+	/* A SYN was retransmitted. */
+	TCPSTATE_EV_RETRANS = 4,
+};
+
 struct tcpstate_event {
-	__u64 skaddr;   /* socket address: the correlation key */
-	__u64 ts_ns;    /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
-	__u32 pid;      /* tgid of the current task; meaningful on entry to SYN_SENT only */
-	__u32 sk_err;   /* sk->sk_err (positive errno) at this transition */
-	__u16 family;   /* AF_INET or AF_INET6 */
-	__u16 sport;    /* host order; 0 when the kernel has not bound one yet */
-	__u16 dport;    /* host order */
-	__u8 oldstate;  /* TCP_* state numbers as in include/net/tcp_states.h */
+	__u64 skaddr;    /* socket address: the correlation key (0: unknown) */
+	__u64 ts_ns;     /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 cgroup_id; /* cgroup v2 id of the caller, at the attempt */
+	__u32 pid;       /* tgid of the caller; meaningful at the attempt only */
+	__u32 tid;
+	__u32 uid;
+	__u32 sk_err;    /* positive errno: sk_err, or connect()'s error */
+	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 sport;     /* host order; 0 when not bound yet */
+	__u16 dport;     /* host order */
+	__u8 oldstate;   /* TCP_* state numbers as in include/net/tcp_states.h */
 	__u8 newstate;
-	__u8 saddr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+	__u8 kind;       /* enum tcpstate_kind */
+	__u8 _pad[3];
+	__u8 saddr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
 	__u8 daddr[16];
-	__u8 comm[TCPSTATE_COMM_LEN];
+	__u8 comm[TCPSTATE_COMM_LEN];  /* the calling thread's name */
+	__u8 pcomm[TCPSTATE_COMM_LEN]; /* its process's (thread-group leader's) */
+	__u32 _pad2;
+};
+
+/* One socket already in SYN_SENT when tcpstate starts (iter/tcp). */
+struct tcpstate_seed {
+	__u64 skaddr;
+	__u64 ino;       /* the socket's inode, to find its owner in /proc */
+	__u32 uid;
+	__u16 family;
+	__u16 dport;
+	__u16 sport;
+	__u8 _pad[6];
+	__u8 saddr[16];
+	__u8 daddr[16];
 };
 
 /* Key of the destination LPM trie. IPv4 prefixes are stored v4-mapped
@@ -42,6 +79,7 @@ struct tcpstate_synth {
 /* Indexes of the per-CPU counter array. */
 enum tcpstate_counter {
 	TCPSTATE_CNT_RB_DROPS = 0,   /* bpf_ringbuf_reserve failed */
+	TCPSTATE_CNT_CONNECT_UNTRACKED, /* connect() calls the in-flight map could not hold */
 	TCPSTATE_CNT_MAX,
 };
 
