@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod bpf;
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod correlate;
