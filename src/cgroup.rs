@@ -731,7 +731,7 @@ mod tests {
             eprintln!("no cgroup2 mount: skipped");
             return;
         };
-        let root = ino(&cg.root().to_path_buf());
+        let root = ino(cg.root());
         let i = cg.lookup(root, Instant::now()).expect("root");
         assert_eq!(i.path, "/");
     }
