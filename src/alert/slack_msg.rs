@@ -1,5 +1,33 @@
 //! The Slack message for a batch of alerts: Block Kit JSON with a plain
 //! `text` fallback. Pure. Everything dynamic is escaped as Slack requires.
+//!
+//! Untrusted text (process names; later units, containers, cgroup paths)
+//! must reach Slack as text, never as a mention or a link. Slack's rules,
+//! and what is done for each:
+//! - "Slack uses &, <, and > as control characters for special parsing in
+//!   text objects, so they must be converted to HTML entities" (Formatting
+//!   text for app surfaces): [`escape`], so `<!everyone>` is text.
+//! - A mrkdwn text object's `verbatim`: "When set to false (as is default)
+//!   URLs will be auto-converted into links, conversation names will be
+//!   link-ified, and certain mentions will be automatically parsed. When
+//!   set to true, Slack will continue to process all markdown formatting
+//!   and manual parsing strings, but it won't modify any plain-text
+//!   content" (Block Kit text object reference): every mrkdwn object here
+//!   is `verbatim: true`.
+//! - The top-level `text` has no `verbatim` (it is the notification
+//!   fallback, and "URL detection is performed by the server"): in it, and
+//!   in the blocks too for good measure, [`literal`] puts an invisible
+//!   WORD JOINER (U+2060) after `@`, `#`, the `:` of `://` and a `.` inside a
+//!   word, so `@channel`, `#general`, `https://x` and `evil.example` match no
+//!   mention, channel or URL pattern while looking the same.
+//! - Unfurling: "If you'd like to stop this from happening, set both
+//!   unfurl_links and unfurl_media to false when posting the message"
+//!   (Unfurling): both are false, so Slack never fetches a URL a process
+//!   name holds. `link_names` ("Find and link user groups") is sent as
+//!   false.
+//!
+//! mrkdwn emphasis (`*`, `_`, `~`, backticks) in a process name can still
+//! change how it looks; it cannot notify anyone or link anywhere.
 
 use serde_json::{json, Value};
 
@@ -22,12 +50,52 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// WORD JOINER: invisible, and not a word break.
+const WJ: char = '\u{2060}';
+
+/// Untrusted text for Slack, taken literally: [`escape`]d, and with a
+/// WORD JOINER after every `@` and `#`, after the `:` of `://`, and after a
+/// `.` followed by a letter or digit, so Slack's automatic parsing finds no
+/// mention (`@here`, `@channel`, `@everyone`, `@user`), no channel name and
+/// no URL or domain in it. Visible text is unchanged.
+pub fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' | '#' => {
+                out.push(c);
+                out.push(WJ);
+            }
+            ':' if it.peek() == Some(&'/') => {
+                out.push(c);
+                out.push(WJ);
+            }
+            '.' if it.peek().is_some_and(|n| n.is_alphanumeric()) => {
+                out.push(c);
+                out.push(WJ);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A mrkdwn text object Slack leaves as it is: no automatic links,
+/// channel names or mentions.
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+}
+
 fn field(title: &str, value: &str) -> Value {
-    json!({"type": "mrkdwn", "text": format!("*{title}*\n{value}")})
+    mrkdwn(format!("*{title}*\n{value}"))
 }
 
 fn section(text: String) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    json!({"type": "section", "text": mrkdwn(text)})
 }
 
 fn first_fields(f: &crate::event::Failure) -> Value {
@@ -39,7 +107,7 @@ fn first_fields(f: &crate::event::Failure) -> Value {
     json!({"type": "section", "fields": [
         field("Destination", &Endpoint(f.daddr, Some(f.dport)).to_string()),
         field("Reason", &reason),
-        field("Process", &escape(&format!("{} (pid {})", f.comm, f.pid))),
+        field("Process", &format!("{} (pid {})", literal(&f.comm.to_string()), f.pid)),
         field("Time to failure", &Millis(f.duration_ns).to_string()),
         field("Source", &f.saddr.to_string()),
     ]})
@@ -50,28 +118,28 @@ fn summary_fields(s: &Summary) -> Value {
         field("Destination", &dest_or_overflow(s)),
         field("Failures", &format!("{} in {}", s.count, window(s.window_ns))),
         field("Reasons", &reasons(s)),
-        field("Processes", &escape(&procs(s))),
+        field("Processes", &literal(&procs(s))),
     ]})
 }
 
 /// One line per alert, for grouped messages and the `text` fallback.
 fn one_line(a: &Alert) -> String {
     match a {
-        Alert::First(f) => escape(&format!(
+        Alert::First(f) => format!(
             "{} {} ({} pid {}) after {}",
             Endpoint(f.daddr, Some(f.dport)),
             f.reason,
-            f.comm,
+            literal(&f.comm.to_string()),
             f.pid,
             Millis(f.duration_ns)
-        )),
+        ),
         Alert::Summary(s) => format!(
             "{}: {} more failures in {} ({}; {})",
             dest_or_overflow(s),
             s.count,
             window(s.window_ns),
             reasons(s),
-            escape(&procs(s))
+            literal(&procs(s))
         ),
     }
 }
@@ -124,12 +192,18 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
         }
     }
     if folded.alerts > 0 {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(format!(
             "…and {} more alerts ({} failures) not shown: alerts came faster than Slack accepts them",
             folded.alerts, folded.failures
-        )}]}));
+        ))]}));
     }
-    json!({"text": text, "blocks": blocks})
+    json!({
+        "text": text,
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "link_names": false,
+    })
 }
 
 #[cfg(test)]
@@ -175,6 +249,123 @@ mod tests {
             Folded::default(),
         );
         assert!(!all_text(&v).contains("<!channel>"));
+    }
+
+    /// Every mrkdwn text object in a payload.
+    fn mrkdwn_objects(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("type") == Some(&json!("mrkdwn")) {
+                    out.push(v.clone());
+                }
+                m.values().for_each(|x| mrkdwn_objects(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| mrkdwn_objects(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn literal_breaks_mentions_links_and_domains_invisibly() {
+        assert_eq!(literal("curl"), "curl");
+        assert_eq!(literal("python3.11"), "python3.\u{2060}11");
+        assert_eq!(literal("@channel"), "@\u{2060}channel");
+        assert_eq!(literal("<!everyone>"), "&lt;!everyone&gt;");
+        assert_eq!(literal("http://x.io/a"), "http:\u{2060}//x.\u{2060}io/a");
+        assert_eq!(literal("#general"), "#\u{2060}general");
+        assert_eq!(literal("a. b: c@"), "a. b: c@\u{2060}");
+        assert_eq!(literal("end."), "end.");
+        for s in [
+            "@here",
+            "x@everyone",
+            "https://evil.example/p",
+            "www.evil.example",
+            "#ops",
+            "<@U123>",
+        ] {
+            let l = literal(s);
+            // Looks the same once the invisible joiners are gone...
+            assert_eq!(l.replace('\u{2060}', ""), escape(s));
+            // ...but holds no mention, URL or domain.
+            for bad in [
+                "@here",
+                "@everyone",
+                "://",
+                "evil.example",
+                "www.evil",
+                "#ops",
+                "<@",
+            ] {
+                assert!(!l.contains(bad), "{bad} in {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_process_names_reach_slack_as_text() {
+        let names: [&[u8]; 6] = [
+            b"@channel",
+            b"@here",
+            b"<!everyone>",
+            b"http://e.vil/x",
+            b"www.evil.io",
+            b"x@everyone",
+        ];
+        for name in names {
+            let sum = Summary {
+                dest: None,
+                count: 3,
+                window_ns: 60_000_000_000,
+                reasons: vec![(Reason::Refused, 3)],
+                procs: vec![Proc {
+                    comm: Comm::new(name),
+                    pid: 9,
+                    count: 3,
+                }],
+                other_procs: 0,
+            };
+            for v in [
+                render("h", &[Alert::First(failure(name))], Folded::default()),
+                render("h", &[Alert::Summary(sum.clone())], Folded::default()),
+                render(
+                    "h",
+                    &[Alert::First(failure(name)), Alert::Summary(sum)],
+                    Folded {
+                        alerts: 1,
+                        failures: 1,
+                    },
+                ),
+            ] {
+                let s = all_text(&v);
+                for bad in [
+                    "@channel",
+                    "@here",
+                    "@everyone",
+                    "<!",
+                    "://",
+                    "e.vil",
+                    "www.evil",
+                    "evil.io",
+                ] {
+                    assert!(!s.contains(bad), "{bad} in {s}");
+                }
+                // Still readable: the name is there once the joiners go.
+                let shown = escape(&Comm::new(name).to_string());
+                assert!(
+                    s.replace('\u{2060}', "").contains(&shown),
+                    "{shown} not in {s}"
+                );
+                assert_eq!(v["unfurl_links"], false);
+                assert_eq!(v["unfurl_media"], false);
+                assert_eq!(v["link_names"], false);
+                let mut objs = Vec::new();
+                mrkdwn_objects(&v["blocks"], &mut objs);
+                assert!(!objs.is_empty());
+                for o in objs {
+                    assert_eq!(o["verbatim"], true, "{o}");
+                }
+            }
+        }
     }
 
     #[test]
