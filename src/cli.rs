@@ -380,6 +380,14 @@ fn non_utf8_culprit(cmd: &clap::Command, args: &[OsString]) -> Option<String> {
         cmd.get_arguments()
             .filter(|a| !OS_STRING_ARGS.contains(&a.get_id().as_str()))
     };
+    // A path flag's value may be any bytes: not the culprit.
+    let takes_path = |flag: &str| {
+        cmd.get_arguments().any(|a| {
+            OS_STRING_ARGS.contains(&a.get_id().as_str())
+                && (a.get_long().is_some_and(|l| flag == format!("--{l}"))
+                    || a.get_short().is_some_and(|s| flag == format!("-{s}")))
+        })
+    };
     for (i, a) in args.iter().enumerate().skip(1) {
         if a.to_str().is_some() {
             continue;
@@ -389,13 +397,19 @@ fn non_utf8_culprit(cmd: &clap::Command, args: &[OsString]) -> Option<String> {
         if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
             if let Ok(flag) = std::str::from_utf8(&bytes[..eq]) {
                 if flag.starts_with('-') {
+                    if takes_path(flag) {
+                        continue;
+                    }
                     return Some(format!("the value of {flag} is not valid UTF-8"));
                 }
             }
         }
         match args[i - 1].to_str() {
             Some(prev) if prev.starts_with('-') && i > 1 => {
-                return Some(format!("the value of {prev} is not valid UTF-8"))
+                if takes_path(prev) {
+                    continue;
+                }
+                return Some(format!("the value of {prev} is not valid UTF-8"));
             }
             _ => return Some(format!("command-line argument {i} is not valid UTF-8")),
         }
@@ -851,6 +865,18 @@ mod tests {
         assert_eq!(
             non_utf8_culprit(&cmd, &a).as_deref(),
             Some("the value of --port is not valid UTF-8")
+        );
+        // A path may be any bytes: the culprit is the next one.
+        let a = vec![
+            OsString::from("tcpstate"),
+            OsString::from("--btf"),
+            bad.clone(),
+            OsString::from("--format"),
+            bad.clone(),
+        ];
+        assert_eq!(
+            non_utf8_culprit(&cmd, &a).as_deref(),
+            Some("the value of --format is not valid UTF-8")
         );
         let e = parse_from(
             vec![OsString::from("tcpstate"), OsString::from("-d"), bad],
