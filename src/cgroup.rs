@@ -598,6 +598,11 @@ mod tests {
             let out = e(s);
             assert!(out.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{out}");
         }
+        // JSON carries the token as it is, escaping only its backslashes.
+        let hostile = "/system.slice/x\"\n\\.service";
+        let json = serde_json::to_string(&e(hostile)).unwrap();
+        assert_eq!(json, r#""/system.slice/x\"\\x0a\\\\.service""#);
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), e(hostile));
         // Same rules as a process name.
         let c = crate::event::Comm::new(b"a b\\\n\xc3\xa9");
         assert_eq!(c.to_string(), e("a b\\\né"));

@@ -196,6 +196,16 @@ pub fn journald_present() -> bool {
     Path::new(SOCKET).exists() || crate::log::stderr_is_journal()
 }
 
+/// The journal PRIORITY of a syslog severity (RFC 5424 numbers).
+pub fn priority(sev: super::syslog::Severity) -> u8 {
+    use super::syslog::Severity;
+    match sev {
+        Severity::Err => 3,
+        Severity::Warning => 4,
+        Severity::Info => 6,
+    }
+}
+
 /// syslog's facility `daemon`, as journald records it.
 pub const SYSLOG_FACILITY_DAEMON: u8 = 3;
 
@@ -352,6 +362,14 @@ mod tests {
         }
         // A forged field inside a value stays inside it.
         assert!(!got.iter().any(|(k, _)| k == "TCPSTATE_DEST"));
+    }
+
+    #[test]
+    fn priorities_are_syslogs() {
+        use crate::alert::syslog::Severity;
+        assert_eq!(priority(Severity::Err), 3);
+        assert_eq!(priority(Severity::Warning), 4);
+        assert_eq!(priority(Severity::Info), 6);
     }
 
     #[test]
