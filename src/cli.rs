@@ -84,12 +84,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "TCPSTATE_ALERT_WINDOW", value_parser = parse_window)]
     pub alert_window: Duration,
 
-    /// The webhook, from --slack-url, --slack-url-file or the systemd
-    /// credential `slack-url`, checked.
+    /// The webhook, from --slack-url or --slack-url-file, checked.
     #[arg(skip)]
     pub webhook: Option<WebhookUrl>,
 
     /// Warnings about the configuration, for the daemon to log at start.
+    /// (The webhook above may also come from the systemd credential
+    /// `slack-url`.)
     #[arg(skip)]
     pub warnings: Vec<String>,
 

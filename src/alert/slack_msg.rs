@@ -1,9 +1,9 @@
 //! The Slack message for a batch of alerts: Block Kit JSON with a plain
 //! `text` fallback. Pure. Everything dynamic is escaped as Slack requires.
 //!
-//! Untrusted text (process names; later units, containers, cgroup paths)
-//! must reach Slack as text, never as a mention or a link. Slack's rules,
-//! and what is done for each:
+//! Untrusted text (process names; units, containers, cgroup paths) must
+//! reach Slack as text, never as a mention or a link. Slack's documented
+//! rules, and what is done for each:
 //! - "Slack uses &, <, and > as control characters for special parsing in
 //!   text objects, so they must be converted to HTML entities" (Formatting
 //!   text for app surfaces): [`escape`], so `<!everyone>` is text.
@@ -14,17 +14,19 @@
 //!   and manual parsing strings, but it won't modify any plain-text
 //!   content" (Block Kit text object reference): every mrkdwn object here
 //!   is `verbatim: true`.
-//! - The top-level `text` has no `verbatim` (it is the notification
-//!   fallback, and "URL detection is performed by the server"): in it, and
-//!   in the blocks too for good measure, [`literal`] puts an invisible
-//!   WORD JOINER (U+2060) after `@`, `#`, the `:` of `://` and a `.` inside a
-//!   word, so `@channel`, `#general`, `https://x` and `evil.example` match no
-//!   mention, channel or URL pattern while looking the same.
+//! - The top-level `text` has no `verbatim` (with blocks it is the
+//!   notification fallback; "URL detection is performed by the server"):
+//!   [`escape`] also puts an invisible WORD JOINER (U+2060) after an `@` or
+//!   `#` that starts a word and after the `:` of `://`, so `@channel`,
+//!   `@here`, `#general` and `https://…` match no mention, channel or URL
+//!   pattern, in the blocks too, while looking the same. An `@` inside a
+//!   word (`getty@tty1.service`, `a@b`) is left alone: it is no mention,
+//!   and unit names must stay copyable.
 //! - Unfurling: "If you'd like to stop this from happening, set both
 //!   unfurl_links and unfurl_media to false when posting the message"
 //!   (Unfurling): both are false, so Slack never fetches a URL a process
 //!   name holds. `link_names` ("Find and link user groups") is sent as
-//!   false.
+//!   false, its default.
 //!
 //! mrkdwn emphasis (`*`, `_`, `~`, backticks) in a process name can still
 //! change how it looks; it cannot notify anyone or link anywhere.
@@ -35,38 +37,26 @@ use super::policy::{Alert, Summary};
 use super::wording::{dest_or_overflow, procs, reasons, window};
 use crate::text::{Endpoint, Millis};
 
-/// Slack's own escaping for text it formats: `&`, `<`, `>`; so no
-/// process name can mention `<!channel>` or forge a link.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// WORD JOINER: invisible, and not a word break.
 const WJ: char = '\u{2060}';
 
-/// Untrusted text for Slack, taken literally: [`escape`]d, and with a
-/// WORD JOINER after every `@` and `#`, after the `:` of `://`, and after a
-/// `.` followed by a letter or digit, so Slack's automatic parsing finds no
-/// mention (`@here`, `@channel`, `@everyone`, `@user`), no channel name and
-/// no URL or domain in it. Visible text is unchanged.
-pub fn literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
+/// Dynamic text for Slack, taken literally. Slack's own escaping for text
+/// it formats (`&`, `<`, `>`), so no process name can mention
+/// `<!channel>` or forge a link; and a WORD JOINER after an `@` or `#`
+/// that starts a word and after the `:` of `://`, so Slack's automatic
+/// parsing finds no `@here`/`@channel`/`@everyone`/`@user` mention, no
+/// `#channel` and no `scheme://` URL in it. Visible text is unchanged.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev: Option<char> = None;
     let mut it = s.chars().peekable();
     while let Some(c) = it.next() {
+        let word_start = prev.is_none_or(|p| !(p.is_alphanumeric() || "._-@#".contains(p)));
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '@' | '#' => {
+            '@' | '#' if word_start => {
                 out.push(c);
                 out.push(WJ);
             }
@@ -74,12 +64,9 @@ pub fn literal(s: &str) -> String {
                 out.push(c);
                 out.push(WJ);
             }
-            '.' if it.peek().is_some_and(|n| n.is_alphanumeric()) => {
-                out.push(c);
-                out.push(WJ);
-            }
             c => out.push(c),
         }
+        prev = Some(c);
     }
     out
 }
@@ -107,7 +94,7 @@ fn first_fields(f: &crate::event::Failure) -> Value {
     json!({"type": "section", "fields": [
         field("Destination", &Endpoint(f.daddr, Some(f.dport)).to_string()),
         field("Reason", &reason),
-        field("Process", &format!("{} (pid {})", literal(&f.comm.to_string()), f.pid)),
+        field("Process", &escape(&format!("{} (pid {})", f.comm, f.pid))),
         field("Time to failure", &Millis(f.duration_ns).to_string()),
         field("Source", &f.saddr.to_string()),
     ]})
@@ -118,28 +105,28 @@ fn summary_fields(s: &Summary) -> Value {
         field("Destination", &dest_or_overflow(s)),
         field("Failures", &format!("{} in {}", s.count, window(s.window_ns))),
         field("Reasons", &reasons(s)),
-        field("Processes", &literal(&procs(s))),
+        field("Processes", &escape(&procs(s))),
     ]})
 }
 
 /// One line per alert, for grouped messages and the `text` fallback.
 fn one_line(a: &Alert) -> String {
     match a {
-        Alert::First(f) => format!(
+        Alert::First(f) => escape(&format!(
             "{} {} ({} pid {}) after {}",
             Endpoint(f.daddr, Some(f.dport)),
             f.reason,
-            literal(&f.comm.to_string()),
+            f.comm,
             f.pid,
             Millis(f.duration_ns)
-        ),
+        )),
         Alert::Summary(s) => format!(
             "{}: {} more failures in {} ({}; {})",
             dest_or_overflow(s),
             s.count,
             window(s.window_ns),
             reasons(s),
-            literal(&procs(s))
+            escape(&procs(s))
         ),
     }
 }
@@ -266,39 +253,38 @@ mod tests {
     }
 
     #[test]
-    fn literal_breaks_mentions_links_and_domains_invisibly() {
-        assert_eq!(literal("curl"), "curl");
-        assert_eq!(literal("python3.11"), "python3.\u{2060}11");
-        assert_eq!(literal("@channel"), "@\u{2060}channel");
-        assert_eq!(literal("<!everyone>"), "&lt;!everyone&gt;");
-        assert_eq!(literal("http://x.io/a"), "http:\u{2060}//x.\u{2060}io/a");
-        assert_eq!(literal("#general"), "#\u{2060}general");
-        assert_eq!(literal("a. b: c@"), "a. b: c@\u{2060}");
-        assert_eq!(literal("end."), "end.");
-        for s in [
-            "@here",
-            "x@everyone",
-            "https://evil.example/p",
-            "www.evil.example",
-            "#ops",
-            "<@U123>",
+    fn escape_breaks_mentions_channels_and_urls_invisibly() {
+        let wj = |s: &str| s.replace('~', "\u{2060}");
+        for (s, want) in [
+            ("curl", "curl"),
+            ("@channel", "@~channel"),
+            ("@here", "@~here"),
+            ("x @everyone", "x @~everyone"),
+            ("(@here)", "(@~here)"),
+            ("#general", "#~general"),
+            ("<!everyone>", "&lt;!everyone&gt;"),
+            ("<@U123>", "&lt;@~U123&gt;"),
+            ("http://x.io/a", "http:~//x.io/a"),
+            ("a://b://c", "a:~//b:~//c"),
+            // Inside a word an @ is no mention, and names stay copyable.
+            ("getty@tty1.service", "getty@tty1.service"),
+            ("user@1000.service", "user@1000.service"),
+            ("a@b", "a@b"),
+            ("10.1.2.3:5432", "10.1.2.3:5432"),
+            ("[2001:db8::2]:443", "[2001:db8::2]:443"),
+            ("a: b", "a: b"),
+            ("", ""),
         ] {
-            let l = literal(s);
-            // Looks the same once the invisible joiners are gone...
-            assert_eq!(l.replace('\u{2060}', ""), escape(s));
-            // ...but holds no mention, URL or domain.
-            for bad in [
-                "@here",
-                "@everyone",
-                "://",
-                "evil.example",
-                "www.evil",
-                "#ops",
-                "<@",
-            ] {
-                assert!(!l.contains(bad), "{bad} in {l:?}");
-            }
+            assert_eq!(escape(s), wj(want), "{s}");
+            assert_eq!(escape(s).replace('\u{2060}', ""), escape_entities(s));
         }
+    }
+
+    /// `&<>` only: what a reader sees once the joiners are gone.
+    fn escape_entities(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     }
 
     #[test]
@@ -308,8 +294,8 @@ mod tests {
             b"@here",
             b"<!everyone>",
             b"http://e.vil/x",
-            b"www.evil.io",
-            b"x@everyone",
+            b"#general",
+            b"<@U0123>",
         ];
         for name in names {
             let sum = Summary {
@@ -337,20 +323,11 @@ mod tests {
                 ),
             ] {
                 let s = all_text(&v);
-                for bad in [
-                    "@channel",
-                    "@here",
-                    "@everyone",
-                    "<!",
-                    "://",
-                    "e.vil",
-                    "www.evil",
-                    "evil.io",
-                ] {
+                for bad in ["@channel", "@here", "<!", "<@", "://", "#general"] {
                     assert!(!s.contains(bad), "{bad} in {s}");
                 }
                 // Still readable: the name is there once the joiners go.
-                let shown = escape(&Comm::new(name).to_string());
+                let shown = escape_entities(&Comm::new(name).to_string());
                 assert!(
                     s.replace('\u{2060}', "").contains(&shown),
                     "{shown} not in {s}"
