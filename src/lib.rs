@@ -2,8 +2,9 @@
 //!
 //! Layers, each importing only from those below it:
 //! - wiring: `daemon` (the event loop), `cli`;
-//! - sources and sinks: `bpf` (load, attach, ring buffer), `stdout`,
-//!   `alert::{syslog, slack}`, `log`, `notify`, `signals`;
+//! - sources and sinks: `bpf` (load, attach, ring buffer), `cgroup`
+//!   (cgroup ids to units and containers), `stdout`,
+//!   `alert::{syslog, journal, slack}`, `log`, `notify`, `signals`;
 //! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
 //!   `losses`, formatting (`format`, `text`, `json`, `clock`,
 //!   `alert::{wording, slack_msg}`), `event`, `filter`, `webhook`, `exit`,
@@ -11,6 +12,7 @@
 
 pub mod alert;
 pub mod bpf;
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod correlate;

@@ -54,7 +54,7 @@ impl Log {
 
 /// systemd sets JOURNAL_STREAM to the device:inode of the stream it
 /// connected to the journal.
-fn stderr_is_journal() -> bool {
+pub fn stderr_is_journal() -> bool {
     let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };

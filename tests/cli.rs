@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use common::{bin, require_root};
+use common::{bin, require_root, Daemon, FakeSlack, TempDir};
 
 fn tcpstate(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
@@ -87,15 +90,214 @@ fn check_loads_attaches_and_detaches() {
 }
 
 #[test]
-fn missing_btf_file_is_a_usage_error() {
+fn btf_paths_are_checked_before_anything_else() {
+    // Checked while parsing flags, so a usage error for everyone, root or not.
     let out = tcpstate(&["--btf", "/nonexistent/vmlinux.btf"], &[]);
-    // The privilege check comes first for non-root users.
-    let code = if nix::unistd::geteuid().is_root() {
-        2
-    } else {
-        3
+    assert_one_line_error(&out, 2, &["--btf /nonexistent/vmlinux.btf: no such file"]);
+    let out = tcpstate(&["--btf", "/etc/passwd"], &[]);
+    assert_one_line_error(&out, 2, &["--btf /etc/passwd: not a BTF file"]);
+    let out = tcpstate(&["--btf", "/tmp"], &[]);
+    assert_one_line_error(&out, 2, &["--btf /tmp: is a directory"]);
+    let out = tcpstate(&[], &[("TCPSTATE_BTF", "/tmp")]);
+    assert_one_line_error(&out, 2, &["--btf /tmp: is a directory", "$TCPSTATE_BTF"]);
+}
+
+/// The webhook's path is the secret: no output may hold it.
+const SECRET_URL: &str = "https://hooks.slack.com/services/T0000/B0000/SECRETTOKEN";
+
+fn assert_no_secret(out: &Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        let s = String::from_utf8_lossy(stream);
+        for part in ["SECRETTOKEN", "T0000", "B0000"] {
+            assert!(!s.contains(part), "{part} leaked: {s}");
+        }
+    }
+}
+
+#[test]
+fn argument_errors_never_echo_the_webhook_url() {
+    let spaced = "https://hooks.slack.com/services/T0000/B0000/SECRET TOKEN";
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        // A stray URL argument, e.g. a typo in TCPSTATE_OPTS.
+        (vec!["--check", SECRET_URL], vec![]),
+        (vec![SECRET_URL], vec![]),
+        (vec!["--check", spaced], vec![]),
+        // A non-http scheme, stray or as the flag's value.
+        (
+            vec!["ftp://hooks.slack.com/services/T0000/B0000/SECRETTOKEN"],
+            vec![],
+        ),
+        (
+            vec![
+                "--slack-url",
+                "ftp://hooks.slack.com/services/T0000/B0000/SECRETTOKEN",
+            ],
+            vec![],
+        ),
+        (
+            vec![],
+            vec![("SLACK_URL", "gopher://h/services/T0000/B0000/SECRETTOKEN")],
+        ),
+        (
+            vec![
+                "--slack-url",
+                "https://ho st/services/T0000/B0000/SECRETTOKEN",
+            ],
+            vec![],
+        ),
+        // The URL where a value of another kind belongs.
+        (vec!["--format", SECRET_URL], vec![]),
+        (vec!["-d", SECRET_URL], vec![]),
+    ];
+    for (args, env) in cases {
+        let out = tcpstate(&args, &env);
+        assert_one_line_error(&out, 2, &[]);
+        assert_no_secret(&out);
+    }
+    let out = tcpstate(&["--check", SECRET_URL], &[]);
+    assert_one_line_error(
+        &out,
+        2,
+        &[
+            "<URL hidden>",
+            "--slack-url-file",
+            "$SLACK_URL",
+            "LoadCredential=slack-url",
+        ],
+    );
+}
+
+/// Exit 2 with one line, within a second (a FIFO must never block start-up).
+fn assert_refused_at_once(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let start = Instant::now();
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("SLACK_URL")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("{args:?} still running after 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_one_line_error(&out, 2, needles);
+}
+
+#[test]
+fn url_files_that_are_not_regular_files_are_refused_at_once() {
+    assert_refused_at_once(
+        &["--slack-url-file", "/dev/zero"],
+        &[],
+        &["--slack-url-file /dev/zero is a device"],
+    );
+    let dir = TempDir::new("cli-fifo");
+    let fifo = dir.path().join("url");
+    nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .unwrap();
+    let fifo = fifo.to_str().unwrap();
+    assert_refused_at_once(&["--slack-url-file", fifo], &[], &["is a FIFO"]);
+    assert_refused_at_once(&[], &[("TCPSTATE_SLACK_URL_FILE", fifo)], &["is a FIFO"]);
+    let d = dir.path().to_str().unwrap();
+    assert_refused_at_once(&["--slack-url-file", d], &[], &["is a directory"]);
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 1 << 20]).unwrap();
+    assert_refused_at_once(
+        &["--slack-url-file", big.to_str().unwrap()],
+        &[],
+        &["larger than"],
+    );
+}
+
+#[test]
+fn a_non_utf8_value_names_its_variable_or_flag() {
+    let bad = OsStr::from_bytes(b"10.0.0.\xff");
+    let run = |args: &[&OsStr], env: &[(&str, &OsStr)]| {
+        Command::new(bin())
+            .args(args)
+            .env_remove("DEST_IP")
+            .env_remove("DEST_PORT")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
     };
-    assert_eq!(out.status.code(), Some(code), "{out:?}");
+    let out = run(&[], &[("DEST_IP", bad)]);
+    assert_one_line_error(&out, 2, &["$DEST_IP", "not valid UTF-8"]);
+    let out = run(&[], &[("SLACK_URL", bad)]);
+    assert_one_line_error(&out, 2, &["$SLACK_URL", "not valid UTF-8"]);
+    let out = run(&[OsStr::new("--dest"), bad], &[]);
+    assert_one_line_error(&out, 2, &["--dest", "not valid UTF-8"]);
+    let mut eq = b"--port=".to_vec();
+    eq.push(0xff);
+    let out = run(&[OsStr::from_bytes(&eq)], &[]);
+    assert_one_line_error(&out, 2, &["--port", "not valid UTF-8"]);
+}
+
+#[test]
+fn a_bad_systemd_credential_is_named_not_echoed() {
+    let dir = TempDir::new("cli-creds-bad");
+    std::fs::write(
+        dir.path().join("slack-url"),
+        "ftp://hooks.slack.com/services/T0000/B0000/SECRETTOKEN\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .env_remove("SLACK_URL")
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, &["systemd credential slack-url"]);
+    assert_no_secret(&out);
+}
+
+#[test]
+fn the_systemd_credential_is_the_webhook() {
+    if !require_root("the_systemd_credential_is_the_webhook") {
+        return;
+    }
+    let slack = FakeSlack::start();
+    let dir = TempDir::new("cli-creds");
+    std::fs::write(dir.path().join("slack-url"), format!("{}\n", slack.url())).unwrap();
+    let creds = dir.path().to_str().unwrap().to_string();
+    let args: Vec<String> = ["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let d = Daemon::start(
+        &args,
+        &[("CREDENTIALS_DIRECTORY", &creds), ("SLACK_URL", "")],
+    );
+    let stopped = d.stop();
+    let want = format!("slack http://127.0.0.1:{}/***", slack.port);
+    assert!(
+        stopped.stderr.contains(&want),
+        "{want} not in {}",
+        stopped.stderr
+    );
+    assert!(
+        !stopped.stderr.contains("SECRETTOKEN"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        !stopped.stderr.contains("command line"),
+        "{}",
+        stopped.stderr
+    );
 }
 
 #[test]

@@ -117,11 +117,22 @@ fn installs_alerts_stops_and_purges_in_a_booted_systemd() {
         .arg(port.to_string()));
     eprintln!("{text}");
     assert!(ok, "the package cycle failed:\n{text}");
-    let reqs = slack.wait_requests(1, Duration::from_secs(2));
-    assert_eq!(reqs.len(), 1, "one Slack alert from the service");
-    let t = reqs[0].1["text"].as_str().unwrap_or_default().to_string();
-    assert!(
-        t.contains(&format!("127.0.0.1:{port} refused")),
-        "Slack got: {t}"
-    );
+    // One alert with SLACK_URL in /etc/default/tcpstate, then one per
+    // systemd-credential phase (LoadCredential=, LoadCredentialEncrypted=).
+    let want: usize = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("slack-alerts="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no slack-alerts= line from test-in-nspawn:\n{text}"));
+    assert!(want >= 2, "the credential phase did not run:\n{text}");
+    let reqs = slack.wait_requests(want, Duration::from_secs(2));
+    assert_eq!(reqs.len(), want, "one Slack alert per phase");
+    for (_, r) in &reqs {
+        let t = r["text"].as_str().unwrap_or_default().to_string();
+        assert!(
+            t.contains(&format!("127.0.0.1:{port} refused")),
+            "Slack got: {t}"
+        );
+    }
 }

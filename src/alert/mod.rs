@@ -3,6 +3,7 @@
 //! channels, so no sink can slow detection. A full channel is a counted drop.
 
 pub mod http;
+pub mod journal;
 pub mod pacer;
 pub mod policy;
 pub mod slack;

@@ -1,5 +1,35 @@
 //! The Slack message for a batch of alerts: Block Kit JSON with a plain
 //! `text` fallback. Pure. Everything dynamic is escaped as Slack requires.
+//!
+//! Untrusted text (process names; units, containers, cgroup paths) must
+//! reach Slack as text, never as a mention or a link. Slack's documented
+//! rules, and what is done for each:
+//! - "Slack uses &, <, and > as control characters for special parsing in
+//!   text objects, so they must be converted to HTML entities" (Formatting
+//!   text for app surfaces): [`escape`], so `<!everyone>` is text.
+//! - A mrkdwn text object's `verbatim`: "When set to false (as is default)
+//!   URLs will be auto-converted into links, conversation names will be
+//!   link-ified, and certain mentions will be automatically parsed. When
+//!   set to true, Slack will continue to process all markdown formatting
+//!   and manual parsing strings, but it won't modify any plain-text
+//!   content" (Block Kit text object reference): every mrkdwn object here
+//!   is `verbatim: true`.
+//! - The top-level `text` has no `verbatim` (with blocks it is the
+//!   notification fallback; "URL detection is performed by the server"):
+//!   [`escape`] also puts an invisible WORD JOINER (U+2060) after an `@` or
+//!   `#` that starts a word and after the `:` of `://`, so `@channel`,
+//!   `@here`, `#general` and `https://…` match no mention, channel or URL
+//!   pattern, in the blocks too, while looking the same. An `@` inside a
+//!   word (`getty@tty1.service`, `a@b`) is left alone: it is no mention,
+//!   and unit names must stay copyable.
+//! - Unfurling: "If you'd like to stop this from happening, set both
+//!   unfurl_links and unfurl_media to false when posting the message"
+//!   (Unfurling): both are false, so Slack never fetches a URL a process
+//!   name holds. `link_names` ("Find and link user groups") is sent as
+//!   false, its default.
+//!
+//! mrkdwn emphasis (`*`, `_`, `~`, backticks) in a process name can still
+//! change how it looks; it cannot notify anyone or link anywhere.
 
 use serde_json::{json, Value};
 
@@ -8,27 +38,52 @@ use super::wording::{procs, reasons, subject, top_dests, units, window};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
 use crate::text::{Endpoint, Escaped, Millis};
 
-/// Slack's own escaping for text it formats: `&`, `<`, `>`; so no
-/// process name can mention `<!channel>` or forge a link.
+/// WORD JOINER: invisible, and not a word break.
+const WJ: char = '\u{2060}';
+
+/// Dynamic text for Slack, taken literally. Slack's own escaping for text
+/// it formats (`&`, `<`, `>`), so no process name can mention
+/// `<!channel>` or forge a link; and a WORD JOINER after an `@` or `#`
+/// that starts a word and after the `:` of `://`, so Slack's automatic
+/// parsing finds no `@here`/`@channel`/`@everyone`/`@user` mention, no
+/// `#channel` and no `scheme://` URL in it. Visible text is unchanged.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    let mut prev: Option<char> = None;
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        let word_start = prev.is_none_or(|p| !(p.is_alphanumeric() || "._-@#".contains(p)));
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '@' | '#' if word_start => {
+                out.push(c);
+                out.push(WJ);
+            }
+            ':' if it.peek() == Some(&'/') => {
+                out.push(c);
+                out.push(WJ);
+            }
             c => out.push(c),
         }
+        prev = Some(c);
     }
     out
 }
 
+/// A mrkdwn text object Slack leaves as it is: no automatic links,
+/// channel names or mentions.
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+}
+
 fn field(title: &str, value: &str) -> Value {
-    json!({"type": "mrkdwn", "text": format!("*{title}*\n{value}")})
+    mrkdwn(format!("*{title}*\n{value}"))
 }
 
 fn section(text: String) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    json!({"type": "section", "text": mrkdwn(text)})
 }
 
 /// `curl (pid 77)`, with the process if the thread is named otherwise.
@@ -201,12 +256,18 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
         }
     }
     if folded.alerts > 0 {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(format!(
             "…and {} more alerts ({} failures) not shown: alerts came faster than Slack accepts them",
             folded.alerts, folded.failures
-        )}]}));
+        ))]}));
     }
-    json!({"text": text, "blocks": blocks})
+    json!({
+        "text": text,
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "link_names": false,
+    })
 }
 
 #[cfg(test)]
@@ -261,6 +322,113 @@ mod tests {
             Folded::default(),
         );
         assert!(!all_text(&v).contains("<!channel>"));
+    }
+
+    /// Every mrkdwn text object in a payload.
+    fn mrkdwn_objects(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("type") == Some(&json!("mrkdwn")) {
+                    out.push(v.clone());
+                }
+                m.values().for_each(|x| mrkdwn_objects(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| mrkdwn_objects(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn escape_breaks_mentions_channels_and_urls_invisibly() {
+        let wj = |s: &str| s.replace('~', "\u{2060}");
+        for (s, want) in [
+            ("curl", "curl"),
+            ("@channel", "@~channel"),
+            ("@here", "@~here"),
+            ("x @everyone", "x @~everyone"),
+            ("(@here)", "(@~here)"),
+            ("#general", "#~general"),
+            ("<!everyone>", "&lt;!everyone&gt;"),
+            ("<@U123>", "&lt;@~U123&gt;"),
+            ("http://x.io/a", "http:~//x.io/a"),
+            ("a://b://c", "a:~//b:~//c"),
+            // Inside a word an @ is no mention, and names stay copyable.
+            ("getty@tty1.service", "getty@tty1.service"),
+            ("user@1000.service", "user@1000.service"),
+            ("a@b", "a@b"),
+            ("10.1.2.3:5432", "10.1.2.3:5432"),
+            ("[2001:db8::2]:443", "[2001:db8::2]:443"),
+            ("a: b", "a: b"),
+            ("", ""),
+        ] {
+            assert_eq!(escape(s), wj(want), "{s}");
+            assert_eq!(escape(s).replace('\u{2060}', ""), escape_entities(s));
+        }
+    }
+
+    /// `&<>` only: what a reader sees once the joiners are gone.
+    fn escape_entities(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    #[test]
+    fn hostile_process_names_reach_slack_as_text() {
+        let names: [&[u8]; 6] = [
+            b"@channel",
+            b"@here",
+            b"<!everyone>",
+            b"http://e.vil/x",
+            b"#general",
+            b"<@U0123>",
+        ];
+        for name in names {
+            let sum = Summary {
+                dest: None,
+                count: 3,
+                window_ns: 60_000_000_000,
+                reasons: vec![(Reason::Refused, 3)],
+                procs: vec![Proc {
+                    comm: Comm::new(name),
+                    pid: 9,
+                    count: 3,
+                }],
+                other_procs: 0,
+            };
+            for v in [
+                render("h", &[Alert::First(failure(name))], Folded::default()),
+                render("h", &[Alert::Summary(sum.clone())], Folded::default()),
+                render(
+                    "h",
+                    &[Alert::First(failure(name)), Alert::Summary(sum)],
+                    Folded {
+                        alerts: 1,
+                        failures: 1,
+                    },
+                ),
+            ] {
+                let s = all_text(&v);
+                for bad in ["@channel", "@here", "<!", "<@", "://", "#general"] {
+                    assert!(!s.contains(bad), "{bad} in {s}");
+                }
+                // Still readable: the name is there once the joiners go.
+                let shown = escape_entities(&Comm::new(name).to_string());
+                assert!(
+                    s.replace('\u{2060}', "").contains(&shown),
+                    "{shown} not in {s}"
+                );
+                assert_eq!(v["unfurl_links"], false);
+                assert_eq!(v["unfurl_media"], false);
+                assert_eq!(v["link_names"], false);
+                let mut objs = Vec::new();
+                mrkdwn_objects(&v["blocks"], &mut objs);
+                assert!(!objs.is_empty());
+                for o in objs {
+                    assert_eq!(o["verbatim"], true, "{o}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,743 @@
+//! Who made a connection, by cgroup: the cgroup v2 id the BPF program
+//! records (`bpf_get_current_cgroup_id()`) resolved to its path under the
+//! v2 mount, and what that path says: the systemd unit, the container, the
+//! Kubernetes pod.
+//!
+//! The id is the cgroup's kernfs node id, which on 64-bit kernels is the
+//! inode number of its directory under the v2 mount (checked on Linux 6.18:
+//! `name_to_handle_at` on a cgroup directory returns an 8-byte
+//! FILEID_KERNFS handle equal to `stat -c %i`; the root is 1). Kernfs ids
+//! are 64-bit and never reused, so an id, once resolved, names the same
+//! cgroup forever: entries are kept after the cgroup is removed (a process
+//! that exited is still attributed) and only the oldest are evicted when
+//! the cache is full.
+//!
+//! Lookups are hash hits; a miss walks the tree, at most once per
+//! [`WALK_INTERVAL`]. A cgroup path is attacker-chosen inside a container
+//! (or any delegated subtree): show it only through [`Escaped`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// At most this many cgroups are remembered (about 200 bytes each).
+pub const MAX_ENTRIES: usize = 16 * 1024;
+/// At most one walk of the tree per interval.
+pub const WALK_INTERVAL: Duration = Duration::from_secs(1);
+/// A walk never goes deeper than this (the kernel's default is unlimited).
+const MAX_DEPTH: usize = 64;
+/// Nor visits more directories than this.
+const MAX_WALK: usize = 256 * 1024;
+
+/// What a cgroup id resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupInfo {
+    pub id: u64,
+    /// Relative to the v2 mount, with a leading `/` (`/` is the root).
+    /// Untrusted: show through [`Escaped`]. A name that is not UTF-8 is
+    /// kept with U+FFFD in place of its invalid bytes.
+    pub path: String,
+    /// The innermost systemd unit (`*.service`, `*.scope`).
+    pub unit: Option<String>,
+    /// A 64-hex container id.
+    pub container: Option<String>,
+    /// A Kubernetes pod UID.
+    pub pod: Option<String>,
+}
+
+impl CgroupInfo {
+    pub fn new(id: u64, path: &str) -> Self {
+        CgroupInfo {
+            id,
+            path: path.to_string(),
+            unit: unit(path).map(str::to_string),
+            container: container(path),
+            pod: pod(path),
+        }
+    }
+}
+
+/// The cgroup v2 tree and a bounded cache of id → what it resolved to.
+pub struct Cgroups {
+    root: PathBuf,
+    map: HashMap<u64, Arc<CgroupInfo>>,
+    /// Insertion order, for evicting the oldest.
+    order: VecDeque<u64>,
+    cap: usize,
+    last_walk: Option<Instant>,
+    walks: u64,
+}
+
+impl Cgroups {
+    /// Finds the cgroup v2 mount in /proc/mounts (`/sys/fs/cgroup` on
+    /// pure-v2 hosts, `/sys/fs/cgroup/unified` on hybrid ones).
+    pub fn open() -> io::Result<Self> {
+        let mounts = std::fs::read_to_string("/proc/mounts")?;
+        let root = v2_mount(&mounts).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no cgroup2 file system in /proc/mounts",
+            )
+        })?;
+        Ok(Cgroups::at(root, MAX_ENTRIES))
+    }
+
+    /// A cache over the tree mounted at `root`, of at most `cap` entries.
+    pub fn at(root: PathBuf, cap: usize) -> Self {
+        Cgroups {
+            root,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+            last_walk: None,
+            walks: 0,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Cached entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Walks of the tree so far.
+    pub fn walks(&self) -> u64 {
+        self.walks
+    }
+
+    /// The cached entry, never touching the file system.
+    pub fn get(&self, id: u64) -> Option<Arc<CgroupInfo>> {
+        self.map.get(&id).cloned()
+    }
+
+    /// The entry for `id`: a hash hit, or on a miss one walk of the tree
+    /// (unless one ran within [`WALK_INTERVAL`] of `now`). `None` for an
+    /// id the tree does not hold (removed before it was ever seen) or
+    /// while walks are rate-limited.
+    pub fn lookup(&mut self, id: u64, now: Instant) -> Option<Arc<CgroupInfo>> {
+        if let Some(i) = self.map.get(&id) {
+            return Some(i.clone());
+        }
+        if self
+            .last_walk
+            .is_some_and(|t| now.saturating_duration_since(t) < WALK_INTERVAL)
+        {
+            return None;
+        }
+        self.refresh(now, Some(id));
+        self.map.get(&id).cloned()
+    }
+
+    /// Walks the tree and caches every cgroup not cached yet; `want`, if
+    /// found, is inserted last so that a full cache cannot evict it at once.
+    pub fn refresh(&mut self, now: Instant, want: Option<u64>) {
+        self.last_walk = Some(now);
+        self.walks += 1;
+        let mut found = Vec::new();
+        walk(&self.root, &mut found);
+        let mut wanted = None;
+        for (id, path) in found {
+            if Some(id) == want {
+                wanted = Some(path);
+            } else if !self.map.contains_key(&id) {
+                self.insert(CgroupInfo::new(id, &path));
+            }
+        }
+        if let (Some(id), Some(path)) = (want, wanted) {
+            if !self.map.contains_key(&id) {
+                self.insert(CgroupInfo::new(id, &path));
+            }
+        }
+    }
+
+    /// Caches an entry, evicting the oldest when full.
+    pub fn insert(&mut self, info: CgroupInfo) {
+        let id = info.id;
+        if self.map.insert(id, Arc::new(info)).is_some() {
+            return; // replaced in place; keeps its age
+        }
+        self.order.push_back(id);
+        while self.map.len() > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Every directory under `root` as (inode, "/relative/path"), the root
+/// itself as "/". Unreadable directories (a cgroup removed meanwhile) are
+/// skipped.
+fn walk(root: &Path, out: &mut Vec<(u64, String)>) {
+    let Ok(meta) = std::fs::metadata(root) else {
+        return;
+    };
+    out.push((meta.ino(), "/".to_string()));
+    let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
+    while let Some((dir, rel, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if out.len() >= MAX_WALK {
+                return;
+            }
+            // d_type from readdir: no stat per entry.
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = e.file_name();
+            let child = format!("{rel}/{}", name.to_string_lossy());
+            out.push((e.ino(), child.clone()));
+            if depth + 1 < MAX_DEPTH {
+                stack.push((e.path(), child, depth + 1));
+            }
+        }
+    }
+}
+
+/// The cgroup v2 mount point from the text of /proc/mounts: the standard
+/// places first (`/sys/fs/cgroup` on a pure-v2 host, `/sys/fs/cgroup/unified`
+/// on a hybrid one), else the first cgroup2 mount listed.
+pub fn v2_mount(mounts: &str) -> Option<PathBuf> {
+    let v2: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            let (_dev, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+            (fstype == "cgroup2").then(|| unescape_mount(dir))
+        })
+        .collect();
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .find(|std| v2.iter().any(|m| m == *std))
+        .map(|s| s.to_string())
+        .or_else(|| v2.into_iter().next())
+        .map(PathBuf::from)
+}
+
+/// /proc/mounts writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let v = oct.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+                if let Ok(v) = u8::try_from(v) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty())
+}
+
+fn is_unit(c: &str) -> bool {
+    [".service", ".scope"]
+        .iter()
+        .any(|s| c.strip_suffix(s).is_some_and(|stem| !stem.is_empty()))
+}
+
+/// The innermost systemd unit: the last `*.service` or `*.scope` component.
+///
+/// A container's own scope (`docker-<id>.scope`, `cri-containerd-<id>.scope`)
+/// is its unit: that is the name systemd knows it by (`systemctl status`,
+/// `journalctl _SYSTEMD_UNIT=`), and it keeps containers apart when
+/// failures are grouped by unit; the container id is given beside it. A
+/// container that runs systemd itself (`docker-<id>.scope/system.slice/
+/// nginx.service`) gets its inner service, by the same innermost rule.
+pub fn unit(path: &str) -> Option<&str> {
+    components(path).rev().find(|c| is_unit(c))
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The full 64-hex container id, from the innermost component shaped like
+/// one: `docker-<id>.scope`, `cri-containerd-<id>.scope`, `crio-<id>.scope`,
+/// `libpod-<id>.scope` (systemd driver), `<prefix>:<runtime>:<id>`
+/// (containerd's non-systemd naming under systemd), or a bare `<id>` below
+/// a `docker` or `kubepods*` component (cgroupfs driver: `/docker/<id>`,
+/// `/kubepods/burstable/pod<uid>/<id>`). Conmon's scopes
+/// (`crio-conmon-<id>.scope`, `libpod-conmon-<id>.scope`) are not containers.
+pub fn container(path: &str) -> Option<String> {
+    let comps: Vec<&str> = components(path).collect();
+    for (i, c) in comps.iter().enumerate().rev() {
+        if let Some(stem) = c.strip_suffix(".scope") {
+            for prefix in ["docker-", "cri-containerd-", "crio-", "libpod-"] {
+                if let Some(id) = stem.strip_prefix(prefix) {
+                    if is_hex64(id) {
+                        return Some(id.to_string());
+                    }
+                }
+            }
+        }
+        if let Some((head, id)) = c.rsplit_once(':') {
+            let runtime = head.rsplit(':').next().unwrap_or("");
+            if head.contains(':')
+                && matches!(runtime, "cri-containerd" | "docker" | "crio")
+                && is_hex64(id)
+            {
+                return Some(id.to_string());
+            }
+        }
+        if is_hex64(c)
+            && comps[..i]
+                .iter()
+                .any(|a| *a == "docker" || a.starts_with("kubepods"))
+        {
+            return Some(c.to_string());
+        }
+    }
+    None
+}
+
+fn is_pod_uid(s: &str) -> bool {
+    (32..=36).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// The Kubernetes pod UID: from `kubepods-<qos>-pod<uid>.slice` or
+/// `kubepods-pod<uid>.slice` (systemd driver, where the UID's dashes are
+/// written as underscores) or `pod<uid>` below a `kubepods` component
+/// (cgroupfs driver).
+pub fn pod(path: &str) -> Option<String> {
+    let comps: Vec<&str> = components(path).collect();
+    for (i, c) in comps.iter().enumerate().rev() {
+        if let Some(stem) = c.strip_suffix(".slice") {
+            if stem.starts_with("kubepods-") {
+                if let Some((_, uid)) = stem.rsplit_once("pod") {
+                    let uid = uid.replace('_', "-");
+                    if is_pod_uid(&uid) {
+                        return Some(uid);
+                    }
+                }
+            }
+        }
+        if let Some(uid) = c.strip_prefix("pod") {
+            if is_pod_uid(uid) && comps[..i].iter().any(|a| a.starts_with("kubepods")) {
+                return Some(uid.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// An untrusted string (a cgroup path, a unit or container name taken from
+/// it) as one safe token, with the rules of `event::Comm`: printable ASCII
+/// other than space and backslash passes; a backslash doubles; every other
+/// byte (control characters, newline, space, each byte of a non-ASCII
+/// character) becomes `\xNN`. The output is ASCII, so a JSON or journal
+/// writer can carry it as it is (JSON then escapes the backslashes).
+#[derive(Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if matches!(b, 0x21..=0x7e) && b != b'\\' {
+                continue;
+            }
+            // The run is printable ASCII, so always valid UTF-8.
+            f.write_str(std::str::from_utf8(&bytes[start..i]).unwrap_or_default())?;
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+            start = i + 1;
+        }
+        f.write_str(std::str::from_utf8(&bytes[start..]).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const UID: &str = "1c7b2f9e-3d4a-4b5c-8d6e-7f8091a2b3c4";
+
+    fn uid_underscored() -> String {
+        UID.replace('-', "_")
+    }
+
+    #[test]
+    fn finds_the_v2_mount_on_hybrid_and_pure_hosts() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n\
+            cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n\
+            cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n\
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        assert_eq!(
+            v2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let pure = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
+        assert_eq!(v2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
+        let v1 = "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n";
+        assert_eq!(v2_mount(v1), None);
+        assert_eq!(v2_mount(""), None);
+        // A bind mount elsewhere, and an escaped space.
+        let two = "cgroup2 /var/lib/x/cg cgroup2 rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
+        assert_eq!(v2_mount(two), Some(PathBuf::from("/sys/fs/cgroup")));
+        let other = "cgroup2 /mnt/b cgroup2 rw 0 0\ncgroup2 /mnt/a cgroup2 rw 0 0\n";
+        assert_eq!(v2_mount(other), Some(PathBuf::from("/mnt/b")));
+        let esc = "cgroup2 /mnt/my\\040cg cgroup2 rw 0 0\n";
+        assert_eq!(v2_mount(esc), Some(PathBuf::from("/mnt/my cg")));
+        assert_eq!(unescape_mount("a\\134b\\011"), "a\\b\t");
+        assert_eq!(unescape_mount("trailing\\04"), "trailing\\04");
+    }
+
+    #[test]
+    fn units_are_the_innermost_service_or_scope() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/", None),
+            ("", None),
+            ("/system.slice/nginx.service", Some("nginx.service")),
+            ("/system.slice/nginx.service/workers", Some("nginx.service")),
+            (
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service",
+                Some("foo.service"),
+            ),
+            (
+                "/user.slice/user-1000.slice/user@1000.service/init.scope",
+                Some("init.scope"),
+            ),
+            (
+                "/user.slice/user-1000.slice/user@1000.service",
+                Some("user@1000.service"),
+            ),
+            (
+                "/user.slice/user-1000.slice/session-3.scope",
+                Some("session-3.scope"),
+            ),
+            ("/system.slice", None),
+            ("/init.scope", Some("init.scope")),
+            ("/docker/abc", None),
+            ("/system.slice/.service", None),
+            ("/system.slice/.scope", None),
+            ("/system.slice/a.services", None),
+            (
+                "/system.slice/system-getty.slice/getty@tty1.service",
+                Some("getty@tty1.service"),
+            ),
+        ];
+        for (path, want) in cases {
+            assert_eq!(unit(path), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_containers_scope_is_its_unit_and_an_inner_service_wins() {
+        let p = format!("/system.slice/docker-{ID}.scope");
+        assert_eq!(unit(&p), Some(format!("docker-{ID}.scope").as_str()));
+        let p = format!("/system.slice/docker-{ID}.scope/system.slice/nginx.service");
+        assert_eq!(unit(&p), Some("nginx.service"));
+        assert_eq!(container(&p).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn containers_from_systemd_driver_scopes() {
+        for prefix in ["docker", "cri-containerd", "crio", "libpod"] {
+            let p = format!("/system.slice/{prefix}-{ID}.scope");
+            assert_eq!(container(&p).as_deref(), Some(ID), "{p}");
+        }
+        let p = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{ID}.scope",
+            uid_underscored()
+        );
+        assert_eq!(container(&p).as_deref(), Some(ID));
+        assert_eq!(pod(&p).as_deref(), Some(UID));
+        assert_eq!(
+            unit(&p),
+            Some(format!("cri-containerd-{ID}.scope").as_str())
+        );
+        // podman puts the processes one level down.
+        let p = format!("/machine.slice/libpod-{ID}.scope/container");
+        assert_eq!(container(&p).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn containers_from_cgroupfs_driver_paths() {
+        assert_eq!(container(&format!("/docker/{ID}")).as_deref(), Some(ID));
+        let p = format!("/kubepods/burstable/pod{UID}/{ID}");
+        assert_eq!(container(&p).as_deref(), Some(ID));
+        assert_eq!(pod(&p).as_deref(), Some(UID));
+        // Guaranteed QoS has no QoS level.
+        let p = format!("/kubepods/pod{UID}/{ID}");
+        assert_eq!(container(&p).as_deref(), Some(ID));
+        assert_eq!(pod(&p).as_deref(), Some(UID));
+        // containerd's own naming below a systemd slice.
+        let p = format!(
+            "/system.slice/containerd.service/kubepods-burstable-pod{}.slice:cri-containerd:{ID}",
+            uid_underscored()
+        );
+        assert_eq!(container(&p).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn lookalikes_are_not_containers_or_pods() {
+        let short = &ID[..63];
+        let upper = ID.to_uppercase();
+        for p in [
+            format!("/system.slice/docker-{short}.scope"),
+            format!("/system.slice/docker-{ID}x.scope"),
+            format!("/system.slice/docker-{upper}.scope"),
+            format!("/system.slice/crio-conmon-{ID}.scope"),
+            format!("/system.slice/libpod-conmon-{ID}.scope"),
+            format!("/system.slice/docker-{ID}.service"),
+            format!("/system.slice/other-{ID}.scope"),
+            // A bare id outside docker/kubepods is just a directory name.
+            format!("/system.slice/{ID}"),
+            format!("/{ID}/docker"),
+            "/".to_string(),
+            "/docker".to_string(),
+        ] {
+            assert_eq!(container(&p), None, "{p}");
+        }
+        for p in [
+            "/kubepods.slice/kubepods-besteffort.slice".to_string(),
+            "/kubepods.slice/kubepods-besteffort-podxyz.slice".to_string(),
+            format!("/system.slice/pod{UID}"),
+            format!("/kubepods/burstable/pod{UID}x"),
+            format!("/kubepods-besteffort-pod{}.scope", uid_underscored()),
+        ] {
+            assert_eq!(pod(&p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn pods_from_slices_and_cgroupfs() {
+        for qos in ["besteffort", "burstable"] {
+            let p = format!(
+                "/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice",
+                uid_underscored()
+            );
+            assert_eq!(pod(&p).as_deref(), Some(UID), "{p}");
+            assert_eq!(container(&p), None);
+            assert_eq!(unit(&p), None);
+        }
+        let p = format!("/kubepods.slice/kubepods-pod{}.slice", uid_underscored());
+        assert_eq!(pod(&p).as_deref(), Some(UID));
+        // Static pods' UIDs are a 32-hex hash.
+        let h = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            pod(&format!("/kubepods/besteffort/pod{h}")).as_deref(),
+            Some(h)
+        );
+    }
+
+    #[test]
+    fn info_derives_everything_from_the_path() {
+        let i = CgroupInfo::new(42, "/system.slice/nginx.service");
+        assert_eq!(
+            i,
+            CgroupInfo {
+                id: 42,
+                path: "/system.slice/nginx.service".into(),
+                unit: Some("nginx.service".into()),
+                container: None,
+                pod: None,
+            }
+        );
+    }
+
+    #[test]
+    fn escaping_makes_one_safe_ascii_token() {
+        let e = |s: &str| Escaped(s).to_string();
+        assert_eq!(
+            e("/system.slice/nginx.service"),
+            "/system.slice/nginx.service"
+        );
+        assert_eq!(e("a b"), "a\\x20b");
+        assert_eq!(e("a\\b"), "a\\\\b");
+        assert_eq!(
+            e("x\nTCP failure detected"),
+            "x\\x0aTCP\\x20failure\\x20detected"
+        );
+        assert_eq!(e("é"), "\\xc3\\xa9");
+        assert_eq!(e("\u{fffd}"), "\\xef\\xbf\\xbd");
+        assert_eq!(e("\u{7f}\t"), "\\x7f\\x09");
+        assert_eq!(e(""), "");
+        assert_eq!(format!("{:?}", Escaped("a b")), "\"a\\x20b\"");
+        for s in ["<!here>", "a\u{2028}b", "\"quoted\"", "\u{0}"] {
+            let out = e(s);
+            assert!(out.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{out}");
+        }
+        // JSON carries the token as it is, escaping only its backslashes.
+        let hostile = "/system.slice/x\"\n\\.service";
+        let json = serde_json::to_string(&e(hostile)).unwrap();
+        assert_eq!(json, r#""/system.slice/x\"\\x0a\\\\.service""#);
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), e(hostile));
+        // Same rules as a process name.
+        let c = crate::event::Comm::new(b"a b\\\n\xc3\xa9");
+        assert_eq!(c.to_string(), e("a b\\\né"));
+    }
+
+    fn tree() -> (Dir, Vec<PathBuf>) {
+        let d = Dir::new();
+        let mut dirs = Vec::new();
+        for rel in [
+            "system.slice/nginx.service",
+            "user.slice/user-1000.slice/user@1000.service/app.slice/foo.service",
+            &format!("system.slice/docker-{ID}.scope"),
+        ] {
+            let p = d.0.join(rel);
+            std::fs::create_dir_all(&p).unwrap();
+            dirs.push(p);
+        }
+        (d, dirs)
+    }
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new() -> Dir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "tcpstate-cgroup-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ino(p: &Path) -> u64 {
+        std::fs::metadata(p).unwrap().ino()
+    }
+
+    /// A directory tree stands in for the cgroup mount: ids are inodes.
+    #[test]
+    fn resolves_ids_by_walking_and_caches_them() {
+        let (d, dirs) = tree();
+        let mut cg = Cgroups::at(d.0.clone(), MAX_ENTRIES);
+        let t0 = Instant::now();
+        let nginx = cg.lookup(ino(&dirs[0]), t0).expect("nginx");
+        assert_eq!(nginx.path, "/system.slice/nginx.service");
+        assert_eq!(nginx.unit.as_deref(), Some("nginx.service"));
+        assert_eq!(cg.walks(), 1);
+        // Everything else came with the same walk: hits, no new walk.
+        let foo = cg.lookup(ino(&dirs[1]), t0).expect("foo");
+        assert_eq!(foo.unit.as_deref(), Some("foo.service"));
+        let dock = cg.lookup(ino(&dirs[2]), t0).expect("docker");
+        assert_eq!(dock.container.as_deref(), Some(ID));
+        let root = cg.lookup(ino(&d.0), t0).expect("root");
+        assert_eq!(root.path, "/");
+        assert_eq!(root.unit, None);
+        assert_eq!(cg.walks(), 1);
+        assert!(Arc::ptr_eq(&nginx, &cg.get(nginx.id).unwrap()));
+    }
+
+    #[test]
+    fn misses_walk_at_most_once_a_second() {
+        let (d, _) = tree();
+        let mut cg = Cgroups::at(d.0.clone(), MAX_ENTRIES);
+        let t0 = Instant::now();
+        assert!(cg.lookup(u64::MAX, t0).is_none());
+        assert_eq!(cg.walks(), 1);
+        // A cgroup made just after the walk: not seen until a second later.
+        let late = d.0.join("system.slice/late.service");
+        std::fs::create_dir(&late).unwrap();
+        assert!(cg
+            .lookup(ino(&late), t0 + Duration::from_millis(500))
+            .is_none());
+        assert!(cg
+            .lookup(u64::MAX, t0 + Duration::from_millis(999))
+            .is_none());
+        assert_eq!(cg.walks(), 1);
+        let i = cg.lookup(ino(&late), t0 + WALK_INTERVAL).expect("late");
+        assert_eq!(i.unit.as_deref(), Some("late.service"));
+        assert_eq!(cg.walks(), 2);
+    }
+
+    #[test]
+    fn removed_cgroups_stay_attributed() {
+        let (d, dirs) = tree();
+        let mut cg = Cgroups::at(d.0.clone(), MAX_ENTRIES);
+        let t0 = Instant::now();
+        let id = ino(&dirs[0]);
+        assert!(cg.lookup(id, t0).is_some());
+        std::fs::remove_dir(&dirs[0]).unwrap();
+        cg.refresh(t0 + WALK_INTERVAL, None);
+        let i = cg.lookup(id, t0 + WALK_INTERVAL * 3).expect("kept");
+        assert_eq!(i.unit.as_deref(), Some("nginx.service"));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_oldest_go_first() {
+        let mut cg = Cgroups::at(PathBuf::from("/nonexistent"), 3);
+        for id in 1..=5 {
+            cg.insert(CgroupInfo::new(id, &format!("/s/u{id}.service")));
+        }
+        assert_eq!(cg.len(), 3);
+        assert!(cg.get(1).is_none() && cg.get(2).is_none());
+        assert!(cg.get(3).is_some() && cg.get(5).is_some());
+        // Replacing keeps the count.
+        cg.insert(CgroupInfo::new(4, "/s/other.service"));
+        assert_eq!(cg.len(), 3);
+        assert_eq!(cg.get(4).unwrap().unit.as_deref(), Some("other.service"));
+        // A tree larger than the cache: the wanted id still comes back.
+        let (d, dirs) = tree();
+        let mut small = Cgroups::at(d.0.clone(), 1);
+        let want = ino(&dirs[0]);
+        assert!(small.lookup(want, Instant::now()).is_some());
+        assert_eq!(small.len(), 1);
+        // A missing tree is a miss, not an error.
+        assert!(cg.lookup(99, Instant::now()).is_none());
+    }
+
+    /// On this machine's real tree (when there is one): the root is id 1,
+    /// and every id is its directory's inode.
+    #[test]
+    fn the_real_v2_root_resolves() {
+        let Ok(mut cg) = Cgroups::open() else {
+            eprintln!("no cgroup2 mount: skipped");
+            return;
+        };
+        let root = ino(cg.root());
+        let i = cg.lookup(root, Instant::now()).expect("root");
+        assert_eq!(i.path, "/");
+    }
+}
