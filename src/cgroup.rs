@@ -17,12 +17,14 @@
 //! (or any delegated subtree): show it only through [`Escaped`].
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::engine::Attributor;
+use crate::event::Attribution;
 
 /// At most this many cgroups are remembered (about 200 bytes each).
 pub const MAX_ENTRIES: usize = 16 * 1024;
@@ -33,25 +35,12 @@ const MAX_DEPTH: usize = 64;
 /// Nor visits more directories than this.
 const MAX_WALK: usize = 256 * 1024;
 
-/// What a cgroup id resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupInfo {
-    pub id: u64,
-    /// Relative to the v2 mount, with a leading `/` (`/` is the root).
-    /// Untrusted: show through [`Escaped`]. A name that is not UTF-8 is
-    /// kept with U+FFFD in place of its invalid bytes.
-    pub path: String,
-    /// The innermost systemd unit (`*.service`, `*.scope`).
-    pub unit: Option<String>,
-    /// A 64-hex container id.
-    pub container: Option<String>,
-    /// A Kubernetes pod UID.
-    pub pod: Option<String>,
-}
+/// What a cgroup id resolved to (the pure type lives with the events).
+pub type CgroupInfo = Attribution;
 
-impl CgroupInfo {
+impl Attribution {
     pub fn new(id: u64, path: &str) -> Self {
-        CgroupInfo {
+        Attribution {
             id,
             path: path.to_string(),
             unit: unit(path).map(str::to_string),
@@ -350,38 +339,17 @@ pub fn pod(path: &str) -> Option<String> {
     None
 }
 
-/// An untrusted string (a cgroup path, a unit or container name taken from
-/// it) as one safe token, with the rules of `event::Comm`: printable ASCII
-/// other than space and backslash passes; a backslash doubles; every other
-/// byte (control characters, newline, space, each byte of a non-ASCII
-/// character) becomes `\xNN`. The output is ASCII, so a JSON or journal
-/// writer can carry it as it is (JSON then escapes the backslashes).
-#[derive(Clone, Copy)]
-pub struct Escaped<'a>(pub &'a str);
+/// Untrusted text (a cgroup path, a unit or container name taken from it)
+/// as one safe token: `text::Escaped`, the rules of `event::Comm`.
+pub use crate::text::Escaped;
 
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.0.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if matches!(b, 0x21..=0x7e) && b != b'\\' {
-                continue;
-            }
-            // The run is printable ASCII, so always valid UTF-8.
-            f.write_str(std::str::from_utf8(&bytes[start..i]).unwrap_or_default())?;
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-            start = i + 1;
-        }
-        f.write_str(std::str::from_utf8(&bytes[start..]).unwrap_or_default())
+/// The engine's view: resolve at an attempt's start, read when shown.
+impl Attributor for Cgroups {
+    fn touch(&mut self, cgroup_id: u64) {
+        self.lookup(cgroup_id, Instant::now());
     }
-}
-
-impl fmt::Debug for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
+    fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>> {
+        self.map.get(&cgroup_id).cloned()
     }
 }
 
@@ -593,7 +561,7 @@ mod tests {
         assert_eq!(e("\u{fffd}"), "\\xef\\xbf\\xbd");
         assert_eq!(e("\u{7f}\t"), "\\x7f\\x09");
         assert_eq!(e(""), "");
-        assert_eq!(format!("{:?}", Escaped("a b")), "\"a\\x20b\"");
+        assert_eq!(format!("\"{}\"", Escaped("a b")), "\"a\\x20b\"");
         for s in ["<!here>", "a\u{2028}b", "\"quoted\"", "\u{0}"] {
             let out = e(s);
             assert!(out.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{out}");

@@ -60,13 +60,10 @@ pub struct Cli {
     pub ring_buffer_size: u32,
 
     /// Syslog socket for alerts (facility daemon, identifier tcpstate).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/dev/log",
-        env = "TCPSTATE_SYSLOG_SOCKET"
-    )]
-    pub syslog_socket: PathBuf,
+    /// Default: journald's native protocol where journald runs (structured
+    /// TCPSTATE_* fields), else /dev/log. Given, it forces classic syslog.
+    #[arg(long, value_name = "PATH", env = "TCPSTATE_SYSLOG_SOCKET")]
+    pub syslog_socket: Option<PathBuf>,
 
     /// Send nothing to syslog.
     #[arg(long, env = "TCPSTATE_NO_SYSLOG")]

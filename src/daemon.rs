@@ -17,7 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
-use crate::alert::{self, slack, Sinks};
+use crate::alert::{self, slack, syslog, Sinks};
 use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
@@ -114,7 +114,7 @@ async fn run_async(cli: Cli) -> Result<()> {
             alert_share: ALERT_SHARE,
             slow_after_ns: (!cli.slow_after.is_zero()).then_some(cli.slow_after.as_nanos() as u64),
         },
-        Box::new(NoAttribution),
+        attributor(),
     );
 
     // The ring-buffer callback only copies records out; the engine then
@@ -132,6 +132,9 @@ async fn run_async(cli: Cli) -> Result<()> {
     }
     log.info(started_line(&cli, &tracer, seeded));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
+        log.warn(w);
+    }
+    for w in &cli.warnings {
         log.warn(w);
     }
 
@@ -183,6 +186,14 @@ async fn run_async(cli: Cli) -> Result<()> {
     log.info(stop_line(&why, &engine.stats(), ring_drops, &stats));
     sinks.close(deadline).await;
     ended.and(drained)
+}
+
+/// Names callers by their cgroup v2 path where there is one.
+fn attributor() -> Box<dyn engine::Attributor> {
+    match crate::cgroup::Cgroups::open() {
+        Ok(c) => Box::new(c),
+        Err(_) => Box::new(NoAttribution),
+    }
 }
 
 /// Seeds the correlation with the attempts already in SYN_SENT; how many.
@@ -322,9 +333,22 @@ fn bpf_config(cli: &Cli) -> bpf::Config {
     }
 }
 
+/// Where syslog lines go: the socket given, else the journal where
+/// journald runs, else /dev/log.
+fn syslog_target(cli: &Cli) -> Option<syslog::Target> {
+    if cli.no_syslog {
+        return None;
+    }
+    Some(match &cli.syslog_socket {
+        Some(p) => syslog::Target::Socket(p.clone()),
+        None if crate::alert::journal::journald_present() => syslog::Target::Journal,
+        None => syslog::Target::Socket("/dev/log".into()),
+    })
+}
+
 fn sinks_config(cli: &Cli) -> alert::Config {
     alert::Config {
-        syslog: (!cli.no_syslog).then(|| cli.syslog_socket.clone()),
+        syslog: syslog_target(cli),
         slack: cli
             .webhook
             .clone()
@@ -355,8 +379,8 @@ fn watching(cli: &Cli) -> String {
 
 fn alerting(cli: &Cli) -> String {
     let mut sinks = Vec::new();
-    if !cli.no_syslog {
-        sinks.push(format!("syslog {}", cli.syslog_socket.display()));
+    if let Some(t) = syslog_target(cli) {
+        sinks.push(t.to_string());
     }
     if let Some(u) = &cli.webhook {
         sinks.push(format!("slack {}", u.redacted()));

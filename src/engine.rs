@@ -3,6 +3,8 @@
 //! batch and ships what came out: lines to stdout, alerts to the sinks.
 //! No I/O and no clock of its own, so tests drive it with made-up records.
 
+use std::sync::Arc;
+
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::clock::Clock;
 use crate::correlate::{Correlator, Counters, Found, Outcome};
@@ -14,7 +16,7 @@ use crate::skel::RawEvent;
 /// while the cgroup surely exists; `get` when it is shown.
 pub trait Attributor {
     fn touch(&mut self, cgroup_id: u64);
-    fn get(&mut self, cgroup_id: u64) -> Option<&Attribution>;
+    fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>>;
 }
 
 /// For tests and hosts without cgroup v2: names nothing.
@@ -22,7 +24,7 @@ pub struct NoAttribution;
 
 impl Attributor for NoAttribution {
     fn touch(&mut self, _: u64) {}
-    fn get(&mut self, _: u64) -> Option<&Attribution> {
+    fn get(&mut self, _: u64) -> Option<Arc<Attribution>> {
         None
     }
 }
@@ -109,6 +111,7 @@ impl Engine {
         }
         if let Outcome::Failed(f) = self.correlator.observe(&ev, now_ns) {
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+            let attr = attr.as_deref();
             if self.printer.failure(&mut out.lines, &f, attr) {
                 out.line_count += 1;
             }
@@ -149,6 +152,7 @@ impl Engine {
         for (_, s) in &self.slow {
             self.slow_seen += 1;
             let attr = s.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+            let attr = attr.as_deref();
             if self.printer.slow(&mut out.lines, s, attr) {
                 out.line_count += 1;
             }

@@ -220,8 +220,10 @@ impl Caller {
 /// only escaped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Attribution {
-    /// The path under the cgroup v2 mount.
-    pub cgroup: String,
+    /// The cgroup v2 id (its directory's inode).
+    pub id: u64,
+    /// The path under the cgroup v2 mount, with a leading `/`.
+    pub path: String,
     /// The innermost systemd unit (`*.service`, `*.scope`).
     pub unit: Option<String>,
     /// A container's full id.

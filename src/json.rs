@@ -111,7 +111,7 @@ fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
     line.extend_from_slice(b",\"pod\":");
     opt_str(line, attr.and_then(|a| a.pod.as_deref()));
     line.extend_from_slice(b",\"cgroup\":");
-    opt_str(line, attr.map(|a| a.cgroup.as_str()));
+    opt_str(line, attr.map(|a| a.path.as_str()));
 }
 
 /// Appends one `connect_failed` object and a newline to `line` (the
@@ -300,7 +300,7 @@ mod tests {
             unit: attr.and_then(|a| a.unit.as_deref()).map(esc),
             container: attr.and_then(|a| a.container.as_deref()).map(esc),
             pod: attr.and_then(|a| a.pod.as_deref()).map(esc),
-            cgroup: attr.map(|a| esc(&a.cgroup)),
+            cgroup: attr.map(|a| esc(&a.path)),
             family: e.family.name(),
             saddr: e.saddr,
             sport: e.sport,
@@ -399,7 +399,8 @@ mod tests {
         e.duration_ns = 0;
         e.stage = Stage::Connect;
         let attr = Attribution {
-            cgroup: "/system.slice/a b\"\\.service".into(),
+            id: 9,
+            path: "/system.slice/a b\"\\.service".into(),
             unit: Some("a b\"\\.service".into()),
             container: None,
             pod: Some("0f2a".into()),

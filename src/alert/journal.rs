@@ -258,6 +258,70 @@ impl AlertFields {
     }
 }
 
+/// The TCPSTATE_* fields of an alert: a failure's or a hanging attempt's
+/// own; a summary's destination, top reason and first unit.
+pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
+    use super::policy::{Alert, What};
+    use crate::text::{Endpoint, Escaped};
+    let dest = |addr: std::net::IpAddr, port: u16| AlertFields {
+        dest: Some(Endpoint(addr, Some(port)).to_string()),
+        daddr: Some(addr.to_string()),
+        dport: Some(port.to_string()),
+        ..Default::default()
+    };
+    let who = |f: &mut AlertFields,
+               c: &Option<crate::event::Caller>,
+               attr: &Option<crate::event::Attribution>| {
+        if let Some(c) = c {
+            f.pid = Some(c.pid.to_string());
+            f.comm = Some(c.comm.to_string());
+            f.process = Some(c.process.to_string());
+            f.uid = Some(c.uid.to_string());
+        }
+        if let Some(a) = attr {
+            f.unit = a.unit.as_deref().map(|u| Escaped(u).to_string());
+            f.container = a.container.as_deref().map(|u| Escaped(u).to_string());
+            f.pod = a.pod.as_deref().map(|u| Escaped(u).to_string());
+        }
+    };
+    let ms = |ns: u64| format!("{}.{:03}", ns / 1_000_000, ns / 1000 % 1000);
+    match a {
+        Alert::First(e, attr) => {
+            let mut f = dest(e.daddr, e.dport);
+            f.event = Some("connect_failed".into());
+            f.reason = Some(e.reason.name().into());
+            f.saddr = Some(e.saddr.to_string());
+            f.duration_ms = Some(ms(e.duration_ns));
+            who(&mut f, &e.caller, attr);
+            f
+        }
+        Alert::Slow(e, attr) => {
+            let mut f = dest(e.daddr, e.dport);
+            f.event = Some("connect_slow".into());
+            f.saddr = Some(e.saddr.to_string());
+            f.duration_ms = Some(ms(e.elapsed_ns));
+            who(&mut f, &e.caller, attr);
+            f
+        }
+        Alert::Summary(s) => {
+            let mut f = match s.dest {
+                Some(d) => dest(d.addr, d.port),
+                None => AlertFields::default(),
+            };
+            f.event = Some(
+                match s.what {
+                    What::Failures => "connect_failed",
+                    What::Hanging => "connect_slow",
+                }
+                .into(),
+            );
+            f.reason = s.reasons.first().map(|r| r.0.name().to_string());
+            f.unit = s.units.first().map(|u| Escaped(&u.0).to_string());
+            f
+        }
+    }
+}
+
 /// The whole entry for an alert: MESSAGE (the syslog line's text),
 /// PRIORITY (syslog severity, 0–7: 4 warning, 6 info, 3 err),
 /// SYSLOG_IDENTIFIER=tcpstate, SYSLOG_FACILITY=3 (daemon), then the

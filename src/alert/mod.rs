@@ -11,7 +11,6 @@ pub mod slack_msg;
 pub mod syslog;
 pub mod wording;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -24,7 +23,7 @@ use policy::Alert;
 use syslog::SyslogMsg;
 
 pub struct Config {
-    pub syslog: Option<PathBuf>,
+    pub syslog: Option<syslog::Target>,
     pub slack: Option<slack::Config>,
 }
 

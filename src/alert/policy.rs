@@ -611,7 +611,7 @@ mod tests {
         let mut p = Policy::new(10 * S, 100, 100);
         let f = failure("192.0.2.9", 80, Reason::Refused, b"x", 1);
         let a = Attribution {
-            cgroup: "/system.slice/api.service".into(),
+            path: "/system.slice/api.service".into(),
             unit: Some("api.service".into()),
             ..Default::default()
         };

@@ -385,23 +385,28 @@ mod tests {
         ];
         for name in names {
             let sum = Summary {
+                what: What::Failures,
                 dest: None,
+                source: Some("flood.service uid 0".into()),
                 count: 3,
                 window_ns: 60_000_000_000,
                 reasons: vec![(Reason::Refused, 3)],
                 procs: vec![Proc {
-                    comm: Comm::new(name),
-                    pid: 9,
+                    comm: Some(Comm::new(name)),
+                    pid: Some(9),
                     count: 3,
                 }],
                 other_procs: 0,
+                units: Vec::new(),
+                top_dests: Vec::new(),
+                dests: 3,
             };
             for v in [
-                render("h", &[Alert::First(failure(name))], Folded::default()),
+                render("h", &[Alert::First(failure(name), None)], Folded::default()),
                 render("h", &[Alert::Summary(sum.clone())], Folded::default()),
                 render(
                     "h",
-                    &[Alert::First(failure(name)), Alert::Summary(sum)],
+                    &[Alert::First(failure(name), None), Alert::Summary(sum)],
                     Folded {
                         alerts: 1,
                         failures: 1,

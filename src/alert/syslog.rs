@@ -38,9 +38,73 @@ pub enum SyslogMsg {
     Close,
 }
 
-pub fn spawn(path: PathBuf, stats: Arc<Stats>) -> (mpsc::Sender<SyslogMsg>, JoinHandle<()>) {
+/// Where the lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A classic syslog datagram socket (`/dev/log`).
+    Socket(PathBuf),
+    /// journald's native protocol: the same MESSAGE, priority, identifier
+    /// and facility, plus structured TCPSTATE_* fields for alerts.
+    Journal,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Socket(p) => write!(f, "syslog {}", p.display()),
+            Target::Journal => f.write_str("the journal"),
+        }
+    }
+}
+
+pub fn spawn(target: Target, stats: Arc<Stats>) -> (mpsc::Sender<SyslogMsg>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
-    (tx, tokio::spawn(run(Conn::new(path), rx, stats)))
+    let task = match target {
+        Target::Socket(path) => tokio::spawn(run(Conn::new(path), rx, stats)),
+        Target::Journal => tokio::spawn(run_journal(rx, stats)),
+    };
+    (tx, task)
+}
+
+/// The journal sink: one native-protocol entry per line or alert.
+async fn run_journal(mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
+    use super::journal::{alert_entry, fields_of, priority, AlertFields, Journal};
+    let journal = match Journal::system() {
+        Ok(j) => Some(j),
+        Err(e) => {
+            eprintln!("tcpstate: the journal socket: {e}; alerts go on elsewhere");
+            None
+        }
+    };
+    while let Some(m) = rx.recv().await {
+        let entry = match m {
+            SyslogMsg::Alert(a) => alert_entry(
+                &SyslogLine(&a).to_string(),
+                priority(Severity::Warning),
+                &fields_of(&a),
+            ),
+            SyslogMsg::Line(sev, text) => {
+                alert_entry(&text, priority(sev), &AlertFields::default())
+            }
+            SyslogMsg::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            SyslogMsg::Close => break,
+        };
+        let sent = match &journal {
+            Some(j) => matches!(
+                timeout(PATIENCE, j.send(entry.as_bytes())).await,
+                Ok(Ok(()))
+            ),
+            None => false,
+        };
+        if sent {
+            stats.syslog_lines.inc();
+        } else {
+            stats.syslog_lost.inc();
+        }
+    }
 }
 
 async fn run(mut conn: Conn, mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
