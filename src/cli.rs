@@ -91,6 +91,53 @@ pub struct Cli {
     /// Most connection attempts tracked at once; more are counted and not tracked.
     #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending: u32,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics. Off by default.
+    #[arg(long, value_name = "ADDR:PORT", env = "TCPSTATE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Most distinct destination label values in the metrics; failures to more are counted under destination="other".
+    #[arg(long, value_name = "N", default_value_t = 1000, env = "TCPSTATE_METRICS_MAX_DESTINATIONS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub metrics_max_destinations: u32,
+
+    /// Alertmanager to post alerts to (base URL, may hold user:password@; repeatable or comma-separated for an HA pair).
+    #[arg(
+        long = "alertmanager-url",
+        value_name = "URL",
+        env = "TCPSTATE_ALERTMANAGER_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub alertmanager_url: Vec<String>,
+
+    /// The Alertmanager URLs, checked.
+    #[arg(skip)]
+    pub alertmanager: Vec<crate::alert::alertmanager::AmUrl>,
+
+    /// A destination that has not failed for this long is resolved (like 30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", env = "TCPSTATE_RESOLVE_AFTER", value_parser = parse_window)]
+    pub resolve_after: Duration,
+}
+
+/// The Alertmanager URLs. They may carry credentials, so no message
+/// repeats them.
+fn alertmanager_urls(cli: &Cli) -> Result<Vec<crate::alert::alertmanager::AmUrl>, Fatal> {
+    cli.alertmanager_url
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .enumerate()
+        .map(|(i, u)| {
+            crate::alert::alertmanager::AmUrl::parse(u).map_err(|e| {
+                Fatal::new(
+                    Kind::Usage,
+                    format!(
+                        "invalid Alertmanager URL #{} from --alertmanager-url/$TCPSTATE_ALERTMANAGER_URL: {e}",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn parse_window(s: &str) -> Result<Duration, String> {
@@ -196,6 +243,7 @@ pub fn parse() -> Result<Cli, Fatal> {
         std::process::exit(if r.is_ok() { 0 } else { 1 });
     }
     cli.webhook = webhook(&cli)?;
+    cli.alertmanager = alertmanager_urls(&cli)?;
     Ok(cli)
 }
 

@@ -4,10 +4,12 @@
 //! No I/O and no clock of its own, so tests drive it with made-up records.
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
+use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::clock::Clock;
 use crate::correlate::{Correlator, Counters, Outcome};
 use crate::event::StateChange;
 use crate::format::Printer;
+use crate::metrics::{Metrics, UnitId};
 use crate::skel::RawEvent;
 
 pub struct Config {
@@ -26,6 +28,8 @@ pub struct Out {
     pub lines: Vec<u8>,
     pub line_count: u64,
     pub alerts: Vec<Alert>,
+    /// Posts for Alertmanager (firing, re-posts, resolved).
+    pub fleet: Vec<FleetAlert>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +40,7 @@ pub struct EngineStats {
     pub policy: PolicyStats,
     /// Attempts still pending.
     pub pending: usize,
+    pub resolve: ResolveStats,
 }
 
 pub struct Engine {
@@ -44,6 +49,10 @@ pub struct Engine {
     correlator: Correlator,
     policy: Option<Policy>,
     events: u64,
+    /// Per-failure counts for /metrics (set by `set_metrics`).
+    metrics: Option<Metrics>,
+    /// Firing/resolved per destination (set by `set_resolver`).
+    resolver: Option<Resolver>,
 }
 
 impl Engine {
@@ -56,7 +65,23 @@ impl Engine {
                 .alert_window_ns
                 .map(|w| Policy::new(w, cfg.max_alert_dests)),
             events: 0,
+            metrics: None,
+            resolver: None,
         }
+    }
+
+    /// Counts every failure for /metrics from now on.
+    pub fn set_metrics(&mut self, m: Metrics) {
+        self.metrics = Some(m);
+    }
+
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Tracks firing and resolved destinations from now on.
+    pub fn set_resolver(&mut self, r: Resolver) {
+        self.resolver = Some(r);
     }
 
     /// One record; `now_ns` is the batch's monotonic time.
@@ -68,12 +93,25 @@ impl Engine {
         if self.verbose && self.printer.state_change(&mut out.lines, &ev) {
             out.line_count += 1;
         }
-        if let Outcome::Failed(f) = self.correlator.observe(&ev, now_ns) {
+        let outcome = self.correlator.observe(&ev, now_ns);
+        if let Outcome::Failed(f) = outcome {
             if self.printer.failure(&mut out.lines, &f) {
                 out.line_count += 1;
             }
             if let Some(a) = self.policy.as_mut().and_then(|p| p.on_failure(&f, now_ns)) {
                 out.alerts.push(a);
+            }
+            // Hook: metrics and resolution, per failure.
+            if let Some(m) = &mut self.metrics {
+                m.failure(&f, UnitId::default());
+            }
+            if let Some(r) = &mut self.resolver {
+                r.on_failure(&f, now_ns, &mut out.fleet);
+            }
+        } else if matches!(outcome, Outcome::Established) {
+            // Hook: a success resolves its destination (free when none fires).
+            if let Some(r) = &mut self.resolver {
+                r.on_established(ev.daddr, ev.dport, now_ns, &mut out.fleet, &mut out.alerts);
             }
         }
     }
@@ -82,6 +120,9 @@ impl Engine {
     pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
         if let Some(p) = &mut self.policy {
             p.tick(now_ns, &mut out.alerts);
+        }
+        if let Some(r) = &mut self.resolver {
+            r.tick(now_ns, &mut out.fleet, &mut out.alerts);
         }
     }
 
@@ -107,6 +148,11 @@ impl Engine {
             correlate: self.correlator.counters(),
             policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
             pending: self.correlator.pending(),
+            resolve: self
+                .resolver
+                .as_ref()
+                .map(Resolver::stats)
+                .unwrap_or_default(),
         }
     }
 }

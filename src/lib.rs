@@ -23,6 +23,7 @@ pub mod format;
 pub mod json;
 pub mod log;
 pub mod losses;
+pub mod metrics;
 pub mod notify;
 pub mod signals;
 pub mod skel;

@@ -43,6 +43,8 @@ pub enum Alert {
     /// The first failure to a destination.
     First(Failure),
     Summary(Summary),
+    /// A destination that stopped failing (see `resolve`).
+    Resolved(super::resolve::Recovery),
 }
 
 impl Alert {
@@ -51,6 +53,7 @@ impl Alert {
         match self {
             Alert::First(_) => 1,
             Alert::Summary(s) => s.count,
+            Alert::Resolved(_) => 0,
         }
     }
 }

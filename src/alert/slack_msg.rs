@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::policy::{Alert, Summary};
-use super::wording::{dest_or_overflow, procs, reasons, window};
+use super::wording::{dest_or_overflow, procs, reasons, recovered, window};
 use crate::text::{Endpoint, Millis};
 
 /// Slack's own escaping for text it formats: `&`, `<`, `>`; so no
@@ -73,6 +73,7 @@ fn one_line(a: &Alert) -> String {
             reasons(s),
             escape(&procs(s))
         ),
+        Alert::Resolved(r) => recovered(r),
     }
 }
 
@@ -107,6 +108,13 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             )));
             blocks.push(summary_fields(s));
         }
+        [Alert::Resolved(r)] if folded.alerts == 0 => {
+            text = format!("TCP {} on {host}", recovered(r));
+            blocks.push(section(format!(
+                ":white_check_mark: *{}* on `{host}`",
+                recovered(r)
+            )));
+        }
         _ => {
             let failures: u64 = alerts.iter().map(Alert::failures).sum::<u64>() + folded.failures;
             let n = alerts.len() as u64 + folded.alerts;
@@ -118,6 +126,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                 let mark = match a {
                     Alert::First(_) => ":x:",
                     Alert::Summary(_) => ":repeat:",
+                    Alert::Resolved(_) => ":white_check_mark:",
                 };
                 blocks.push(section(format!("{mark} {}", one_line(a))));
             }

@@ -4,6 +4,7 @@
 use std::fmt::{self, Write as _};
 
 use super::policy::{Alert, Summary};
+use super::resolve::{Recovery, ResolvedBy};
 use crate::text::{Endpoint, FailureLine};
 
 /// `60s`, `5m`, `1h30m`.
@@ -43,6 +44,24 @@ pub fn procs(s: &Summary) -> String {
     out
 }
 
+/// `recovered: 10.1.2.3:5432 (12 failures over 3m)`, and how.
+pub fn recovered(r: &Recovery) -> String {
+    let how = match r.by {
+        ResolvedBy::Success => "a connection succeeded",
+        ResolvedBy::Quiet => "no failures since",
+    };
+    let dest = Endpoint(r.dest.addr, Some(r.dest.port));
+    if r.count == 1 {
+        format!("recovered: {dest} (1 failure; {how})")
+    } else {
+        format!(
+            "recovered: {dest} ({} failures over {}; {how})",
+            r.count,
+            window(r.failing_ns())
+        )
+    }
+}
+
 /// The syslog line for an alert: the first failure in the original tool's
 /// wording, a summary as `TCP failures repeated: …`.
 pub struct SyslogLine<'a>(pub &'a Alert);
@@ -60,6 +79,7 @@ impl fmt::Display for SyslogLine<'_> {
                 reasons(s),
                 procs(s)
             ),
+            Alert::Resolved(r) => write!(f, "TCP {}", recovered(r)),
         }
     }
 }
