@@ -19,7 +19,7 @@ use tokio::time::{sleep_until, Instant};
 use super::http::{self, Sent};
 use super::pacer::{backoff, jitter};
 use super::resolve::{FleetAlert, FleetState, ResolvedBy};
-use super::wording::window;
+use super::wording::span;
 use crate::clock::{Clock, Stamps};
 use crate::log::Log;
 use crate::stats::Stats;
@@ -297,26 +297,22 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
     if a.other_procs > 0 {
         let _ = write!(procs, ",others×{}", a.other_procs);
     }
-    let span = window(a.last_ns.saturating_sub(a.starts_ns));
+    let span = span(a.last_ns.saturating_sub(a.starts_ns));
     let failures = if a.count == 1 {
         "1 failure".to_string()
     } else {
         format!("{} failures over {span}", a.count)
     };
-    let (summary, status) = match a.state {
-        FleetState::Firing => (
-            format!("TCP connections from {host} to {dest} fail: {failures} ({reasons})"),
-            "firing",
-        ),
-        FleetState::Resolved(by) => (
-            format!(
-                "TCP connections from {host} to {dest} recovered: {failures} ({reasons}); {}",
-                match by {
-                    ResolvedBy::Success => "a connection succeeded",
-                    ResolvedBy::Quiet => "no failures since",
-                }
-            ),
-            "resolved",
+    let summary = match a.state {
+        FleetState::Firing => {
+            format!("TCP connections from {host} to {dest} fail: {failures} ({reasons})")
+        }
+        FleetState::Resolved(by) => format!(
+            "TCP connections from {host} to {dest} recovered: {failures} ({reasons}); {}",
+            match by {
+                ResolvedBy::Success => "a connection succeeded",
+                ResolvedBy::Quiet => "no failures since",
+            }
         ),
     };
     json!({
@@ -333,7 +329,6 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
             "reasons": reasons,
             "processes": procs,
             "last_failure": stamps.at(a.last_ns).to_string(),
-            "status": status,
         },
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),

@@ -121,9 +121,9 @@ struct Firing {
 }
 
 impl Firing {
-    fn add(&mut self, f: &Failure, now_ns: u64) {
+    fn add(&mut self, f: &Failure) {
         self.count += 1;
-        self.last_ns = self.last_ns.max(now_ns);
+        self.last_ns = self.last_ns.max(f.ts_ns);
         let r = REASONS.iter().position(|r| *r == f.reason).unwrap_or(6);
         self.reasons[r] += 1;
         if let Some(p) = self
@@ -181,7 +181,7 @@ impl Firing {
 
 pub struct Resolver {
     cfg: Config,
-    firing: HashMap<Dest, Firing>,
+    firing: HashMap<Dest, Firing, crate::metrics::FastHash>,
     /// (time, destination) of each firing destination's next check, in
     /// time order: each is pushed at `now + period` with a non-decreasing
     /// `now`. An entry whose destination resolved since is stale.
@@ -193,7 +193,7 @@ impl Resolver {
     pub fn new(cfg: Config) -> Self {
         Resolver {
             cfg,
-            firing: HashMap::new(),
+            firing: HashMap::default(),
             checks: VecDeque::new(),
             stats: ResolveStats::default(),
         }
@@ -218,7 +218,7 @@ impl Resolver {
             port: f.dport,
         };
         if let Some(x) = self.firing.get_mut(&dest) {
-            x.add(f, now_ns);
+            x.add(f);
             return;
         }
         if self.firing.len() >= self.cfg.max_dests {
@@ -226,17 +226,19 @@ impl Resolver {
             return;
         }
         let check_ns = now_ns.saturating_add(self.cfg.period_ns());
+        // The kernel's time of the failure (same clock, a little earlier).
+        let at = f.ts_ns.min(now_ns);
         let mut x = Firing {
             reason: f.reason,
-            first_ns: now_ns,
-            last_ns: now_ns,
+            first_ns: at,
+            last_ns: at,
             count: 0,
             reasons: [0; REASONS.len()],
             procs: Vec::new(),
             other_procs: 0,
             check_ns,
         };
-        x.add(f, now_ns);
+        x.add(f);
         self.stats.fired += 1;
         if self.cfg.fleet {
             fleet.push(x.alert(dest, FleetState::Firing, self.ends(now_ns)));
@@ -349,14 +351,18 @@ mod tests {
     fn fires_once_reposts_each_window_and_resolves_on_success() {
         let mut r = resolver(10);
         let (mut fleet, mut rec) = (Vec::new(), Vec::new());
-        let f = failure("192.0.2.9", 443, Reason::Refused);
+        let f = Failure {
+            ts_ns: S,
+            ..failure("192.0.2.9", 443, Reason::Refused)
+        };
         r.on_failure(&f, S, &mut fleet);
         for i in 2..100 {
-            r.on_failure(
-                &failure("192.0.2.9", 443, Reason::Timeout),
-                i * S / 10 + S,
-                &mut fleet,
-            );
+            let t = i * S / 10 + S;
+            let g = Failure {
+                ts_ns: t,
+                ..failure("192.0.2.9", 443, Reason::Timeout)
+            };
+            r.on_failure(&g, t, &mut fleet);
         }
         assert_eq!(fleet.len(), 1);
         assert_eq!(fleet[0].state, FleetState::Firing);

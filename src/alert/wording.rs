@@ -14,6 +14,17 @@ pub fn window(ns: u64) -> String {
         .replace(' ', "")
 }
 
+/// A span of time as people say it: `350ms`, `3s`, `2m5s`.
+pub fn span(ns: u64) -> String {
+    if ns < 1_000_000_000 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(ns / 1_000_000_000))
+            .to_string()
+            .replace(' ', "")
+    }
+}
+
 pub fn dest_or_overflow(s: &Summary) -> String {
     match s.dest {
         Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
@@ -57,7 +68,7 @@ pub fn recovered(r: &Recovery) -> String {
         format!(
             "recovered: {dest} ({} failures over {}; {how})",
             r.count,
-            window(r.failing_ns())
+            span(r.failing_ns())
         )
     }
 }
@@ -119,5 +130,7 @@ mod tests {
     fn windows() {
         assert_eq!(window(3_000_000_000), "3s");
         assert_eq!(window(90_000_000_000), "1m30s");
+        assert_eq!(span(7_400_000), "7ms");
+        assert_eq!(span(125_900_000_000), "2m5s");
     }
 }

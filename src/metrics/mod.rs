@@ -8,7 +8,9 @@
 
 pub mod server;
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +61,72 @@ pub const BUCKETS_NS: [u64; 14] = [
     130_000_000_000,
 ];
 
+/// A cheap keyed hash for the per-failure maps: a few multiply-xorshift
+/// rounds over the key's integers (an address is one u32 or u128), seeded
+/// per process so a local user cannot pick colliding destinations ahead
+/// of time. SipHash costs several times more on this path, and the maps
+/// are bounded anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct FastHash(u64);
+
+impl Default for FastHash {
+    fn default() -> Self {
+        FastHash(RandomState::new().hash_one(0x7463_7073_7461_7465u64) | 1)
+    }
+}
+
+impl BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.mix(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.mix(u64::from(x));
+    }
+    fn write_u16(&mut self, x: u16) {
+        self.mix(u64::from(x));
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.mix(u64::from(x));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.mix(x);
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.mix(x as u64);
+        self.mix((x >> 64) as u64);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.mix(x as u64);
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.mix(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The attribution of a failure (systemd unit or container), interned:
 /// 0 is "none known" and shows as an empty label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -95,9 +163,9 @@ impl Histogram {
 pub struct Metrics {
     max_dests: usize,
     /// Destinations given a label value of their own: at most `max_dests`.
-    dests: HashMap<Dest, ()>,
-    failures: HashMap<FailKey, u64>,
-    slow: HashMap<Option<Dest>, u64>,
+    dests: HashSet<Dest, FastHash>,
+    failures: HashMap<FailKey, u64, FastHash>,
+    slow: HashMap<Option<Dest>, u64, FastHash>,
     durations: [Histogram; REASONS.len()],
     units: Vec<String>,
 }
@@ -106,9 +174,9 @@ impl Metrics {
     pub fn new(max_dests: usize) -> Self {
         Metrics {
             max_dests,
-            dests: HashMap::with_capacity(max_dests.min(1024)),
-            failures: HashMap::with_capacity(max_dests.min(1024)),
-            slow: HashMap::new(),
+            dests: HashSet::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
+            failures: HashMap::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
+            slow: HashMap::default(),
             durations: Default::default(),
             units: vec![String::new()],
         }
@@ -130,11 +198,11 @@ impl Metrics {
     /// The label value a destination is counted under: its own while
     /// fewer than `max_dests` have one, else `other`.
     fn label(&mut self, d: Dest) -> Option<Dest> {
-        if self.dests.contains_key(&d) {
+        if self.dests.contains(&d) {
             return Some(d);
         }
         if self.dests.len() < self.max_dests {
-            self.dests.insert(d, ());
+            self.dests.insert(d);
             return Some(d);
         }
         None
