@@ -251,6 +251,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     let (m1, m2) = (free_port(), free_port());
     let prom = Server::prometheus(&[m1, m2]);
     let syslog = FakeSyslog::start();
+    let slack = FakeSlack::start();
     // Credentials in the URL: Alertmanager ignores them here, and they
     // must never be shown.
     let am_url = format!("http://tcpstate:SECRETPW@127.0.0.1:{}", am.port);
@@ -276,7 +277,12 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     let d1 = daemon(
         "fleet-h1",
         m1,
-        &["--syslog-socket", syslog.path.to_str().unwrap()],
+        &[
+            "--syslog-socket",
+            syslog.path.to_str().unwrap(),
+            "--slack-url",
+            &slack.url(),
+        ],
     );
     let d2 = daemon("fleet-h2", m2, &["--no-syslog"]);
 
@@ -415,6 +421,29 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
         "{}",
         notices[0]
     );
+
+    // Slack (h1 only) got one short "recovered" message.
+    let recovered = poll("Slack's recovered message", Duration::from_secs(10), || {
+        let r: Vec<String> = slack
+            .requests()
+            .iter()
+            .map(|r| r.1["text"].as_str().unwrap_or("").to_string())
+            .filter(|t| t.contains("recovered"))
+            .collect();
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(
+        recovered[0].starts_with(&format!("TCP recovered: {to} ({N} failures over ")),
+        "{}",
+        recovered[0]
+    );
+    assert!(
+        recovered[0].ends_with("a connection succeeded) on fleet-h1"),
+        "{}",
+        recovered[0]
+    );
+    eprintln!("Slack: {}", recovered[0]);
 
     for d in [d1, d2] {
         let out = d.stop();
