@@ -527,6 +527,13 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
         samples(&body, "tcpstate_metrics_max_destinations")[0].1,
         1000.0
     );
+    let t = Instant::now();
+    let again = scrape(mport).unwrap();
+    eprintln!(
+        "a scrape of {} bytes took {:?} (including the wait for the loop's next drain)",
+        again.len(),
+        t.elapsed()
+    );
     let out = d.stop();
     assert_eq!(out.stat("failures"), u64::from(DESTS));
 }

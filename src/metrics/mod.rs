@@ -308,7 +308,7 @@ impl Shared {
     /// Called by the loop after each drain: an atomic load unless a
     /// scrape is waiting.
     pub fn publish_if_wanted(&self, m: &Metrics, totals: impl FnOnce() -> Totals) {
-        if !self.wanted.swap(false, Ordering::AcqRel) {
+        if !self.wanted.load(Ordering::Relaxed) || !self.wanted.swap(false, Ordering::AcqRel) {
             return;
         }
         if let Ok(mut s) = self.snapshot.lock() {
