@@ -216,6 +216,36 @@ mod tests {
     }
 
     #[test]
+    fn hooks_count_failures_and_a_success_resolves() {
+        use crate::alert::resolve::{self, FleetState};
+        let mut e = engine(Format::None, None);
+        e.set_metrics(Metrics::new(10));
+        e.set_resolver(Resolver::new(resolve::Config {
+            window_ns: 1_000,
+            resolve_after_ns: 10_000,
+            max_dests: 10,
+            fleet: true,
+        }));
+        let mut out = Out::default();
+        e.event(&raw(1, 1, 7, 2, 0, 9), 1, &mut out);
+        e.event(&raw(1, 2, 2, 7, 111, 9), 2, &mut out);
+        e.event(&raw(2, 3, 7, 2, 0, 9), 3, &mut out);
+        e.event(&raw(2, 4, 2, 1, 0, 9), 4, &mut out);
+        let states: Vec<_> = out.fleet.iter().map(|a| a.state).collect();
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0], FleetState::Firing);
+        assert!(matches!(states[1], FleetState::Resolved(_)));
+        assert!(matches!(&out.alerts[..], [Alert::Resolved(r)] if r.count == 1));
+        let mut snap = crate::metrics::Snapshot::default();
+        e.metrics().unwrap().copy_into(&mut snap);
+        assert_eq!(snap.failures.iter().map(|f| f.1).sum::<u64>(), 1);
+        assert_eq!(
+            (e.stats().resolve.fired, e.stats().resolve.resolved),
+            (1, 1)
+        );
+    }
+
+    #[test]
     fn without_alerts_or_stream_nothing_comes_out() {
         let mut e = engine(Format::None, None);
         let mut out = Out::default();
