@@ -257,6 +257,30 @@ mod tests {
     }
 
     #[test]
+    fn alertmanager_urls_are_checked_without_showing_credentials() {
+        let c = Cli::try_parse_from([
+            "tcpstate",
+            "--alertmanager-url",
+            "http://am-1:9093,http://u:S3CRET@am-2:9093",
+            "--resolve-after",
+            "30s",
+        ])
+        .unwrap();
+        let urls = alertmanager_urls(&c).unwrap();
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls[1].redacted(), "http://am-2:9093");
+        assert_eq!(c.resolve_after, Duration::from_secs(30));
+        assert_eq!(c.metrics_max_destinations, 1000);
+        let bad =
+            Cli::try_parse_from(["tcpstate", "--alertmanager-url", "ftp://u:S3CRET@h"]).unwrap();
+        let e = alertmanager_urls(&bad).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(!e.msg.contains("S3CRET"), "{}", e.msg);
+        assert!(Cli::try_parse_from(["tcpstate", "--metrics-addr", "9100"]).is_err());
+        assert!(Cli::try_parse_from(["tcpstate", "--metrics-max-destinations", "0"]).is_err());
+    }
+
+    #[test]
     fn ring_sizes() {
         assert_eq!(parse_ring_size("1M"), Ok(1 << 20));
         assert_eq!(parse_ring_size("64k"), Ok(1 << 16));

@@ -3,9 +3,11 @@
 //! Layers, each importing only from those below it:
 //! - wiring: `daemon` (the event loop), `cli`;
 //! - sources and sinks: `bpf` (load, attach, ring buffer), `stdout`,
-//!   `alert::{syslog, slack}`, `log`, `notify`, `signals`;
+//!   `alert::{syslog, slack, alertmanager}`, `metrics::server` (/metrics),
+//!   `log`, `notify`, `signals`;
 //! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
-//!   `losses`, formatting (`format`, `text`, `json`, `clock`,
+//!   `alert::resolve` (firing/resolved), `metrics` (the counts), `losses`,
+//!   formatting (`format`, `text`, `json`, `clock`,
 //!   `alert::{wording, slack_msg}`), `event`, `filter`, `webhook`, `exit`,
 //!   and `skel`, the generated BPF skeleton and its record types.
 

@@ -615,3 +615,39 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     let out = d.stop();
     assert_eq!(out.failures().len(), N);
 }
+
+#[test]
+fn a_bad_alertmanager_url_exits_2_without_showing_it() {
+    let out = Command::new(bin())
+        .args([
+            "--alertmanager-url",
+            "ftp://tcpstate:SECRETPW@am.example:9093",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid Alertmanager URL #1"), "{err}");
+    assert!(!err.contains("SECRETPW"), "{err}");
+}
+
+#[test]
+fn a_busy_metrics_port_exits_2() {
+    if !require_root("a_busy_metrics_port_exits_2") {
+        return;
+    }
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = Command::new(bin())
+        .args(["--no-syslog", "--format", "none", "--metrics-addr", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot serve metrics on --metrics-addr/$TCPSTATE_METRICS_ADDR {addr}"
+        )),
+        "{err}"
+    );
+}

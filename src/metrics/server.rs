@@ -354,3 +354,67 @@ impl Collector for Fleet {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Comm, Failure, Family, Reason};
+    use crate::metrics::{Metrics, Totals, UnitId};
+
+    fn failure(addr: &str, port: u16, reason: Reason) -> Failure {
+        Failure {
+            pid: 1,
+            comm: Comm::new(b"x"),
+            family: Family::Ipv6,
+            saddr: "2001:db8::9".parse().unwrap(),
+            sport: None,
+            daddr: addr.parse().unwrap(),
+            dport: port,
+            reason,
+            errno: 0,
+            ts_ns: 0,
+            duration_ns: 2_000_000,
+        }
+    }
+
+    #[test]
+    fn the_text_format_has_every_family_and_bounded_destinations() {
+        let mut m = Metrics::new(1);
+        let unit = m.unit("db.service");
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.slow("192.0.2.7".parse().unwrap(), 80);
+        let shared = Shared::new();
+        shared.want();
+        shared.publish_if_wanted(&m, || Totals {
+            attempts: 4,
+            ring_drops: 3,
+            ..Totals::default()
+        });
+        let stats = Arc::new(Stats::default());
+        stats.am_alerts.add(5);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fleet { shared, stats }));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        for want in [
+            "# TYPE tcpstate_connect_failures_total counter",
+            "tcpstate_connect_failures_total{reason=\"refused\",destination=\"[2001:db8::1]:443\",unit=\"db.service\"} 2",
+            "tcpstate_connect_failures_total{reason=\"timeout\",destination=\"other\",unit=\"\"} 1",
+            "# TYPE tcpstate_connect_failure_duration_seconds histogram",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.001\"} 0",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.005\"} 2",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"+Inf\"} 2",
+            "tcpstate_connect_failure_duration_seconds_count{reason=\"refused\"} 2",
+            "tcpstate_connect_slow_total{destination=\"other\"} 1",
+            "tcpstate_connect_attempts_total 4",
+            "tcpstate_ringbuf_lost_events_total 3",
+            "tcpstate_alerts_delivered_total{sink=\"alertmanager\"} 5",
+            "tcpstate_build_info{version=\"",
+        ] {
+            assert!(text.contains(want), "{want} not in:\n{text}");
+        }
+        assert_eq!(text.matches("le=\"+Inf\"").count(), REASONS.len());
+    }
+}
