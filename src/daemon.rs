@@ -259,6 +259,7 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
             summaries: e.policy.summaries,
             fired: e.resolve.fired,
             resolved: e.resolve.resolved,
+            untracked: e.resolve.untracked,
         }
     });
 }

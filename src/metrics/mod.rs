@@ -278,6 +278,9 @@ pub struct Totals {
     pub summaries: u64,
     pub fired: u64,
     pub resolved: u64,
+    /// Failures to destinations beyond the resolver's table (not alerted
+    /// to Alertmanager).
+    pub untracked: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.

@@ -275,7 +275,7 @@ impl Collector for Fleet {
         {
             let mut m = e.encode_descriptor(
                 "tcpstate_alerts",
-                "Alert decisions: first failures, window summaries, alerts fired and resolved.",
+                "Alert decisions: first failures, window summaries, destinations fired and resolved, failures untracked (too many destinations firing).",
                 None,
                 MetricType::Counter,
             )?;
@@ -284,6 +284,7 @@ impl Collector for Fleet {
                 ("summary", t.summaries),
                 ("firing", t.fired),
                 ("resolved", t.resolved),
+                ("untracked", t.untracked),
             ] {
                 ConstCounter::new(v).encode(m.encode_family(&[("kind", kind)])?)?;
             }
