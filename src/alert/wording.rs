@@ -14,9 +14,11 @@ pub fn window(ns: u64) -> String {
         .replace(' ', "")
 }
 
-/// A span of time as people say it: `350ms`, `3s`, `2m5s`.
+/// A span of time as people say it: `<1ms`, `350ms`, `3s`, `2m5s`.
 pub fn span(ns: u64) -> String {
-    if ns < 1_000_000_000 {
+    if ns < 1_000_000 {
+        "<1ms".to_string()
+    } else if ns < 1_000_000_000 {
         format!("{}ms", ns / 1_000_000)
     } else {
         humantime::format_duration(std::time::Duration::from_secs(ns / 1_000_000_000))
@@ -131,6 +133,7 @@ mod tests {
         assert_eq!(window(3_000_000_000), "3s");
         assert_eq!(window(90_000_000_000), "1m30s");
         assert_eq!(span(7_400_000), "7ms");
+        assert_eq!(span(250_000), "<1ms");
         assert_eq!(span(125_900_000_000), "2m5s");
     }
 }
