@@ -103,6 +103,53 @@ pub struct Cli {
     /// Most connection attempts tracked at once; more are counted and not tracked.
     #[arg(long, value_name = "N", default_value_t = 65536, env = "TCPSTATE_MAX_PENDING", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending: u32,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics. Off by default.
+    #[arg(long, value_name = "ADDR:PORT", env = "TCPSTATE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Most distinct destination label values in the metrics; failures to more are counted under destination="other".
+    #[arg(long, value_name = "N", default_value_t = 1000, env = "TCPSTATE_METRICS_MAX_DESTINATIONS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub metrics_max_destinations: u32,
+
+    /// Alertmanager to post alerts to (base URL, may hold user:password@; repeatable or comma-separated for an HA pair).
+    #[arg(
+        long = "alertmanager-url",
+        value_name = "URL",
+        env = "TCPSTATE_ALERTMANAGER_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub alertmanager_url: Vec<String>,
+
+    /// The Alertmanager URLs, checked.
+    #[arg(skip)]
+    pub alertmanager: Vec<crate::alert::alertmanager::AmUrl>,
+
+    /// A destination that has not failed for this long is resolved (like 30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", env = "TCPSTATE_RESOLVE_AFTER", value_parser = parse_window)]
+    pub resolve_after: Duration,
+}
+
+/// The Alertmanager URLs. They may carry credentials, so no message
+/// repeats them.
+fn alertmanager_urls(cli: &Cli) -> Result<Vec<crate::alert::alertmanager::AmUrl>, Fatal> {
+    cli.alertmanager_url
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .enumerate()
+        .map(|(i, u)| {
+            crate::alert::alertmanager::AmUrl::parse(u).map_err(|e| {
+                Fatal::new(
+                    Kind::Usage,
+                    format!(
+                        "invalid Alertmanager URL #{} from --alertmanager-url/$TCPSTATE_ALERTMANAGER_URL: {e}",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// A duration; zero (`0`) turns the early warning off.
@@ -502,6 +549,7 @@ pub fn parse_from(args: Vec<OsString>, creds: Option<&Path>) -> Result<Cli, Fata
         })?;
     }
     cli.webhook = webhook(&cli, creds)?;
+    cli.alertmanager = alertmanager_urls(&cli)?;
     if cli.webhook.is_some() && matches.value_source("slack_url") == Some(ValueSource::CommandLine)
     {
         cli.warnings.push(CMDLINE_URL_WARNING.to_string());
@@ -565,6 +613,30 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn alertmanager_urls_are_checked_without_showing_credentials() {
+        let c = Cli::try_parse_from([
+            "tcpstate",
+            "--alertmanager-url",
+            "http://am-1:9093,http://u:S3CRET@am-2:9093",
+            "--resolve-after",
+            "30s",
+        ])
+        .unwrap();
+        let urls = alertmanager_urls(&c).unwrap();
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls[1].redacted(), "http://am-2:9093");
+        assert_eq!(c.resolve_after, Duration::from_secs(30));
+        assert_eq!(c.metrics_max_destinations, 1000);
+        let bad =
+            Cli::try_parse_from(["tcpstate", "--alertmanager-url", "ftp://u:S3CRET@h"]).unwrap();
+        let e = alertmanager_urls(&bad).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(!e.msg.contains("S3CRET"), "{}", e.msg);
+        assert!(Cli::try_parse_from(["tcpstate", "--metrics-addr", "9100"]).is_err());
+        assert!(Cli::try_parse_from(["tcpstate", "--metrics-max-destinations", "0"]).is_err());
     }
 
     #[test]

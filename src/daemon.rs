@@ -17,7 +17,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
-use crate::alert::{self, slack, syslog, Sinks};
+use crate::alert::resolve::{self, Resolver};
+use crate::alert::{self, alertmanager, slack, syslog, Sinks};
 use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
@@ -27,6 +28,7 @@ use crate::event::Family;
 use crate::format::{Format, Printer};
 use crate::log::Log;
 use crate::losses::Losses;
+use crate::metrics::{self, Metrics, Shared};
 use crate::notify::notify;
 use crate::signals::Signals;
 use crate::skel::RawEvent;
@@ -116,6 +118,12 @@ async fn run_async(cli: Cli) -> Result<()> {
         },
         attributor(),
     );
+    // Fleet: /metrics, and firing/resolved per destination for
+    // Alertmanager, Slack and syslog (see `metrics`, `alert::resolve`).
+    let metrics = start_metrics(&cli, &mut engine, &stats).await?;
+    if sinks.any() || sinks.fleet() {
+        engine.set_resolver(Resolver::new(resolve_config(&cli, sinks.fleet())));
+    }
 
     // The ring-buffer callback only copies records out; the engine then
     // runs on the batch with the loop's full access to its state.
@@ -164,6 +172,7 @@ async fn run_async(cli: Cli) -> Result<()> {
             break Err(e);
         }
         ship(&mut out, stdout.as_ref(), &sinks);
+        publish(metrics.as_deref(), &engine, house.ring_drops);
     };
 
     // Stopping: everything below is bounded by STOP_WITHIN.
@@ -270,6 +279,65 @@ fn ship(out: &mut Out, stdout: Option<&StdoutSink>, sinks: &Sinks) {
     for a in out.alerts.drain(..) {
         sinks.send(&a);
     }
+    for a in out.fleet.drain(..) {
+        sinks.send_fleet(&a);
+    }
+}
+
+/// Binds --metrics-addr and starts serving; the engine counts from now on.
+async fn start_metrics(
+    cli: &Cli,
+    engine: &mut Engine,
+    stats: &Arc<Stats>,
+) -> Result<Option<Arc<Shared>>> {
+    let Some(addr) = cli.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = metrics::server::bind(addr).await.map_err(|e| {
+        crate::exit::Fatal::new(
+            crate::exit::Kind::Usage,
+            format!("cannot serve metrics on --metrics-addr/$TCPSTATE_METRICS_ADDR {addr}: {e}"),
+        )
+    })?;
+    engine.set_metrics(Metrics::new(cli.metrics_max_destinations as usize));
+    let shared = Shared::new();
+    metrics::server::spawn(listener, shared.clone(), stats.clone());
+    Ok(Some(shared))
+}
+
+/// A scrape is waiting: hand it a copy of the counts (else an atomic load).
+fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
+    let (Some(shared), Some(m)) = (shared, engine.metrics()) else {
+        return;
+    };
+    shared.publish_if_wanted(m, || {
+        let e = engine.stats();
+        let c = e.correlate;
+        metrics::Totals {
+            events: e.events,
+            attempts: c.attempts,
+            successes: c.successes,
+            failures: c.failures,
+            evicted: c.evicted_age + c.evicted_full,
+            unmatched: c.unmatched,
+            ring_drops,
+            pending: e.pending as u64,
+            alerts: e.policy.firsts,
+            summaries: e.policy.summaries,
+            fired: e.resolve.fired,
+            resolved: e.resolve.resolved,
+            untracked: e.resolve.untracked,
+        }
+    });
+}
+
+fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
+    resolve::Config {
+        window_ns: cli.alert_window.as_nanos() as u64,
+        resolve_after_ns: cli.resolve_after.as_nanos() as u64,
+        max_dests: MAX_ALERT_DESTS,
+        fleet,
+    }
 }
 
 /// Once a second: a fresh realtime−monotonic offset, the age sweep, and
@@ -353,6 +421,11 @@ fn sinks_config(cli: &Cli) -> alert::Config {
             .webhook
             .clone()
             .map(|u| slack::Config::new(u, host_name())),
+        alertmanager: cli
+            .alertmanager
+            .iter()
+            .map(|u| alertmanager::Config::new(u.clone(), host_name()))
+            .collect(),
     }
 }
 
@@ -385,13 +458,24 @@ fn alerting(cli: &Cli) -> String {
     if let Some(u) = &cli.webhook {
         sinks.push(format!("slack {}", u.redacted()));
     }
-    if sinks.is_empty() {
-        return "alerts off".into();
+    for u in &cli.alertmanager {
+        sinks.push(format!("alertmanager {}", u.redacted()));
     }
+    if sinks.is_empty() {
+        return match cli.metrics_addr {
+            Some(a) => format!("alerts off; metrics at http://{a}/metrics"),
+            None => "alerts off".into(),
+        };
+    }
+    let metrics = match cli.metrics_addr {
+        Some(a) => format!("; metrics at http://{a}/metrics"),
+        None => String::new(),
+    };
     format!(
-        "alerts to {} (window {})",
+        "alerts to {} (window {}, resolve after {}){metrics}",
         sinks.join(", "),
-        humantime::format_duration(cli.alert_window)
+        humantime::format_duration(cli.alert_window),
+        humantime::format_duration(cli.resolve_after)
     )
 }
 
@@ -428,7 +512,9 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
          (age {} full {}) replaced={} unmatched={} at_start={} pending={} ringbuf_drops={} \
          stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
-         slack_folded={} slack_lost_alerts={} slack_lost_failures={}",
+         slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
+         fired={} resolved={} am_posts={} am_alerts={} am_retries={} am_queue_drops={} \
+         am_lost_alerts={}",
         e.events,
         c.attempts,
         c.successes,
@@ -456,5 +542,12 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
         s.slack_folded.get(),
         s.slack_lost_alerts.get(),
         s.slack_lost_failures.get(),
+        e.resolve.fired,
+        e.resolve.resolved,
+        s.am_posts.get(),
+        s.am_alerts.get(),
+        s.am_retries.get(),
+        s.am_queue_drops.get(),
+        s.am_lost_alerts.get(),
     )
 }

@@ -6,10 +6,12 @@
 use std::sync::Arc;
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
+use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::clock::Clock;
 use crate::correlate::{Correlator, Counters, Found, Outcome};
 use crate::event::{Attribution, Caller, Record, Slow};
 use crate::format::Printer;
+use crate::metrics::{Metrics, UnitId};
 use crate::skel::RawEvent;
 
 /// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
@@ -49,6 +51,8 @@ pub struct Out {
     pub lines: Vec<u8>,
     pub line_count: u64,
     pub alerts: Vec<Alert>,
+    /// Posts for Alertmanager (firing, re-posts, resolved).
+    pub fleet: Vec<FleetAlert>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,6 +65,7 @@ pub struct EngineStats {
     pub pending: usize,
     /// Attempts said to be slow.
     pub slow: u64,
+    pub resolve: ResolveStats,
 }
 
 pub struct Engine {
@@ -73,6 +78,10 @@ pub struct Engine {
     attributor: Box<dyn Attributor>,
     events: u64,
     slow_seen: u64,
+    /// Per-failure counts for /metrics (set by `set_metrics`).
+    metrics: Option<Metrics>,
+    /// Firing/resolved per destination (set by `set_resolver`).
+    resolver: Option<Resolver>,
 }
 
 impl Engine {
@@ -89,7 +98,23 @@ impl Engine {
             attributor,
             events: 0,
             slow_seen: 0,
+            metrics: None,
+            resolver: None,
         }
+    }
+
+    /// Counts every failure for /metrics from now on.
+    pub fn set_metrics(&mut self, m: Metrics) {
+        self.metrics = Some(m);
+    }
+
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Tracks firing and resolved destinations from now on.
+    pub fn set_resolver(&mut self, r: Resolver) {
+        self.resolver = Some(r);
     }
 
     /// One record; `now_ns` is the batch's monotonic time.
@@ -109,7 +134,8 @@ impl Engine {
             // the time the attempt fails.
             self.attributor.touch(ev.caller.cgroup_id);
         }
-        if let Outcome::Failed(f) = self.correlator.observe(&ev, now_ns) {
+        let outcome = self.correlator.observe(&ev, now_ns);
+        if let Outcome::Failed(f) = outcome {
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
             let attr = attr.as_deref();
             if self.printer.failure(&mut out.lines, &f, attr) {
@@ -121,6 +147,21 @@ impl Engine {
                 .and_then(|p| p.on_failure(&f, attr, now_ns))
             {
                 out.alerts.push(a);
+            }
+            // Hook: metrics and resolution, per failure.
+            if let Some(m) = &mut self.metrics {
+                let unit = attr
+                    .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
+                    .map_or_else(UnitId::default, |u| m.unit(u));
+                m.failure(&f, unit);
+            }
+            if let Some(r) = &mut self.resolver {
+                r.on_failure(&f, now_ns, &mut out.fleet);
+            }
+        } else if matches!(outcome, Outcome::Established { .. }) {
+            // Hook: a success resolves its destination (free when none fires).
+            if let Some(r) = &mut self.resolver {
+                r.on_established(ev.daddr, ev.dport, now_ns, &mut out.fleet, &mut out.alerts);
             }
         }
     }
@@ -138,6 +179,9 @@ impl Engine {
         if let Some(p) = &mut self.policy {
             p.tick(now_ns, &mut out.alerts);
         }
+        if let Some(r) = &mut self.resolver {
+            r.tick(now_ns, &mut out.fleet, &mut out.alerts);
+        }
     }
 
     /// Attempts hanging past `--slow-after`: a `connect_slow` line each and
@@ -151,6 +195,9 @@ impl Engine {
         self.correlator.slow(now_ns, after, &mut self.slow);
         for (_, s) in &self.slow {
             self.slow_seen += 1;
+            if let Some(m) = &mut self.metrics {
+                m.slow(s.daddr, s.dport);
+            }
             let attr = s.caller.and_then(|c| self.attributor.get(c.cgroup_id));
             let attr = attr.as_deref();
             if self.printer.slow(&mut out.lines, s, attr) {
@@ -189,6 +236,11 @@ impl Engine {
             policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
             pending: self.correlator.pending(),
             slow: self.slow_seen,
+            resolve: self
+                .resolver
+                .as_ref()
+                .map(Resolver::stats)
+                .unwrap_or_default(),
         }
     }
 }
@@ -273,6 +325,36 @@ mod tests {
         e.event(&raw(1, 800, 2, 7, 110, 9), 800, &mut out);
         assert_eq!(out.line_count, 2);
         assert_eq!(e.stats().slow, 1);
+    }
+
+    #[test]
+    fn hooks_count_failures_and_a_success_resolves() {
+        use crate::alert::resolve::{self, FleetState};
+        let mut e = engine(Format::None, None);
+        e.set_metrics(Metrics::new(10));
+        e.set_resolver(Resolver::new(resolve::Config {
+            window_ns: 1_000,
+            resolve_after_ns: 10_000,
+            max_dests: 10,
+            fleet: true,
+        }));
+        let mut out = Out::default();
+        e.event(&raw(1, 1, 7, 2, 0, 9), 1, &mut out);
+        e.event(&raw(1, 2, 2, 7, 111, 9), 2, &mut out);
+        e.event(&raw(2, 3, 7, 2, 0, 9), 3, &mut out);
+        e.event(&raw(2, 4, 2, 1, 0, 9), 4, &mut out);
+        let states: Vec<_> = out.fleet.iter().map(|a| a.state).collect();
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0], FleetState::Firing);
+        assert!(matches!(states[1], FleetState::Resolved(_)));
+        assert!(matches!(&out.alerts[..], [Alert::Resolved(r)] if r.count == 1));
+        let mut snap = crate::metrics::Snapshot::default();
+        e.metrics().unwrap().copy_into(&mut snap);
+        assert_eq!(snap.failures.iter().map(|f| f.1).sum::<u64>(), 1);
+        assert_eq!(
+            (e.stats().resolve.fired, e.stats().resolve.resolved),
+            (1, 1)
+        );
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! - wiring: `daemon` (the event loop), `cli`;
 //! - sources and sinks: `bpf` (load, attach, ring buffer), `cgroup`
 //!   (cgroup ids to units and containers), `stdout`,
-//!   `alert::{syslog, journal, slack}`, `log`, `notify`, `signals`;
+//!   `alert::{syslog, journal, slack, alertmanager}`, `metrics::server`
+//!   (/metrics), `log`, `notify`, `signals`;
 //! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
-//!   `losses`, formatting (`format`, `text`, `json`, `clock`,
+//!   `alert::resolve` (firing/resolved), `metrics` (the counts), `losses`,
+//!   formatting (`format`, `text`, `json`, `clock`,
 //!   `alert::{wording, slack_msg}`), `event`, `filter`, `webhook`, `exit`,
 //!   and `skel`, the generated BPF skeleton and its record types.
 
@@ -25,6 +27,7 @@ pub mod format;
 pub mod json;
 pub mod log;
 pub mod losses;
+pub mod metrics;
 pub mod notify;
 pub mod owner;
 pub mod signals;

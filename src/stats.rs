@@ -41,4 +41,12 @@ pub struct Stats {
     /// Alerts given up (Slack down, rejected, or not sent before exit).
     pub slack_lost_alerts: Counter,
     pub slack_lost_failures: Counter,
+    /// Alertmanager (summed over its URLs): successful POSTs, alerts
+    /// they carried, retries, alerts its queue could not take, and alerts
+    /// given up (rejected, retries exhausted, or not sent before exit).
+    pub am_posts: Counter,
+    pub am_alerts: Counter,
+    pub am_retries: Counter,
+    pub am_queue_drops: Counter,
+    pub am_lost_alerts: Counter,
 }

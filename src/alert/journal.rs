@@ -202,6 +202,7 @@ pub fn priority(sev: super::syslog::Severity) -> u8 {
     match sev {
         Severity::Err => 3,
         Severity::Warning => 4,
+        Severity::Notice => 5,
         Severity::Info => 6,
     }
 }
@@ -301,6 +302,11 @@ pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = Some(ms(e.elapsed_ns));
             who(&mut f, &e.caller, attr);
+            f
+        }
+        Alert::Resolved(r) => {
+            let mut f = dest(r.dest.addr, r.dest.port);
+            f.event = Some("connect_recovered".into());
             f
         }
         Alert::Summary(s) => {

@@ -2,10 +2,12 @@
 //! become alerts; the sinks (syslog, Slack) are tasks fed by bounded
 //! channels, so no sink can slow detection. A full channel is a counted drop.
 
+pub mod alertmanager;
 pub mod http;
 pub mod journal;
 pub mod pacer;
 pub mod policy;
+pub mod resolve;
 pub mod slack;
 pub mod slack_msg;
 pub mod syslog;
@@ -20,17 +22,21 @@ use tokio::time::{timeout_at, Instant};
 use crate::log::Log;
 use crate::stats::Stats;
 use policy::Alert;
+use resolve::FleetAlert;
 use syslog::SyslogMsg;
 
 pub struct Config {
     pub syslog: Option<syslog::Target>,
     pub slack: Option<slack::Config>,
+    /// One per Alertmanager URL (an HA pair gets each alert twice).
+    pub alertmanager: Vec<alertmanager::Config>,
 }
 
 /// The running sinks.
 pub struct Sinks {
     syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
     slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
+    alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
     stats: Arc<Stats>,
 }
 
@@ -42,10 +48,16 @@ impl Sinks {
         let slack = cfg
             .slack
             .map(|c| slack::spawn(c, log.clone(), stats.clone()));
+        let alertmanager = cfg
+            .alertmanager
+            .into_iter()
+            .map(|c| alertmanager::spawn(c, log.clone(), stats.clone()))
+            .collect();
         (
             Sinks {
                 syslog,
                 slack,
+                alertmanager,
                 stats,
             },
             log,
@@ -55,6 +67,20 @@ impl Sinks {
     /// True when any sink takes alerts.
     pub fn any(&self) -> bool {
         self.syslog.is_some() || self.slack.is_some()
+    }
+
+    /// True when Alertmanager takes alerts.
+    pub fn fleet(&self) -> bool {
+        !self.alertmanager.is_empty()
+    }
+
+    /// Hands an Alertmanager post to each of its URLs; never waits.
+    pub fn send_fleet(&self, a: &FleetAlert) {
+        for (tx, _) in &self.alertmanager {
+            if tx.try_send(a.clone()).is_err() {
+                self.stats.am_queue_drops.inc();
+            }
+        }
     }
 
     /// Hands an alert to every sink; never waits.
@@ -75,11 +101,16 @@ impl Sinks {
     /// counts the rest), and syslog write what it holds; syslog stays open
     /// for the last lines. Then the counters are final.
     pub async fn settle(&mut self, deadline: Instant) {
+        // Each Alertmanager task flushes on its own while Slack does.
+        let ams: Vec<JoinHandle<()>> = self.alertmanager.drain(..).map(|(_, h)| h).collect();
         if let Some((tx, handle)) = self.slack.take() {
             drop(tx);
             // The sink counts what it could not send by its own deadline;
             // this one only bounds the wait.
             let _ = timeout_at(deadline, handle).await;
+        }
+        for h in ams {
+            let _ = timeout_at(deadline, h).await;
         }
         if let Some((tx, _)) = &self.syslog {
             let (done, written) = tokio::sync::oneshot::channel();

@@ -73,6 +73,8 @@ pub enum Alert {
     /// The first attempt to a destination found hanging.
     Slow(Slow, Option<Attribution>),
     Summary(Summary),
+    /// A destination that stopped failing (see `resolve`).
+    Resolved(super::resolve::Recovery),
 }
 
 impl Alert {
@@ -81,6 +83,7 @@ impl Alert {
         match self {
             Alert::First(..) | Alert::Slow(..) => 1,
             Alert::Summary(s) => s.count,
+            Alert::Resolved(_) => 0,
         }
     }
 }

@@ -34,7 +34,7 @@
 use serde_json::{json, Value};
 
 use super::policy::{Alert, Summary, What};
-use super::wording::{procs, reasons, subject, top_dests, units, window};
+use super::wording::{procs, reasons, recovered, subject, top_dests, units, window};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
 use crate::text::{Endpoint, Escaped, Millis};
 
@@ -191,6 +191,7 @@ fn one_line(a: &Alert) -> String {
                 procs(s)
             ))
         }
+        Alert::Resolved(r) => escape(&recovered(r)),
     }
 }
 
@@ -238,6 +239,13 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             )));
             blocks.push(summary_fields(s));
         }
+        [Alert::Resolved(r)] if folded.alerts == 0 => {
+            text = format!("TCP {} on {host}", recovered(r));
+            blocks.push(section(format!(
+                ":white_check_mark: *{}* on `{host}`",
+                recovered(r)
+            )));
+        }
         _ => {
             let failures: u64 = alerts.iter().map(Alert::failures).sum::<u64>() + folded.failures;
             let n = alerts.len() as u64 + folded.alerts;
@@ -250,6 +258,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                     Alert::First(..) => ":x:",
                     Alert::Slow(..) => ":hourglass:",
                     Alert::Summary(_) => ":repeat:",
+                    Alert::Resolved(_) => ":white_check_mark:",
                 };
                 blocks.push(section(format!("{mark} {}", one_line(a))));
             }

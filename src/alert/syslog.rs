@@ -25,6 +25,7 @@ const PATIENCE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Info,
+    Notice,
     Warning,
     Err,
 }
@@ -78,11 +79,13 @@ async fn run_journal(mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
     };
     while let Some(m) = rx.recv().await {
         let entry = match m {
-            SyslogMsg::Alert(a) => alert_entry(
-                &SyslogLine(&a).to_string(),
-                priority(Severity::Warning),
-                &fields_of(&a),
-            ),
+            SyslogMsg::Alert(a) => {
+                let sev = match *a {
+                    Alert::Resolved(_) => Severity::Notice,
+                    _ => Severity::Warning,
+                };
+                alert_entry(&SyslogLine(&a).to_string(), priority(sev), &fields_of(&a))
+            }
             SyslogMsg::Line(sev, text) => {
                 alert_entry(&text, priority(sev), &AlertFields::default())
             }
@@ -117,7 +120,13 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats
     let mut buf = Vec::with_capacity(1024);
     while let Some(m) = rx.recv().await {
         let (sev, text) = match m {
-            SyslogMsg::Alert(a) => (Severity::Warning, SyslogLine(&a).to_string()),
+            SyslogMsg::Alert(a) => {
+                let sev = match *a {
+                    Alert::Resolved(_) => Severity::Notice,
+                    _ => Severity::Warning,
+                };
+                (sev, SyslogLine(&a).to_string())
+            }
             SyslogMsg::Line(sev, text) => (sev, text),
             SyslogMsg::Barrier(done) => {
                 let _ = done.send(());
@@ -128,6 +137,7 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats
         buf.clear();
         let severity = match sev {
             Severity::Info => syslog::Severity::LOG_INFO,
+            Severity::Notice => syslog::Severity::LOG_NOTICE,
             Severity::Warning => syslog::Severity::LOG_WARNING,
             Severity::Err => syslog::Severity::LOG_ERR,
         };

@@ -5,6 +5,7 @@
 use std::fmt::{self, Write as _};
 
 use super::policy::{Alert, Summary, What};
+use super::resolve::{Recovery, ResolvedBy};
 use crate::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
 
 /// `60s`, `5m`, `1h30m`.
@@ -20,6 +21,19 @@ pub fn subject(s: &Summary) -> String {
         (Some(d), _) => Endpoint(d.addr, Some(d.port)).to_string(),
         (None, Some(src)) => format!("{} destinations from {src}", s.dests),
         (None, None) => "other destinations".to_string(),
+    }
+}
+
+/// A span of time as people say it: `<1ms`, `350ms`, `3s`, `2m5s`.
+pub fn span(ns: u64) -> String {
+    if ns < 1_000_000 {
+        "<1ms".to_string()
+    } else if ns < 1_000_000_000 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(ns / 1_000_000_000))
+            .to_string()
+            .replace(' ', "")
     }
 }
 
@@ -73,6 +87,24 @@ pub fn top_dests(s: &Summary) -> String {
     out
 }
 
+/// `recovered: 10.1.2.3:5432 (12 failures over 3m)`, and how.
+pub fn recovered(r: &Recovery) -> String {
+    let how = match r.by {
+        ResolvedBy::Success => "a connection succeeded",
+        ResolvedBy::Quiet => "no failures since",
+    };
+    let dest = Endpoint(r.dest.addr, Some(r.dest.port));
+    if r.count == 1 {
+        format!("recovered: {dest} (1 failure; {how})")
+    } else {
+        format!(
+            "recovered: {dest} ({} failures over {}; {how})",
+            r.count,
+            span(r.failing_ns())
+        )
+    }
+}
+
 /// The syslog line for an alert: the first failure in the original tool's
 /// wording, a summary as `TCP failures repeated: …`, a source over its
 /// share as `TCP failures folded: …`.
@@ -108,6 +140,7 @@ impl fmt::Display for SyslogLine<'_> {
                 }
                 Ok(())
             }
+            Alert::Resolved(r) => write!(f, "TCP {}", recovered(r)),
         }
     }
 }
@@ -185,5 +218,8 @@ mod tests {
     fn windows() {
         assert_eq!(window(3_000_000_000), "3s");
         assert_eq!(window(90_000_000_000), "1m30s");
+        assert_eq!(span(7_400_000), "7ms");
+        assert_eq!(span(250_000), "<1ms");
+        assert_eq!(span(125_900_000_000), "2m5s");
     }
 }

@@ -369,14 +369,43 @@ impl Daemon {
         Daemon::start_inner(args, env, false)
     }
 
+    /// As `start`, in a UTS namespace of its own named `host` (`unshare
+    /// -u`): what it reports as its host name. The shell execs the daemon,
+    /// so its pid and NOTIFY_SOCKET are the daemon's.
+    pub fn start_with_hostname(host: &str, args: &[String], env: &[(&str, &str)]) -> Daemon {
+        let mut full: Vec<String> = [
+            "-u",
+            "--",
+            "sh",
+            "-c",
+            r#"hostname "$0" && exec "$@""#,
+            host,
+            bin(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        full.extend(args.iter().cloned());
+        Daemon::start_program("unshare", &full, env, true)
+    }
+
     fn start_inner(args: &[String], env: &[(&str, &str)], read_stdout: bool) -> Daemon {
+        Daemon::start_program(bin(), args, env, read_stdout)
+    }
+
+    fn start_program(
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        read_stdout: bool,
+    ) -> Daemon {
         let dir = TempDir::new("daemon");
         let sock_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let mut child = Command::new(bin())
+        let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .env("NOTIFY_SOCKET", &sock_path)

@@ -1,0 +1,425 @@
+//! The Alertmanager sink: one task per URL (an HA pair gets two, so one
+//! that is down never delays the other), fed by a bounded channel. It
+//! POSTs what waits as one JSON array to `URL/api/v2/alerts`, retrying
+//! with back-off on 5xx and network errors. Waiting alerts are coalesced
+//! per destination (a newer post of an alert replaces the older one), so
+//! the queue holds at most one entry per destination. The blocking POST
+//! runs on tokio's blocking pool; nothing here touches the event loop.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use super::http::{self, Sent};
+use super::pacer::{backoff, jitter};
+use super::resolve::{FleetAlert, FleetState, ResolvedBy};
+use super::wording::span;
+use crate::clock::{Clock, Stamps};
+use crate::log::Log;
+use crate::stats::Stats;
+use crate::text::Endpoint;
+
+pub const ALERTNAME: &str = "TCPConnectFailures";
+
+/// An Alertmanager base URL, e.g. `http://user:pass@am.example:9093`.
+/// It may carry basic-auth credentials (ureq sends them), so only
+/// [`AmUrl::redacted`] is ever shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmUrl {
+    url: url::Url,
+}
+
+impl std::fmt::Debug for AmUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl AmUrl {
+    /// Checks an `http(s)://[user:pass@]host[:port][/prefix]` URL. Errors
+    /// never repeat it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let url = url::Url::parse(s.trim())
+            .map_err(|e| format!("not a valid URL ({e}); expected http://host:9093"))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err("unsupported scheme; expected http:// or https://".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("the URL has no host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("the URL must not have a query or fragment".into());
+        }
+        Ok(AmUrl { url })
+    }
+
+    /// `scheme://host:port`: never the credentials, nor the path.
+    pub fn redacted(&self) -> String {
+        let mut s = format!(
+            "{}://{}",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or("")
+        );
+        if let Some(p) = self.url.port_or_known_default() {
+            let _ = write!(s, ":{p}");
+        }
+        s
+    }
+
+    /// `URL/api/v2/alerts`, keeping a path prefix (a reverse proxy's).
+    pub fn endpoint(&self) -> String {
+        let mut u = self.url.clone();
+        let path = format!("{}/api/v2/alerts", u.path().trim_end_matches('/'));
+        u.set_path(&path);
+        u.to_string()
+    }
+}
+
+pub struct Config {
+    pub url: AmUrl,
+    /// The `instance` label: this host's name.
+    pub host: String,
+    pub severity: String,
+    /// Most alerts waiting (one per destination); beyond that, dropped and counted.
+    pub queue: usize,
+    /// Most alerts in one POST.
+    pub per_post: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    /// How long waiting alerts may take to go out once the daemon stops.
+    pub flush: Duration,
+}
+
+impl Config {
+    pub fn new(url: AmUrl, host: String) -> Self {
+        Config {
+            url,
+            host,
+            severity: "warning".into(),
+            queue: 4096,
+            per_post: 256,
+            max_attempts: 5,
+            timeout: Duration::from_secs(10),
+            flush: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Starts one URL's task; dropping the sender asks it to flush and stop.
+pub fn spawn(
+    cfg: Config,
+    log: Log,
+    stats: Arc<Stats>,
+) -> (mpsc::Sender<FleetAlert>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let s = AmSender {
+        agent: http::agent(cfg.timeout),
+        endpoint: cfg.url.endpoint(),
+        cfg,
+        rx,
+        queue: VecDeque::new(),
+        closing: None,
+        log,
+        stats,
+    };
+    (tx, tokio::spawn(s.run()))
+}
+
+struct AmSender {
+    cfg: Config,
+    agent: ureq::Agent,
+    endpoint: String,
+    rx: mpsc::Receiver<FleetAlert>,
+    queue: VecDeque<FleetAlert>,
+    closing: Option<Instant>,
+    log: Log,
+    stats: Arc<Stats>,
+}
+
+impl AmSender {
+    async fn run(mut self) {
+        loop {
+            if self.queue.is_empty() {
+                if self.closing.is_some() {
+                    return;
+                }
+                self.recv().await;
+                continue;
+            }
+            // Whatever else is already waiting goes in the same POST.
+            while let Ok(a) = self.rx.try_recv() {
+                self.push(a);
+            }
+            let n = self.queue.len().min(self.cfg.per_post);
+            let batch: Vec<FleetAlert> = self.queue.drain(..n).collect();
+            if !self.deliver(&batch).await && self.past_deadline() {
+                let rest = self.queue.len() as u64;
+                self.queue.clear();
+                if rest > 0 {
+                    self.lost(rest, "not sent before exit");
+                }
+                return;
+            }
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.closing.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Queues an alert; a newer post for the same destination replaces
+    /// the one waiting.
+    fn push(&mut self, a: FleetAlert) {
+        if let Some(w) = self.queue.iter_mut().find(|w| w.dest == a.dest) {
+            *w = a;
+        } else if self.queue.len() >= self.cfg.queue {
+            self.stats.am_queue_drops.inc();
+        } else {
+            self.queue.push_back(a);
+        }
+    }
+
+    async fn recv(&mut self) {
+        match self.rx.recv().await {
+            Some(a) => self.push(a),
+            None => self.closing = Some(Instant::now() + self.cfg.flush),
+        }
+    }
+
+    /// Waits until `until`, taking alerts meanwhile; false when the
+    /// shutdown deadline comes first.
+    async fn idle(&mut self, until: Instant) -> bool {
+        loop {
+            if let Some(dl) = self.closing {
+                if dl <= until {
+                    sleep_until(dl).await;
+                    return false;
+                }
+            }
+            if Instant::now() >= until {
+                return true;
+            }
+            tokio::select! {
+                _ = sleep_until(until) => return true,
+                _ = self.recv(), if self.closing.is_none() => {}
+            }
+        }
+    }
+
+    async fn deliver(&mut self, batch: &[FleetAlert]) -> bool {
+        let body = Arc::new(render(&self.cfg.host, &self.cfg.severity, batch));
+        let n = batch.len() as u64;
+        let mut attempt = 0;
+        loop {
+            let (agent, url, b) = (self.agent.clone(), self.endpoint.clone(), body.clone());
+            let mut post = tokio::task::spawn_blocking(move || http::post_json(&agent, &url, &b));
+            let sent = loop {
+                let deadline = self.closing;
+                tokio::select! {
+                    r = &mut post => break r.unwrap_or_else(|_| Sent::Retry("the sender panicked".into())),
+                    _ = self.recv(), if self.closing.is_none() => {}
+                    _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                        return self.lost(n, "not sent before exit");
+                    }
+                }
+            };
+            let (why, wait) = match sent {
+                Sent::Ok => {
+                    self.stats.am_posts.inc();
+                    self.stats.am_alerts.add(n);
+                    return true;
+                }
+                Sent::Fatal(why) => return self.lost(n, &why),
+                _ if attempt + 1 >= self.cfg.max_attempts => {
+                    return self.lost(n, &format!("gave up after {} attempts", attempt + 1));
+                }
+                Sent::RateLimited(d) => (format!("HTTP 429, retrying after {}s", d.as_secs()), d),
+                Sent::Retry(why) => {
+                    let d = backoff(attempt, jitter());
+                    (format!("{why}, retrying in {:.1}s", d.as_secs_f64()), d)
+                }
+            };
+            attempt += 1;
+            self.stats.am_retries.inc();
+            if attempt == 1 {
+                self.log.error(format_args!(
+                    "Alertmanager {}: {why}",
+                    self.cfg.url.redacted()
+                ));
+            }
+            if !self.idle(Instant::now() + wait).await {
+                return self.lost(n, "not sent before exit");
+            }
+        }
+    }
+
+    fn lost(&self, n: u64, why: &str) -> bool {
+        self.stats.am_lost_alerts.add(n);
+        self.log.error(format_args!(
+            "Alertmanager {}: {why}; lost {n} alert posts",
+            self.cfg.url.redacted()
+        ));
+        false
+    }
+}
+
+/// The `/api/v2/alerts` body for a batch. Times are turned from the
+/// monotonic clock into wall-clock time now.
+pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
+    let clock = Clock::system().unwrap_or(Clock::new(0));
+    let stamps = Stamps::new(clock);
+    Value::Array(
+        batch
+            .iter()
+            .map(|a| one(host, severity, &stamps, a))
+            .collect(),
+    )
+}
+
+fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
+    let dest = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    let mut reasons = String::new();
+    for (i, (r, n)) in a.reasons.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(reasons, "{sep}{r}×{n}");
+    }
+    let mut procs = String::new();
+    for (i, p) in a.procs.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        match (p.comm, p.pid) {
+            (Some(c), Some(pid)) => {
+                let _ = write!(procs, "{sep}{c}[{pid}]×{}", p.count);
+            }
+            _ => {
+                let _ = write!(procs, "{sep}?×{}", p.count);
+            }
+        }
+    }
+    if a.other_procs > 0 {
+        let _ = write!(procs, ",others×{}", a.other_procs);
+    }
+    let span = span(a.last_ns.saturating_sub(a.starts_ns));
+    let failures = if a.count == 1 {
+        "1 failure".to_string()
+    } else {
+        format!("{} failures over {span}", a.count)
+    };
+    let summary = match a.state {
+        FleetState::Firing => {
+            format!("TCP connections from {host} to {dest} fail: {failures} ({reasons})")
+        }
+        FleetState::Resolved(by) => format!(
+            "TCP connections from {host} to {dest} recovered: {failures} ({reasons}); {}",
+            match by {
+                ResolvedBy::Success => "a connection succeeded",
+                ResolvedBy::Quiet => "no failures since",
+            }
+        ),
+    };
+    json!({
+        "labels": {
+            "alertname": ALERTNAME,
+            "destination": dest,
+            "reason": a.reason.name(),
+            "instance": host,
+            "severity": severity,
+        },
+        "annotations": {
+            "summary": summary,
+            "failures": a.count.to_string(),
+            "reasons": reasons,
+            "processes": procs,
+            "last_failure": stamps.at(a.last_ns).to_string(),
+        },
+        "startsAt": stamps.at(a.starts_ns).to_string(),
+        "endsAt": stamps.at(a.ends_ns).to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::policy::{Dest, Proc};
+    use crate::event::{Comm, Reason};
+
+    #[test]
+    fn urls_keep_credentials_but_never_show_them() {
+        let u = AmUrl::parse("http://admin:S3CRET@am.example:9093/prefix/").unwrap();
+        assert_eq!(u.redacted(), "http://am.example:9093");
+        assert_eq!(
+            u.endpoint(),
+            "http://admin:S3CRET@am.example:9093/prefix/api/v2/alerts"
+        );
+        assert!(!format!("{u:?}").contains("S3CRET"));
+        let plain = AmUrl::parse("https://am.example").unwrap();
+        assert_eq!(plain.redacted(), "https://am.example:443");
+        assert_eq!(plain.endpoint(), "https://am.example/api/v2/alerts");
+        for bad in [
+            "am.example:9093",
+            "ftp://u:S3CRET@h/",
+            "http://u:S3CRET@h/?x=1",
+            "not a url S3CRET",
+        ] {
+            let e = AmUrl::parse(bad).unwrap_err();
+            assert!(!e.contains("S3CRET"), "{e}");
+        }
+    }
+
+    #[test]
+    fn alerts_have_stable_labels_and_human_annotations() {
+        let a = FleetAlert {
+            dest: Dest {
+                addr: "2001:db8::7".parse().unwrap(),
+                port: 5432,
+            },
+            reason: Reason::Refused,
+            state: FleetState::Firing,
+            starts_ns: 1_000_000_000,
+            ends_ns: 241_000_000_000,
+            last_ns: 3_000_000_000,
+            count: 12,
+            reasons: vec![(Reason::Refused, 10), (Reason::Timeout, 2)],
+            procs: vec![Proc {
+                comm: Some(Comm::new(b"psql")),
+                pid: Some(42),
+                count: 12,
+            }],
+            other_procs: 0,
+        };
+        let v = render("web-1", "warning", std::slice::from_ref(&a));
+        let one = &v[0];
+        assert_eq!(
+            one["labels"],
+            json!({"alertname": "TCPConnectFailures", "destination": "[2001:db8::7]:5432",
+                   "reason": "refused", "instance": "web-1", "severity": "warning"})
+        );
+        let summary = one["annotations"]["summary"].as_str().unwrap();
+        assert_eq!(
+            summary,
+            "TCP connections from web-1 to [2001:db8::7]:5432 fail: 12 failures over 2s (refused×10,timeout×2)"
+        );
+        assert_eq!(one["annotations"]["processes"], "psql[42]×12");
+        let (s, e) = (
+            one["startsAt"].as_str().unwrap(),
+            one["endsAt"].as_str().unwrap(),
+        );
+        assert!(s.ends_with('Z') && e.ends_with('Z') && s < e, "{s} {e}");
+        let r = FleetAlert {
+            state: FleetState::Resolved(ResolvedBy::Success),
+            ends_ns: 5_000_000_000,
+            ..a
+        };
+        let v = render("web-1", "warning", &[r]);
+        assert_eq!(v[0]["labels"]["reason"], "refused");
+        assert!(v[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("recovered"));
+    }
+}

@@ -1,0 +1,410 @@
+//! Prometheus metrics. Counting is pure and owned by the event loop
+//! ([`Metrics`], driven by `Engine`): plain maps keyed by small `Copy`
+//! keys, one hash lookup and no allocation per failure once a series
+//! exists. Nothing is shared per event: when a scrape comes, the server
+//! raises a flag, the loop copies its counts into a [`Shared`] snapshot
+//! after its next drain (reusing the snapshot's buffers), and the server
+//! encodes that (see `server`). A scraper can never hold up the loop.
+
+pub mod server;
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::alert::policy::Dest;
+use crate::event::{Failure, Reason};
+
+/// Every reason, in the order of their index in the counts.
+pub const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
+
+pub fn reason_index(r: Reason) -> usize {
+    r.index()
+}
+
+/// Upper bounds of the failure-duration histogram, in nanoseconds: a
+/// refusal takes well under a millisecond on a LAN, a timeout seconds
+/// (1 s, 3 s, 7 s, … with the SYN retries), up to 127 s by default.
+pub const BUCKETS_NS: [u64; 14] = [
+    100_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    50_000_000,
+    100_000_000,
+    500_000_000,
+    1_000_000_000,
+    3_500_000_000,
+    7_500_000_000,
+    15_500_000_000,
+    31_500_000_000,
+    130_000_000_000,
+];
+
+/// A cheap keyed hash for the per-failure maps: a few multiply-xorshift
+/// rounds over the key's integers (an address is one u32 or u128), seeded
+/// per process so a local user cannot pick colliding destinations ahead
+/// of time. SipHash costs several times more on this path, and the maps
+/// are bounded anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct FastHash(u64);
+
+impl Default for FastHash {
+    fn default() -> Self {
+        FastHash(RandomState::new().hash_one(0x7463_7073_7461_7465u64) | 1)
+    }
+}
+
+impl BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.mix(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.mix(u64::from(x));
+    }
+    fn write_u16(&mut self, x: u16) {
+        self.mix(u64::from(x));
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.mix(u64::from(x));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.mix(x);
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.mix(x as u64);
+        self.mix((x >> 64) as u64);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.mix(x as u64);
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.mix(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The attribution of a failure (systemd unit or container), interned:
+/// 0 is "none known" and shows as an empty label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct UnitId(pub u32);
+
+/// One `tcpstate_connect_failures_total` series: `dest` None is
+/// `destination="other"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FailKey {
+    pub reason: u8,
+    pub dest: Option<Dest>,
+    pub unit: UnitId,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Histogram {
+    /// Per bucket (not cumulative), plus the +Inf overflow at the end.
+    pub buckets: [u64; BUCKETS_NS.len() + 1],
+    pub count: u64,
+    pub sum_ns: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, ns: u64) {
+        let i = BUCKETS_NS.partition_point(|&b| b < ns);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+}
+
+/// The counts, owned by the event loop.
+#[derive(Debug)]
+pub struct Metrics {
+    max_dests: usize,
+    /// Destinations given a label value of their own: at most `max_dests`.
+    dests: HashSet<Dest, FastHash>,
+    failures: HashMap<FailKey, u64, FastHash>,
+    slow: HashMap<Option<Dest>, u64, FastHash>,
+    durations: [Histogram; REASONS.len()],
+    units: Vec<String>,
+}
+
+impl Metrics {
+    pub fn new(max_dests: usize) -> Self {
+        Metrics {
+            max_dests,
+            dests: HashSet::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
+            failures: HashMap::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
+            slow: HashMap::default(),
+            durations: Default::default(),
+            units: vec![String::new()],
+        }
+    }
+
+    /// The id of a unit name, for [`Metrics::failure`]; allocates only
+    /// for a name not seen before. Units are bounded by the caller.
+    pub fn unit(&mut self, name: &str) -> UnitId {
+        if name.is_empty() {
+            return UnitId(0);
+        }
+        if let Some(i) = self.units.iter().position(|u| u == name) {
+            return UnitId(i as u32);
+        }
+        self.units.push(name.to_string());
+        UnitId(self.units.len() as u32 - 1)
+    }
+
+    /// The label value a destination is counted under: its own while
+    /// fewer than `max_dests` have one, else `other`.
+    fn label(&mut self, d: Dest) -> Option<Dest> {
+        if self.dests.contains(&d) {
+            return Some(d);
+        }
+        if self.dests.len() < self.max_dests {
+            self.dests.insert(d);
+            return Some(d);
+        }
+        None
+    }
+
+    /// One failure: the hot path. One lookup when the series exists.
+    pub fn failure(&mut self, f: &Failure, unit: UnitId) {
+        let reason = reason_index(f.reason);
+        self.durations[reason].observe(f.duration_ns);
+        let dest = Dest {
+            addr: f.daddr,
+            port: f.dport,
+        };
+        let key = FailKey {
+            reason: reason as u8,
+            dest: Some(dest),
+            unit,
+        };
+        if let Some(n) = self.failures.get_mut(&key) {
+            *n += 1;
+            return;
+        }
+        let key = FailKey {
+            dest: self.label(dest),
+            ..key
+        };
+        *self.failures.entry(key).or_insert(0) += 1;
+    }
+
+    /// One connection that stayed in SYN_SENT too long (`connect_slow`).
+    pub fn slow(&mut self, addr: IpAddr, port: u16) {
+        let d = Dest { addr, port };
+        if let Some(n) = self.slow.get_mut(&Some(d)) {
+            *n += 1;
+            return;
+        }
+        let key = self.label(d);
+        *self.slow.entry(key).or_insert(0) += 1;
+    }
+
+    /// Copies the counts into `s`, reusing its buffers.
+    pub fn copy_into(&self, s: &mut Snapshot) {
+        s.failures.clear();
+        s.failures
+            .extend(self.failures.iter().map(|(k, n)| (*k, *n)));
+        s.slow.clear();
+        s.slow.extend(self.slow.iter().map(|(k, n)| (*k, *n)));
+        s.durations = self.durations;
+        if s.units.len() != self.units.len() {
+            s.units.clone_from(&self.units);
+        }
+        s.max_dests = self.max_dests;
+    }
+
+    #[cfg(test)]
+    fn series(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+/// Totals the loop knows besides the per-failure counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub events: u64,
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub evicted: u64,
+    pub unmatched: u64,
+    pub ring_drops: u64,
+    pub pending: u64,
+    pub alerts: u64,
+    pub summaries: u64,
+    pub fired: u64,
+    pub resolved: u64,
+    /// Failures to destinations beyond the resolver's table (not alerted
+    /// to Alertmanager).
+    pub untracked: u64,
+}
+
+/// What a scrape encodes: the loop's last copy.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub failures: Vec<(FailKey, u64)>,
+    pub slow: Vec<(Option<Dest>, u64)>,
+    pub durations: [Histogram; REASONS.len()],
+    pub units: Vec<String>,
+    pub totals: Totals,
+    pub max_dests: usize,
+}
+
+/// Between the loop and the server: a flag the server raises when it
+/// wants a fresh snapshot, and the snapshot.
+#[derive(Debug, Default)]
+pub struct Shared {
+    wanted: AtomicBool,
+    pub snapshot: Mutex<Snapshot>,
+    pub published: tokio::sync::Notify,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Shared::default())
+    }
+
+    /// Called by the loop after each drain: an atomic load unless a
+    /// scrape is waiting.
+    pub fn publish_if_wanted(&self, m: &Metrics, totals: impl FnOnce() -> Totals) {
+        if !self.wanted.load(Ordering::Relaxed) || !self.wanted.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(mut s) = self.snapshot.lock() {
+            m.copy_into(&mut s);
+            s.totals = totals();
+        }
+        self.published.notify_waiters();
+    }
+
+    pub fn want(&self) {
+        self.wanted.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Comm, Family};
+
+    fn failure(addr: &str, port: u16, reason: Reason, duration_ns: u64) -> Failure {
+        Failure {
+            caller: Some(crate::event::Caller {
+                pid: 1,
+                tid: 1,
+                uid: 0,
+                cgroup_id: 0,
+                comm: Comm::new(b"x"),
+                process: Comm::new(b"x"),
+            }),
+            stage: crate::event::Stage::Handshake,
+            seen: crate::event::Seen::Live,
+            retransmits: 0,
+            family: Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            sport: None,
+            daddr: addr.parse().unwrap(),
+            dport: port,
+            reason,
+            errno: 0,
+            ts_ns: 0,
+            duration_ns,
+        }
+    }
+
+    #[test]
+    fn destinations_beyond_the_bound_count_as_other_and_nothing_is_lost() {
+        let mut m = Metrics::new(10);
+        for port in 0..3000u16 {
+            m.failure(
+                &failure("192.0.2.9", port, Reason::Refused, 1000),
+                UnitId(0),
+            );
+        }
+        // The first ten again: still their own series.
+        for port in 0..10u16 {
+            m.failure(
+                &failure("192.0.2.9", port, Reason::Timeout, 2_000_000_000),
+                UnitId(0),
+            );
+        }
+        let mut s = Snapshot::default();
+        m.copy_into(&mut s);
+        let total: u64 = s.failures.iter().map(|f| f.1).sum();
+        assert_eq!(total, 3010);
+        let dests: std::collections::HashSet<_> = s.failures.iter().map(|f| f.0.dest).collect();
+        assert_eq!(dests.len(), 11, "ten destinations and other");
+        let other: u64 = s
+            .failures
+            .iter()
+            .filter(|f| f.0.dest.is_none())
+            .map(|f| f.1)
+            .sum();
+        assert_eq!(other, 2990);
+        assert_eq!(m.series(), 21);
+        assert_eq!(s.durations[0].count, 3000);
+        assert_eq!(s.durations[0].buckets[0], 3000);
+        assert_eq!(s.durations[1].count, 10);
+        assert_eq!(s.durations[1].buckets[9], 10, "2 s is in the 3.5 s bucket");
+    }
+
+    #[test]
+    fn units_are_interned_and_make_their_own_series() {
+        let mut m = Metrics::new(10);
+        let a = m.unit("a.service");
+        let b = m.unit("b.service");
+        assert_eq!(m.unit("a.service"), a);
+        assert_eq!(m.unit(""), UnitId(0));
+        assert_ne!(a, b);
+        let f = failure("2001:db8::1", 443, Reason::Refused, 1);
+        m.failure(&f, a);
+        m.failure(&f, b);
+        m.failure(&f, b);
+        assert_eq!(m.series(), 2);
+        m.slow("2001:db8::1".parse().unwrap(), 443);
+        let mut s = Snapshot::default();
+        m.copy_into(&mut s);
+        assert_eq!(s.units, vec!["", "a.service", "b.service"]);
+        assert_eq!(s.slow.len(), 1);
+    }
+
+    #[test]
+    fn durations_land_in_their_bucket() {
+        let mut h = Histogram::default();
+        h.observe(100_000); // le=0.0001 is inclusive
+        h.observe(100_001);
+        h.observe(200_000_000_000);
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[BUCKETS_NS.len()], 1);
+        assert_eq!(h.count, 3);
+    }
+}

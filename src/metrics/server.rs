@@ -1,0 +1,430 @@
+//! `GET /metrics` in the Prometheus text format (0.0.4), served by hyper
+//! on the daemon's own tokio runtime. Each connection is a task of its
+//! own with a deadline for its headers and one for its whole life, and
+//! there are at most [`MAX_CONNS`] at once: a scraper that stalls, reads
+//! slowly or never sends a request holds a task and a socket for a few
+//! seconds, never the event loop.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::{Shared, BUCKETS_NS, REASONS};
+use crate::stats::Stats;
+use crate::text::Endpoint;
+
+/// Most scrapers connected at once; more are closed at once.
+pub const MAX_CONNS: usize = 16;
+/// From accepting a connection to its request's last header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a connection may live, whatever it does.
+pub const CONN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a scrape waits for the loop's fresh copy before it encodes
+/// the last one (the loop drains every 10 ms).
+const FRESH_WITHIN: Duration = Duration::from_millis(500);
+
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Binds `addr` (so a busy port fails at start, exit 2 by the caller) and
+/// serves until the runtime ends.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+pub fn spawn(listener: TcpListener, shared: Arc<Shared>, stats: Arc<Stats>) -> JoinHandle<()> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Fleet {
+        shared: shared.clone(),
+        stats,
+    }));
+    let registry = Arc::new(registry);
+    let slots = Arc::new(Semaphore::new(MAX_CONNS));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(c) => c,
+                // EMFILE and the like: wait a little rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                drop(stream); // too many scrapers at once
+                continue;
+            };
+            let (registry, shared) = (registry.clone(), shared.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| scrape(req, registry.clone(), shared.clone()));
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONN_TIMEOUT, conn).await;
+                drop(permit);
+            });
+        }
+    })
+}
+
+async fn scrape(
+    req: Request<Incoming>,
+    registry: Arc<Registry>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |code: StatusCode, ct: &str, body: String| {
+        Response::builder()
+            .status(code)
+            .header("Content-Type", ct)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    };
+    if req.uri().path() != "/metrics" {
+        return Ok(reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "tcpstate: metrics are at /metrics\n".into(),
+        ));
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET /metrics\n".into(),
+        ));
+    }
+    // Ask the loop for a fresh copy; it makes one after its next drain.
+    let fresh = shared.published.notified();
+    tokio::pin!(fresh);
+    fresh.as_mut().enable();
+    shared.want();
+    let _ = tokio::time::timeout(FRESH_WITHIN, fresh).await;
+    let mut body = String::with_capacity(64 * 1024);
+    if prometheus_client::encoding::prometheus_text::encode(&mut body, &registry).is_err() {
+        return Ok(reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "encoding failed\n".into(),
+        ));
+    }
+    Ok(reply(StatusCode::OK, CONTENT_TYPE, body))
+}
+
+/// Everything the server exposes, built from the snapshot and the sinks'
+/// counters at each scrape.
+#[derive(Debug)]
+struct Fleet {
+    shared: Arc<Shared>,
+    stats: Arc<Stats>,
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    let m = e.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let g = ConstGauge::new(v as i64);
+    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+impl Collector for Fleet {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let s = match self.shared.snapshot.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let t = s.totals;
+        let st = &self.stats;
+
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_connect_failures",
+                "Failed outbound TCP connection attempts, by reason, destination (ip:port, or other beyond --metrics-max-destinations) and unit.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (k, n) in &s.failures {
+                let dest = match k.dest {
+                    Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
+                    None => "other".to_string(),
+                };
+                let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
+                let labels = [
+                    ("reason", REASONS[k.reason as usize].name()),
+                    ("destination", dest.as_str()),
+                    ("unit", unit),
+                ];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_connect_failure_duration_seconds",
+                "Time from SYN_SENT to the failure, by reason.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (i, h) in s.durations.iter().enumerate() {
+                // Per-bucket counts: the encoder accumulates them.
+                let mut buckets = Vec::with_capacity(BUCKETS_NS.len() + 1);
+                for (b, n) in BUCKETS_NS.iter().zip(h.buckets) {
+                    buckets.push((*b as f64 / 1e9, n));
+                }
+                buckets.push((f64::INFINITY, h.buckets[BUCKETS_NS.len()]));
+                let labels = [("reason", REASONS[i].name())];
+                m.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        h.sum_ns as f64 / 1e9,
+                        h.count,
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_connect_slow",
+                "Connection attempts still in SYN_SENT past the slow threshold, by destination.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (d, n) in &s.slow {
+                let dest = match d {
+                    Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
+                    None => "other".to_string(),
+                };
+                ConstCounter::new(*n)
+                    .encode(m.encode_family(&[("destination", dest.as_str())])?)?;
+            }
+        }
+        counter(
+            &mut e,
+            "tcpstate_connect_attempts",
+            "Connection attempts seen entering SYN_SENT.",
+            t.attempts,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_connect_successes",
+            "Connection attempts seen reaching ESTABLISHED.",
+            t.successes,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_events",
+            "Records read from the kernel's ring buffer.",
+            t.events,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_ringbuf_lost_events",
+            "Events the kernel could not queue: the ring buffer was full (lost, never seen).",
+            t.ring_drops,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_attempts_evicted",
+            "Attempts forgotten unconcluded: pending too long or the table full.",
+            t.evicted,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_attempts_unmatched",
+            "Attempt ends without a known start.",
+            t.unmatched,
+        )?;
+        gauge(
+            &mut e,
+            "tcpstate_attempts_pending",
+            "Attempts in SYN_SENT now.",
+            t.pending,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_stdout_lines_dropped",
+            "Per-failure lines not written to stdout because its reader did not keep up.",
+            st.stdout_dropped.get(),
+        )?;
+        gauge(
+            &mut e,
+            "tcpstate_metrics_max_destinations",
+            "The bound on distinct destination label values (--metrics-max-destinations).",
+            s.max_dests as u64,
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_alerts",
+                "Alert decisions: first failures, window summaries, destinations fired and resolved, failures untracked (too many destinations firing).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (kind, v) in [
+                ("first", t.alerts),
+                ("summary", t.summaries),
+                ("firing", t.fired),
+                ("resolved", t.resolved),
+                ("untracked", t.untracked),
+            ] {
+                ConstCounter::new(v).encode(m.encode_family(&[("kind", kind)])?)?;
+            }
+        }
+        let sinks = [
+            (
+                "syslog",
+                st.syslog_lines.get(),
+                st.syslog_queue_drops.get() + st.syslog_lost.get(),
+                0,
+            ),
+            (
+                "slack",
+                st.slack_alerts.get(),
+                st.slack_queue_drops.get() + st.slack_lost_alerts.get(),
+                st.slack_retries.get(),
+            ),
+            (
+                "alertmanager",
+                st.am_alerts.get(),
+                st.am_queue_drops.get() + st.am_lost_alerts.get(),
+                st.am_retries.get(),
+            ),
+        ];
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_alerts_delivered",
+                "Alerts delivered, per sink (syslog: lines written).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (sink, v, _, _) in sinks {
+                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_alerts_dropped",
+                "Alerts lost, per sink: queue full, given up after retries, or not sent before exit.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (sink, _, v, _) in sinks {
+                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "tcpstate_alert_retries",
+                "Deliveries retried after an error, per sink.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (sink, _, _, v) in sinks {
+                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
+            }
+        }
+        {
+            let g = ConstGauge::new(1i64);
+            let mut m = e.encode_descriptor(
+                "tcpstate_build_info",
+                "tcpstate's version.",
+                None,
+                g.metric_type(),
+            )?;
+            g.encode(m.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Comm, Failure, Family, Reason};
+    use crate::metrics::{Metrics, Totals, UnitId};
+
+    fn failure(addr: &str, port: u16, reason: Reason) -> Failure {
+        Failure {
+            caller: Some(crate::event::Caller {
+                pid: 1,
+                tid: 1,
+                uid: 0,
+                cgroup_id: 0,
+                comm: Comm::new(b"x"),
+                process: Comm::new(b"x"),
+            }),
+            stage: crate::event::Stage::Handshake,
+            seen: crate::event::Seen::Live,
+            retransmits: 0,
+            family: Family::Ipv6,
+            saddr: "2001:db8::9".parse().unwrap(),
+            sport: None,
+            daddr: addr.parse().unwrap(),
+            dport: port,
+            reason,
+            errno: 0,
+            ts_ns: 0,
+            duration_ns: 2_000_000,
+        }
+    }
+
+    #[test]
+    fn the_text_format_has_every_family_and_bounded_destinations() {
+        let mut m = Metrics::new(1);
+        let unit = m.unit("db.service");
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.slow("192.0.2.7".parse().unwrap(), 80);
+        let shared = Shared::new();
+        shared.want();
+        shared.publish_if_wanted(&m, || Totals {
+            attempts: 4,
+            ring_drops: 3,
+            ..Totals::default()
+        });
+        let stats = Arc::new(Stats::default());
+        stats.am_alerts.add(5);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fleet { shared, stats }));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        for want in [
+            "# TYPE tcpstate_connect_failures_total counter",
+            "tcpstate_connect_failures_total{reason=\"refused\",destination=\"[2001:db8::1]:443\",unit=\"db.service\"} 2",
+            "tcpstate_connect_failures_total{reason=\"timeout\",destination=\"other\",unit=\"\"} 1",
+            "# TYPE tcpstate_connect_failure_duration_seconds histogram",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.001\"} 0",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.005\"} 2",
+            "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"+Inf\"} 2",
+            "tcpstate_connect_failure_duration_seconds_count{reason=\"refused\"} 2",
+            "tcpstate_connect_slow_total{destination=\"other\"} 1",
+            "tcpstate_connect_attempts_total 4",
+            "tcpstate_ringbuf_lost_events_total 3",
+            "tcpstate_alerts_delivered_total{sink=\"alertmanager\"} 5",
+            "tcpstate_build_info{version=\"",
+        ] {
+            assert!(text.contains(want), "{want} not in:\n{text}");
+        }
+        assert_eq!(text.matches("le=\"+Inf\"").count(), REASONS.len());
+    }
+}

@@ -1,0 +1,653 @@
+//! End to end, as root, with the real servers: two tcpstate instances,
+//! each with its own host name (a UTS namespace), scraped by a real
+//! Prometheus and pushing to a real Alertmanager whose webhook receiver
+//! is a test HTTP server. Prometheus and Alertmanager (Debian's
+//! `prometheus` and `prometheus-alertmanager`) are started here on
+//! loopback ports with their own temporary directories, and stopped.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const ECONNREFUSED: i32 = 111;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 GET on loopback: status and body.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked answers (Prometheus' API) are de-chunked crudely: enough
+    // for JSON, which has no bare CRLF-hex lines.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Ok((status, body))
+}
+
+fn dechunk(b: &str) -> String {
+    let mut out = String::new();
+    let mut rest = b;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `f` until it gives Some, or panics with `what` at the deadline.
+fn poll<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A real server from Debian's packages, on a loopback port, in a
+/// temporary directory; killed on drop.
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start(
+        name: &'static str,
+        program: &str,
+        config: &str,
+        args: &[String],
+        port: u16,
+        dir: TempDir,
+    ) -> Server {
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting {program}: {e}; install it: apt-get install prometheus prometheus-alertmanager")
+            });
+        let mut s = Server {
+            name,
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = http_get(port, "/-/ready") {
+                break;
+            }
+            if let Some(st) = s.child.try_wait().unwrap() {
+                panic!("{name} exited ({st}) before it was ready:\n{}", s.log());
+            }
+            if Instant::now() > deadline {
+                panic!("{name} not ready within 30 s:\n{}", s.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
+    }
+
+    fn prometheus(targets: &[u16]) -> Server {
+        let port = free_port();
+        let dir = TempDir::new("prometheus");
+        let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: tcpstate\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let args = vec![
+            format!("--config.file={}", dir.path().join("config.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        Server::start("prometheus", "prometheus", &config, &args, port, dir)
+    }
+
+    fn alertmanager(webhook: &str) -> Server {
+        let port = free_port();
+        let dir = TempDir::new("alertmanager");
+        // Short waits, so the test takes seconds: the first notification
+        // waits 3 s for the other host's alert; changes go out every 2 s.
+        let config = format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, destination]\n  group_wait: 3s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
+        );
+        let args = vec![
+            format!("--config.file={}", dir.path().join("config.yml").display()),
+            format!("--storage.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // No cluster: no gossip port, no settling wait.
+            "--cluster.listen-address=".to_string(),
+        ];
+        Server::start(
+            "alertmanager",
+            "prometheus-alertmanager",
+            &config,
+            &args,
+            port,
+            dir,
+        )
+    }
+
+    /// An instant PromQL query: the result vector.
+    fn query(&self, q: &str) -> Vec<Value> {
+        let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let Ok((200, body)) = http_get(self.port, &format!("/api/v1/query?query={enc}")) else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn args(list: &[&str], net: &Net) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.extend(net.watch_args());
+    v
+}
+
+/// The metric lines of a scrape whose name is `name` (with labels).
+fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn scrape(port: u16) -> Option<String> {
+    match http_get(port, "/metrics") {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    }
+}
+
+#[test]
+fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
+    if !require_root("two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager") {
+        return;
+    }
+    let net = Net::new(60);
+    let hook = FakeSlack::start();
+    let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
+    let (m1, m2) = (free_port(), free_port());
+    let prom = Server::prometheus(&[m1, m2]);
+    let syslog = FakeSyslog::start();
+    let slack = FakeSlack::start();
+    // Credentials in the URL: Alertmanager ignores them here, and they
+    // must never be shown.
+    let am_url = format!("http://tcpstate:SECRETPW@127.0.0.1:{}", am.port);
+    let daemon = |host: &str, mport: u16, extra: &[&str]| {
+        let mut a = args(
+            &[
+                "--format",
+                "json",
+                "--alert-window",
+                "2s",
+                "--resolve-after",
+                "60s",
+                "--metrics-addr",
+                &format!("127.0.0.1:{mport}"),
+                "--alertmanager-url",
+                &am_url,
+            ],
+            &net,
+        );
+        a.extend(extra.iter().map(|s| s.to_string()));
+        Daemon::start_with_hostname(host, &a, &[])
+    };
+    let d1 = daemon(
+        "fleet-h1",
+        m1,
+        &[
+            "--syslog-socket",
+            syslog.path.to_str().unwrap(),
+            "--slack-url",
+            &slack.url(),
+        ],
+    );
+    let d2 = daemon("fleet-h2", m2, &["--no-syslog"]);
+
+    const N: usize = 5;
+    let to = sock(net.server_v4(), 9);
+    net.in_client("t-fleet", move || {
+        for _ in 0..N {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        }
+    });
+
+    // (a) Prometheus: N for each instance.
+    let q = format!("tcpstate_connect_failures_total{{destination=\"{to}\",reason=\"refused\"}}");
+    let want = N.to_string();
+    let result = poll(
+        "Prometheus giving N for both instances",
+        Duration::from_secs(30),
+        || {
+            let r = prom.query(&q);
+            let done = r.len() == 2 && r.iter().all(|s| s["value"][1] == want.as_str());
+            done.then_some(r)
+        },
+    );
+    let instances: BTreeSet<String> = result
+        .iter()
+        .map(|s| s["metric"]["instance"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        instances,
+        BTreeSet::from([format!("127.0.0.1:{m1}"), format!("127.0.0.1:{m2}")])
+    );
+    eprintln!(
+        "PromQL {q}:\n{}",
+        serde_json::to_string_pretty(&result).unwrap()
+    );
+    eprintln!(
+        "scrape excerpt (fleet-h1):\n{}",
+        scrape(m1)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("connect_failures")
+                || l.contains("attempts_total")
+                || l.contains("build_info")
+                || l.contains("ringbuf")
+                || (l.contains("duration_seconds")
+                    && l.contains("refused")
+                    && !l.contains("le=\"1")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // (b) Alertmanager: one firing notification naming both instances.
+    let firing = poll("a firing notification", Duration::from_secs(20), || {
+        let r = hook.requests();
+        (!r.is_empty()).then(|| r[0].1.clone())
+    });
+    assert_eq!(firing["status"], "firing", "{firing:#}");
+    assert_eq!(firing["groupLabels"]["destination"], to.to_string());
+    let names: BTreeSet<&str> = firing["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["fleet-h1", "fleet-h2"]),
+        "{firing:#}"
+    );
+    for a in firing["alerts"].as_array().unwrap() {
+        assert_eq!(a["labels"]["alertname"], "TCPConnectFailures");
+        assert_eq!(a["labels"]["reason"], "refused");
+        assert_eq!(a["labels"]["severity"], "warning");
+        let summary = a["annotations"]["summary"].as_str().unwrap();
+        assert!(summary.contains(&format!("{N} failures")), "{summary}");
+        assert!(a["annotations"]["processes"]
+            .as_str()
+            .unwrap()
+            .contains("t-fleet["));
+    }
+    // Re-posts (every 2 s) are no news to Alertmanager: still one.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        hook.requests().len(),
+        1,
+        "one firing notification: {:#?}",
+        hook.requests()
+    );
+
+    // A successful connection to it resolves it on both hosts.
+    let listener = net.server_listener(to);
+    net.in_client("t-fleet-ok", move || {
+        TcpStream::connect(to).expect("connect to the listener");
+    });
+    let resolved = poll("a resolved notification", Duration::from_secs(20), || {
+        let r = hook.requests();
+        r.iter()
+            .map(|x| x.1.clone())
+            .find(|n| n["status"] == "resolved")
+    });
+    let names: BTreeSet<&str> = resolved["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["fleet-h1", "fleet-h2"]),
+        "{resolved:#}"
+    );
+    // Two group intervals later: still exactly one of each.
+    std::thread::sleep(Duration::from_secs(5));
+    let all = hook.requests();
+    let statuses: Vec<&str> = all
+        .iter()
+        .map(|r| r.1["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["firing", "resolved"], "{all:#?}");
+    eprintln!(
+        "Alertmanager notification 1:\n{}",
+        serde_json::to_string_pretty(&all[0].1).unwrap()
+    );
+    eprintln!(
+        "Alertmanager notification 2:\n{}",
+        serde_json::to_string_pretty(&all[1].1).unwrap()
+    );
+    listener.stop();
+
+    // Syslog got a notice (<29>: daemon.notice) that it recovered.
+    let notices = syslog.wait_for("recovered", 1, Duration::from_secs(5));
+    assert_eq!(notices.len(), 1, "{:?}", syslog.lines());
+    assert!(notices[0].starts_with("<29>"), "{}", notices[0]);
+    assert!(
+        notices[0].contains(&format!("TCP recovered: {to} ({N} failures over")),
+        "{}",
+        notices[0]
+    );
+
+    // Slack (h1 only) got one short "recovered" message.
+    let recovered = poll("Slack's recovered message", Duration::from_secs(10), || {
+        let r: Vec<String> = slack
+            .requests()
+            .iter()
+            .map(|r| r.1["text"].as_str().unwrap_or("").to_string())
+            .filter(|t| t.contains("recovered"))
+            .collect();
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(
+        recovered[0].starts_with(&format!("TCP recovered: {to} ({N} failures over ")),
+        "{}",
+        recovered[0]
+    );
+    assert!(
+        recovered[0].ends_with("a connection succeeded) on fleet-h1"),
+        "{}",
+        recovered[0]
+    );
+    eprintln!("Slack: {}", recovered[0]);
+
+    for d in [d1, d2] {
+        let out = d.stop();
+        assert_eq!(out.stat("failures"), N as u64, "{}", out.stderr);
+        assert_eq!(out.stat("fired"), 1, "{}", out.stderr);
+        assert_eq!(out.stat("resolved"), 1, "{}", out.stderr);
+        assert!(out.stat("am_alerts") >= 2, "{}", out.stderr);
+        assert_eq!(out.stat("am_lost_alerts"), 0, "{}", out.stderr);
+        assert!(!out.stderr.contains("SECRETPW"), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("alertmanager http://127.0.0.1:{}", am.port)),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!format!("{:?}", syslog.lines()).contains("SECRETPW"));
+}
+
+#[test]
+fn thousands_of_destinations_stay_within_the_series_bound() {
+    if !require_root("thousands_of_destinations_stay_within_the_series_bound") {
+        return;
+    }
+    let net = Net::new(61);
+    let mport = free_port();
+    let d = Daemon::start(
+        &args(
+            &[
+                "--format",
+                "none",
+                "--no-syslog",
+                "--metrics-addr",
+                &format!("127.0.0.1:{mport}"),
+            ],
+            &net,
+        ),
+        &[],
+    );
+    const DESTS: u16 = 3000;
+    let server = net.server_v4();
+    net.in_client("t-many", move || {
+        for port in 1..=DESTS {
+            assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
+        }
+    });
+    let body = poll(
+        "a scrape counting every failure",
+        Duration::from_secs(20),
+        || {
+            let body = scrape(mport)?;
+            let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
+                .iter()
+                .map(|s| s.1)
+                .sum();
+            (sum == f64::from(DESTS)).then_some(body)
+        },
+    );
+    let series = samples(&body, "tcpstate_connect_failures_total");
+    let dests: BTreeSet<String> = series
+        .iter()
+        .map(|(k, _)| {
+            let at = k.find("destination=\"").unwrap() + "destination=\"".len();
+            k[at..].split('"').next().unwrap().to_string()
+        })
+        .collect();
+    let other: f64 = series
+        .iter()
+        .filter(|(k, _)| k.contains("destination=\"other\""))
+        .map(|s| s.1)
+        .sum();
+    eprintln!(
+        "{DESTS} destinations: {} series, {} destination values, other={other}",
+        series.len(),
+        dests.len()
+    );
+    assert!(series.len() <= 1001, "{} series", series.len());
+    assert_eq!(dests.len(), 1001, "1000 destinations and other");
+    assert_eq!(other, f64::from(DESTS - 1000));
+    assert_eq!(
+        samples(&body, "tcpstate_metrics_max_destinations")[0].1,
+        1000.0
+    );
+    let t = Instant::now();
+    let again = scrape(mport).unwrap();
+    eprintln!(
+        "a scrape of {} bytes took {:?} (including the wait for the loop's next drain)",
+        again.len(),
+        t.elapsed()
+    );
+    let out = d.stop();
+    assert_eq!(out.stat("failures"), u64::from(DESTS));
+}
+
+#[test]
+fn a_scraper_that_never_reads_does_not_stop_detection() {
+    if !require_root("a_scraper_that_never_reads_does_not_stop_detection") {
+        return;
+    }
+    let net = Net::new(62);
+    let mport = free_port();
+    let d = Daemon::start(
+        &args(
+            &[
+                "--format",
+                "json",
+                "--no-syslog",
+                "--metrics-addr",
+                &format!("127.0.0.1:{mport}"),
+            ],
+            &net,
+        ),
+        &[],
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], mport));
+    // More silent connections than the server takes at once, and one that
+    // asks and never reads its answer.
+    let silent: Vec<TcpStream> = (0..24).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut asker = TcpStream::connect(addr).unwrap();
+    asker
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t0 = Instant::now();
+    const N: usize = 50;
+    let to = sock(net.server_v4(), 9);
+    net.in_client("t-stall", move || {
+        for _ in 0..N {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        }
+    });
+    let seen = poll(
+        "every failure on stdout while scrapers stall",
+        Duration::from_secs(5),
+        || {
+            let n = d
+                .lines()
+                .iter()
+                .filter(|l| l.contains("connect_failed"))
+                .count();
+            (n == N).then_some(t0.elapsed())
+        },
+    );
+    eprintln!("{N} failures reported {seen:?} after the stalled scrapers connected");
+    // The server drops the silent ones by its header deadline...
+    let mut first = &silent[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(12)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed_after = Instant::now();
+    let n = first.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closes a connection that sends nothing");
+    eprintln!(
+        "silent scraper closed after {:?}",
+        closed_after.elapsed() + seen
+    );
+    // ... and then answers a real scraper, with every failure counted.
+    let body = poll("a scrape after the stall", Duration::from_secs(15), || {
+        let b = scrape(mport)?;
+        let sum: f64 = samples(&b, "tcpstate_connect_failures_total")
+            .iter()
+            .map(|s| s.1)
+            .sum();
+        (sum == N as f64).then_some(b)
+    });
+    assert!(body.contains("tcpstate_build_info{version=\""));
+    drop(silent);
+    drop(asker);
+    let out = d.stop();
+    assert_eq!(out.failures().len(), N);
+}
+
+#[test]
+fn a_bad_alertmanager_url_exits_2_without_showing_it() {
+    let out = Command::new(bin())
+        .args([
+            "--alertmanager-url",
+            "ftp://tcpstate:SECRETPW@am.example:9093",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid Alertmanager URL #1"), "{err}");
+    assert!(!err.contains("SECRETPW"), "{err}");
+}
+
+#[test]
+fn a_busy_metrics_port_exits_2() {
+    if !require_root("a_busy_metrics_port_exits_2") {
+        return;
+    }
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = Command::new(bin())
+        .args(["--no-syslog", "--format", "none", "--metrics-addr", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot serve metrics on --metrics-addr/$TCPSTATE_METRICS_ADDR {addr}"
+        )),
+        "{err}"
+    );
+}
