@@ -4,7 +4,7 @@
 //! retries. The blocking POST runs on tokio's blocking pool; the task keeps
 //! taking alerts meanwhile, so a slow Slack never fills the channel.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use super::http::{self, Sent};
 use super::pacer::{backoff, jitter, Pacer};
 use super::policy::Alert;
 use super::slack_msg::{render, Folded};
+use crate::event::Source;
 use crate::log::Log;
 use crate::stats::Stats;
 use crate::webhook::WebhookUrl;
@@ -63,6 +64,16 @@ pub fn spawn(cfg: Config, log: Log, stats: Arc<Stats>) -> (mpsc::Sender<Alert>, 
         stats,
     };
     (tx, tokio::spawn(sender.run()))
+}
+
+/// Who an alert is about, for the queue's fair shares; summaries are
+/// nobody's in particular.
+fn source_of(a: &Alert) -> Option<Source> {
+    match a {
+        Alert::First(f, _) => f.caller.map(|c| c.source()),
+        Alert::Slow(s, _) => s.caller.map(|c| c.source()),
+        _ => None,
+    }
 }
 
 struct SlackSender {
@@ -115,10 +126,36 @@ impl SlackSender {
         self.closing.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Queues an alert. A full queue folds from the source holding the
+    /// most waiting alerts (its newest), so one noisy source cannot push
+    /// out another's first alert.
     fn push(&mut self, a: Alert) {
         if self.queue.len() >= self.cfg.queue {
+            let incoming = source_of(&a);
+            let mut held: HashMap<Option<Source>, usize> = HashMap::new();
+            for q in &self.queue {
+                *held.entry(source_of(q)).or_default() += 1;
+            }
+            let mine = held.get(&incoming).copied().unwrap_or(0);
+            let hog = held
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .filter(|(s, n)| *s != incoming && *n > mine + 1);
+            let folded = match hog {
+                Some((s, _)) => {
+                    let at = self
+                        .queue
+                        .iter()
+                        .rposition(|q| source_of(q) == s)
+                        .expect("counted above");
+                    let out = self.queue.remove(at).expect("in range");
+                    self.queue.push_back(a);
+                    out
+                }
+                None => a,
+            };
             self.folded.alerts += 1;
-            self.folded.failures += a.failures();
+            self.folded.failures += folded.failures();
             self.stats.slack_folded.inc();
         } else {
             self.queue.push_back(a);
