@@ -119,7 +119,7 @@ fn probe_features(btf_path: &Path) -> Features {
             })
         });
     Features {
-        connect_errors: has("btf_trace_sys_enter") && has("btf_trace_sys_exit"),
+        connect_errors: has("btf_trace_sys_exit"),
         error_report: has("btf_trace_inet_sk_error_report"),
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
@@ -244,9 +244,7 @@ impl<'obj> Tracer<'obj> {
         let mut features = probe_features(Path::new(
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
-        open.progs
-            .handle_sys_enter
-            .set_autoload(features.connect_errors);
+        rodata.connect_errors = features.connect_errors;
         open.progs
             .handle_sys_exit
             .set_autoload(features.connect_errors);
@@ -310,10 +308,7 @@ impl<'obj> Tracer<'obj> {
                 Err(_) => *on = false,
             }
         };
-        extra(
-            &mut features.connect_errors,
-            &[&skel.progs.handle_sys_enter, &skel.progs.handle_sys_exit],
-        );
+        extra(&mut features.connect_errors, &[&skel.progs.handle_sys_exit]);
         extra(
             &mut features.error_report,
             &[&skel.progs.handle_error_report],

@@ -59,6 +59,9 @@ pub struct Cgroups {
     cap: usize,
     last_walk: Option<Instant>,
     walks: u64,
+    /// The last id asked for and what it resolved to: a storm comes from
+    /// one cgroup, and this spares it a clock read and a hash per event.
+    last: Option<(u64, Arc<CgroupInfo>)>,
 }
 
 impl Cgroups {
@@ -84,6 +87,7 @@ impl Cgroups {
             cap: cap.max(1),
             last_walk: None,
             walks: 0,
+            last: None,
         }
     }
 
@@ -346,9 +350,19 @@ pub use crate::text::Escaped;
 /// The engine's view: resolve at an attempt's start, read when shown.
 impl Attributor for Cgroups {
     fn touch(&mut self, cgroup_id: u64) {
-        self.lookup(cgroup_id, Instant::now());
+        if self.last.as_ref().is_some_and(|l| l.0 == cgroup_id) {
+            return;
+        }
+        if let Some(i) = self.lookup(cgroup_id, Instant::now()) {
+            self.last = Some((cgroup_id, i));
+        }
     }
     fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>> {
+        if let Some((id, i)) = &self.last {
+            if *id == cgroup_id {
+                return Some(i.clone());
+            }
+        }
         self.map.get(&cgroup_id).cloned()
     }
 }

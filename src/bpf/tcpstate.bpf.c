@@ -28,6 +28,11 @@
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINTR 4
+#define ENETUNREACH 101
+#define ECONNRESET 104
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+#define EHOSTUNREACH 113
 #define EISCONN 106
 #define EALREADY 114
 #define EINPROGRESS 115
@@ -49,6 +54,9 @@
 const volatile bool filter_addrs = false; /* the dests trie has entries */
 const volatile bool filter_ports = false; /* the ports map has entries */
 const volatile bool trace_all = false;    /* --verbose: every state change */
+/* The connect()/getsockopt() hook is loaded: a SYN_SENT -> CLOSE inside
+ * connect() is left to it (see handle_set_state). */
+const volatile bool connect_errors = false;
 /* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
  * reported, or a failing webhook would alert about itself. */
 const volatile __u32 self_tgid = 0;
@@ -83,38 +91,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
-
-/* A connect() in progress on a watched TCP socket, by pid_tgid. */
-struct connecting {
-	__u64 sk;
-	__u8 daddr[16]; /* as the caller gave it; IPv4 in the first 4 bytes */
-	__u16 family;
-	__u16 dport;
-	__u8 syn_sent;  /* the socket entered SYN_SENT during this call */
-	__u8 closed;    /* ...and left it again, without an error, inside it */
-	__u8 _pad[2];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
-	__type(value, struct connecting);
-} connecting SEC(".maps");
-
-/* A getsockopt(SO_ERROR) in progress on a watched TCP socket in SYN_SENT,
- * by pid_tgid: where its answer will be written. */
-struct error_query {
-	__u64 sk;
-	__u64 optval;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct error_query);
-} error_queries SEC(".maps");
 
 /* tcpstate's own sockets in SYN_SENT, so their end is not reported. */
 struct {
@@ -238,7 +214,6 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
-	struct connecting *c;
 	__u64 id, skaddr = (__u64)sk;
 	__u16 family, dport;
 	__u32 err;
@@ -254,8 +229,11 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 		bpf_map_update_elem(&own_socks, &skaddr, &one, BPF_ANY);
 		return 0;
 	}
-	if (oldstate == TCP_SYN_SENT && bpf_map_delete_elem(&own_socks, &skaddr) == 0)
+	/* A lookup first: it takes no lock, and almost every socket is not ours. */
+	if (oldstate == TCP_SYN_SENT && bpf_map_lookup_elem(&own_socks, &skaddr)) {
+		bpf_map_delete_elem(&own_socks, &skaddr);
 		return 0;
+	}
 
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -263,20 +241,15 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 		return 0;
 
 	err = BPF_CORE_READ(sk, sk_err);
-	/* Inside connect() of this very socket (the caller's context): note
-	 * the SYN_SENT for sys_exit, and leave an error-less close there to
-	 * the syscall's error. tcp_v4_connect() enters SYN_SENT before it
-	 * picks a local port, and closes again with sk_err 0 when none is
-	 * free: that is EADDRNOTAVAIL, not an application giving up. */
-	c = bpf_map_lookup_elem(&connecting, &id);
-	if (c && c->sk == skaddr) {
-		if (newstate == TCP_SYN_SENT)
-			c->syn_sent = 1;
-		else if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE && !err) {
-			c->closed = 1;
-			return 0;
-		}
-	}
+	/* No SYN ever left: tcp_v4_connect() enters SYN_SENT before it picks a
+	 * local port and sends the SYN, and closes again with sk_err 0 when that
+	 * fails (EADDRNOTAVAIL): that is a connect() error, not an application
+	 * giving up (an application can only close after connect() returned,
+	 * when the SYN is out). It is left to handle_sys_exit, which has the
+	 * errno. segs_out counts segments handed to IP, dropped there or not. */
+	if (connect_errors && oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE && !err &&
+	    !BPF_CORE_READ((struct tcp_sock *)sk, segs_out))
+		return 0;
 
 	e = reserve();
 	if (!e)
@@ -328,119 +301,130 @@ static __always_inline struct sock *sock_of_fd(int fd)
  * generic raw_syscalls tracepoint, not syscalls:sys_enter_connect: it
  * attaches through BTF, without tracefs, which a hardened service cannot
  * read; everything but connect returns at the first comparison. */
-static __always_inline void enter_getsockopt(struct pt_regs *regs);
-static __always_inline void exit_getsockopt(long ret);
+static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32 err);
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long nr)
+/* connect(2) failed on a watched TCP socket and no SYN left: an error
+ * the state path cannot see (no route, denied, no local port). Everything
+ * happens at the syscall's exit, and only for errors: a successful or
+ * in-progress connect() costs one comparison. The arguments are still in
+ * the saved user registers. */
+static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 {
 	struct tcpstate_lpm_key key = {};
-	struct connecting c = {};
+	struct tcpstate_event *e;
 	struct sock *sk;
 	void *uaddr;
+	__u16 family, dport;
 	__u64 id;
-	int fd, len;
+	int len;
 
-	if (nr == NR_GETSOCKOPT) {
-		enter_getsockopt(regs);
-		return 0;
-	}
-	if (nr != NR_CONNECT)
-		return 0;
+	/* Not failures: done, under way, or interrupted (the attempt goes on
+	 * and the state path sees how it ends). */
+	if (ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
+	    ret == -EINTR || ret <= -ERESTART_MIN)
+		return;
 	id = bpf_get_current_pid_tgid();
 	if (self_tgid && (id >> 32) == self_tgid)
-		return 0;
-	fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		return;
+	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+	if (!sk || !is_tcp(sk))
+		return;
+	/* A SYN went out: the handshake failed, and the state path reports it.
+	 * Here the socket is already disconnected (tcp_disconnect() zeroes
+	 * segs_out), but write_seq stays: 0 until tcp_v4_connect() has a port
+	 * and a route, then set. A connect() error on a socket that connected
+	 * before is still reported, unless its errno is a handshake's. */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, write_seq) &&
+	    (ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
+	     ret == -ENETUNREACH || ret == -ECONNRESET))
+		return;
 	uaddr = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 	len = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	if (!uaddr || len < (int)sizeof(struct sockaddr_in))
-		return 0;
-	if (bpf_probe_read_user(&c.family, sizeof(c.family), uaddr))
-		return 0;
-	if (c.family == AF_INET) {
+	if (!uaddr || len < (int)sizeof(struct sockaddr_in) ||
+	    bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return;
+	e = reserve();
+	if (!e)
+		return;
+	if (family == AF_INET) {
 		struct sockaddr_in sin;
 
 		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
-			return 0;
-		c.dport = bpf_ntohs(sin.sin_port);
-		__builtin_memcpy(c.daddr, &sin.sin_addr.s_addr, 4);
+			goto discard;
+		dport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(e->daddr, &sin.sin_addr.s_addr, 4);
 		key.addr[10] = 0xff;
 		key.addr[11] = 0xff;
 		__builtin_memcpy(&key.addr[12], &sin.sin_addr.s_addr, 4);
-	} else if (c.family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+	} else if (family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 sin6;
 
 		if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr))
-			return 0;
-		c.dport = bpf_ntohs(sin6.sin6_port);
-		__builtin_memcpy(c.daddr, sin6.sin6_addr.in6_u.u6_addr8, 16);
+			goto discard;
+		dport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(e->daddr, sin6.sin6_addr.in6_u.u6_addr8, 16);
 		__builtin_memcpy(key.addr, sin6.sin6_addr.in6_u.u6_addr8, 16);
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 	} else {
-		return 0;
+		goto discard;
 	}
-	if (!watched(&key, c.dport))
-		return 0;
-	sk = sock_of_fd(fd);
-	if (!sk || !is_tcp(sk))
-		return 0;
-	c.sk = (__u64)sk;
-	if (bpf_map_update_elem(&connecting, &id, &c, BPF_ANY))
-		count(TCPSTATE_CNT_CONNECT_UNTRACKED);
-	return 0;
+	if (!watched(&key, dport))
+		goto discard;
+	e->kind = TCPSTATE_EV_CONNECT_ERR;
+	e->skaddr = (__u64)sk;
+	e->sk_err = -ret;
+	e->family = family;
+	e->dport = dport;
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	caller(e);
+	submit(e);
+	return;
+discard:
+	bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 }
 
-/* connect(2) on the way out: an error the state path did not report. */
+/* getsockopt(SO_ERROR) on a watched TCP socket still in SYN_SENT: an ICMP
+ * error that arrived while connect() held the socket lock sits in
+ * sk_err_soft, and this read takes it away; a client polling a
+ * non-blocking connect (curl, Go, Node.js, Java NIO, nginx) then closes
+ * the socket with no error left on it. What the read returned is kept for
+ * the attempt. (sock:inet_sk_error_report fires too early for this: on
+ * 6.18 it runs before sk_err_soft is written.) */
+static __always_inline void exit_getsockopt(struct pt_regs *regs, long ret)
+{
+	struct sock *sk;
+	void *optval;
+	int err = 0;
+
+	if (ret != 0 || PT_REGS_PARM2_CORE_SYSCALL(regs) != SOL_SOCKET ||
+	    PT_REGS_PARM3_CORE_SYSCALL(regs) != SO_ERROR)
+		return;
+	optval = (void *)PT_REGS_PARM4_CORE_SYSCALL(regs);
+	if (!optval || bpf_probe_read_user(&err, sizeof(err), optval) || err <= 0)
+		return;
+	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+	if (sk)
+		attempt_note(sk, TCPSTATE_EV_SK_ERROR, err);
+}
+
+/* The generic raw_syscalls tracepoint, not syscalls:sys_exit_connect: it
+ * attaches through BTF, without tracefs, which a hardened service cannot
+ * read. Every other syscall returns at the first comparisons. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct tcpstate_event *e;
-	struct connecting *c;
-	struct sock *sk;
 	long nr;
-	__u64 id;
 
 #if defined(__TARGET_ARCH_x86)
 	nr = BPF_CORE_READ(regs, orig_ax);
 #else
 	nr = BPF_CORE_READ(regs, syscallno);
 #endif
-	if (nr == NR_GETSOCKOPT) {
-		exit_getsockopt(ret);
-		return 0;
-	}
-	if (nr != NR_CONNECT)
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	c = bpf_map_lookup_elem(&connecting, &id);
-	if (!c)
-		return 0;
-	/* Not failures: done, under way, or interrupted (the attempt goes on
-	 * and the state path sees how it ends). A SYN_SENT seen inside the call
-	 * that did not close in it is the state path's to report too. */
-	if (ret == 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
-	    ret == -EINTR || ret <= -ERESTART_MIN || (c->syn_sent && !c->closed)) {
-		bpf_map_delete_elem(&connecting, &id);
-		return 0;
-	}
-	e = reserve();
-	if (e) {
-		e->kind = TCPSTATE_EV_CONNECT_ERR;
-		e->skaddr = c->sk;
-		e->sk_err = -ret;
-		e->family = c->family;
-		e->dport = c->dport;
-		__builtin_memcpy(e->daddr, c->daddr, 16);
-		sk = (struct sock *)c->sk;
-		e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		if (c->family == AF_INET)
-			BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		else
-			BPF_CORE_READ_INTO(&e->saddr, sk,
-					   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		caller(e);
-		submit(e);
-	}
-	bpf_map_delete_elem(&connecting, &id);
+	if (nr == NR_CONNECT)
+		exit_connect(regs, ret);
+	else if (nr == NR_GETSOCKOPT)
+		exit_getsockopt(regs, ret);
 	return 0;
 }
 
@@ -467,47 +451,6 @@ static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32
 	e->dport = dport;
 	sk_addrs(e, sk, family, &key);
 	submit(e);
-}
-
-/* getsockopt(SO_ERROR) on a watched TCP socket in SYN_SENT: an ICMP error
- * that arrived while connect() held the socket lock sits in sk_err_soft,
- * and this read takes it away; a client polling a non-blocking connect
- * (curl, Go, Node.js, Java NIO, nginx) then closes the socket with no
- * error left on it. What the read returns is kept for the attempt. */
-static __always_inline void enter_getsockopt(struct pt_regs *regs)
-{
-	struct error_query q = {};
-	struct sock *sk;
-	__u64 id;
-
-	if (PT_REGS_PARM2_CORE_SYSCALL(regs) != SOL_SOCKET ||
-	    PT_REGS_PARM3_CORE_SYSCALL(regs) != SO_ERROR)
-		return;
-	id = bpf_get_current_pid_tgid();
-	if (self_tgid && (id >> 32) == self_tgid)
-		return;
-	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
-	if (!sk || !is_tcp(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
-		return;
-	q.sk = (__u64)sk;
-	q.optval = PT_REGS_PARM4_CORE_SYSCALL(regs);
-	bpf_map_update_elem(&error_queries, &id, &q, BPF_ANY);
-}
-
-static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32 err);
-
-static __always_inline void exit_getsockopt(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct error_query *q = bpf_map_lookup_elem(&error_queries, &id);
-	int err = 0;
-
-	if (!q)
-		return;
-	if (ret == 0 && q->optval &&
-	    !bpf_probe_read_user(&err, sizeof(err), (void *)q->optval) && err > 0)
-		attempt_note((struct sock *)q->sk, TCPSTATE_EV_SK_ERROR, err);
-	bpf_map_delete_elem(&error_queries, &id);
 }
 
 /* 5.14+ (e3ae2365efc1 "net: sock: introduce sk_error_report"). An ICMP
