@@ -142,6 +142,7 @@ fn units_containers_and_pods_are_named_from_the_cgroup() {
     assert_eq!(v["unit"], format!("docker-{CONTAINER}.scope"), "{v}");
 
     let v = failure_to(&out, 1004);
+    eprintln!("a pod's container, as nobody: {v}");
     assert_eq!(v["container"], CONTAINER, "{v}");
     assert_eq!(v["pod"], POD, "{v}");
     assert_eq!(v["uid"], 65534, "{v}");
