@@ -68,7 +68,8 @@ impl Cgroups {
     /// Finds the cgroup v2 mount in /proc/mounts (`/sys/fs/cgroup` on
     /// pure-v2 hosts, `/sys/fs/cgroup/unified` on hybrid ones).
     pub fn open() -> io::Result<Self> {
-        let mounts = std::fs::read_to_string("/proc/mounts")?;
+        // /proc/self/mounts, not /proc/mounts: ProcSubset=pid hides the latter.
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
         let root = v2_mount(&mounts).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,

@@ -105,6 +105,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         Format::None => None,
         _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
     };
+    let (attributor, attribution) = attributor();
     let mut engine = Engine::new(
         engine::Config {
             printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
@@ -116,7 +117,7 @@ async fn run_async(cli: Cli) -> Result<()> {
             alert_share: ALERT_SHARE,
             slow_after_ns: (!cli.slow_after.is_zero()).then_some(cli.slow_after.as_nanos() as u64),
         },
-        attributor(),
+        attributor,
     );
     // Fleet: /metrics, and firing/resolved per destination for
     // Alertmanager, Slack and syslog (see `metrics`, `alert::resolve`).
@@ -138,7 +139,10 @@ async fn run_async(cli: Cli) -> Result<()> {
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
     }
-    log.info(started_line(&cli, &tracer, seeded));
+    log.info(format_args!(
+        "{}; {attribution}",
+        started_line(&cli, &tracer, seeded)
+    ));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
         log.warn(w);
     }
@@ -197,11 +201,14 @@ async fn run_async(cli: Cli) -> Result<()> {
     ended.and(drained)
 }
 
-/// Names callers by their cgroup v2 path where there is one.
-fn attributor() -> Box<dyn engine::Attributor> {
+/// Names callers by their cgroup v2 path where there is one; says where.
+fn attributor() -> (Box<dyn engine::Attributor>, String) {
     match crate::cgroup::Cgroups::open() {
-        Ok(c) => Box::new(c),
-        Err(_) => Box::new(NoAttribution),
+        Ok(c) => {
+            let said = format!("units from {}", c.root().display());
+            (Box::new(c), said)
+        }
+        Err(e) => (Box::new(NoAttribution), format!("no units ({e})")),
     }
 }
 
