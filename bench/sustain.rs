@@ -82,7 +82,11 @@ fn main() -> anyhow::Result<()> {
         Box::new(NoAttribution),
     );
     let batch = RefCell::new(Vec::with_capacity(4096));
-    let rb = tracer.ring_buffer(|raw| batch.borrow_mut().push(*raw))?;
+    let rb = tracer.ring_buffer(|rec| {
+        if let bpf::Record::Event(raw) = rec {
+            batch.borrow_mut().push(*raw);
+        }
+    })?;
     let mut stdout = std::io::stdout().lock();
     let mut out = Out::default();
     loop {

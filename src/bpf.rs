@@ -14,7 +14,13 @@ use libbpf_rs::{
 use crate::exit::{Fatal, Kind};
 use crate::filter::Prefix;
 
-use crate::skel::{LpmKey, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+use crate::skel::{LpmKey, RawCgroupNames, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+
+/// What the ring buffer holds.
+pub enum Record<'a> {
+    Event(&'a RawEvent),
+    CgroupNames(&'a RawCgroupNames),
+}
 
 const BTF_SYSFS: &str = "/sys/kernel/btf/vmlinux";
 const TRACEPOINT: &str = "sock:inet_sock_set_state";
@@ -384,13 +390,20 @@ impl<'obj> Tracer<'obj> {
     /// program forces a wake-up.
     pub fn ring_buffer<'a>(
         &'a self,
-        mut on_event: impl FnMut(&RawEvent) + 'a,
+        mut on_event: impl FnMut(Record<'_>) + 'a,
     ) -> Result<RingBuffer<'a>> {
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
+                // Two record types share the ring; their sizes tell them apart.
+                if data.len() == std::mem::size_of::<RawCgroupNames>() {
+                    if let Ok(n) = plain::from_bytes::<RawCgroupNames>(data) {
+                        on_event(Record::CgroupNames(n));
+                    }
+                    return 0;
+                }
                 match plain::from_bytes::<RawEvent>(data) {
-                    Ok(e) => on_event(e),
+                    Ok(e) => on_event(Record::Event(e)),
                     // Cannot happen while the record comes from tcpstate.h.
                     Err(_) => {
                         eprintln!("tcpstate: short ring-buffer record ({} bytes)", data.len())

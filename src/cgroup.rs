@@ -358,6 +358,16 @@ impl Attributor for Cgroups {
             self.last = Some((cgroup_id, i));
         }
     }
+    fn learn(&mut self, cgroup_id: u64, path: &str) {
+        // The tree's own path wins (it is relative to this cgroup
+        // namespace); the kernel's names stand in when the tree has none.
+        if !self.map.contains_key(&cgroup_id) {
+            self.lookup(cgroup_id, Instant::now());
+        }
+        if !self.map.contains_key(&cgroup_id) {
+            self.insert(CgroupInfo::new(cgroup_id, path));
+        }
+    }
     fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>> {
         if let Some((id, i)) = &self.last {
             if *id == cgroup_id {

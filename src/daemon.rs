@@ -31,7 +31,7 @@ use crate::losses::Losses;
 use crate::metrics::{self, Metrics, Shared};
 use crate::notify::notify;
 use crate::signals::Signals;
-use crate::skel::RawEvent;
+use crate::skel::{RawCgroupNames, RawEvent};
 use crate::stats::Stats;
 use crate::stdout::{Lines, StdoutSink};
 
@@ -128,8 +128,14 @@ async fn run_async(cli: Cli) -> Result<()> {
 
     // The ring-buffer callback only copies records out; the engine then
     // runs on the batch with the loop's full access to its state.
-    let batch: RefCell<Vec<RawEvent>> = RefCell::new(Vec::with_capacity(BATCH));
-    let rb = tracer.ring_buffer(|raw| batch.borrow_mut().push(*raw))?;
+    let batch: RefCell<Batch> = RefCell::new(Batch::default());
+    let rb = tracer.ring_buffer(|rec| {
+        let mut b = batch.borrow_mut();
+        match rec {
+            bpf::Record::Event(raw) => b.events.push(*raw),
+            bpf::Record::CgroupNames(n) => b.cgroups.push(*n),
+        }
+    })?;
     let rb_fd = ring_buffer_fd(&rb)?;
 
     // The attempts already under way: after the tracepoint is attached, so
@@ -247,10 +253,18 @@ fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize 
     seeds.len()
 }
 
+/// What one pass over the ring took out of it.
+#[derive(Default)]
+struct Batch {
+    events: Vec<RawEvent>,
+    /// Rare: a cgroup's names, the first time its id is seen.
+    cgroups: Vec<RawCgroupNames>,
+}
+
 /// Takes everything the ring holds, a batch at a time, through the engine.
 fn drain(
     rb: &RingBuffer<'_>,
-    batch: &RefCell<Vec<RawEvent>>,
+    batch: &RefCell<Batch>,
     engine: &mut Engine,
     out: &mut Out,
 ) -> Result<()> {
@@ -260,9 +274,15 @@ fn drain(
         if n < 0 {
             return Err(std::io::Error::from_raw_os_error(-n)).context("draining the ring buffer");
         }
-        for raw in batch.borrow_mut().drain(..) {
+        let mut b = batch.borrow_mut();
+        // Names first: the kernel sent them before the attempt they name.
+        for names in b.cgroups.drain(..) {
+            engine.cgroup_names(&names);
+        }
+        for raw in b.events.drain(..) {
             engine.event(&raw, now, out);
         }
+        drop(b);
         if (n as usize) < BATCH {
             break;
         }

@@ -19,6 +19,9 @@ use crate::skel::RawEvent;
 pub trait Attributor {
     fn touch(&mut self, cgroup_id: u64);
     fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>>;
+    /// The kernel's names for a cgroup, as it was when first seen; used
+    /// when the tree no longer has it.
+    fn learn(&mut self, _cgroup_id: u64, _path: &str) {}
 }
 
 /// For tests and hosts without cgroup v2: names nothing.
@@ -164,6 +167,11 @@ impl Engine {
                 r.on_established(ev.daddr, ev.dport, now_ns, &mut out.fleet, &mut out.alerts);
             }
         }
+    }
+
+    /// A cgroup's path as the kernel named it at an attempt.
+    pub fn cgroup_names(&mut self, raw: &crate::skel::RawCgroupNames) {
+        self.attributor.learn(raw.cgroup_id, &raw.path());
     }
 
     /// An attempt found in SYN_SENT at start, with its owner if known.

@@ -19,6 +19,8 @@ pub use generated::{TcpstateSkel, TcpstateSkelBuilder};
 pub type RawEvent = generated::types::tcpstate_event;
 /// Key of the destination LPM trie.
 pub type LpmKey = generated::types::tcpstate_lpm_key;
+/// A cgroup's names, leaf first, sent the first time its id is seen.
+pub type RawCgroupNames = generated::types::tcpstate_cgroup_names;
 /// One socket in SYN_SENT at start, as the iter/tcp program writes it.
 pub type RawSeed = generated::types::tcpstate_seed;
 
@@ -29,9 +31,62 @@ unsafe impl plain::Plain for RawEvent {}
 unsafe impl plain::Plain for LpmKey {}
 // SAFETY: as RawEvent: fixed-width integers and byte arrays, no holes.
 unsafe impl plain::Plain for RawSeed {}
+// SAFETY: as RawEvent: a u64, two u32 and byte arrays, no holes.
+unsafe impl plain::Plain for RawCgroupNames {}
+
+impl RawCgroupNames {
+    /// The path the names spell, as under the cgroup v2 mount: `/a/b/c`;
+    /// `/…/b/c` when the kernel's path was deeper than the record holds.
+    pub fn path(&self) -> String {
+        let depth = (self.depth as usize).min(self.names.len());
+        let mut parts: Vec<String> = self.names[..depth]
+            .iter()
+            .map(|words| {
+                let n: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+                String::from_utf8_lossy(&n[..end]).into_owned()
+            })
+            .filter(|n| !n.is_empty())
+            .collect();
+        parts.reverse();
+        let head = if self.truncated != 0 { "/…" } else { "" };
+        format!("{head}/{}", parts.join("/"))
+    }
+}
 
 #[cfg(feature = "synthetic")]
 pub type SynthArgs = generated::types::tcpstate_synth;
 // SAFETY: a u64 and two u32, 16 bytes without padding.
 #[cfg(feature = "synthetic")]
 unsafe impl plain::Plain for SynthArgs {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(parts: &[&str], truncated: bool) -> RawCgroupNames {
+        let mut r = RawCgroupNames {
+            cgroup_id: 7,
+            depth: parts.len() as u32,
+            truncated: u32::from(truncated),
+            ..Default::default()
+        };
+        for (i, p) in parts.iter().enumerate() {
+            let mut bytes = [0u8; 96];
+            bytes[..p.len()].copy_from_slice(p.as_bytes());
+            for (w, chunk) in r.names[i].iter_mut().zip(bytes.chunks(8)) {
+                *w = u64::from_ne_bytes(chunk.try_into().unwrap());
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn names_spell_the_path_from_the_root() {
+        // Leaf first, the root's empty name last, as the kernel walks it.
+        let r = names(&["x.service", "system.slice", ""], false);
+        assert_eq!(r.path(), "/system.slice/x.service");
+        assert_eq!(names(&[""], false).path(), "/");
+        assert_eq!(names(&["c", "b"], true).path(), "/…/b/c");
+    }
+}

@@ -100,10 +100,70 @@ struct {
 	__type(value, __u8);
 } own_socks SEC(".maps");
 
+/* cgroup ids whose names were sent (see struct tcpstate_cgroup_names). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} named_cgroups SEC(".maps");
+
 /* Never written: they only put the records into the object's BTF, so the
  * skeleton's generated `types` carries them to Rust. */
 struct tcpstate_event _event = {};
 struct tcpstate_seed _seed = {};
+struct tcpstate_cgroup_names _cgroup_names = {};
+
+/* kernfs_node's parent pointer was renamed __parent in 6.15 (633488947ef6
+ * "kernfs: Use RCU to access kernfs_node::parent"): both flavours. */
+struct kernfs_node___new {
+	struct kernfs_node *__parent;
+} __attribute__((preserve_access_index));
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(((struct kernfs_node___new *)0)->__parent))
+		return BPF_CORE_READ((struct kernfs_node___new *)kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+static __always_inline void count(__u32 idx);
+
+/* Sends the names of the caller's cgroup, the first time its id is seen
+ * (per LRU lifetime); a lookup otherwise. */
+static __always_inline void name_cgroup(struct task_struct *task, __u64 id)
+{
+	struct tcpstate_cgroup_names *r;
+	struct kernfs_node *kn;
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&named_cgroups, &id))
+		return;
+	bpf_map_update_elem(&named_cgroups, &id, &one, BPF_ANY);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count(TCPSTATE_CNT_RB_DROPS);
+		return;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->cgroup_id = id;
+	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	for (int i = 0; i < TCPSTATE_CGROUP_DEPTH; i++) {
+		if (!kn)
+			break;
+		if (bpf_probe_read_kernel_str((char *)r->names[i], TCPSTATE_CGROUP_NAME_LEN,
+					      BPF_CORE_READ(kn, name)) < 0)
+			r->names[i][0] = 0;
+		r->depth = i + 1;
+		kn = kn_parent(kn);
+	}
+	if (kn)
+		r->truncated = 1;
+	bpf_ringbuf_submit(r, 0);
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -198,6 +258,7 @@ static __always_inline void caller(struct tcpstate_event *e)
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
+	name_cgroup(task, e->cgroup_id);
 }
 
 static __always_inline bool is_tcp(const struct sock *sk)

@@ -46,6 +46,21 @@ struct tcpstate_event {
 	__u32 _pad2;
 };
 
+/* The names of a cgroup and its ancestors, leaf first, sent the first
+ * time its id is seen: a short-lived unit's cgroup may be gone before
+ * user space can look its id up in the cgroup tree. A record of its own
+ * size in the same ring buffer. */
+#define TCPSTATE_CGROUP_DEPTH 8
+#define TCPSTATE_CGROUP_NAME_LEN 96
+struct tcpstate_cgroup_names {
+	__u64 cgroup_id;
+	__u32 depth;     /* names filled; the last may be the root's (empty) */
+	__u32 truncated; /* the path is deeper than TCPSTATE_CGROUP_DEPTH */
+	/* NUL-terminated names, as u64 words: the skeleton's Rust types derive
+	 * Default, which byte arrays over 32 long do not have. */
+	__u64 names[TCPSTATE_CGROUP_DEPTH][TCPSTATE_CGROUP_NAME_LEN / 8];
+};
+
 /* One socket already in SYN_SENT when tcpstate starts (iter/tcp). */
 struct tcpstate_seed {
 	__u64 skaddr;
