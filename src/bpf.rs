@@ -362,12 +362,6 @@ impl<'obj> Tracer<'obj> {
         self.counter(0)
     }
 
-    /// connect() calls on watched sockets the in-flight map could not hold
-    /// (their errors before a SYN go unseen).
-    pub fn connects_untracked(&self) -> Result<u64> {
-        self.counter(1)
-    }
-
     /// A per-CPU counter of tcpstate.h's enum tcpstate_counter, summed.
     fn counter(&self, idx: u32) -> Result<u64> {
         let key = idx.to_ne_bytes();

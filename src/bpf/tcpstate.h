@@ -94,7 +94,6 @@ struct tcpstate_synth {
 /* Indexes of the per-CPU counter array. */
 enum tcpstate_counter {
 	TCPSTATE_CNT_RB_DROPS = 0,   /* bpf_ringbuf_reserve failed */
-	TCPSTATE_CNT_CONNECT_UNTRACKED, /* connect() calls the in-flight map could not hold */
 	TCPSTATE_CNT_MAX,
 };
 
