@@ -42,10 +42,9 @@ pub struct Config {
 /// The hooks beside the core tracepoint, each on where the kernel has it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
-    /// raw_syscalls sys_enter/sys_exit: connect() errors before any SYN.
+    /// raw_syscalls sys_exit: connect() errors before any SYN, and errors
+    /// read away with getsockopt(SO_ERROR).
     pub connect_errors: bool,
-    /// sock:inet_sk_error_report (5.14+): errors read away with SO_ERROR.
-    pub error_report: bool,
     /// skb:kfree_skb with drop reasons (5.17+): SYNs this host dropped.
     pub netfilter_drops: bool,
     /// tcp:tcp_retransmit_skb: SYN retransmits.
@@ -68,12 +67,7 @@ impl Features {
             f(
                 self.connect_errors,
                 "connect-errors",
-                "no raw_syscalls tracepoints: errors before the SYN are not seen",
-            ),
-            f(
-                self.error_report,
-                "error-report",
-                "needs Linux 5.14: errors read away with SO_ERROR read as canceled",
+                "no raw_syscalls tracepoints: errors before the SYN, and errors read away with SO_ERROR, are not seen",
             ),
             f(
                 self.netfilter_drops,
@@ -126,7 +120,6 @@ fn probe_features(btf_path: &Path) -> Features {
         });
     Features {
         connect_errors: has("btf_trace_sys_exit"),
-        error_report: has("btf_trace_inet_sk_error_report"),
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         in_flight_at_start: has("bpf_iter__tcp"),
@@ -255,9 +248,6 @@ impl<'obj> Tracer<'obj> {
             .handle_sys_exit
             .set_autoload(features.connect_errors);
         open.progs
-            .handle_error_report
-            .set_autoload(features.error_report);
-        open.progs
             .handle_drop
             .set_autoload(features.netfilter_drops);
         open.progs
@@ -304,23 +294,17 @@ impl<'obj> Tracer<'obj> {
         })?;
         let mut links = vec![core];
         // The other hooks are extras: one that will not attach is off.
-        let mut extra = |on: &mut bool, progs: &[&libbpf_rs::ProgramMut<'_>]| {
-            if !*on {
-                return;
-            }
-            let attached: Result<Vec<_>, _> = progs.iter().map(|p| p.attach()).collect();
-            match attached {
-                Ok(l) => links.extend(l),
-                Err(_) => *on = false,
+        let mut extra = |on: &mut bool, prog: &libbpf_rs::ProgramMut<'_>| {
+            if *on {
+                match prog.attach() {
+                    Ok(l) => links.push(l),
+                    Err(_) => *on = false,
+                }
             }
         };
-        extra(&mut features.connect_errors, &[&skel.progs.handle_sys_exit]);
-        extra(
-            &mut features.error_report,
-            &[&skel.progs.handle_error_report],
-        );
-        extra(&mut features.netfilter_drops, &[&skel.progs.handle_drop]);
-        extra(&mut features.retransmits, &[&skel.progs.handle_retransmit]);
+        extra(&mut features.connect_errors, &skel.progs.handle_sys_exit);
+        extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
+        extra(&mut features.retransmits, &skel.progs.handle_retransmit);
 
         Ok(Tracer {
             skel,

@@ -54,20 +54,10 @@ fn describe(pid: u32, dir: &Path) -> Caller {
 fn cgroup_id(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join("cgroup")).ok()?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mount = cgroup2_mount()?;
-    let path = format!("{mount}{}", rel.trim_end());
-    std::fs::metadata(path).ok().map(|m| m.ino())
-}
-
-/// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified
-/// on hybrid hosts.
-pub fn cgroup2_mount() -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (_, at, fstype) = (f.next()?, f.next()?, f.next()?);
-        (fstype == "cgroup2").then(|| at.to_string())
-    })
+    let mount = crate::cgroup::v2_mount(&mounts)?;
+    let path = format!("{}{}", mount.display(), rel.trim_end());
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
  *
  * The core is sock:inet_sock_set_state (tp_btf): attempts entering and
  * leaving SYN_SENT. Around it, each where a failure cannot be seen there:
- * - raw_syscalls sys_enter/sys_exit (tp_btf) for connect(): errors that
- *   come before any SYN leaves (no route, denied, no local port);
- * - sock:inet_sk_error_report (5.14+): an error an application may read
- *   away with SO_ERROR before it closes the socket;
+ * - raw_syscalls sys_exit (tp_btf) for connect(): errors that come
+ *   before any SYN leaves (no route, denied, no local port);
+ * - raw_syscalls sys_exit for getsockopt(SO_ERROR): an error an
+ *   application reads away before it closes the socket;
  * - skb:kfree_skb with its drop reason (5.17+): this host's netfilter
  *   dropping a SYN;
  * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
@@ -319,7 +319,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	e->skaddr = skaddr;
 	/* An ICMP error that arrives while the connecting task holds the socket
 	 * lock (common on fast local paths) is kept only in sk_err_soft by
-	 * tcp_v4_err/tcp_v6_err; see also handle_error_report. */
+	 * tcp_v4_err/tcp_v6_err; see also exit_getsockopt. */
 	if (!err && oldstate == TCP_SYN_SENT)
 		err = BPF_CORE_READ(sk, sk_err_soft);
 	e->sk_err = err;
@@ -451,7 +451,7 @@ discard:
  * non-blocking connect (curl, Go, Node.js, Java NIO, nginx) then closes
  * the socket with no error left on it. What the read returned is kept for
  * the attempt. (sock:inet_sk_error_report fires too early for this: on
- * 6.18 it runs before sk_err_soft is written.) */
+ * 6.18 it runs before sk_err_soft is written, so tcpstate does not use it.) */
 static __always_inline void exit_getsockopt(struct pt_regs *regs, long ret)
 {
 	struct sock *sk;
@@ -512,23 +512,6 @@ static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32
 	e->dport = dport;
 	sk_addrs(e, sk, family, &key);
 	submit(e);
-}
-
-/* 5.14+ (e3ae2365efc1 "net: sock: introduce sk_error_report"). An ICMP
- * error that arrives while connect() holds the socket lock goes to
- * sk_err_soft only; an application that polls a non-blocking connect
- * reads it with SO_ERROR, which clears it, and closes the socket still in
- * SYN_SENT. Kept here, it turns that "canceled" into the real reason. */
-SEC("tp_btf/inet_sk_error_report")
-int BPF_PROG(handle_error_report, const struct sock *sk)
-{
-	__u32 err = BPF_CORE_READ(sk, sk_err);
-
-	if (!err)
-		err = BPF_CORE_READ(sk, sk_err_soft);
-	if (err)
-		attempt_note(sk, TCPSTATE_EV_SK_ERROR, err);
-	return 0;
 }
 
 /* 5.17+ (c504e5c2f964 "net: skb: introduce kfree_skb_reason()"): a SYN
