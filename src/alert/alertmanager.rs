@@ -14,9 +14,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use super::http::{self, Sent};
+use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
 use super::resolve::{FleetAlert, FleetState, ResolvedBy};
 use super::wording::span;
@@ -118,26 +119,47 @@ pub fn spawn(
     stats: Arc<Stats>,
 ) -> (mpsc::Sender<FleetAlert>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
+    let queue = AmQueue {
+        alerts: VecDeque::new(),
+        cap: cfg.queue,
+        stats: stats.clone(),
+    };
     let s = AmSender {
         agent: http::agent(cfg.timeout),
         endpoint: cfg.url.endpoint(),
+        inbox: Inbox::new(rx, cfg.flush, queue),
         cfg,
-        rx,
-        queue: VecDeque::new(),
-        closing: None,
         log,
         stats,
     };
     (tx, tokio::spawn(s.run()))
 }
 
+/// Alerts waiting for one Alertmanager.
+struct AmQueue {
+    alerts: VecDeque<FleetAlert>,
+    cap: usize,
+    stats: Arc<Stats>,
+}
+
+impl Queue<FleetAlert> for AmQueue {
+    /// A newer post for the same destination replaces the one waiting.
+    fn push(&mut self, a: FleetAlert) {
+        if let Some(w) = self.alerts.iter_mut().find(|w| w.dest == a.dest) {
+            *w = a;
+        } else if self.alerts.len() >= self.cap {
+            self.stats.am_queue_drops.inc();
+        } else {
+            self.alerts.push_back(a);
+        }
+    }
+}
+
 struct AmSender {
     cfg: Config,
     agent: ureq::Agent,
     endpoint: String,
-    rx: mpsc::Receiver<FleetAlert>,
-    queue: VecDeque<FleetAlert>,
-    closing: Option<Instant>,
+    inbox: Inbox<FleetAlert, AmQueue>,
     log: Log,
     stats: Arc<Stats>,
 }
@@ -145,69 +167,24 @@ struct AmSender {
 impl AmSender {
     async fn run(mut self) {
         loop {
-            if self.queue.is_empty() {
-                if self.closing.is_some() {
+            if self.inbox.queue.alerts.is_empty() {
+                if self.inbox.closing() {
                     return;
                 }
-                self.recv().await;
+                self.inbox.recv().await;
                 continue;
             }
             // Whatever else is already waiting goes in the same POST.
-            while let Ok(a) = self.rx.try_recv() {
-                self.push(a);
-            }
-            let n = self.queue.len().min(self.cfg.per_post);
-            let batch: Vec<FleetAlert> = self.queue.drain(..n).collect();
-            if !self.deliver(&batch).await && self.past_deadline() {
-                let rest = self.queue.len() as u64;
-                self.queue.clear();
+            self.inbox.take_waiting();
+            let n = self.inbox.queue.alerts.len().min(self.cfg.per_post);
+            let batch: Vec<FleetAlert> = self.inbox.queue.alerts.drain(..n).collect();
+            if !self.deliver(&batch).await && self.inbox.past_deadline() {
+                let rest = self.inbox.queue.alerts.len() as u64;
+                self.inbox.queue.alerts.clear();
                 if rest > 0 {
                     self.lost(rest, "not sent before exit");
                 }
                 return;
-            }
-        }
-    }
-
-    fn past_deadline(&self) -> bool {
-        self.closing.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Queues an alert; a newer post for the same destination replaces
-    /// the one waiting.
-    fn push(&mut self, a: FleetAlert) {
-        if let Some(w) = self.queue.iter_mut().find(|w| w.dest == a.dest) {
-            *w = a;
-        } else if self.queue.len() >= self.cfg.queue {
-            self.stats.am_queue_drops.inc();
-        } else {
-            self.queue.push_back(a);
-        }
-    }
-
-    async fn recv(&mut self) {
-        match self.rx.recv().await {
-            Some(a) => self.push(a),
-            None => self.closing = Some(Instant::now() + self.cfg.flush),
-        }
-    }
-
-    /// Waits until `until`, taking alerts meanwhile; false when the
-    /// shutdown deadline comes first.
-    async fn idle(&mut self, until: Instant) -> bool {
-        loop {
-            if let Some(dl) = self.closing {
-                if dl <= until {
-                    sleep_until(dl).await;
-                    return false;
-                }
-            }
-            if Instant::now() >= until {
-                return true;
-            }
-            tokio::select! {
-                _ = sleep_until(until) => return true,
-                _ = self.recv(), if self.closing.is_none() => {}
             }
         }
     }
@@ -217,17 +194,8 @@ impl AmSender {
         let n = batch.len() as u64;
         let mut attempt = 0;
         loop {
-            let (agent, url, b) = (self.agent.clone(), self.endpoint.clone(), body.clone());
-            let mut post = tokio::task::spawn_blocking(move || http::post_json(&agent, &url, &b));
-            let sent = loop {
-                let deadline = self.closing;
-                tokio::select! {
-                    r = &mut post => break r.unwrap_or_else(|_| Sent::Retry("the sender panicked".into())),
-                    _ = self.recv(), if self.closing.is_none() => {}
-                    _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                        return self.lost(n, "not sent before exit");
-                    }
-                }
+            let Some(sent) = self.inbox.post(&self.agent, &self.endpoint, &body).await else {
+                return self.lost(n, "not sent before exit");
             };
             let (why, wait) = match sent {
                 Sent::Ok => {
@@ -253,7 +221,7 @@ impl AmSender {
                     self.cfg.url.redacted()
                 ));
             }
-            if !self.idle(Instant::now() + wait).await {
+            if !self.inbox.idle(Instant::now() + wait).await {
                 return self.lost(n, "not sent before exit");
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod http;
+pub mod inbox;
 pub mod journal;
 pub mod pacer;
 pub mod policy;

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use super::http::{self, Sent};
+use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter, Pacer};
 use super::policy::Alert;
 use super::slack_msg::{render, Folded};
@@ -52,14 +53,17 @@ impl Config {
 /// Starts the sink; dropping the sender asks it to flush and stop.
 pub fn spawn(cfg: Config, log: Log, stats: Arc<Stats>) -> (mpsc::Sender<Alert>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
+    let queue = SlackQueue {
+        alerts: VecDeque::new(),
+        folded: Folded::default(),
+        cap: cfg.queue,
+        stats: stats.clone(),
+    };
     let sender = SlackSender {
         agent: http::agent(cfg.timeout),
         pacer: Pacer::new(Instant::now(), 3, 1.0),
+        inbox: Inbox::new(rx, cfg.flush, queue),
         cfg,
-        rx,
-        queue: VecDeque::new(),
-        folded: Folded::default(),
-        closing: None,
         log,
         stats,
     };
@@ -76,15 +80,63 @@ fn source_of(a: &Alert) -> Option<Source> {
     }
 }
 
+/// Alerts waiting for Slack, and those folded into a count.
+struct SlackQueue {
+    alerts: VecDeque<Alert>,
+    folded: Folded,
+    cap: usize,
+    stats: Arc<Stats>,
+}
+
+impl SlackQueue {
+    fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.folded.alerts == 0
+    }
+}
+
+impl Queue<Alert> for SlackQueue {
+    /// A full queue folds from the source holding the most waiting alerts
+    /// (its newest), so one noisy source cannot push out another's first
+    /// alert.
+    fn push(&mut self, a: Alert) {
+        if self.alerts.len() < self.cap {
+            self.alerts.push_back(a);
+            return;
+        }
+        let incoming = source_of(&a);
+        let mut held: HashMap<Option<Source>, usize> = HashMap::new();
+        for q in &self.alerts {
+            *held.entry(source_of(q)).or_default() += 1;
+        }
+        let mine = held.get(&incoming).copied().unwrap_or(0);
+        let hog = held
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .filter(|(s, n)| *s != incoming && *n > mine + 1);
+        let folded = match hog {
+            Some((s, _)) => {
+                let at = self
+                    .alerts
+                    .iter()
+                    .rposition(|q| source_of(q) == s)
+                    .expect("counted above");
+                let out = self.alerts.remove(at).expect("in range");
+                self.alerts.push_back(a);
+                out
+            }
+            None => a,
+        };
+        self.folded.alerts += 1;
+        self.folded.failures += folded.failures();
+        self.stats.slack_folded.inc();
+    }
+}
+
 struct SlackSender {
     cfg: Config,
     agent: ureq::Agent,
     pacer: Pacer,
-    rx: mpsc::Receiver<Alert>,
-    queue: VecDeque<Alert>,
-    folded: Folded,
-    /// Set once the channel closed: the time by which to give up.
-    closing: Option<Instant>,
+    inbox: Inbox<Alert, SlackQueue>,
     log: Log,
     stats: Arc<Stats>,
 }
@@ -92,101 +144,33 @@ struct SlackSender {
 impl SlackSender {
     async fn run(mut self) {
         loop {
-            if self.queue.is_empty() && self.folded.alerts == 0 {
-                if self.closing.is_some() {
+            if self.inbox.queue.is_empty() {
+                if self.inbox.closing() {
                     return;
                 }
-                self.recv().await;
+                self.inbox.recv().await;
                 continue;
             }
             let wait = self.pacer.wait(Instant::now());
             if !wait.is_zero() {
-                if !self.idle(wait).await {
+                if !self.inbox.idle(Instant::now() + wait).await {
                     return self.give_up_rest();
                 }
                 continue;
             }
-            let n = self.queue.len().min(self.cfg.per_message);
-            let batch: Vec<Alert> = self.queue.drain(..n).collect();
-            let folded = if self.queue.is_empty() {
-                std::mem::take(&mut self.folded)
+            let q = &mut self.inbox.queue;
+            let n = q.alerts.len().min(self.cfg.per_message);
+            let batch: Vec<Alert> = q.alerts.drain(..n).collect();
+            let folded = if q.alerts.is_empty() {
+                std::mem::take(&mut q.folded)
             } else {
                 Folded::default()
             };
             let body = render(&self.cfg.host, &batch, folded);
             let failures = batch.iter().map(Alert::failures).sum::<u64>() + folded.failures;
             let alerts = batch.len() as u64 + folded.alerts;
-            if !self.deliver(body, alerts, failures).await && self.past_deadline() {
+            if !self.deliver(body, alerts, failures).await && self.inbox.past_deadline() {
                 return self.give_up_rest();
-            }
-        }
-    }
-
-    fn past_deadline(&self) -> bool {
-        self.closing.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Queues an alert. A full queue folds from the source holding the
-    /// most waiting alerts (its newest), so one noisy source cannot push
-    /// out another's first alert.
-    fn push(&mut self, a: Alert) {
-        if self.queue.len() >= self.cfg.queue {
-            let incoming = source_of(&a);
-            let mut held: HashMap<Option<Source>, usize> = HashMap::new();
-            for q in &self.queue {
-                *held.entry(source_of(q)).or_default() += 1;
-            }
-            let mine = held.get(&incoming).copied().unwrap_or(0);
-            let hog = held
-                .into_iter()
-                .max_by_key(|(_, n)| *n)
-                .filter(|(s, n)| *s != incoming && *n > mine + 1);
-            let folded = match hog {
-                Some((s, _)) => {
-                    let at = self
-                        .queue
-                        .iter()
-                        .rposition(|q| source_of(q) == s)
-                        .expect("counted above");
-                    let out = self.queue.remove(at).expect("in range");
-                    self.queue.push_back(a);
-                    out
-                }
-                None => a,
-            };
-            self.folded.alerts += 1;
-            self.folded.failures += folded.failures();
-            self.stats.slack_folded.inc();
-        } else {
-            self.queue.push_back(a);
-        }
-    }
-
-    /// Takes one alert, or notes that the daemon is stopping.
-    async fn recv(&mut self) {
-        match self.rx.recv().await {
-            Some(a) => self.push(a),
-            None => self.closing = Some(Instant::now() + self.cfg.flush),
-        }
-    }
-
-    /// Waits `d`, taking alerts meanwhile; false when the shutdown deadline
-    /// comes first.
-    async fn idle(&mut self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        loop {
-            if let Some(dl) = self.closing {
-                if dl <= until {
-                    sleep_until(dl).await;
-                    return false;
-                }
-            }
-            if Instant::now() >= until {
-                return true;
-            }
-            tokio::select! {
-                _ = sleep_until(until) => return true,
-                _ = self.recv(), if self.closing.is_none() => {}
             }
         }
     }
@@ -197,21 +181,12 @@ impl SlackSender {
         let mut attempt = 0;
         loop {
             self.pacer.take(Instant::now());
-            let (agent, url, b) = (
-                self.agent.clone(),
-                self.cfg.url.as_str().to_string(),
-                body.clone(),
-            );
-            let mut post = tokio::task::spawn_blocking(move || http::post_json(&agent, &url, &b));
-            let sent = loop {
-                let deadline = self.closing;
-                tokio::select! {
-                    r = &mut post => break r.unwrap_or_else(|_| Sent::Retry("the sender panicked".into())),
-                    _ = self.recv(), if self.closing.is_none() => {}
-                    _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                        return self.lost(alerts, failures, "not sent before exit");
-                    }
-                }
+            let Some(sent) = self
+                .inbox
+                .post(&self.agent, self.cfg.url.as_str(), &body)
+                .await
+            else {
+                return self.lost(alerts, failures, "not sent before exit");
             };
             let why = match sent {
                 Sent::Ok => {
@@ -244,7 +219,7 @@ impl SlackSender {
                 ));
             }
             let wait = self.pacer.wait(Instant::now());
-            if !self.idle(wait).await {
+            if !self.inbox.idle(Instant::now() + wait).await {
                 return self.lost(alerts, failures, "not sent before exit");
             }
         }
@@ -261,10 +236,11 @@ impl SlackSender {
     }
 
     fn give_up_rest(&mut self) {
-        let folded = std::mem::take(&mut self.folded);
-        let alerts = self.queue.len() as u64 + folded.alerts;
-        let failures = self.queue.iter().map(Alert::failures).sum::<u64>() + folded.failures;
-        self.queue.clear();
+        let q = &mut self.inbox.queue;
+        let folded = std::mem::take(&mut q.folded);
+        let alerts = q.alerts.len() as u64 + folded.alerts;
+        let failures = q.alerts.iter().map(Alert::failures).sum::<u64>() + folded.failures;
+        q.alerts.clear();
         if alerts > 0 {
             self.lost(alerts, failures, "not sent before exit");
         }
