@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Attributor;
 use crate::event::Attribution;
+use crate::hash::FastHash;
 
 /// At most this many cgroups are remembered (about 200 bytes each).
 pub const MAX_ENTRIES: usize = 16 * 1024;
@@ -53,7 +54,7 @@ impl Attribution {
 /// The cgroup v2 tree and a bounded cache of id → what it resolved to.
 pub struct Cgroups {
     root: PathBuf,
-    map: HashMap<u64, Arc<CgroupInfo>>,
+    map: HashMap<u64, Arc<CgroupInfo>, FastHash>,
     /// Insertion order, for evicting the oldest.
     order: VecDeque<u64>,
     cap: usize,
@@ -83,7 +84,7 @@ impl Cgroups {
     pub fn at(root: PathBuf, cap: usize) -> Self {
         Cgroups {
             root,
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             cap: cap.max(1),
             last_walk: None,

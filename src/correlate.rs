@@ -10,12 +10,12 @@
 //! record is still reported, marked `Seen::Unmatched`.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::event::{
     Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState,
 };
+use crate::hash::FastHash;
 
 /// A socket found in SYN_SENT at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,33 +78,6 @@ pub struct Counters {
     pub at_start: u64,
 }
 
-/// Socket addresses, cgroup ids and uids are kernel-assigned, not chosen
-/// by whoever connects, so a multiply-xorshift is enough, and several
-/// times cheaper than SipHash on a path taken twice per attempt.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        // Pointers are aligned (low bits zero): mix high bits down too.
-        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(u64::from(x));
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Fast = BuildHasherDefault<FastHasher>;
-
 /// One source's attempts, oldest first. Entries of attempts that have
 /// ended stay until they reach the front, or until the queue is compacted.
 #[derive(Debug, Default)]
@@ -114,8 +87,8 @@ struct SourceQueue {
 }
 
 pub struct Correlator {
-    pending: HashMap<u64, Attempt, Fast>,
-    sources: HashMap<Source, SourceQueue, Fast>,
+    pending: HashMap<u64, Attempt, FastHash>,
+    sources: HashMap<Source, SourceQueue, FastHash>,
     /// The source room was last made from, and how often since it was
     /// found the largest (it is looked for again now and then).
     hog: Option<(Source, u32)>,
@@ -127,7 +100,7 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(max_pending: usize, max_age_ns: u64) -> Self {
         Correlator {
-            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), Fast::default()),
+            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), FastHash::default()),
             sources: HashMap::default(),
             hog: None,
             max_pending,
@@ -285,6 +258,11 @@ impl Correlator {
             return;
         }
         self.pending.insert(skaddr, attempt);
+        // Sources left empty wait for the sweep (see `take`), but never
+        // more than 1024 beyond the most there can be with attempts.
+        if self.sources.len() >= self.max_pending + 1024 {
+            self.sources.retain(|_, q| q.live > 0);
+        }
         let q = self.sources.entry(attempt.source).or_default();
         q.live += 1;
         q.order.push_back((attempt.ts_ns, skaddr));
@@ -296,13 +274,19 @@ impl Correlator {
         }
     }
 
-    /// Removes an attempt from the table and its source's count.
+    /// Removes an attempt from the table and its source's count. A source
+    /// left with none keeps its (emptied) queue until the next sweep: a
+    /// client connecting one attempt at a time would otherwise allocate
+    /// and free a queue per attempt.
     fn take(&mut self, skaddr: u64) -> Option<Attempt> {
         let a = self.pending.remove(&skaddr)?;
         if let Some(q) = self.sources.get_mut(&a.source) {
             q.live -= 1;
             if q.live == 0 {
-                self.sources.remove(&a.source);
+                q.order.clear();
+            } else if q.order.front() == Some(&(a.ts_ns, skaddr)) {
+                // Attempts mostly end in the order they began.
+                q.order.pop_front();
             }
         }
         Some(a)
@@ -365,6 +349,7 @@ impl Correlator {
             self.take(sk);
             self.counters.evicted_age += 1;
         }
+        self.sources.retain(|_, q| q.live > 0);
     }
 
     /// Attempts in SYN_SENT for `after_ns` or more that were not said to

@@ -9,8 +9,9 @@
 //! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
 //!   `alert::resolve` (firing/resolved), `metrics` (the counts), `losses`,
 //!   formatting (`format`, `text`, `json`, `clock`,
-//!   `alert::{wording, slack_msg}`), `event`, `filter`, `webhook`, `exit`,
-//!   and `skel`, the generated BPF skeleton and its record types.
+//!   `alert::{wording, slack_msg}`), `event`, `filter`, `hash` (the maps'
+//!   hash), `webhook`, `exit`, and `skel`, the generated BPF skeleton and
+//!   its record types.
 
 pub mod alert;
 pub mod bpf;
@@ -24,6 +25,7 @@ pub mod event;
 pub mod exit;
 pub mod filter;
 pub mod format;
+pub mod hash;
 pub mod json;
 pub mod log;
 pub mod losses;

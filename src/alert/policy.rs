@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::event::{Attribution, Comm, Failure, Reason, Slow, Source};
+use crate::hash::FastHash;
 
 /// A destination as alerts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,7 +187,7 @@ impl Window {
 struct Fold {
     window: Window,
     name: String,
-    dests: HashMap<Dest, u64>,
+    dests: HashMap<Dest, u64, FastHash>,
     /// Destinations not counted one by one (FOLD_DESTS reached).
     other_dests: u64,
 }
@@ -207,10 +208,10 @@ pub struct Policy {
     window_ns: u64,
     max_dests: usize,
     per_source: usize,
-    windows: HashMap<Key, Window>,
+    windows: HashMap<Key, Window, FastHash>,
     /// Open windows per source.
-    held: HashMap<Source, usize>,
-    folds: HashMap<Source, Fold>,
+    held: HashMap<Source, usize, FastHash>,
+    folds: HashMap<Source, Fold, FastHash>,
     /// When each window ends, in the order they end: windows are opened
     /// with a non-decreasing `now`, so this is sorted, and `tick` looks at
     /// its front only. An entry whose window has since moved on is stale.
@@ -232,9 +233,9 @@ impl Policy {
             window_ns,
             max_dests,
             per_source: per_source.max(1),
-            windows: HashMap::new(),
-            held: HashMap::new(),
-            folds: HashMap::new(),
+            windows: HashMap::default(),
+            held: HashMap::default(),
+            folds: HashMap::default(),
             ends: VecDeque::new(),
             stats: PolicyStats::default(),
         }

@@ -173,7 +173,7 @@ impl Firing {
 
 pub struct Resolver {
     cfg: Config,
-    firing: HashMap<Dest, Firing, crate::metrics::FastHash>,
+    firing: HashMap<Dest, Firing, crate::hash::FastHash>,
     /// (time, destination) of each firing destination's next check, in
     /// time order: each is pushed at `now + period` with a non-decreasing
     /// `now`. An entry whose destination resolved since is stale.

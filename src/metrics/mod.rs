@@ -8,15 +8,14 @@
 
 pub mod server;
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::alert::policy::Dest;
 use crate::event::{Failure, Reason};
+use crate::hash::FastHash;
 
 /// Every reason, in the order of their index in the counts.
 pub const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
@@ -44,72 +43,6 @@ pub const BUCKETS_NS: [u64; 14] = [
     31_500_000_000,
     130_000_000_000,
 ];
-
-/// A cheap keyed hash for the per-failure maps: a few multiply-xorshift
-/// rounds over the key's integers (an address is one u32 or u128), seeded
-/// per process so a local user cannot pick colliding destinations ahead
-/// of time. SipHash costs several times more on this path, and the maps
-/// are bounded anyway.
-#[derive(Debug, Clone, Copy)]
-pub struct FastHash(u64);
-
-impl Default for FastHash {
-    fn default() -> Self {
-        FastHash(RandomState::new().hash_one(0x7463_7073_7461_7465u64) | 1)
-    }
-}
-
-impl BuildHasher for FastHash {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
-pub struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn mix(&mut self, x: u64) {
-        let h = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            self.mix(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, x: u8) {
-        self.mix(u64::from(x));
-    }
-    fn write_u16(&mut self, x: u16) {
-        self.mix(u64::from(x));
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.mix(u64::from(x));
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.mix(x);
-    }
-    fn write_u128(&mut self, x: u128) {
-        self.mix(x as u64);
-        self.mix((x >> 64) as u64);
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.mix(x as u64);
-    }
-    fn write_isize(&mut self, x: isize) {
-        self.mix(x as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 /// The attribution of a failure (systemd unit or container), interned:
 /// 0 is "none known" and shows as an empty label.
