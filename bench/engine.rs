@@ -92,10 +92,12 @@ fn main() {
     let attempts: u64 = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("ATTEMPTS: a number"))
-        .unwrap_or(4_000_000);
-    for _ in 0..2 {
-        let service = run(Format::None, true, attempts);
-        let json = run(Format::Json, false, attempts);
-        println!("ns per attempt: service {service:.1}, json {json:.1}");
+        .unwrap_or(2_000_000);
+    // The fastest of several runs: a shared VM's noise only adds time.
+    let (mut service, mut json) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        service = service.min(run(Format::None, true, attempts));
+        json = json.min(run(Format::Json, false, attempts));
     }
+    println!("ns per attempt (fastest of 5): service {service:.1}, json {json:.1}");
 }

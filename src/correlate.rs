@@ -9,6 +9,7 @@
 //! client cannot push out another's attempts. An end whose start is not on
 //! record is still reported, marked `Seen::Unmatched`.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -100,7 +101,9 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(max_pending: usize, max_age_ns: u64) -> Self {
         Correlator {
-            pending: HashMap::with_capacity_and_hasher(max_pending.min(4096), FastHash::default()),
+            // Not sized ahead: a small table stays in cache while few attempts
+            // are pending, which is most of the time.
+            pending: HashMap::default(),
             sources: HashMap::default(),
             hog: None,
             max_pending,
@@ -158,12 +161,15 @@ impl Correlator {
         if ev.oldstate != TcpState::SynSent {
             return Outcome::Nothing;
         }
-        let attempt = match self.pending.get(&ev.skaddr) {
+        let attempt = match self.pending.entry(ev.skaddr) {
             // An event older than the attempt on record belongs to an
             // earlier socket at the same address: it must not end the newer.
-            Some(a) if a.ts_ns > ev.ts_ns && a.seen == Seen::Live => None,
-            Some(_) => self.take(ev.skaddr),
-            None => None,
+            Entry::Occupied(o) if !(o.get().ts_ns > ev.ts_ns && o.get().seen == Seen::Live) => {
+                let a = o.remove();
+                self.left(&a, ev.skaddr);
+                Some(a)
+            }
+            _ => None,
         };
         match ev.newstate {
             TcpState::Established => {
@@ -246,18 +252,21 @@ impl Correlator {
     }
 
     fn start(&mut self, skaddr: u64, attempt: Attempt, now_ns: u64) {
-        if let Some(old) = self.pending.get(&skaddr) {
-            // A seeded attempt seen again by the tracepoint is the same one.
-            if old.seen != Seen::AtStart {
-                self.counters.replaced += 1;
-            }
-            self.take(skaddr);
-        } else if self.pending.len() >= self.max_pending && !self.make_room(attempt.source, now_ns)
+        if self.pending.len() >= self.max_pending
+            && !self.pending.contains_key(&skaddr)
+            && !self.make_room(attempt.source, now_ns)
         {
             self.counters.evicted_full += 1;
             return;
         }
-        self.pending.insert(skaddr, attempt);
+        // One lookup: this runs for every attempt.
+        if let Some(old) = self.pending.insert(skaddr, attempt) {
+            // A seeded attempt seen again by the tracepoint is the same one.
+            if old.seen != Seen::AtStart {
+                self.counters.replaced += 1;
+            }
+            self.left(&old, skaddr);
+        }
         // Sources left empty wait for the sweep (see `take`), but never
         // more than 1024 beyond the most there can be with attempts.
         if self.sources.len() >= self.max_pending + 1024 {
@@ -280,6 +289,12 @@ impl Correlator {
     /// and free a queue per attempt.
     fn take(&mut self, skaddr: u64) -> Option<Attempt> {
         let a = self.pending.remove(&skaddr)?;
+        self.left(&a, skaddr);
+        Some(a)
+    }
+
+    /// An attempt left the table: its source holds one fewer.
+    fn left(&mut self, a: &Attempt, skaddr: u64) {
         if let Some(q) = self.sources.get_mut(&a.source) {
             q.live -= 1;
             if q.live == 0 {
@@ -289,7 +304,6 @@ impl Correlator {
                 q.order.pop_front();
             }
         }
-        Some(a)
     }
 
     /// A full table: drops attempts past the maximum age, else the oldest

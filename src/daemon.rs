@@ -2,8 +2,8 @@
 //! starts the sinks, then waits for whichever comes first: a signal, the
 //! ring buffer's wake-up, the 10 ms drain timer or the 1 s housekeeping
 //! timer. Every drain runs the whole per-event path (`Engine`) on the
-//! batch and ships the result: lines to the stdout thread, alerts to the
-//! sink tasks. Nothing on this path waits for a sink.
+//! records in the ring and ships the result: lines to the stdout thread,
+//! alerts to the sink tasks. Nothing on this path waits for a sink.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -31,7 +31,6 @@ use crate::losses::Losses;
 use crate::metrics::{self, Metrics, Shared};
 use crate::notify::notify;
 use crate::signals::Signals;
-use crate::skel::{RawCgroupNames, RawEvent};
 use crate::stats::Stats;
 use crate::stdout::{Lines, StdoutSink};
 
@@ -42,7 +41,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How often the loop drains by itself: the program skips wake-ups until a
 /// quarter of the ring is unread, so this bounds the latency.
 const POLL: Duration = Duration::from_millis(10);
-/// Records taken from the ring per engine pass.
+/// Records per ring-buffer call within a drain.
 const BATCH: usize = 4096;
 /// Destinations with an open alert window; beyond this they share one.
 const MAX_ALERT_DESTS: usize = 4096;
@@ -125,22 +124,26 @@ async fn run_async(cli: Cli) -> Result<()> {
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(&cli, sinks.fleet())));
     }
+    let pass = RefCell::new(Pass {
+        engine,
+        out: Out::default(),
+        now: 0,
+    });
 
-    // The ring-buffer callback only copies records out; the engine then
-    // runs on the batch with the loop's full access to its state.
-    let batch: RefCell<Batch> = RefCell::new(Batch::default());
+    // The engine takes each record where the ring holds it: no copy. The
+    // callback runs inside `drain`, which holds no borrow of `pass` then.
     let rb = tracer.ring_buffer(|rec| {
-        let mut b = batch.borrow_mut();
+        let p = &mut *pass.borrow_mut();
         match rec {
-            bpf::Record::Event(raw) => b.events.push(*raw),
-            bpf::Record::CgroupNames(n) => b.cgroups.push(*n),
+            bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
+            bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
         }
     })?;
     let rb_fd = ring_buffer_fd(&rb)?;
 
     // The attempts already under way: after the tracepoint is attached, so
     // none falls between the two (one seen by both is the same attempt).
-    let seeded = seed_in_flight(&tracer, &mut engine, &log);
+    let seeded = seed_in_flight(&tracer, &mut pass.borrow_mut().engine, &log);
 
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
@@ -163,7 +166,6 @@ async fn run_async(cli: Cli) -> Result<()> {
     let mut slow_timer = interval(SLOW_CHECK);
     slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut house = Housekeeping::new(&log);
-    let mut out = Out::default();
     // Whatever ends the loop, a signal or an error, the stop below runs.
     let ended: Result<&str> = loop {
         tokio::select! {
@@ -173,25 +175,32 @@ async fn run_async(cli: Cli) -> Result<()> {
                 Err(e) => break Err(e).context("waiting on the ring buffer"),
             },
             _ = drain_timer.tick() => {}
-            _ = second.tick() => house.run(&tracer, &mut engine, &stats, &log),
+            _ = second.tick() => house.run(&tracer, &mut pass.borrow_mut().engine, &stats, &log),
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
-                engine.check_slow(mono_now_ns(), &mut out);
+                let p = &mut *pass.borrow_mut();
+                p.engine.check_slow(mono_now_ns(), &mut p.out);
             }
         }
-        if let Err(e) = drain(&rb, &batch, &mut engine, &mut out) {
+        if let Err(e) = drain(&rb, &pass) {
             break Err(e);
         }
-        ship(&mut out, stdout.as_ref(), &sinks);
-        publish(metrics.as_deref(), &engine, house.ring_drops);
+        let p = &mut *pass.borrow_mut();
+        ship(&mut p.out, stdout.as_ref(), &sinks);
+        publish(metrics.as_deref(), &p.engine, house.ring_drops);
     };
 
     // Stopping: everything below is bounded by STOP_WITHIN.
     let deadline = Instant::now() + STOP_WITHIN;
     let _ = notify("STOPPING=1");
-    let drained = drain(&rb, &batch, &mut engine, &mut out);
+    let drained = drain(&rb, &pass);
+    drop(rb);
+    let Pass {
+        mut engine,
+        mut out,
+        ..
+    } = pass.into_inner();
     engine.finish(&mut out);
     ship(&mut out, stdout.as_ref(), &sinks);
-    drop(rb);
     let ring_drops = tracer.ring_drops().unwrap_or(house.ring_drops);
     let mut sinks = sinks;
     sinks.settle(deadline).await;
@@ -253,41 +262,31 @@ fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize 
     seeds.len()
 }
 
-/// What one pass over the ring took out of it.
-#[derive(Default)]
-struct Batch {
-    events: Vec<RawEvent>,
-    /// Rare: a cgroup's names, the first time its id is seen.
-    cgroups: Vec<RawCgroupNames>,
+/// The engine and what it produced since the last ship, shared by the
+/// loop and the ring-buffer callback (never at the same time).
+struct Pass {
+    engine: Engine,
+    out: Out,
+    /// The drain's monotonic time.
+    now: u64,
 }
 
-/// Takes everything the ring holds, a batch at a time, through the engine.
-fn drain(
-    rb: &RingBuffer<'_>,
-    batch: &RefCell<Batch>,
-    engine: &mut Engine,
-    out: &mut Out,
-) -> Result<()> {
-    let now = mono_now_ns();
+/// Takes everything the ring holds through the engine.
+fn drain(rb: &RingBuffer<'_>, pass: &RefCell<Pass>) -> Result<()> {
+    pass.borrow_mut().now = mono_now_ns();
+    // In bounded steps: ring_buffer__consume() alone would go on for as
+    // long as records keep coming.
     loop {
         let n = rb.consume_raw_n(BATCH);
         if n < 0 {
             return Err(std::io::Error::from_raw_os_error(-n)).context("draining the ring buffer");
         }
-        let mut b = batch.borrow_mut();
-        // Names first: the kernel sent them before the attempt they name.
-        for names in b.cgroups.drain(..) {
-            engine.cgroup_names(&names);
-        }
-        for raw in b.events.drain(..) {
-            engine.event(&raw, now, out);
-        }
-        drop(b);
         if (n as usize) < BATCH {
             break;
         }
     }
-    engine.after_batch(now, out);
+    let p = &mut *pass.borrow_mut();
+    p.engine.after_batch(p.now, &mut p.out);
     Ok(())
 }
 

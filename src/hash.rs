@@ -38,9 +38,14 @@ impl FastHasher {
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
             let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
+            b[..rest.len()].copy_from_slice(rest);
             self.mix(u64::from_le_bytes(b));
         }
     }

@@ -194,16 +194,26 @@ static __always_inline void count(__u32 idx)
 		*v += 1; /* per-CPU slot: no other writer, no atomic needed */
 }
 
-/* Submits without waking the consumer until wakeup_bytes are unread; the
- * consumer drains on its own short timer anyway. A wake-up per event is
- * what makes per-event tracers expensive for the connecting process. */
+/* Submits without waking the consumer: it drains on its own short timer.
+ * A wake-up per event is what makes per-event tracers expensive for the
+ * connecting process. Only a record that takes the unread bytes across a
+ * multiple of wakeup_bytes wakes it, so a burst is drained before the ring
+ * fills. Waking it for every record past the mark, as this did first,
+ * raised an interrupt per record until the consumer ran: the irq_work
+ * behind the wake-up is pending only until it runs, which is at once. */
 static __always_inline void submit(struct tcpstate_event *e)
 {
-	__u64 flags = 0;
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (wakeup_bytes) {
+		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+		/* Another CPU may have reserved after this record: a band of
+		 * two records, so a crossing is rarely missed (the timer covers
+		 * one that is). */
+		if (unread >= wakeup_bytes && unread % wakeup_bytes < 2 * (sizeof(*e) + 8))
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 
@@ -288,15 +298,17 @@ static __always_inline void sk_addrs(struct tcpstate_event *e, const struct sock
 }
 
 /* Who is connecting: recorded at the attempt, in the caller's context.
- * At the failure the current task is usually a softirq or a timer. */
-static __always_inline void caller(struct tcpstate_event *e)
+ * At the failure the current task is usually a softirq or a timer.
+ * `cgroup_id` is the caller's, named (name_cgroup) before `e` was
+ * reserved, so user space reads the names first. */
+static __always_inline void caller(struct tcpstate_event *e, __u64 cgroup_id)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = cgroup_id;
 	/* bpf_get_current_task_btf() (5.11, 3ca1032ab7ab "bpf: Add
 	 * bpf_get_current_task_btf helper") lets both names be plain loads;
 	 * 5.10 takes the helper calls. The verifier drops the branch the
@@ -312,7 +324,6 @@ static __always_inline void caller(struct tcpstate_event *e)
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
 	}
-	name_cgroup(e->cgroup_id);
 }
 
 static __always_inline bool is_tcp(const struct sock *sk)
@@ -328,7 +339,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
-	__u64 id, skaddr = (__u64)sk;
+	__u64 id, cgroup_id = 0, skaddr = (__u64)sk;
 	__u16 family, dport;
 	__u32 err;
 
@@ -366,6 +377,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	    !BPF_CORE_READ((struct tcp_sock *)sk, segs_out))
 		return 0;
 
+	if (newstate == TCP_SYN_SENT) {
+		cgroup_id = bpf_get_current_cgroup_id();
+		name_cgroup(cgroup_id);
+	}
 	e = reserve();
 	if (!e)
 		return 0;
@@ -382,7 +397,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	e->newstate = newstate;
 	sk_addrs(e, sk, family, &key);
 	if (newstate == TCP_SYN_SENT)
-		caller(e);
+		caller(e, cgroup_id);
 	else
 		e->pid = id >> 32;
 	submit(e);
@@ -424,7 +439,7 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	struct sock *sk;
 	void *uaddr;
 	__u16 family, dport;
-	__u64 id;
+	__u64 id, cgroup_id;
 	int len;
 
 	/* Not failures: done, under way, or interrupted (the attempt goes on
@@ -456,6 +471,8 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	if (!uaddr || len < (int)sizeof(struct sockaddr_in) ||
 	    bpf_probe_read_user(&family, sizeof(family), uaddr))
 		return;
+	cgroup_id = bpf_get_current_cgroup_id();
+	name_cgroup(cgroup_id);
 	e = reserve();
 	if (!e)
 		return;
@@ -490,7 +507,7 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	e->family = family;
 	e->dport = dport;
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	caller(e);
+	caller(e, cgroup_id);
 	submit(e);
 	return;
 discard:
