@@ -295,7 +295,7 @@ fn ship(out: &mut Out, stdout: Option<&StdoutSink>, sinks: &Sinks) {
     if out.line_count > 0 {
         if let Some(s) = stdout {
             s.push(Lines {
-                buf: std::mem::take(&mut out.lines),
+                buf: std::mem::replace(&mut out.lines, s.buffer()),
                 count: out.line_count,
             });
         }

@@ -14,6 +14,11 @@ use crate::stats::{Counter, Stats};
 
 /// Buffers waiting to be written; each holds at most one drain's lines.
 const QUEUE: usize = 8;
+/// Written buffers kept for the loop to fill again, and the largest kept:
+/// a fresh buffer grows by reallocation, copying the drain's lines over
+/// and over (a tenth of the loop's CPU in a JSON storm).
+const SPARES: usize = 2;
+const SPARE_MAX: usize = 2 << 20;
 
 pub struct Lines {
     pub buf: Vec<u8>,
@@ -22,6 +27,7 @@ pub struct Lines {
 
 pub struct StdoutSink {
     tx: Option<mpsc::Sender<Lines>>,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: JoinHandle<()>,
     stats: Arc<Stats>,
     /// Lines queued and not yet written.
@@ -31,6 +37,7 @@ pub struct StdoutSink {
 impl StdoutSink {
     pub fn spawn(stats: Arc<Stats>) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Lines>(QUEUE);
+        let (spare_tx, spares) = std::sync::mpsc::sync_channel::<Vec<u8>>(SPARES);
         let s = stats.clone();
         let waiting = Arc::new(Counter::default());
         let w = waiting.clone();
@@ -38,19 +45,30 @@ impl StdoutSink {
             .name("tcpstate-stdout".into())
             .spawn(move || {
                 let mut out = std::io::stdout().lock();
-                while let Some(l) = rx.blocking_recv() {
+                while let Some(mut l) = rx.blocking_recv() {
                     if out.write_all(&l.buf).and_then(|()| out.flush()).is_err() {
                         s.stdout_dropped.add(l.count);
                     }
                     w.sub(l.count);
+                    if l.buf.capacity() <= SPARE_MAX {
+                        l.buf.clear();
+                        let _ = spare_tx.try_send(l.buf);
+                    }
                 }
             })?;
         Ok(StdoutSink {
             tx: Some(tx),
+            spares,
             thread,
             stats,
             waiting,
         })
+    }
+
+    /// An empty buffer for the next drain's lines: a written one when the
+    /// writer has one back.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.spares.try_recv().unwrap_or_default()
     }
 
     /// Queues the lines; never waits. A full queue drops them, counted.
