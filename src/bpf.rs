@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
@@ -96,6 +97,8 @@ pub struct Tracer<'obj> {
     skel: TcpstateSkel<'obj>,
     /// Keeps the programs attached.
     _links: Vec<libbpf_rs::Link>,
+    /// `consumer_waiting` in the program's mmapped .bss.
+    waiting: *const AtomicU32,
     pub info: Loaded,
 }
 
@@ -306,9 +309,16 @@ impl<'obj> Tracer<'obj> {
         extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
         extra(&mut features.retransmits, &skel.progs.handle_retransmit);
 
+        let waiting = skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map(|b| std::ptr::addr_of!(b.consumer_waiting).cast::<AtomicU32>())
+            .context("the BPF object's .bss is not mmapped")?;
         Ok(Tracer {
             skel,
             _links: links,
+            waiting,
             info: Loaded {
                 btf_source,
                 kernel: kernel_release(),
@@ -339,6 +349,19 @@ impl<'obj> Tracer<'obj> {
             .chunks_exact(std::mem::size_of::<Seed>())
             .filter_map(|c| plain::from_bytes::<Seed>(c).ok().copied())
             .collect())
+    }
+
+    /// Whether the next record should wake the consumer: set when the loop
+    /// stops its drain timer, cleared by the program as it wakes it.
+    pub fn wake_on_next_record(&self, on: bool) {
+        // SAFETY: `waiting` points into the .bss map's mmapped memory,
+        // which lives as long as the loaded object in `self.skel`; a u32 of
+        // it, aligned, shared with BPF programs, so accessed atomically.
+        let w = unsafe { &*self.waiting };
+        // SeqCst: the loop's next look at the ring must not come before
+        // the program can see the flag (else a record in between would
+        // wait for the loop's slower timers).
+        w.store(u32::from(on), Ordering::SeqCst);
     }
 
     /// Ring-buffer reservations that failed (events lost in the kernel).

@@ -1,7 +1,7 @@
 //! Wiring: one tokio event loop on one thread. It loads the BPF program,
 //! starts the sinks, then waits for whichever comes first: a signal, the
-//! ring buffer's wake-up, the 10 ms drain timer or the 1 s housekeeping
-//! timer. Every drain runs the whole per-event path (`Engine`) on the
+//! ring buffer's wake-up, the 10 ms drain timer (only while records come)
+//! or the 1 s housekeeping timer. Every drain runs the whole per-event path (`Engine`) on the
 //! records in the ring and ships the result: lines to the stdout thread,
 //! alerts to the sink tasks. Nothing on this path waits for a sink.
 
@@ -38,8 +38,8 @@ use crate::stdout::{Lines, StdoutSink};
 /// SYN after about 127 s with the default tcp_syn_retries=6.
 const MAX_PENDING_AGE: Duration = Duration::from_secs(300);
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
-/// How often the loop drains by itself: the program skips wake-ups until a
-/// quarter of the ring is unread, so this bounds the latency.
+/// How often the busy loop drains by itself: the program skips wake-ups
+/// (see `bpf::Config::wakeup_bytes`), so this bounds the latency under load.
 const POLL: Duration = Duration::from_millis(10);
 /// Records per ring-buffer call within a drain.
 const BATCH: usize = 4096;
@@ -166,6 +166,12 @@ async fn run_async(cli: Cli) -> Result<()> {
     let mut slow_timer = interval(SLOW_CHECK);
     slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut house = Housekeeping::new(&log);
+    // Idle: the last tick found the ring empty, so the drain timer is off
+    // and the program wakes the loop with the next record (sub-millisecond
+    // latency, no wake-ups while nothing fails). Busy: records come, the
+    // timer drains every POLL, and the program wakes the loop only when a
+    // burst crosses a quarter of the ring.
+    let mut idle = false;
     // Whatever ends the loop, a signal or an error, the stop below runs.
     let ended: Result<&str> = loop {
         tokio::select! {
@@ -174,15 +180,30 @@ async fn run_async(cli: Cli) -> Result<()> {
                 Ok(mut g) => g.clear_ready(),
                 Err(e) => break Err(e).context("waiting on the ring buffer"),
             },
-            _ = drain_timer.tick() => {}
+            _ = drain_timer.tick(), if !idle => {}
             _ = second.tick() => house.run(&tracer, &mut pass.borrow_mut().engine, &stats, &log),
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
             }
         }
-        if let Err(e) = drain(&rb, &pass) {
-            break Err(e);
+        let n = match drain(&rb, &pass) {
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        if n > 0 && idle {
+            idle = false;
+            tracer.wake_on_next_record(false);
+            drain_timer.reset();
+        } else if n == 0 && !idle {
+            tracer.wake_on_next_record(true);
+            // A record the program committed before it could see the flag
+            // would not wake the loop: look once more.
+            match drain(&rb, &pass) {
+                Ok(0) => idle = true,
+                Ok(_) => tracer.wake_on_next_record(false),
+                Err(e) => break Err(e),
+            }
         }
         let p = &mut *pass.borrow_mut();
         ship(&mut p.out, stdout.as_ref(), &sinks);
@@ -192,7 +213,7 @@ async fn run_async(cli: Cli) -> Result<()> {
     // Stopping: everything below is bounded by STOP_WITHIN.
     let deadline = Instant::now() + STOP_WITHIN;
     let _ = notify("STOPPING=1");
-    let drained = drain(&rb, &pass);
+    let drained = drain(&rb, &pass).map(|_| ());
     drop(rb);
     let Pass {
         mut engine,
@@ -271,9 +292,10 @@ struct Pass {
     now: u64,
 }
 
-/// Takes everything the ring holds through the engine.
-fn drain(rb: &RingBuffer<'_>, pass: &RefCell<Pass>) -> Result<()> {
+/// Takes everything the ring holds through the engine; how many records.
+fn drain(rb: &RingBuffer<'_>, pass: &RefCell<Pass>) -> Result<usize> {
     pass.borrow_mut().now = mono_now_ns();
+    let mut total = 0;
     // In bounded steps: ring_buffer__consume() alone would go on for as
     // long as records keep coming.
     loop {
@@ -281,13 +303,14 @@ fn drain(rb: &RingBuffer<'_>, pass: &RefCell<Pass>) -> Result<()> {
         if n < 0 {
             return Err(std::io::Error::from_raw_os_error(-n)).context("draining the ring buffer");
         }
+        total += n as usize;
         if (n as usize) < BATCH {
             break;
         }
     }
     let p = &mut *pass.borrow_mut();
     p.engine.after_batch(p.now, &mut p.out);
-    Ok(())
+    Ok(total)
 }
 
 /// Hands a drain's lines and alerts on; never waits.
@@ -420,9 +443,10 @@ fn bpf_config(cli: &Cli) -> bpf::Config {
         trace_all: cli.verbose,
         btf: cli.btf.clone(),
         ring_bytes: cli.ring_buffer_size,
-        // Wake the loop only once a quarter of the ring is unread; the
-        // 10 ms timer drains the rest. A wake-up per event costs the
-        // connecting process more than everything else tcpstate does.
+        // While records come, wake the busy loop only as the unread bytes
+        // cross each quarter of the ring; its 10 ms timer drains the rest.
+        // A wake-up per event costs the connecting process more than
+        // everything else tcpstate does.
         wakeup_bytes: u64::from(cli.ring_buffer_size / 4),
     }
 }

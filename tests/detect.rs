@@ -93,6 +93,54 @@ fn refused_is_reported_once_with_process_and_addresses() {
     assert_eq!(out.stat("ringbuf_drops"), 0);
 }
 
+/// The loop's wake-ups so far: its thread is the process's main thread
+/// (tokio's current-thread runtime).
+fn wakeups(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in /proc status")
+}
+
+/// With nothing failing, the loop does not poll the ring on its 10 ms
+/// drain timer (about 200 wake-ups in 2 s): only the 250 ms slow check and
+/// the 1 s housekeeping wake it. The next failure is still reported: the
+/// program wakes the idle loop with its record.
+#[test]
+fn an_idle_daemon_sleeps_until_the_next_failure() {
+    if !require_root("an_idle_daemon_sleeps_until_the_next_failure") {
+        return;
+    }
+    let net = Net::new(17);
+    let d = start(&net);
+    let to = sock(net.server_v4(), 9);
+    // A first failure, so the loop has been busy and gone idle again.
+    assert_eq!(
+        net.in_client("t-idle", move || connect_err(to)),
+        ECONNREFUSED
+    );
+    assert!(d.wait_line("\"dport\":9,", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(100));
+    let before = wakeups(d.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = wakeups(d.pid()) - before;
+    assert!(woke < 40, "{woke} wake-ups in 2 s of nothing failing");
+    let to = sock(net.server_v4(), 10);
+    assert_eq!(
+        net.in_client("t-idle", move || connect_err(to)),
+        ECONNREFUSED
+    );
+    assert!(
+        d.wait_line("\"dport\":10,", Duration::from_secs(5)),
+        "{:?}",
+        d.lines()
+    );
+    let out = d.stop();
+    assert_one(&out, to, "refused", ECONNREFUSED, "t-idle");
+}
+
 #[test]
 fn timeout_is_reported_after_the_syn_retries() {
     if !require_root("timeout_is_reported_after_the_syn_retries") {

@@ -103,6 +103,11 @@ struct {
  * end skips the hash lookup. */
 __u32 own_socks_count = 0;
 
+/* Set by user space (through the mmapped .bss) when its loop has found the
+ * ring empty and waits without its drain timer: the next record wakes it,
+ * and clears this. */
+__u32 consumer_waiting = 0;
+
 /* The cgroup id each CPU named or found in named_cgroups last: a storm
  * from one service then skips the LRU lookup. */
 struct {
@@ -183,7 +188,9 @@ static __always_inline void name_cgroup(__u64 id)
 	}
 	if (kn)
 		r->truncated = 1;
-	bpf_ringbuf_submit(r, 0);
+	/* The attempt's own record follows at once and wakes the consumer if
+	 * need be. */
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void count(__u32 idx)
@@ -194,18 +201,23 @@ static __always_inline void count(__u32 idx)
 		*v += 1; /* per-CPU slot: no other writer, no atomic needed */
 }
 
-/* Submits without waking the consumer: it drains on its own short timer.
- * A wake-up per event is what makes per-event tracers expensive for the
- * connecting process. Only a record that takes the unread bytes across a
- * multiple of wakeup_bytes wakes it, so a burst is drained before the ring
- * fills. Waking it for every record past the mark, as this did first,
- * raised an interrupt per record until the consumer ran: the irq_work
- * behind the wake-up is pending only until it runs, which is at once. */
+/* Submits without waking the consumer while it drains on its own short
+ * timer: a wake-up per event is what makes per-event tracers expensive for
+ * the connecting process. An idle consumer (no timer) is woken by the
+ * first record. A busy one is woken only by a record that takes the
+ * unread bytes across a multiple of wakeup_bytes, so a burst is drained
+ * before the ring fills. Waking it for every record past the mark, as
+ * this did first, raised an interrupt per record until the consumer ran:
+ * the irq_work behind a wake-up is pending only until it runs. */
 static __always_inline void submit(struct tcpstate_event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (wakeup_bytes) {
+	if (consumer_waiting) {
+		/* Racy between CPUs: at worst two wake-ups. */
+		consumer_waiting = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	} else if (wakeup_bytes) {
 		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
 		/* Another CPU may have reserved after this record: a band of
