@@ -263,6 +263,17 @@ static __always_inline bool watched(struct tcpstate_lpm_key *key, __u16 dport)
 	return true;
 }
 
+/* An IPv6 address of a BTF-typed socket, as four loads of its u32 words. */
+static __always_inline void load_in6(__u8 *dst, const struct in6_addr *a)
+{
+	__u32 *d = (__u32 *)dst;
+
+	d[0] = a->in6_u.u6_addr32[0];
+	d[1] = a->in6_u.u6_addr32[1];
+	d[2] = a->in6_u.u6_addr32[2];
+	d[3] = a->in6_u.u6_addr32[3];
+}
+
 /* The socket's destination as an LPM key; false for other families. */
 static __always_inline bool sk_dest(const struct sock *sk, __u16 family,
 				    struct tcpstate_lpm_key *key)
@@ -276,13 +287,7 @@ static __always_inline bool sk_dest(const struct sock *sk, __u16 family,
 		return true;
 	}
 	if (family == AF_INET6) {
-		const __u32 *a = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
-		__u32 *k = (__u32 *)key->addr;
-
-		k[0] = a[0];
-		k[1] = a[1];
-		k[2] = a[2];
-		k[3] = a[3];
+		load_in6(key->addr, &sk->__sk_common.skc_v6_daddr);
 		return true;
 	}
 	return false;
@@ -298,13 +303,7 @@ static __always_inline void sk_addrs(struct tcpstate_event *e, const struct sock
 		*(__be32 *)e->saddr = sk->__sk_common.skc_rcv_saddr;
 		__builtin_memcpy(e->daddr, &key->addr[12], 4);
 	} else {
-		const __u32 *a = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32;
-		__u32 *s = (__u32 *)e->saddr;
-
-		s[0] = a[0];
-		s[1] = a[1];
-		s[2] = a[2];
-		s[3] = a[3];
+		load_in6(e->saddr, &sk->__sk_common.skc_v6_rcv_saddr);
 		__builtin_memcpy(e->daddr, key->addr, 16);
 	}
 }
