@@ -89,7 +89,14 @@ struct SourceQueue {
 
 pub struct Correlator {
     pending: HashMap<u64, Attempt, FastHash>,
+    /// Each source's attempts, for making room fairly. Kept only while
+    /// `tracking`: from the moment the table is full until it is back under
+    /// half full. Otherwise every attempt paid two more lookups for a
+    /// table that is almost never full (a fifth of the loop's CPU in a
+    /// storm); building them from `pending` when it fills is amortized
+    /// over the half table of attempts it takes to get there.
     sources: HashMap<Source, SourceQueue, FastHash>,
+    tracking: bool,
     /// The source room was last made from, and how often since it was
     /// found the largest (it is looked for again now and then).
     hog: Option<(Source, u32)>,
@@ -105,6 +112,7 @@ impl Correlator {
             // are pending, which is most of the time.
             pending: HashMap::default(),
             sources: HashMap::default(),
+            tracking: false,
             hog: None,
             max_pending,
             max_age_ns,
@@ -267,7 +275,14 @@ impl Correlator {
             }
             self.left(&old, skaddr);
         }
-        // Sources left empty wait for the sweep (see `take`), but never
+        if self.tracking {
+            self.track(skaddr, &attempt);
+        }
+    }
+
+    /// Counts a new attempt in its source's queue (while tracking).
+    fn track(&mut self, skaddr: u64, attempt: &Attempt) {
+        // Sources left empty wait for the sweep (see `left`), but never
         // more than 1024 beyond the most there can be with attempts.
         if self.sources.len() >= self.max_pending + 1024 {
             self.sources.retain(|_, q| q.live > 0);
@@ -283,18 +298,45 @@ impl Correlator {
         }
     }
 
-    /// Removes an attempt from the table and its source's count. A source
-    /// left with none keeps its (emptied) queue until the next sweep: a
-    /// client connecting one attempt at a time would otherwise allocate
-    /// and free a queue per attempt.
+    /// The table filled: the sources' queues, from what is pending.
+    fn start_tracking(&mut self) {
+        self.tracking = true;
+        self.sources.clear();
+        self.hog = None;
+        let mut all: Vec<(u64, u64, Source)> = self
+            .pending
+            .iter()
+            .map(|(&sk, a)| (a.ts_ns, sk, a.source))
+            .collect();
+        all.sort_unstable_by_key(|&(ts, sk, _)| (ts, sk));
+        for (ts, sk, source) in all {
+            let q = self.sources.entry(source).or_default();
+            q.live += 1;
+            q.order.push_back((ts, sk));
+        }
+    }
+
+    /// Removes an attempt from the table (and its source's count).
     fn take(&mut self, skaddr: u64) -> Option<Attempt> {
         let a = self.pending.remove(&skaddr)?;
         self.left(&a, skaddr);
         Some(a)
     }
 
-    /// An attempt left the table: its source holds one fewer.
+    /// An attempt left the table: its source holds one fewer. A source
+    /// left with none keeps its (emptied) queue until the next sweep: a
+    /// client connecting one attempt at a time would otherwise allocate
+    /// and free a queue per attempt.
     fn left(&mut self, a: &Attempt, skaddr: u64) {
+        if !self.tracking {
+            return;
+        }
+        if self.pending.len() < self.max_pending / 2 {
+            self.tracking = false;
+            self.sources.clear();
+            self.hog = None;
+            return;
+        }
         if let Some(q) = self.sources.get_mut(&a.source) {
             q.live -= 1;
             if q.live == 0 {
@@ -309,6 +351,9 @@ impl Correlator {
     /// A full table: drops attempts past the maximum age, else the oldest
     /// attempt of the source holding the most. True when there is room.
     fn make_room(&mut self, incoming: Source, now_ns: u64) -> bool {
+        if !self.tracking {
+            self.start_tracking();
+        }
         // The source found largest last time is still the one to take
         // from while it holds more than the newcomer's source (or is it);
         // it is looked for afresh now and then, as others grow.
@@ -702,6 +747,40 @@ mod tests {
             failed(c.observe(&ev(500, 70, SynSent, Close, 111), 70)).seen,
             Seen::Live
         );
+    }
+
+    /// The per-source queues exist only while the table is full or was
+    /// until it fell under half: fairness must hold on each filling.
+    #[test]
+    fn a_table_that_fills_again_is_shared_fairly_again() {
+        let mut c = Correlator::new(8, 300 * S);
+        for round in 0..2u64 {
+            let base = 1000 * (round + 1);
+            // The flooder (cgroup 1) fills the table, oldest first.
+            for i in 0..8 {
+                c.observe(&from(ev(base + i, base + i, Close, SynSent, 0), 1, 1), base);
+            }
+            // The victim's attempt is kept, at the flooder's oldest's expense.
+            c.observe(
+                &from(ev(base + 100, base + 50, Close, SynSent, 0), 2, 2),
+                base,
+            );
+            assert_eq!(c.pending(), 8);
+            let f = c.observe(&ev(base, base + 60, SynSent, Close, 111), base);
+            assert_eq!(f.failure_seen(), Some(Seen::Unmatched), "round {round}");
+            let f = failed(c.observe(&ev(base + 100, base + 60, SynSent, Close, 111), base));
+            assert_eq!(
+                (f.seen, f.caller.unwrap().pid),
+                (Seen::Live, 2),
+                "round {round}"
+            );
+            // Every other attempt ends: the table empties.
+            for i in 1..8 {
+                c.observe(&ev(base + i, base + 70, SynSent, Close, 111), base);
+            }
+            assert_eq!(c.pending(), 0);
+        }
+        assert_eq!(c.counters().evicted_full, 2);
     }
 
     #[test]
