@@ -369,13 +369,13 @@ impl Attributor for Cgroups {
             self.insert(CgroupInfo::new(cgroup_id, path));
         }
     }
-    fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>> {
+    fn get(&self, cgroup_id: u64) -> Option<&Attribution> {
         if let Some((id, i)) = &self.last {
             if *id == cgroup_id {
-                return Some(i.clone());
+                return Some(i);
             }
         }
-        self.map.get(&cgroup_id).cloned()
+        self.map.get(&cgroup_id).map(|a| &**a)
     }
 }
 

@@ -3,7 +3,6 @@
 //! batch and ships what came out: lines to stdout, alerts to the sinks.
 //! No I/O and no clock of its own, so tests drive it with made-up records.
 
-use std::sync::Arc;
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
@@ -18,7 +17,8 @@ use crate::skel::RawEvent;
 /// while the cgroup surely exists; `get` when it is shown.
 pub trait Attributor {
     fn touch(&mut self, cgroup_id: u64);
-    fn get(&mut self, cgroup_id: u64) -> Option<Arc<Attribution>>;
+    /// Borrowed: the per-failure path never clones it (alerts do).
+    fn get(&self, cgroup_id: u64) -> Option<&Attribution>;
     /// The kernel's names for a cgroup, as it was when first seen; used
     /// when the tree no longer has it.
     fn learn(&mut self, _cgroup_id: u64, _path: &str) {}
@@ -29,7 +29,7 @@ pub struct NoAttribution;
 
 impl Attributor for NoAttribution {
     fn touch(&mut self, _: u64) {}
-    fn get(&mut self, _: u64) -> Option<Arc<Attribution>> {
+    fn get(&self, _: u64) -> Option<&Attribution> {
         None
     }
 }
@@ -140,7 +140,6 @@ impl Engine {
         let outcome = self.correlator.observe(&ev, now_ns);
         if let Outcome::Failed(f) = outcome {
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
-            let attr = attr.as_deref();
             if self.printer.failure(&mut out.lines, &f, attr) {
                 out.line_count += 1;
             }
@@ -207,7 +206,6 @@ impl Engine {
                 m.slow(s.daddr, s.dport);
             }
             let attr = s.caller.and_then(|c| self.attributor.get(c.cgroup_id));
-            let attr = attr.as_deref();
             if self.printer.slow(&mut out.lines, s, attr) {
                 out.line_count += 1;
             }
