@@ -3,7 +3,6 @@
 //! batch and ships what came out: lines to stdout, alerts to the sinks.
 //! No I/O and no clock of its own, so tests drive it with made-up records.
 
-
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::clock::Clock;
