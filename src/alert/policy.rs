@@ -119,14 +119,66 @@ struct Seen<'a> {
     unit: Option<&'a str>,
 }
 
+/// Failures counted by reason and by process: what an alert window keeps,
+/// and a firing destination (`resolve`) too.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub count: u64,
+    pub reasons: [u64; Reason::ALL.len()],
+    /// At most [`MAX_PROCS`], in the order first seen.
+    pub procs: Vec<Proc>,
+    /// Failures from processes beyond those in `procs`.
+    pub other_procs: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, reason: Option<Reason>, comm: Option<Comm>, pid: Option<u32>) {
+        self.count += 1;
+        if let Some(r) = reason {
+            self.reasons[r.index()] += 1;
+        }
+        if let Some(p) = self
+            .procs
+            .iter_mut()
+            .find(|p| p.pid == pid && p.comm == comm)
+        {
+            p.count += 1;
+        } else if self.procs.len() < MAX_PROCS {
+            self.procs.push(Proc {
+                comm,
+                pid,
+                count: 1,
+            });
+        } else {
+            self.other_procs += 1;
+        }
+    }
+
+    /// The reasons seen, most frequent first.
+    pub fn reasons_by_count(&self) -> Vec<(Reason, u64)> {
+        let mut reasons: Vec<(Reason, u64)> = Reason::ALL
+            .iter()
+            .zip(self.reasons)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (*r, n))
+            .collect();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+        reasons
+    }
+
+    /// The processes seen, most frequent first.
+    pub fn procs_by_count(&self) -> Vec<Proc> {
+        let mut procs = self.procs.clone();
+        procs.sort_by_key(|p| std::cmp::Reverse(p.count));
+        procs
+    }
+}
+
 #[derive(Debug, Default)]
 struct Window {
     ends_ns: u64,
     source: Source,
-    count: u64,
-    reasons: [u64; Reason::ALL.len()],
-    procs: Vec<Proc>,
-    other_procs: u64,
+    tally: Tally,
     units: Vec<(String, u64)>,
 }
 
@@ -140,25 +192,7 @@ impl Window {
     }
 
     fn add(&mut self, s: &Seen<'_>) {
-        self.count += 1;
-        if let Some(r) = s.reason {
-            self.reasons[r.index()] += 1;
-        }
-        if let Some(p) = self
-            .procs
-            .iter_mut()
-            .find(|p| p.pid == s.pid && p.comm == s.comm)
-        {
-            p.count += 1;
-        } else if self.procs.len() < MAX_PROCS {
-            self.procs.push(Proc {
-                comm: s.comm,
-                pid: s.pid,
-                count: 1,
-            });
-        } else {
-            self.other_procs += 1;
-        }
+        self.tally.add(s.reason, s.comm, s.pid);
         if let Some(u) = s.unit {
             if let Some(e) = self.units.iter_mut().find(|e| e.0 == u) {
                 e.1 += 1;
@@ -169,26 +203,17 @@ impl Window {
     }
 
     fn summary(&mut self, what: What, dest: Option<Dest>, window_ns: u64) -> Summary {
-        let mut reasons: Vec<(Reason, u64)> = Reason::ALL
-            .iter()
-            .zip(self.reasons)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (*r, n))
-            .collect();
-        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-        let mut procs = std::mem::take(&mut self.procs);
-        procs.sort_by_key(|p| std::cmp::Reverse(p.count));
         let mut units = std::mem::take(&mut self.units);
         units.sort_by_key(|u| std::cmp::Reverse(u.1));
         Summary {
             what,
             dest,
             source: None,
-            count: self.count,
+            count: self.tally.count,
             window_ns,
-            reasons,
-            procs,
-            other_procs: self.other_procs,
+            reasons: self.tally.reasons_by_count(),
+            procs: self.tally.procs_by_count(),
+            other_procs: self.tally.other_procs,
             units,
             top_dests: Vec::new(),
             dests: u64::from(dest.is_some()),
@@ -350,13 +375,13 @@ impl Policy {
         };
         let w = self.windows.remove(&key).expect("found above");
         self.release(hog);
-        if w.count > 0 {
+        if w.tally.count > 0 {
             let fold = self.fold_of(hog, None, now_ns);
-            fold.window.count += w.count;
-            for (i, n) in w.reasons.iter().enumerate() {
-                fold.window.reasons[i] += n;
+            fold.window.tally.count += w.tally.count;
+            for (i, n) in w.tally.reasons.iter().enumerate() {
+                fold.window.tally.reasons[i] += n;
             }
-            *fold.dests.entry(key.1).or_default() += w.count;
+            *fold.dests.entry(key.1).or_default() += w.tally.count;
         }
         true
     }
@@ -446,7 +471,7 @@ impl Policy {
         if w.ends_ns != ends {
             return; // stale: this window was renewed later
         }
-        if w.count == 0 {
+        if w.tally.count == 0 {
             let source = w.source;
             self.windows.remove(&k);
             self.release(source);
@@ -476,13 +501,13 @@ impl Policy {
     pub fn flush(&mut self, out: &mut Vec<Alert>) {
         let window_ns = self.window_ns;
         for (k, w) in self.windows.iter_mut() {
-            if w.count > 0 {
+            if w.tally.count > 0 {
                 out.push(Alert::Summary(w.summary(k.0, Some(k.1), window_ns)));
                 self.stats.summaries += 1;
             }
         }
         for f in self.folds.values_mut() {
-            if f.window.count > 0 {
+            if f.window.tally.count > 0 {
                 out.push(Alert::Summary(fold_summary(f, window_ns)));
                 self.stats.summaries += 1;
             }

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::policy::{Alert, Dest, Proc, MAX_PROCS};
+use super::policy::{Alert, Dest, Proc, Tally};
 use crate::event::{Failure, Reason};
 
 /// `endsAt` of a firing alert: this many periods after its last post.
@@ -97,54 +97,27 @@ pub struct ResolveStats {
     pub untracked: u64,
 }
 
-const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
-
 #[derive(Debug)]
 struct Firing {
     reason: Reason,
     first_ns: u64,
     last_ns: u64,
-    count: u64,
-    reasons: [u64; REASONS.len()],
-    procs: Vec<Proc>,
-    other_procs: u64,
+    tally: Tally,
     /// The time of its one live entry in `checks`.
     check_ns: u64,
 }
 
 impl Firing {
     fn add(&mut self, f: &Failure) {
-        self.count += 1;
         self.last_ns = self.last_ns.max(f.ts_ns);
-        let r = f.reason.index();
-        self.reasons[r] += 1;
-        if let Some(p) = self
-            .procs
-            .iter_mut()
-            .find(|p| p.pid == f.caller.map(|c| c.pid) && p.comm == f.caller.map(|c| c.comm))
-        {
-            p.count += 1;
-        } else if self.procs.len() < MAX_PROCS {
-            self.procs.push(Proc {
-                comm: f.caller.map(|c| c.comm),
-                pid: f.caller.map(|c| c.pid),
-                count: 1,
-            });
-        } else {
-            self.other_procs += 1;
-        }
+        self.tally.add(
+            Some(f.reason),
+            f.caller.map(|c| c.comm),
+            f.caller.map(|c| c.pid),
+        );
     }
 
     fn alert(&self, dest: Dest, state: FleetState, ends_ns: u64) -> FleetAlert {
-        let mut reasons: Vec<(Reason, u64)> = REASONS
-            .iter()
-            .zip(self.reasons)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (*r, n))
-            .collect();
-        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-        let mut procs = self.procs.clone();
-        procs.sort_by_key(|p| std::cmp::Reverse(p.count));
         FleetAlert {
             dest,
             reason: self.reason,
@@ -152,17 +125,17 @@ impl Firing {
             starts_ns: self.first_ns,
             ends_ns,
             last_ns: self.last_ns,
-            count: self.count,
-            reasons,
-            procs,
-            other_procs: self.other_procs,
+            count: self.tally.count,
+            reasons: self.tally.reasons_by_count(),
+            procs: self.tally.procs_by_count(),
+            other_procs: self.tally.other_procs,
         }
     }
 
     fn recovery(&self, dest: Dest, at_ns: u64, by: ResolvedBy) -> Recovery {
         Recovery {
             dest,
-            count: self.count,
+            count: self.tally.count,
             first_ns: self.first_ns,
             last_ns: self.last_ns,
             at_ns,
@@ -224,10 +197,7 @@ impl Resolver {
             reason: f.reason,
             first_ns: at,
             last_ns: at,
-            count: 0,
-            reasons: [0; REASONS.len()],
-            procs: Vec::new(),
-            other_procs: 0,
+            tally: Tally::default(),
             check_ns,
         };
         x.add(f);

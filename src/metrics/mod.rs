@@ -17,13 +17,6 @@ use crate::alert::policy::Dest;
 use crate::event::{Failure, Reason};
 use crate::hash::FastHash;
 
-/// Every reason, in the order of their index in the counts.
-pub const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
-
-pub fn reason_index(r: Reason) -> usize {
-    r.index()
-}
-
 /// Upper bounds of the failure-duration histogram, in nanoseconds: a
 /// refusal takes well under a millisecond on a LAN, a timeout seconds
 /// (1 s, 3 s, 7 s, … with the SYN retries), up to 127 s by default.
@@ -83,7 +76,7 @@ pub struct Metrics {
     dests: HashSet<Dest, FastHash>,
     failures: HashMap<FailKey, u64, FastHash>,
     slow: HashMap<Option<Dest>, u64, FastHash>,
-    durations: [Histogram; REASONS.len()],
+    durations: [Histogram; Reason::ALL.len()],
     units: Vec<String>,
 }
 
@@ -127,7 +120,7 @@ impl Metrics {
 
     /// One failure: the hot path. One lookup when the series exists.
     pub fn failure(&mut self, f: &Failure, unit: UnitId) {
-        let reason = reason_index(f.reason);
+        let reason = f.reason.index();
         self.durations[reason].observe(f.duration_ns);
         let dest = Dest {
             addr: f.daddr,
@@ -205,7 +198,7 @@ pub struct Totals {
 pub struct Snapshot {
     pub failures: Vec<(FailKey, u64)>,
     pub slow: Vec<(Option<Dest>, u64)>,
-    pub durations: [Histogram; REASONS.len()],
+    pub durations: [Histogram; Reason::ALL.len()],
     pub units: Vec<String>,
     pub totals: Totals,
     pub max_dests: usize,

@@ -26,7 +26,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{Shared, BUCKETS_NS, REASONS};
+use super::{Shared, BUCKETS_NS};
+use crate::event::Reason;
 use crate::stats::Stats;
 use crate::text::Endpoint;
 
@@ -171,7 +172,7 @@ impl Collector for Fleet {
                 };
                 let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
                 let labels = [
-                    ("reason", REASONS[k.reason as usize].name()),
+                    ("reason", Reason::ALL[k.reason as usize].name()),
                     ("destination", dest.as_str()),
                     ("unit", unit),
                 ];
@@ -192,7 +193,7 @@ impl Collector for Fleet {
                     buckets.push((*b as f64 / 1e9, n));
                 }
                 buckets.push((f64::INFINITY, h.buckets[BUCKETS_NS.len()]));
-                let labels = [("reason", REASONS[i].name())];
+                let labels = [("reason", Reason::ALL[i].name())];
                 m.encode_family(&labels)?
                     .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                         h.sum_ns as f64 / 1e9,
@@ -425,6 +426,6 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} not in:\n{text}");
         }
-        assert_eq!(text.matches("le=\"+Inf\"").count(), REASONS.len());
+        assert_eq!(text.matches("le=\"+Inf\"").count(), Reason::ALL.len());
     }
 }
