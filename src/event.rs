@@ -199,6 +199,44 @@ pub struct Caller {
     pub process: Comm,
 }
 
+#[cfg(test)]
+impl Caller {
+    /// For tests: a single-threaded process named `comm`.
+    pub fn sample(pid: u32, comm: &[u8]) -> Caller {
+        Caller {
+            pid,
+            tid: pid,
+            uid: 0,
+            cgroup_id: 1,
+            comm: Comm::new(comm),
+            process: Comm::new(comm),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Failure {
+    /// For tests: a handshake failure of pid 1 ("x") from 192.0.2.1 to
+    /// `daddr:port`, to adjust with `..Failure::sample(..)`.
+    pub fn sample(daddr: &str, port: u16, reason: Reason) -> Failure {
+        Failure {
+            caller: Some(Caller::sample(1, b"x")),
+            family: Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            sport: None,
+            daddr: daddr.parse().unwrap(),
+            dport: port,
+            reason,
+            errno: 0,
+            stage: Stage::Handshake,
+            seen: Seen::Live,
+            ts_ns: 0,
+            duration_ns: 0,
+            retransmits: 0,
+        }
+    }
+}
+
 /// Who an alert table and the pending table share among: the cgroup (the
 /// systemd unit or container) and the uid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -93,30 +93,19 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Caller, Comm, Family, Reason, Seen, Stage};
+    use crate::event::{Caller, Reason, Seen};
 
     fn failure(daddr: &str, reason: Reason, errno: u32) -> Failure {
         Failure {
             caller: Some(Caller {
-                pid: 4242,
                 tid: 4243,
                 uid: 1000,
-                cgroup_id: 1,
-                comm: Comm::new(b"cu rl\n"),
-                process: Comm::new(b"cu rl\n"),
+                ..Caller::sample(4242, b"cu rl\n")
             }),
-            stage: Stage::Handshake,
-            seen: Seen::Live,
-            retransmits: 0,
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: daddr.parse().unwrap(),
-            dport: 8080,
-            reason,
             errno,
             ts_ns: 1_000_000_000,
             duration_ns: 3_012_345_678,
+            ..Failure::sample(daddr, 8080, reason)
         }
     }
 

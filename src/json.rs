@@ -328,25 +328,14 @@ mod tests {
     fn base() -> Failure {
         Failure {
             caller: Some(Caller {
-                pid: 4242,
                 tid: 4243,
-                uid: 0,
-                cgroup_id: 1,
-                comm: Comm::new(b"curl"),
-                process: Comm::new(b"curl"),
+                ..Caller::sample(4242, b"curl")
             }),
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: "198.51.100.255".parse().unwrap(),
-            dport: 443,
-            reason: Reason::Refused,
             errno: 111,
-            stage: Stage::Handshake,
-            seen: Seen::Live,
             ts_ns: 1_234_567_891,
             duration_ns: 3_012_345_678,
             retransmits: 2,
+            ..Failure::sample("198.51.100.255", 443, Reason::Refused)
         }
     }
 

@@ -543,7 +543,7 @@ fn fold_summary(f: &mut Fold, window_ns: u64) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Caller, Family, Seen as SeenMark, Stage};
+    use crate::event::{Caller, Family, Seen as SeenMark};
 
     const S: u64 = 1_000_000_000;
 
@@ -557,25 +557,11 @@ mod tests {
     ) -> Failure {
         Failure {
             caller: Some(Caller {
-                pid,
-                tid: pid,
                 uid: 1000,
                 cgroup_id: cgroup,
-                comm: Comm::new(comm),
-                process: Comm::new(comm),
+                ..Caller::sample(pid, comm)
             }),
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: daddr.parse().unwrap(),
-            dport: port,
-            reason,
-            errno: 0,
-            stage: Stage::Handshake,
-            seen: SeenMark::Live,
-            ts_ns: 0,
-            duration_ns: 0,
-            retransmits: 0,
+            ..Failure::sample(daddr, port, reason)
         }
     }
 

@@ -280,32 +280,14 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::event::Caller;
 
     const S: u64 = 1_000_000_000;
 
     fn failure(daddr: &str, port: u16, reason: Reason) -> Failure {
         Failure {
-            caller: Some(crate::event::Caller {
-                pid: 7,
-                tid: 7,
-                uid: 0,
-                cgroup_id: 0,
-                comm: Comm::new(b"app"),
-                process: Comm::new(b"app"),
-            }),
-            stage: crate::event::Stage::Handshake,
-            seen: crate::event::Seen::Live,
-            retransmits: 0,
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: daddr.parse().unwrap(),
-            dport: port,
-            reason,
-            errno: 0,
-            ts_ns: 0,
-            duration_ns: 0,
+            caller: Some(Caller::sample(7, b"app")),
+            ..Failure::sample(daddr, port, reason)
         }
     }
 

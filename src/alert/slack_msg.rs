@@ -283,30 +283,14 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
 mod tests {
     use super::*;
     use crate::alert::policy::{Dest, Proc};
-    use crate::event::{Comm, Family, Seen, Stage};
+    use crate::event::Comm;
 
     fn failure(comm: &[u8]) -> Failure {
         Failure {
-            caller: Some(Caller {
-                pid: 77,
-                tid: 77,
-                uid: 0,
-                cgroup_id: 1,
-                comm: Comm::new(comm),
-                process: Comm::new(comm),
-            }),
-            stage: Stage::Handshake,
-            seen: Seen::Live,
-            retransmits: 0,
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: "198.51.100.7".parse().unwrap(),
-            dport: 443,
-            reason: Reason::Refused,
+            caller: Some(Caller::sample(77, comm)),
             errno: 111,
-            ts_ns: 0,
             duration_ns: 1_500_000,
+            ..Failure::sample("198.51.100.7", 443, Reason::Refused)
         }
     }
 

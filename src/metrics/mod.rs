@@ -239,30 +239,11 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Family};
 
     fn failure(addr: &str, port: u16, reason: Reason, duration_ns: u64) -> Failure {
         Failure {
-            caller: Some(crate::event::Caller {
-                pid: 1,
-                tid: 1,
-                uid: 0,
-                cgroup_id: 0,
-                comm: Comm::new(b"x"),
-                process: Comm::new(b"x"),
-            }),
-            stage: crate::event::Stage::Handshake,
-            seen: crate::event::Seen::Live,
-            retransmits: 0,
-            family: Family::Ipv4,
-            saddr: "192.0.2.1".parse().unwrap(),
-            sport: None,
-            daddr: addr.parse().unwrap(),
-            dport: port,
-            reason,
-            errno: 0,
-            ts_ns: 0,
             duration_ns,
+            ..Failure::sample(addr, port, reason)
         }
     }
 

@@ -360,31 +360,15 @@ impl Collector for Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Failure, Family, Reason};
+    use crate::event::{Failure, Family, Reason};
     use crate::metrics::{Metrics, Totals, UnitId};
 
     fn failure(addr: &str, port: u16, reason: Reason) -> Failure {
         Failure {
-            caller: Some(crate::event::Caller {
-                pid: 1,
-                tid: 1,
-                uid: 0,
-                cgroup_id: 0,
-                comm: Comm::new(b"x"),
-                process: Comm::new(b"x"),
-            }),
-            stage: crate::event::Stage::Handshake,
-            seen: crate::event::Seen::Live,
-            retransmits: 0,
             family: Family::Ipv6,
             saddr: "2001:db8::9".parse().unwrap(),
-            sport: None,
-            daddr: addr.parse().unwrap(),
-            dport: port,
-            reason,
-            errno: 0,
-            ts_ns: 0,
             duration_ns: 2_000_000,
+            ..Failure::sample(addr, port, reason)
         }
     }
 
