@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Attribution, Caller, Comm, Failure, Record, Slow};
+use crate::event::{Attribution, Caller, Comm, Failure, Family, Record, Slow};
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -137,24 +137,14 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(e.seen.name().as_bytes());
     line.extend_from_slice(b"\",");
     who(line, &e.caller, attr);
-    line.extend_from_slice(b",\"family\":\"");
-    line.extend_from_slice(e.family.name().as_bytes());
-    line.extend_from_slice(b"\",\"saddr\":");
-    addr(line, e.saddr);
+    source(line, e.family, e.saddr);
     line.extend_from_slice(b",\"sport\":");
     match e.sport {
         Some(p) => int(line, p),
         None => line.extend_from_slice(b"null"),
     }
-    line.extend_from_slice(b",\"daddr\":");
-    addr(line, e.daddr);
-    line.extend_from_slice(b",\"dport\":");
-    int(line, e.dport);
-    line.extend_from_slice(b",\"duration_ms\":");
-    millis(line, e.duration_ns);
-    line.extend_from_slice(b",\"retransmits\":");
-    int(line, e.retransmits);
-    line.extend_from_slice(b"}\n");
+    dest(line, e.daddr, e.dport);
+    end(line, b",\"duration_ms\":", e.duration_ns, e.retransmits);
 }
 
 /// Appends one `connect_slow` object and a newline.
@@ -165,18 +155,33 @@ pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>
     line.extend_from_slice(e.seen.name().as_bytes());
     line.extend_from_slice(b"\",");
     who(line, &e.caller, attr);
+    source(line, e.family, e.saddr);
+    dest(line, e.daddr, e.dport);
+    end(line, b",\"elapsed_ms\":", e.elapsed_ns, e.retransmits);
+}
+
+/// `,"family":…,"saddr":…`
+fn source(line: &mut Vec<u8>, family: Family, saddr: IpAddr) {
     line.extend_from_slice(b",\"family\":\"");
-    line.extend_from_slice(e.family.name().as_bytes());
+    line.extend_from_slice(family.name().as_bytes());
     line.extend_from_slice(b"\",\"saddr\":");
-    addr(line, e.saddr);
+    addr(line, saddr);
+}
+
+/// `,"daddr":…,"dport":…`
+fn dest(line: &mut Vec<u8>, daddr: IpAddr, dport: u16) {
     line.extend_from_slice(b",\"daddr\":");
-    addr(line, e.daddr);
+    addr(line, daddr);
     line.extend_from_slice(b",\"dport\":");
-    int(line, e.dport);
-    line.extend_from_slice(b",\"elapsed_ms\":");
-    millis(line, e.elapsed_ns);
+    int(line, dport);
+}
+
+/// The time key (`key` is `,"…_ms":`), the retransmits and the line's end.
+fn end(line: &mut Vec<u8>, key: &[u8], ns: u64, retransmits: u32) {
+    line.extend_from_slice(key);
+    millis(line, ns);
     line.extend_from_slice(b",\"retransmits\":");
-    int(line, e.retransmits);
+    int(line, retransmits);
     line.extend_from_slice(b"}\n");
 }
 
