@@ -14,17 +14,6 @@ use serde_json::Value;
 const CONTAINER: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const POD: &str = "1c7b2f9e-3d4a-4b5c-8d6e-7f8091a2b3c4";
 
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup2 mount (pure v2 or hybrid)")
-}
-
 /// A cgroup path made for the test, removed (deepest first) on drop.
 struct Cgroup {
     made: Vec<PathBuf>,
@@ -34,7 +23,7 @@ struct Cgroup {
 impl Cgroup {
     fn new(rel: &str) -> Cgroup {
         let mut made = Vec::new();
-        let mut p = v2_root();
+        let mut p = cgroup_v2_root();
         for part in rel.split('/') {
             p.push(part);
             if !p.exists() {

@@ -182,19 +182,7 @@ fn no_free_local_port_is_port_exhausted_never_canceled() {
 /// A loopback listener whose accept queue is full: further SYNs to it are
 /// dropped, so a connect hangs in SYN_SENT. Returns it and what fills it.
 fn full_listener() -> (std::net::TcpListener, std::net::TcpStream) {
-    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::os::fd::AsRawFd;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
-    // SAFETY: listen(2) on a socket we own; no memory is passed.
-    assert_eq!(unsafe { nix::libc::listen(fd.as_raw_fd(), 0) }, 0);
-    let l = std::net::TcpListener::from(fd);
+    let l = loopback_listener(0);
     let filler = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     (l, filler)
 }

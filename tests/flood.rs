@@ -14,17 +14,6 @@ use common::*;
 
 const ECONNREFUSED: i32 = 111;
 
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup2 mount")
-}
-
 /// The flooder, run by `spawn_flooder` through this very binary; does
 /// nothing when run as a test (it is ignored unless asked for).
 #[test]
@@ -84,7 +73,7 @@ struct Flooder {
 
 impl Flooder {
     fn spawn(mode: &str, port: u16) -> Flooder {
-        let cgroup = v2_root().join(format!("tcpstate-flood-{}-{mode}", std::process::id()));
+        let cgroup = cgroup_v2_root().join(format!("tcpstate-flood-{}-{mode}", std::process::id()));
         std::fs::create_dir_all(&cgroup).unwrap();
         let exe = std::env::current_exe().unwrap();
         let script = format!(
@@ -216,21 +205,7 @@ fn a_full_pending_table_makes_room_from_the_flooder_and_says_so() {
     if !require_root("a_full_pending_table_makes_room_from_the_flooder_and_says_so") {
         return;
     }
-    let listener = {
-        use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-        use std::os::fd::AsRawFd;
-        let fd = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::empty(),
-            None,
-        )
-        .unwrap();
-        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
-        // SAFETY: listen(2) on a socket we own; no memory is passed.
-        assert_eq!(unsafe { nix::libc::listen(fd.as_raw_fd(), 0) }, 0);
-        TcpListener::from(fd)
-    };
+    let listener = loopback_listener(0);
     let port = listener.local_addr().unwrap().port();
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
     let d = daemon(

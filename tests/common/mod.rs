@@ -701,3 +701,36 @@ impl FakeSyslog {
         self.matching(needle)
     }
 }
+
+/// Where cgroup v2 is mounted (pure v2, or the hybrid's unified tree).
+#[allow(dead_code)] // not every test file makes cgroups
+pub fn cgroup_v2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("a cgroup2 mount (pure v2 or hybrid)")
+}
+
+/// A listener on 127.0.0.1 with this accept backlog. std's is 128, and 0
+/// (a queue that one connection fills, so the next SYNs are dropped) is
+/// what the hanging-attempt tests need.
+#[allow(dead_code)] // not every test file needs one
+pub fn loopback_listener(backlog: i32) -> TcpListener {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    // SAFETY: listen(2) on a socket we own; no memory is passed.
+    assert_eq!(unsafe { nix::libc::listen(fd.as_raw_fd(), backlog) }, 0);
+    TcpListener::from(fd)
+}
