@@ -77,12 +77,7 @@ fn units_containers_and_pods_are_named_from_the_cgroup() {
         return;
     }
     let net = Net::new(50);
-    let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    let d = net.json_daemon(&[]);
     let server = net.server_v4();
     let pid = std::process::id();
     let service = Cgroup::new(&format!("tcpstate-test-{pid}.slice/api-{pid}.service"));
@@ -143,12 +138,7 @@ fn a_thread_with_its_own_name_shows_both_names() {
         return;
     }
     let net = Net::new(51);
-    let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    let d = net.json_daemon(&[]);
     let to = sock(net.server_v4(), 9);
     // The thread is named by PR_SET_NAME (std names threads with it).
     net.in_client("t-worker", move || connect_err(to));

@@ -22,13 +22,9 @@ const ECONNREFUSED: i32 = 111;
 const NOWHERE: &str = "203.0.113.7";
 
 fn start(net: &Net, extra: &[&str]) -> Daemon {
-    let mut args: Vec<String> = ["--format", "json", "--no-syslog", "-d", "203.0.113.0/24"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(net.watch_args());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Daemon::start(&args, &[])
+    let mut args = vec!["-d", "203.0.113.0/24"];
+    args.extend(extra);
+    net.json_daemon(&args)
 }
 
 /// The one event of `kind` for `to`; fails unless there is exactly one.

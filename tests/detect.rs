@@ -63,12 +63,7 @@ fn assert_one(out: &Stopped, to: SocketAddr, reason: &str, errno: i32, comm: &st
 
 fn start(net: &Net) -> Daemon {
     // Detection only: alerts have tests/alerts.rs.
-    let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(net.watch_args());
-    Daemon::start(&args, &[])
+    net.json_daemon(&[])
 }
 
 #[test]

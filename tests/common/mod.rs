@@ -132,6 +132,19 @@ impl Net {
         ]
     }
 
+    /// tcpstate for detection only: JSON lines, no syslog, watching this
+    /// net's prefixes, and `extra`.
+    #[allow(dead_code)] // not every test file detects through JSON
+    pub fn json_daemon(&self, extra: &[&str]) -> Daemon {
+        let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(self.watch_args());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Daemon::start(&args, &[])
+    }
+
     /// Loads an nftables ruleset (text) into the server namespace.
     pub fn server_nft(&self, ruleset: &str) {
         let mut child = Command::new("ip")
