@@ -21,6 +21,9 @@ use crate::skel::{LpmKey, RawCgroupNames, RawEvent, TcpstateSkel, TcpstateSkelBu
 pub enum Record<'a> {
     Event(&'a RawEvent),
     CgroupNames(&'a RawCgroupNames),
+    /// A record of neither size: cannot happen while both come from
+    /// tcpstate.h, but counted if it does.
+    Malformed,
 }
 
 const BTF_SYSFS: &str = "/sys/kernel/btf/vmlinux";
@@ -405,10 +408,7 @@ impl<'obj> Tracer<'obj> {
                 }
                 match plain::from_bytes::<RawEvent>(data) {
                     Ok(e) => on_event(Record::Event(e)),
-                    // Cannot happen while the record comes from tcpstate.h.
-                    Err(_) => {
-                        eprintln!("tcpstate: short ring-buffer record ({} bytes)", data.len())
-                    }
+                    Err(_) => on_event(Record::Malformed),
                 }
                 0
             })

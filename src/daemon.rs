@@ -137,6 +137,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         match rec {
             bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
             bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
+            bpf::Record::Malformed => p.engine.malformed(),
         }
     })?;
     let rb_fd = ring_buffer_fd(&rb)?;
@@ -429,6 +430,7 @@ impl Housekeeping {
             syslog_lost: stats.syslog_lost.get(),
             slack_folded: stats.slack_folded.get(),
             slack_lost: stats.slack_lost_alerts.get(),
+            bad_records: e.bad_records,
         };
         for w in self.losses.check(&totals, now.into_std()) {
             log.warn(w);
@@ -563,7 +565,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
     let c = e.correlate;
     format!(
         "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} at_start={} pending={} ringbuf_drops={} \
+         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} ringbuf_drops={} \
          stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
@@ -581,6 +583,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
         c.unmatched,
         c.at_start,
         e.pending,
+        e.bad_records,
         ring_drops,
         s.stdout_dropped.get(),
         e.policy.firsts,

@@ -61,6 +61,9 @@ pub struct Out {
 pub struct EngineStats {
     /// Records read from the ring buffer.
     pub events: u64,
+    /// Records that could not be decoded (a size, family or kind the
+    /// program never sends), dropped.
+    pub bad_records: u64,
     pub correlate: Counters,
     pub policy: PolicyStats,
     /// Attempts still pending.
@@ -79,6 +82,7 @@ pub struct Engine {
     slow: Vec<(u64, Slow)>,
     attributor: Box<dyn Attributor>,
     events: u64,
+    bad_records: u64,
     slow_seen: u64,
     /// Per-failure counts for /metrics (set by `set_metrics`).
     metrics: Option<Metrics>,
@@ -99,6 +103,7 @@ impl Engine {
             slow: Vec::new(),
             attributor,
             events: 0,
+            bad_records: 0,
             slow_seen: 0,
             metrics: None,
             resolver: None,
@@ -123,6 +128,7 @@ impl Engine {
     pub fn event(&mut self, raw: &RawEvent, now_ns: u64, out: &mut Out) {
         self.events += 1;
         let Some(ev) = Record::from_raw(raw) else {
+            self.bad_records += 1;
             return;
         };
         if self.verbose
@@ -170,6 +176,12 @@ impl Engine {
     /// A cgroup's path as the kernel named it at an attempt.
     pub fn cgroup_names(&mut self, raw: &crate::skel::RawCgroupNames) {
         self.attributor.learn(raw.cgroup_id, &raw.path());
+    }
+
+    /// A ring-buffer record of a size no record has.
+    pub fn malformed(&mut self) {
+        self.events += 1;
+        self.bad_records += 1;
     }
 
     /// An attempt found in SYN_SENT at start, with its owner if known.
@@ -237,6 +249,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             events: self.events,
+            bad_records: self.bad_records,
             correlate: self.correlator.counters(),
             policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
             pending: self.correlator.pending(),
@@ -288,6 +301,26 @@ mod tests {
             },
             Box::new(NoAttribution),
         )
+    }
+
+    #[test]
+    fn records_that_cannot_be_decoded_are_counted_not_lost_silently() {
+        let mut e = engine(Format::Json, None);
+        let mut out = Out::default();
+        let no_family = RawEvent {
+            family: 0,
+            ..raw(1, 1, 7, 2, 0, 9)
+        };
+        let no_kind = RawEvent {
+            kind: 99,
+            ..raw(2, 1, 7, 2, 0, 9)
+        };
+        e.event(&no_family, 1, &mut out);
+        e.event(&no_kind, 1, &mut out);
+        e.malformed();
+        e.event(&raw(3, 1, 7, 2, 0, 9), 1, &mut out);
+        let s = e.stats();
+        assert_eq!((s.events, s.bad_records, s.correlate.attempts), (4, 3, 1));
     }
 
     #[test]

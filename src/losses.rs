@@ -18,6 +18,7 @@ pub struct Totals {
     pub syslog_lost: u64,
     pub slack_folded: u64,
     pub slack_lost: u64,
+    pub bad_records: u64,
 }
 
 impl Totals {
@@ -31,12 +32,13 @@ impl Totals {
             self.syslog_lost,
             self.slack_folded,
             self.slack_lost,
+            self.bad_records,
         ][k]
     }
 }
 
 /// What each kind is, in words; `{n}` new, `{t}` total.
-const KINDS: [(&str, &str); 8] = [
+const KINDS: [(&str, &str); 9] = [
     (
         "events lost in the kernel: the ring buffer was full",
         "raise --ring-buffer-size",
@@ -63,6 +65,10 @@ const KINDS: [(&str, &str); 8] = [
         "the next Slack message gives the count",
     ),
     ("Slack alerts lost", "see the Slack webhook lines for why"),
+    (
+        "records from the kernel that could not be decoded",
+        "a tcpstate bug: please report it",
+    ),
 ];
 
 #[derive(Debug, Default, Clone, Copy)]
