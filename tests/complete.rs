@@ -27,27 +27,6 @@ fn start(net: &Net, extra: &[&str]) -> Daemon {
     net.json_daemon(&args)
 }
 
-/// The one event of `kind` for `to`; fails unless there is exactly one.
-fn one(out: &Stopped, kind: &str, to: SocketAddr) -> Value {
-    let daddr = match to.ip() {
-        IpAddr::V6(a) => a.to_canonical().to_string(),
-        a => a.to_string(),
-    };
-    let hits: Vec<Value> = out
-        .json()
-        .into_iter()
-        .filter(|v| v["event"] == kind && v["daddr"] == daddr.as_str() && v["dport"] == to.port())
-        .collect();
-    assert_eq!(
-        hits.len(),
-        1,
-        "expected exactly one {kind} for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
-        out.stdout.join("\n"),
-        out.stderr
-    );
-    hits.into_iter().next().unwrap()
-}
-
 fn assert_fields(v: &Value, reason: &str, stage: &str, errno: i32, comm: &str) {
     assert_eq!(v["reason"], reason, "{v}");
     assert_eq!(v["stage"], stage, "{v}");
@@ -106,9 +85,9 @@ fn errors_before_the_syn_are_connect_stage_failures() {
             .is_err());
     });
     let out = d.stop();
-    let v = one(&out, "connect_failed", nowhere);
+    let v = out.one("connect_failed", nowhere);
     assert_fields(&v, "net_unreachable", "connect", ENETUNREACH, "t-noroute");
-    let v = one(&out, "connect_failed", denied);
+    let v = out.one("connect_failed", denied);
     assert_fields(&v, "denied", "connect", EACCES, "t-prohibit");
     assert_eq!(
         out.failures().len(),
@@ -140,7 +119,7 @@ fn a_syn_dropped_by_this_hosts_firewall_is_denied() {
     let to = sock(net.server_v4(), 84);
     let errno = net.in_client("t-fw", move || connect_err(to));
     let out = d.stop();
-    let v = one(&out, "connect_failed", to);
+    let v = out.one("connect_failed", to);
     // The application saw ETIMEDOUT on this kernel (older ones: EPERM).
     assert_fields(&v, "denied", "handshake", errno, "t-fw");
     assert!(errno == ETIMEDOUT || errno == 1, "errno {errno}");
@@ -170,7 +149,7 @@ fn no_free_local_port_is_port_exhausted_never_canceled() {
     listener.stop();
     let out = d.stop();
     assert_eq!(errno, EADDRNOTAVAIL);
-    let v = one(&out, "connect_failed", to);
+    let v = out.one("connect_failed", to);
     assert_fields(&v, "port_exhausted", "connect", EADDRNOTAVAIL, "t-ports");
     assert_eq!(out.stat("successes"), 4, "{}", out.stderr);
 }
@@ -248,7 +227,7 @@ fn an_attempt_in_flight_at_start_is_reported_with_its_process() {
     );
     assert_eq!(client.join().unwrap(), ETIMEDOUT);
     let out = d.stop();
-    let v = one(&out, "connect_failed", to);
+    let v = out.one("connect_failed", to);
     assert_eq!(v["reason"], "timeout", "{v}");
     assert_eq!(v["seen"], "at_start", "{v}");
     assert_eq!(v["pid"], std::process::id(), "{v}");
@@ -293,13 +272,13 @@ fn a_hanging_attempt_warns_before_it_fails() {
         );
     };
     assert!(s < f, "connect_slow first:\n{}", out.stdout.join("\n"));
-    let v = one(&out, "connect_slow", to);
+    let v = out.one("connect_slow", to);
     assert_eq!(v["comm"], "t-hang", "{v}");
     assert_eq!(v["pid"], std::process::id(), "{v}");
     let ms = v["elapsed_ms"].as_f64().unwrap();
     assert!((1000.0..2500.0).contains(&ms), "elapsed_ms {ms}");
     assert!(v["retransmits"].as_u64().is_some(), "{v}");
-    assert_eq!(one(&out, "connect_failed", to)["reason"], "timeout");
+    assert_eq!(out.one("connect_failed", to)["reason"], "timeout");
     assert_eq!(warned.len(), 1, "a warning on syslog: {:?}", syslog.lines());
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
@@ -317,7 +296,7 @@ fn a_blocking_refused_connect_is_reported_once() {
         ECONNREFUSED
     );
     let out = d.stop();
-    let v = one(&out, "connect_failed", to);
+    let v = out.one("connect_failed", to);
     assert_fields(&v, "refused", "handshake", ECONNREFUSED, "t-once");
 }
 
@@ -351,7 +330,7 @@ fn curl_to_an_icmp_rejected_port_is_host_unreachable_not_canceled() {
         .expect("curl (is it installed?)");
     assert!(!out.status.success(), "curl should fail");
     let stopped = d.stop();
-    let v = one(&stopped, "connect_failed", sock(net.server_v4(), 82));
+    let v = stopped.one("connect_failed", sock(net.server_v4(), 82));
     assert_eq!(v["reason"], "host_unreachable", "{v}");
     assert_eq!(v["comm"], "curl", "{v}");
     assert_eq!(v["stage"], "handshake", "{v}");

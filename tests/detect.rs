@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -32,23 +32,7 @@ fn reject_rules(net: &Net) -> String {
 
 /// Asserts exactly one connect_failed line for `to`, with these fields.
 fn assert_one(out: &Stopped, to: SocketAddr, reason: &str, errno: i32, comm: &str) -> Value {
-    let daddr = match to.ip() {
-        IpAddr::V6(a) => a.to_canonical().to_string(),
-        a => a.to_string(),
-    };
-    let hits: Vec<Value> = out
-        .failures()
-        .into_iter()
-        .filter(|v| v["daddr"] == daddr.as_str() && v["dport"] == to.port())
-        .collect();
-    assert_eq!(
-        hits.len(),
-        1,
-        "expected exactly one failure for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
-        out.stdout.join("\n"),
-        out.stderr
-    );
-    let v = hits.into_iter().next().unwrap();
+    let v = out.one("connect_failed", to);
     assert_eq!(v["reason"], reason, "{v}");
     assert_eq!(v["errno"], errno, "{v}");
     assert_eq!(v["pid"], std::process::id(), "{v}");

@@ -339,6 +339,31 @@ impl Stopped {
             .filter(|v| v["event"] == "connect_failed")
             .collect()
     }
+
+    /// The one JSON line of `event` for `to`; fails unless there is
+    /// exactly one, showing all the daemon said.
+    #[allow(dead_code)] // not every test file reads JSON lines
+    pub fn one(&self, event: &str, to: SocketAddr) -> serde_json::Value {
+        let daddr = match to.ip() {
+            IpAddr::V6(a) => a.to_canonical().to_string(),
+            a => a.to_string(),
+        };
+        let hits: Vec<serde_json::Value> = self
+            .json()
+            .into_iter()
+            .filter(|v| {
+                v["event"] == event && v["daddr"] == daddr.as_str() && v["dport"] == to.port()
+            })
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected exactly one {event} for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout.join("\n"),
+            self.stderr
+        );
+        hits.into_iter().next().unwrap()
+    }
 }
 
 /// A temporary directory removed on drop.
