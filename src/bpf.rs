@@ -39,7 +39,9 @@ pub struct Config {
     pub trace_all: bool,
     pub btf: Option<PathBuf>,
     pub ring_bytes: u32,
-    /// 0: wake the consumer per event; else only past this many unread bytes.
+    /// While the loop is busy, wake it as the unread bytes cross each
+    /// multiple of this; 0: never (its timer drains). See `submit` in the
+    /// program.
     pub wakeup_bytes: u64,
 }
 

@@ -60,9 +60,8 @@ const volatile bool connect_errors = false;
 /* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
  * reported, or a failing webhook would alert about itself. */
 const volatile __u32 self_tgid = 0;
-/* 0: let the kernel wake the consumer for every event. Otherwise submit
- * without a wake-up until this many bytes are unread; the consumer also
- * drains on a short timer, so nothing waits longer than that timer. */
+/* A busy consumer is woken as the unread bytes cross each multiple of
+ * this (0: never; it drains on its own short timer anyway). See submit. */
 const volatile __u64 wakeup_bytes = 0;
 
 struct {
