@@ -137,9 +137,11 @@ impl Engine {
         {
             out.line_count += 1;
         }
-        if ev.newstate == crate::event::TcpState::SynSent {
-            // While the caller surely exists: its cgroup may be gone by
-            // the time the attempt fails.
+        if ev.newstate == crate::event::TcpState::SynSent
+            || ev.kind == crate::event::Kind::ConnectErr
+        {
+            // The records that carry the caller, while it surely exists:
+            // its cgroup may be gone by the time the attempt fails.
             self.attributor.touch(ev.caller.cgroup_id);
         }
         let outcome = self.correlator.observe(&ev, now_ns);
@@ -301,6 +303,36 @@ mod tests {
             },
             Box::new(NoAttribution),
         )
+    }
+
+    /// Records which cgroups were looked up.
+    struct Touches(std::rc::Rc<std::cell::RefCell<Vec<u64>>>);
+
+    impl Attributor for Touches {
+        fn touch(&mut self, cgroup_id: u64) {
+            self.0.borrow_mut().push(cgroup_id);
+        }
+        fn get(&self, _: u64) -> Option<&Attribution> {
+            None
+        }
+    }
+
+    #[test]
+    fn every_record_that_names_a_caller_has_its_cgroup_looked_up() {
+        let touched = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut e = engine(Format::None, None);
+        e.attributor = Box::new(Touches(touched.clone()));
+        let mut out = Out::default();
+        // An attempt (SYN_SENT) and its end; then a connect() error.
+        e.event(&raw(1, 1, 7, 2, 0, 9), 1, &mut out);
+        e.event(&raw(1, 2, 2, 7, 111, 9), 2, &mut out);
+        let connect_err = RawEvent {
+            kind: 1,
+            cgroup_id: 5,
+            ..raw(2, 3, 0, 0, 101, 9)
+        };
+        e.event(&connect_err, 3, &mut out);
+        assert_eq!(*touched.borrow(), vec![1, 5]);
     }
 
     #[test]
