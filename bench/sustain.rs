@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     );
     let ring_bytes = 1 << 20;
     let cfg = bpf::Config {
+        connect_errors: bpf::ConnectErrors::Auto,
         // Keep real traffic out of the count: a broadcast /32 is never a
         // TCP destination.
         dests: vec!["255.255.255.255/32".parse().expect("a valid prefix")],
@@ -44,7 +45,8 @@ fn main() -> anyhow::Result<()> {
         wakeup_bytes: u64::from(ring_bytes / 4),
     };
     let mut obj = MaybeUninit::uninit();
-    let tracer = Tracer::load(&cfg, &mut obj)?;
+    let mut spare = MaybeUninit::uninit();
+    let tracer = Tracer::load(&cfg, &mut obj, &mut spare)?;
     let prog = tracer.synthetic_program().try_clone_to_owned()?;
 
     let done = Arc::new(AtomicBool::new(false));

@@ -35,6 +35,7 @@ const CAP_BPF: u32 = 39;
 
 pub struct Config {
     pub dests: Vec<Prefix>,
+    pub connect_errors: ConnectErrors,
     pub ports: Vec<u16>,
     pub trace_all: bool,
     pub btf: Option<PathBuf>,
@@ -45,12 +46,64 @@ pub struct Config {
     pub wakeup_bytes: u64,
 }
 
+/// `--connect-errors`: whether connect()'s own errors (before any SYN) and
+/// errors read away with getsockopt(SO_ERROR) are watched.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectErrors {
+    /// BPF trampolines where the kernel attaches them, else the
+    /// raw_syscalls fallback (which every syscall on the host pays for).
+    #[default]
+    Auto,
+    /// As auto, but exit (code 4) if neither can be attached.
+    On,
+    /// Neither: nothing on the host pays, and these failures are not seen.
+    Off,
+}
+
+/// How connect()'s and getsockopt(SO_ERROR)'s results are seen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum ConnectHook {
+    /// BPF trampolines on the functions that produce them: only connect()
+    /// and getsockopt() calls pay.
+    Trampolines,
+    /// raw_syscalls sys_exit, because the trampolines could not attach
+    /// (why): every syscall of every process on the host pays.
+    RawSyscalls(String),
+    /// Not attached (why).
+    Off(String),
+    /// Not probed yet.
+    #[default]
+    Unknown,
+}
+
+impl ConnectHook {
+    pub fn on(&self) -> bool {
+        matches!(self, ConnectHook::Trampolines | ConnectHook::RawSyscalls(_))
+    }
+
+    /// For the start line and `--check`.
+    pub fn describe(&self) -> String {
+        match self {
+            ConnectHook::Trampolines => "connect-errors via fexit".into(),
+            ConnectHook::RawSyscalls(why) => format!(
+                "connect-errors via raw_syscalls (every syscall on this host pays; \
+                 no trampolines: {why}; --connect-errors off turns it off)"
+            ),
+            ConnectHook::Off(why) => format!(
+                "connect-errors off ({why}: errors before the SYN, and errors read away \
+                 with SO_ERROR, are not seen)"
+            ),
+            ConnectHook::Unknown => "connect-errors unknown".into(),
+        }
+    }
+}
+
 /// The hooks beside the core tracepoint, each on where the kernel has it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Features {
-    /// raw_syscalls sys_exit: connect() errors before any SYN, and errors
-    /// read away with getsockopt(SO_ERROR).
-    pub connect_errors: bool,
+    /// connect() errors before any SYN, and errors read away with
+    /// getsockopt(SO_ERROR): trampolines or raw_syscalls sys_exit.
+    pub connect_errors: ConnectHook,
     /// skb:kfree_skb with drop reasons (5.17+): SYNs this host dropped.
     pub netfilter_drops: bool,
     /// tcp:tcp_retransmit_skb: SYN retransmits.
@@ -70,11 +123,7 @@ impl Features {
             }
         };
         [
-            f(
-                self.connect_errors,
-                "connect-errors",
-                "no raw_syscalls tracepoints: errors before the SYN, and errors read away with SO_ERROR, are not seen",
-            ),
+            self.connect_errors.describe(),
             f(
                 self.netfilter_drops,
                 "netfilter-drops",
@@ -110,12 +159,27 @@ pub struct Tracer<'obj> {
 /// One SYN_SENT socket found at start (iter/tcp).
 pub type Seed = crate::skel::RawSeed;
 
+/// The trampoline targets this kernel's BTF has: connect's, and the
+/// SOL_SOCKET getsockopt (sock_getsockopt up to 6.7, sk_getsockopt after).
+#[derive(Debug, Default, Clone, Copy)]
+struct Trampolines {
+    connect: bool,
+    sock_getsockopt: bool,
+    sk_getsockopt: bool,
+}
+
+impl Trampolines {
+    fn complete(&self) -> bool {
+        self.connect && (self.sock_getsockopt || self.sk_getsockopt)
+    }
+}
+
 /// Which hooks this kernel has, from its BTF.
-fn probe_features(btf_path: &Path) -> Features {
-    use libbpf_rs::btf::types::Enum;
+fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
+    use libbpf_rs::btf::types::{Enum, Func};
     use libbpf_rs::btf::{Btf, BtfType};
     let Ok(btf) = Btf::from_path(btf_path) else {
-        return Features::default();
+        return Default::default();
     };
     let has = |name: &str| btf.type_by_name::<BtfType<'_>>(name).is_some();
     let netfilter_drop = btf
@@ -126,12 +190,19 @@ fn probe_features(btf_path: &Path) -> Features {
                     .is_some_and(|n| n == "SKB_DROP_REASON_NETFILTER_DROP")
             })
         });
-    Features {
-        connect_errors: has("btf_trace_sys_exit"),
+    let features = Features {
+        connect_errors: ConnectHook::Unknown,
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         in_flight_at_start: has("bpf_iter__tcp"),
-    }
+    };
+    let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
+    let trampolines = Trampolines {
+        connect: func("__sys_connect_file"),
+        sock_getsockopt: func("sock_getsockopt"),
+        sk_getsockopt: func("sk_getsockopt"),
+    };
+    (features, trampolines, has("btf_trace_sys_exit"))
 }
 
 /// libbpf's messages, kept so a failure can say what the kernel said.
@@ -157,6 +228,19 @@ fn libbpf_reason() -> String {
         .find(|l| !l.trim().is_empty() && !l.contains("-- BEGIN") && !l.contains("-- END"))
         .map(|l| format!(" (libbpf: {})", l.trim()))
         .unwrap_or_default()
+}
+
+/// The errno libbpf gave for the last program that failed to load, like
+/// `-EPERM`.
+fn load_errno() -> String {
+    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    log.iter()
+        .rev()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("BPF program load failed: ")?;
+            Some(rest.split_whitespace().next().unwrap_or(rest).to_string())
+        })
+        .unwrap_or_else(|| "no reason given".into())
 }
 
 /// libbpf's whole log, for --verbose after a failure.
@@ -195,7 +279,16 @@ fn kernel_release() -> String {
 impl<'obj> Tracer<'obj> {
     /// Opens, configures, loads and attaches. Errors are [`Fatal`] with the
     /// exit code that fits, or plain errors for the unexpected.
-    pub fn load(cfg: &Config, obj: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+    /// Opens, configures, loads and attaches. Errors are [`Fatal`] with the
+    /// exit code that fits, or plain errors for the unexpected. `spare`
+    /// holds a second open of the object, used only where the kernel
+    /// refuses to load the trampolines (some refuse them at load, others
+    /// at attach): it loads again without them.
+    pub fn load(
+        cfg: &Config,
+        obj: &'obj mut MaybeUninit<OpenObject>,
+        spare: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
         libbpf_rs::set_print(Some((PrintLevel::Info, capture_libbpf)));
         check_privileges()?;
 
@@ -222,72 +315,30 @@ impl<'obj> Tracer<'obj> {
             }
         };
 
-        let mut builder = TcpstateSkelBuilder::default();
-        if let Some(p) = &cfg.btf {
-            builder
-                .object_builder_mut()
-                .btf_custom_path(p)
-                .context("setting the BTF path")?;
-        }
-        let mut open = builder.open(obj).map_err(|e| {
-            Fatal::new(
-                Kind::Kernel,
-                format!("opening the BPF object failed: {e}{}", libbpf_reason()),
-            )
-        })?;
-
-        let rodata = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .context("the BPF object has no rodata")?;
-        rodata.filter_addrs = !cfg.dests.is_empty();
-        rodata.filter_ports = !cfg.ports.is_empty();
-        rodata.trace_all = cfg.trace_all;
-        rodata.wakeup_bytes = cfg.wakeup_bytes;
-        rodata.self_tgid = std::process::id();
-        // Hooks the kernel lacks are not loaded: a tp_btf program whose
-        // tracepoint is missing would fail the whole object.
-        let mut features = probe_features(Path::new(
+        // Hooks the kernel lacks are not loaded: a program whose attach
+        // point is missing would fail the whole object.
+        let (mut features, tramp, sys_exit) = probe_features(Path::new(
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
-        rodata.connect_errors = features.connect_errors;
-        open.progs
-            .handle_sys_exit
-            .set_autoload(features.connect_errors);
-        open.progs
-            .handle_drop
-            .set_autoload(features.netfilter_drops);
-        open.progs
-            .handle_retransmit
-            .set_autoload(features.retransmits);
-        open.progs
-            .seed_pending
-            .set_autoload(features.in_flight_at_start);
-        open.maps
-            .events
-            .set_max_entries(cfg.ring_bytes)
-            .context("sizing the ring buffer")?;
-
-        let skel = open.load().map_err(|e| {
-            let why = libbpf_reason();
-            match e.kind() {
-                ErrorKind::PermissionDenied => Fatal::new(
-                    Kind::Privilege,
-                    format!(
-                        "the kernel refused to load the BPF program: permission denied \
-                             (missing CAP_BPF/CAP_PERFMON, or kernel lockdown){why}"
-                    ),
-                ),
-                _ => Fatal::new(
-                    Kind::Kernel,
-                    format!(
-                        "the kernel rejected the BPF program: {e}{why}; \
-                             tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
-                    ),
-                ),
+        let want = cfg.connect_errors != ConnectErrors::Off;
+        let hooks = Hooks {
+            tramp: want && tramp.complete(),
+            sock_getsockopt: tramp.sock_getsockopt,
+            sys_exit: want && sys_exit,
+            features: &features,
+        };
+        let (skel, refused) = match open_and_load(cfg, obj, &hooks) {
+            Ok(skel) => (skel, None),
+            Err(_) if hooks.tramp => {
+                let why = format!("the kernel refused to load them ({})", load_errno());
+                let hooks = Hooks {
+                    tramp: false,
+                    ..hooks
+                };
+                (open_and_load(cfg, spare, &hooks)?, Some(why))
             }
-        })?;
+            Err(e) => return Err(e),
+        };
 
         fill_filters(&skel, cfg)?;
 
@@ -310,9 +361,25 @@ impl<'obj> Tracer<'obj> {
                 }
             }
         };
-        extra(&mut features.connect_errors, &skel.progs.handle_sys_exit);
         extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
         extra(&mut features.retransmits, &skel.progs.handle_retransmit);
+        features.connect_errors = match refused {
+            Some(why) => attach_fallback(&skel, why, sys_exit, &mut links),
+            None if cfg.connect_errors == ConnectErrors::Off => {
+                ConnectHook::Off("--connect-errors off".into())
+            }
+            None => attach_connect_hook(&skel, tramp, sys_exit, &mut links),
+        };
+        if cfg.connect_errors == ConnectErrors::On && !features.connect_errors.on() {
+            return Err(Fatal::new(
+                Kind::Kernel,
+                format!(
+                    "--connect-errors on: {}",
+                    features.connect_errors.describe()
+                ),
+            )
+            .into());
+        }
 
         let waiting = skel
             .maps
@@ -424,6 +491,150 @@ impl<'obj> Tracer<'obj> {
     pub fn synthetic_program(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.skel.progs.synth.as_fd()
+    }
+}
+
+/// Which programs one load takes.
+struct Hooks<'a> {
+    tramp: bool,
+    sock_getsockopt: bool,
+    sys_exit: bool,
+    features: &'a Features,
+}
+
+/// Opens the object into `obj`, sets its filters and sizes, picks the
+/// programs `hooks` names, and loads it.
+fn open_and_load<'obj>(
+    cfg: &Config,
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    hooks: &Hooks<'_>,
+) -> Result<TcpstateSkel<'obj>> {
+    let mut builder = TcpstateSkelBuilder::default();
+    if let Some(p) = &cfg.btf {
+        builder
+            .object_builder_mut()
+            .btf_custom_path(p)
+            .context("setting the BTF path")?;
+    }
+    let mut open = builder.open(obj).map_err(|e| {
+        Fatal::new(
+            Kind::Kernel,
+            format!("opening the BPF object failed: {e}{}", libbpf_reason()),
+        )
+    })?;
+
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("the BPF object has no rodata")?;
+    rodata.filter_addrs = !cfg.dests.is_empty();
+    rodata.filter_ports = !cfg.ports.is_empty();
+    rodata.trace_all = cfg.trace_all;
+    rodata.wakeup_bytes = cfg.wakeup_bytes;
+    rodata.self_tgid = std::process::id();
+    rodata.connect_errors = hooks.tramp || hooks.sys_exit;
+    open.progs.exit_connect_file.set_autoload(hooks.tramp);
+    // One SOL_SOCKET getsockopt: sock_getsockopt where it is (it calls
+    // sk_getsockopt where both are).
+    open.progs
+        .enter_sock_getsockopt
+        .set_autoload(hooks.tramp && hooks.sock_getsockopt);
+    open.progs
+        .enter_sk_getsockopt
+        .set_autoload(hooks.tramp && !hooks.sock_getsockopt);
+    // Loaded beside the trampolines, attached only if they will not.
+    open.progs.handle_sys_exit.set_autoload(hooks.sys_exit);
+    let features = hooks.features;
+    open.progs
+        .handle_drop
+        .set_autoload(features.netfilter_drops);
+    open.progs
+        .handle_retransmit
+        .set_autoload(features.retransmits);
+    open.progs
+        .seed_pending
+        .set_autoload(features.in_flight_at_start);
+    open.maps
+        .events
+        .set_max_entries(cfg.ring_bytes)
+        .context("sizing the ring buffer")?;
+
+    open.load()
+        .map_err(|e| {
+            let why = libbpf_reason();
+            match e.kind() {
+                ErrorKind::PermissionDenied => Fatal::new(
+                    Kind::Privilege,
+                    format!(
+                        "the kernel refused to load the BPF program: permission denied \
+                         (missing CAP_BPF/CAP_PERFMON, or kernel lockdown){why}"
+                    ),
+                ),
+                _ => Fatal::new(
+                    Kind::Kernel,
+                    format!(
+                        "the kernel rejected the BPF program: {e}{why}; \
+                         tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
+                    ),
+                ),
+            }
+        })
+        .map_err(Into::into)
+}
+
+/// The connect()/getsockopt() hook: trampolines where they attach, else
+/// the raw_syscalls fallback, else off; says which, and why.
+fn attach_connect_hook(
+    skel: &TcpstateSkel<'_>,
+    tramp: Trampolines,
+    sys_exit: bool,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> ConnectHook {
+    let why = if tramp.complete() {
+        let getsockopt = if tramp.sock_getsockopt {
+            &skel.progs.enter_sock_getsockopt
+        } else {
+            &skel.progs.enter_sk_getsockopt
+        };
+        // Both or neither: one alone would still need the fallback, which
+        // costs the host the same.
+        match skel
+            .progs
+            .exit_connect_file
+            .attach()
+            .and_then(|c| getsockopt.attach().map(|g| [c, g]))
+        {
+            Ok(pair) => {
+                links.extend(pair);
+                return ConnectHook::Trampolines;
+            }
+            Err(e) => format!("the kernel refused to attach them: {e}"),
+        }
+    } else if !tramp.connect {
+        "no __sys_connect_file in the kernel's BTF".to_string()
+    } else {
+        "no sock_getsockopt or sk_getsockopt in the kernel's BTF".to_string()
+    };
+    attach_fallback(skel, why, sys_exit, links)
+}
+
+/// raw_syscalls sys_exit, because the trampolines are not there (why).
+fn attach_fallback(
+    skel: &TcpstateSkel<'_>,
+    why: String,
+    sys_exit: bool,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> ConnectHook {
+    if !sys_exit {
+        return ConnectHook::Off(format!("{why}, and no raw_syscalls tracepoint"));
+    }
+    match skel.progs.handle_sys_exit.attach() {
+        Ok(l) => {
+            links.push(l);
+            ConnectHook::RawSyscalls(why)
+        }
+        Err(e) => ConnectHook::Off(format!("{why}; raw_syscalls refused too: {e}")),
     }
 }
 

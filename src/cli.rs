@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+use crate::bpf::ConnectErrors;
 use crate::exit::{Fatal, Kind};
 use crate::filter::{parse_port, Prefix};
 use crate::format::Format;
@@ -68,6 +69,15 @@ pub struct Cli {
     /// External BTF file for CO-RE, for kernels without /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "PATH", env = "TCPSTATE_BTF")]
     pub btf: Option<PathBuf>,
+
+    /// How connect()'s own errors (no route, denied, no local port: no SYN
+    /// left) and errors read away with getsockopt(SO_ERROR) are watched:
+    /// auto uses BPF trampolines, which only connect() and getsockopt()
+    /// calls pay for, and falls back to the raw_syscalls tracepoint, which
+    /// every syscall on the host pays for, where the kernel refuses them;
+    /// on is auto that exits (4) if neither attaches; off watches neither.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ConnectErrors::Auto, env = "TCPSTATE_CONNECT_ERRORS")]
+    pub connect_errors: ConnectErrors,
 
     /// Load and attach, report what was found, detach and exit 0.
     #[arg(long, env = "TCPSTATE_CHECK")]

@@ -85,8 +85,8 @@ async fn run_async(cli: Cli) -> Result<()> {
     let mut signals = Signals::install().context("installing the signal handlers")?;
     // Before anything starts: without privileges nothing else matters.
     bpf::check_privileges()?;
-    let mut obj = MaybeUninit::uninit();
-    let tracer = Tracer::load(&bpf_config(&cli), &mut obj).inspect_err(|_| {
+    let (mut obj, mut spare) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+    let tracer = Tracer::load(&bpf_config(&cli), &mut obj, &mut spare).inspect_err(|_| {
         if cli.verbose {
             for line in bpf::libbpf_log() {
                 eprintln!("libbpf: {line}");
@@ -441,6 +441,7 @@ impl Housekeeping {
 fn bpf_config(cli: &Cli) -> bpf::Config {
     bpf::Config {
         dests: cli.dest.clone(),
+        connect_errors: cli.connect_errors,
         ports: cli.port.clone(),
         trace_all: cli.verbose,
         btf: cli.btf.clone(),

@@ -3,10 +3,13 @@
  *
  * The core is sock:inet_sock_set_state (tp_btf): attempts entering and
  * leaving SYN_SENT. Around it, each where a failure cannot be seen there:
- * - raw_syscalls sys_exit (tp_btf) for connect(): errors that come
- *   before any SYN leaves (no route, denied, no local port);
- * - raw_syscalls sys_exit for getsockopt(SO_ERROR): an error an
- *   application reads away before it closes the socket;
+ * - connect()'s errors that come before any SYN leaves (no route, denied,
+ *   no local port), and the error an application reads away with
+ *   getsockopt(SO_ERROR) before it closes the socket. From BPF trampolines
+ *   on the kernel functions that produce them (fexit/__sys_connect_file,
+ *   fentry on the SOL_SOCKET getsockopt), so no other syscall pays; where
+ *   the kernel attaches no trampoline, from raw_syscalls sys_exit
+ *   (tp_btf), which every syscall on the host then passes through;
  * - skb:kfree_skb with its drop reason (5.17+): this host's netfilter
  *   dropping a SYN;
  * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
@@ -28,6 +31,7 @@
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINTR 4
+#define ENOTSOCK 88
 #define ENETUNREACH 101
 #define ECONNRESET 104
 #define ETIMEDOUT 110
@@ -54,8 +58,8 @@
 const volatile bool filter_addrs = false; /* the dests trie has entries */
 const volatile bool filter_ports = false; /* the ports map has entries */
 const volatile bool trace_all = false;    /* --verbose: every state change */
-/* The connect()/getsockopt() hook is loaded: a SYN_SENT -> CLOSE inside
- * connect() is left to it (see handle_set_state). */
+/* A connect()/getsockopt() hook is attached (trampolines or sys_exit): a
+ * SYN_SENT -> CLOSE inside connect() is left to it (see handle_set_state). */
 const volatile bool connect_errors = false;
 /* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
  * reported, or a failing webhook would alert about itself. */
@@ -381,7 +385,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	 * local port and sends the SYN, and closes again with sk_err 0 when that
 	 * fails (EADDRNOTAVAIL): that is a connect() error, not an application
 	 * giving up (an application can only close after connect() returned,
-	 * when the SYN is out). It is left to handle_sys_exit, which has the
+	 * when the SYN is out). It is left to the connect() hook, which has the
 	 * errno. segs_out counts segments handed to IP, dropped there or not. */
 	if (connect_errors && oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE && !err &&
 	    !BPF_CORE_READ((struct tcp_sock *)sk, segs_out))
@@ -398,7 +402,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	e->skaddr = skaddr;
 	/* An ICMP error that arrives while the connecting task holds the socket
 	 * lock (common on fast local paths) is kept only in sk_err_soft by
-	 * tcp_v4_err/tcp_v6_err; see also exit_getsockopt. */
+	 * tcp_v4_err/tcp_v6_err; see also so_error_read. */
 	if (!err && oldstate == TCP_SYN_SENT)
 		err = sk->sk_err_soft;
 	e->sk_err = err;
@@ -414,57 +418,37 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	return 0;
 }
 
-/* The socket behind a file descriptor of the current task, or NULL. */
-static __always_inline struct sock *sock_of_fd(int fd)
+/* Not failures: done, under way, or interrupted (the attempt goes on and
+ * the state path sees how it ends); and the errnos only a handshake gives
+ * (a RST, or SYNs unanswered), which the state path reports: a refused
+ * storm costs no socket lookup. */
+static __always_inline bool connect_failed(long ret)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds;
-	struct file *f = NULL;
-	struct socket *sock;
-	unsigned int max;
-
-	if (fd < 0)
-		return NULL;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if ((unsigned int)fd >= max)
-		return NULL;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return NULL;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	return BPF_CORE_READ(sock, sk);
+	if (ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
+	    ret == -EINTR || ret <= -ERESTART_MIN)
+		return false;
+	if (ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -ECONNRESET)
+		return false;
+	return true;
 }
 
-/* connect(2) failed on a watched TCP socket and no SYN left: an error
- * the state path cannot see (no route, denied, no local port). Everything
- * happens at the syscall's exit, and only for errors: a successful or
- * in-progress connect() costs one comparison. The arguments are still in
- * the saved user registers. */
-static __always_inline void exit_connect(struct pt_regs *regs, long ret)
+/* connect() failed on a watched TCP socket and no SYN left: an error the
+ * state path cannot see (no route, denied, no local port). `addr` is the
+ * destination as the caller passed it: user memory at the syscall's exit,
+ * the kernel's copy in a trampoline. `sk` is not BTF-typed (it came
+ * through bpf_probe_read_kernel): BPF_CORE_READ throughout. */
+static __always_inline void connect_error(struct sock *sk, const void *addr, int len,
+					  long ret, bool user_addr)
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
-	struct sock *sk;
-	void *uaddr;
 	__u16 family, dport;
 	__u64 id, cgroup_id;
-	int len;
+	long rd;
 
-	/* Not failures: done, under way, or interrupted (the attempt goes on
-	 * and the state path sees how it ends). */
-	if (ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
-	    ret == -EINTR || ret <= -ERESTART_MIN)
-		return;
-	/* Only a handshake gives these (a RST, or SYNs unanswered): the state
-	 * path reports them, and a refused storm costs no socket lookup. */
-	if (ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -ECONNRESET)
-		return;
 	id = bpf_get_current_pid_tgid();
 	if (self_tgid && (id >> 32) == self_tgid)
 		return;
-	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return;
@@ -476,10 +460,11 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	if (BPF_CORE_READ((struct tcp_sock *)sk, write_seq) &&
 	    (ret == -EHOSTUNREACH || ret == -ENETUNREACH))
 		return;
-	uaddr = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
-	len = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	if (!uaddr || len < (int)sizeof(struct sockaddr_in) ||
-	    bpf_probe_read_user(&family, sizeof(family), uaddr))
+	if (!addr || len < (int)sizeof(struct sockaddr_in))
+		return;
+	rd = user_addr ? bpf_probe_read_user(&family, sizeof(family), addr)
+		       : bpf_probe_read_kernel(&family, sizeof(family), addr);
+	if (rd)
 		return;
 	cgroup_id = bpf_get_current_cgroup_id();
 	name_cgroup(cgroup_id);
@@ -489,7 +474,9 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	if (family == AF_INET) {
 		struct sockaddr_in sin;
 
-		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+		rd = user_addr ? bpf_probe_read_user(&sin, sizeof(sin), addr)
+			       : bpf_probe_read_kernel(&sin, sizeof(sin), addr);
+		if (rd)
 			goto discard;
 		dport = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(e->daddr, &sin.sin_addr.s_addr, 4);
@@ -500,7 +487,9 @@ static __always_inline void exit_connect(struct pt_regs *regs, long ret)
 	} else if (family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 sin6;
 
-		if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr))
+		rd = user_addr ? bpf_probe_read_user(&sin6, sizeof(sin6), addr)
+			       : bpf_probe_read_kernel(&sin6, sizeof(sin6), addr);
+		if (rd)
 			goto discard;
 		dport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(e->daddr, sin6.sin6_addr.in6_u.u6_addr8, 16);
@@ -528,28 +517,16 @@ discard:
  * error that arrived while connect() held the socket lock sits in
  * sk_err_soft, and this read takes it away; a client polling a
  * non-blocking connect (curl, Go, Node.js, Java NIO, nginx) then closes
- * the socket with no error left on it. What the read returned is kept for
- * the attempt. (sock:inet_sk_error_report fires too early for this: on
- * 6.18 it runs before sk_err_soft is written, so tcpstate does not use it.) */
-static __always_inline void exit_getsockopt(struct pt_regs *regs, long ret)
+ * the socket with no error left on it. The error is kept for the attempt.
+ * (sock:inet_sk_error_report fires too early for this: on 6.18 it runs
+ * before sk_err_soft is written, so tcpstate does not use it.) The
+ * correlation needs only the socket's address: it keeps the error for an
+ * attempt it has pending, which is a watched one, and drops it otherwise. */
+static __always_inline void so_error_read(struct sock *sk, int err)
 {
 	struct tcpstate_event *e;
-	struct sock *sk;
-	void *optval;
-	int err = 0;
 
-	if (ret != 0 || PT_REGS_PARM2_CORE_SYSCALL(regs) != SOL_SOCKET ||
-	    PT_REGS_PARM3_CORE_SYSCALL(regs) != SO_ERROR)
-		return;
-	optval = (void *)PT_REGS_PARM4_CORE_SYSCALL(regs);
-	if (!optval || bpf_probe_read_user(&err, sizeof(err), optval) || err <= 0)
-		return;
-	/* sk is not BTF-typed here (it came through bpf_probe_read_kernel):
-	 * BPF_CORE_READ, not attempt_note's direct reads. The correlation
-	 * needs only the socket's address: it keeps the error for an attempt
-	 * it has pending, which is a watched one, and drops it otherwise. */
-	sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	if (err <= 0 || !sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return;
 	e = reserve();
@@ -562,9 +539,91 @@ static __always_inline void exit_getsockopt(struct pt_regs *regs, long ret)
 	submit(e);
 }
 
+/* What SO_ERROR is about to return and clear (sock_error(), then
+ * sk_err_soft: net/core/sock.c), read on the way in. */
+static __always_inline void so_error_entry(struct sock *sk, int level, int optname)
+{
+	int err;
+
+	if (level != SOL_SOCKET || optname != SO_ERROR || !sk)
+		return;
+	err = BPF_CORE_READ(sk, sk_err);
+	if (!err)
+		err = BPF_CORE_READ(sk, sk_err_soft);
+	so_error_read(sk, err);
+}
+
+/* --- Trampolines: only connect() and getsockopt() calls pay. --------- */
+
+/* connect(2), socketcall(2) and io_uring's IORING_OP_CONNECT all end in
+ * __sys_connect_file (5.5+, bd3ded3146da "net: add __sys_connect_file()
+ * helper"), which is handed the kernel's copy of the address. */
+SEC("fexit/__sys_connect_file")
+int BPF_PROG(exit_connect_file, struct file *file, void *address,
+	     int addrlen, int file_flags, int ret)
+{
+	struct socket *sock;
+
+	/* -ENOTSOCK: not a socket, and file->private_data is something else. */
+	if (!connect_failed(ret) || ret == -ENOTSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	connect_error(BPF_CORE_READ(sock, sk), address, addrlen, ret, false);
+	return 0;
+}
+
+/* getsockopt(SOL_SOCKET): sock_getsockopt() up to 6.7; 6.8 calls
+ * sk_getsockopt() from do_sock_getsockopt() (0b05b0c19ab6 "net/socket:
+ * Break down __sys_getsockopt"), and sock_getsockopt() is gone. The
+ * loader picks the one the kernel's BTF has. Both are read on entry,
+ * before the read clears the error. */
+SEC("fentry/sock_getsockopt")
+int BPF_PROG(enter_sock_getsockopt, struct socket *sock, int level, int optname)
+{
+	if (level == SOL_SOCKET && optname == SO_ERROR)
+		so_error_entry(sock->sk, level, optname);
+	return 0;
+}
+
+SEC("fentry/sk_getsockopt")
+int BPF_PROG(enter_sk_getsockopt, struct sock *sk, int level, int optname)
+{
+	so_error_entry(sk, level, optname);
+	return 0;
+}
+
+/* --- The fallback: raw_syscalls sys_exit. --------------------------- */
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	unsigned int max;
+
+	if (fd < 0)
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if ((unsigned int)fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
 /* The generic raw_syscalls tracepoint, not syscalls:sys_exit_connect: it
  * attaches through BTF, without tracefs, which a hardened service cannot
- * read. Every other syscall returns at the first comparisons. */
+ * read. Used only where the trampolines above cannot attach: every
+ * syscall of every process on the host then takes the kernel's
+ * syscall-tracing exit path and runs this, so the start line says so.
+ * Every other syscall returns at the first comparisons; the arguments are
+ * still in the saved user registers. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -575,10 +634,23 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 #else
 	nr = regs->syscallno;
 #endif
-	if (nr == NR_CONNECT)
-		exit_connect(regs, ret);
-	else if (nr == NR_GETSOCKOPT)
-		exit_getsockopt(regs, ret);
+	if (nr == NR_CONNECT) {
+		if (connect_failed(ret))
+			connect_error(sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs)),
+				      (void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+				      PT_REGS_PARM3_CORE_SYSCALL(regs), ret, true);
+	} else if (nr == NR_GETSOCKOPT) {
+		void *optval = (void *)PT_REGS_PARM4_CORE_SYSCALL(regs);
+		int err = 0;
+
+		/* At the exit the error is gone from the socket: what the read
+		 * returned is in the caller's buffer. */
+		if (ret != 0 || PT_REGS_PARM2_CORE_SYSCALL(regs) != SOL_SOCKET ||
+		    PT_REGS_PARM3_CORE_SYSCALL(regs) != SO_ERROR || !optval ||
+		    bpf_probe_read_user(&err, sizeof(err), optval) || err <= 0)
+			return 0;
+		so_error_read(sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs)), err);
+	}
 	return 0;
 }
 
