@@ -3,6 +3,11 @@
 //!   connstorm refused  THREADS SECONDS   blocking connects to a closed port
 //!                                        (each one SYN_SENT -> CLOSE)
 //!   connstorm accepted THREADS SECONDS   full connect, accept, close
+//!   connstorm syscalls THREADS SECONDS   getppid() in a loop: a process that
+//!                                        makes no connection (the bystander)
+//!   connstorm udpflood THREADS SECONDS   UDP datagrams to a closed loopback
+//!                                        port: each one dropped by the
+//!                                        kernel (skb:kfree_skb, NO_SOCKET)
 //!   connstorm sinks    DIR               a syslog socket DIR/log and a Slack
 //!                                        stand-in (prints its port) for the
 //!                                        service configuration
@@ -257,9 +262,84 @@ fn sinks(dir: &str) {
     while rx.recv().is_ok() {}
 }
 
+/// THREADS threads calling getppid(2) (never cached by libc) for SECONDS:
+/// what a tracer costs a process that makes no connection.
+fn syscalls(threads: usize, seconds: f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (s, calls) = (stop.clone(), calls.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !s.load(Ordering::Relaxed) {
+                    for _ in 0..256 {
+                        std::hint::black_box(nix::unistd::getppid());
+                    }
+                    n += 256;
+                }
+                calls.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let n = calls.load(Ordering::Relaxed);
+    println!(
+        "{{\"mode\":\"syscalls\",\"calls\":{n},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
+/// THREADS threads sending 64-byte UDP datagrams to a closed loopback port
+/// for SECONDS: a drop flood, for the cost of the skb:kfree_skb hook. The
+/// drop happens in the sender's own softirq, so its rate carries the cost.
+fn udpflood(threads: usize, seconds: f64) {
+    let target = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (s, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let buf = [0u8; 64];
+                let mut n = 0u64;
+                while !s.load(Ordering::Relaxed) {
+                    // ECONNREFUSED from an earlier ICMP is expected here.
+                    if sock.send_to(&buf, target).is_ok() {
+                        n += 1;
+                    }
+                }
+                sent.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let n = sent.load(Ordering::Relaxed);
+    println!(
+        "{{\"mode\":\"udpflood\",\"datagrams\":{n},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: connstorm refused|accepted THREADS SECONDS | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
+        "usage: connstorm refused|accepted|syscalls|udpflood THREADS SECONDS | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
     );
     std::process::exit(2)
 }
@@ -269,6 +349,14 @@ fn main() {
     match a.get(1).map(String::as_str) {
         Some("sinks") if a.len() == 3 => sinks(&a[2]),
         Some("latency") if a.len() == 4 => latency(&a[2], a[3].parse().unwrap_or_else(|_| usage())),
+        Some("udpflood") if a.len() == 4 => udpflood(
+            a[2].parse().unwrap_or_else(|_| usage()),
+            a[3].parse().unwrap_or_else(|_| usage()),
+        ),
+        Some("syscalls") if a.len() == 4 => syscalls(
+            a[2].parse().unwrap_or_else(|_| usage()),
+            a[3].parse().unwrap_or_else(|_| usage()),
+        ),
         Some(m @ ("refused" | "accepted")) if a.len() == 4 => storm(
             m,
             a[2].parse().unwrap_or_else(|_| usage()),
