@@ -46,6 +46,8 @@ fn bad_values_name_the_flag_and_variable_and_exit_2() {
     assert_one_line_error(&out, 2, &["power-of-two", "$TCPSTATE_RING_BUFFER_SIZE"]);
     let out = tcpstate(&["--no-such-flag"], &[]);
     assert_one_line_error(&out, 2, &["--no-such-flag"]);
+    let out = tcpstate(&[], &[("TCPSTATE_CONNECT_ERRORS", "sometimes")]);
+    assert_one_line_error(&out, 2, &["'sometimes'", "auto, on, off"]);
 }
 
 #[test]

@@ -98,6 +98,59 @@ fn errors_before_the_syn_are_connect_stage_failures() {
 }
 
 #[test]
+fn the_start_line_names_how_connect_errors_are_seen() {
+    if !require_root("the_start_line_names_how_connect_errors_are_seen") {
+        return;
+    }
+    let net = Net::new(90);
+    let nowhere = sock(NOWHERE.parse::<IpAddr>().unwrap(), 80);
+    // auto: trampolines where the kernel loads them, else the fallback,
+    // which says what it costs. Either way a no-route connect is seen.
+    let d = start(&net, &[]);
+    assert_eq!(
+        net.in_client("t-auto", move || connect_err(nowhere)),
+        ENETUNREACH
+    );
+    let out = d.stop();
+    let started = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("tcpstate: started"))
+        .unwrap_or_else(|| panic!("no start line:\n{}", out.stderr));
+    assert!(
+        started.contains("connect-errors via fexit")
+            || started.contains(
+                "connect-errors via raw_syscalls (every syscall on this host pays; no trampolines: "
+            ),
+        "{started}"
+    );
+    assert_fields(
+        &out.one("connect_failed", nowhere),
+        "net_unreachable",
+        "connect",
+        ENETUNREACH,
+        "t-auto",
+    );
+
+    // off: neither hook is attached, so the same failure goes unseen, and
+    // the start line says what is lost.
+    let d = start(&net, &["--connect-errors", "off"]);
+    assert_eq!(
+        net.in_client("t-off", move || connect_err(nowhere)),
+        ENETUNREACH
+    );
+    let out = d.stop();
+    assert!(
+        out.stderr.contains(
+            "connect-errors off (--connect-errors off: errors before the SYN, and errors read away with SO_ERROR, are not seen)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.failures().is_empty(), "{}", out.stdout.join("\n"));
+}
+
+#[test]
 fn a_syn_dropped_by_this_hosts_firewall_is_denied() {
     if !require_root("a_syn_dropped_by_this_hosts_firewall_is_denied") {
         return;
