@@ -229,6 +229,10 @@ impl Engine {
             {
                 out.alerts.push(a);
             }
+            // Hook: Alertmanager's TCPConnectHanging.
+            if let Some(r) = &mut self.resolver {
+                r.on_slow(s, now_ns, &mut out.fleet);
+            }
         }
     }
 

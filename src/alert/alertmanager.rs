@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
-use super::resolve::{FleetAlert, FleetState, ResolvedBy};
+use super::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
 use super::wording::span;
 use crate::clock::{Clock, Stamps};
 use crate::log::Log;
@@ -27,6 +27,8 @@ use crate::stats::Stats;
 use crate::text::Endpoint;
 
 pub const ALERTNAME: &str = "TCPConnectFailures";
+/// Attempts to a destination hang in SYN_SENT (`connect_slow`).
+pub const ALERTNAME_HANGING: &str = "TCPConnectHanging";
 
 /// An Alertmanager base URL, e.g. `http://user:pass@am.example:9093`.
 /// It may carry basic-auth credentials (ureq sends them), so only
@@ -143,9 +145,13 @@ struct AmQueue {
 }
 
 impl Queue<FleetAlert> for AmQueue {
-    /// A newer post for the same destination replaces the one waiting.
+    /// A newer post of the same alert replaces the one waiting.
     fn push(&mut self, a: FleetAlert) {
-        if let Some(w) = self.alerts.iter_mut().find(|w| w.dest == a.dest) {
+        if let Some(w) = self
+            .alerts
+            .iter_mut()
+            .find(|w| w.dest == a.dest && w.trouble == a.trouble)
+        {
             *w = a;
         } else if self.alerts.len() >= self.cap {
             self.stats.am_queue_drops.inc();
@@ -273,41 +279,79 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
         let _ = write!(procs, ",others×{}", a.other_procs);
     }
     let span = span(a.last_ns.saturating_sub(a.starts_ns));
-    let failures = if a.count == 1 {
-        "1 failure".to_string()
-    } else {
-        format!("{} failures over {span}", a.count)
+    let (one, many) = match a.trouble {
+        Trouble::Failing => ("failure", "failures"),
+        Trouble::Hanging => ("attempt hanging", "attempts hanging"),
     };
-    let summary = match a.state {
-        FleetState::Firing => {
-            format!("TCP connections from {host} to {dest} fail: {failures} ({reasons})")
+    let count = if a.count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many} over {span}", a.count)
+    };
+    let what = match (a.trouble, a.state) {
+        (Trouble::Failing, FleetState::Firing) => format!("fail: {count} ({reasons})"),
+        (Trouble::Hanging, FleetState::Firing) => format!("hang: {count}"),
+        (Trouble::Failing, FleetState::Resolved(by)) => {
+            format!(
+                "recovered: {count} ({reasons}); {}",
+                resolved_by(by, "failures")
+            )
         }
-        FleetState::Resolved(by) => format!(
-            "TCP connections from {host} to {dest} recovered: {failures} ({reasons}); {}",
-            match by {
-                ResolvedBy::Success => "a connection succeeded",
-                ResolvedBy::Quiet => "no failures since",
-            }
+        (Trouble::Hanging, FleetState::Resolved(by)) => {
+            format!(
+                "recovered: {count}; {}",
+                resolved_by(by, "attempts hanging")
+            )
+        }
+    };
+    let summary = format!("TCP connections from {host} to {dest} {what}");
+    let last = stamps.at(a.last_ns).to_string();
+    let (labels, annotations) = match a.trouble {
+        Trouble::Failing => (
+            json!({
+                "alertname": ALERTNAME,
+                "destination": dest,
+                "reason": a.reason.map_or("error", |r| r.name()),
+                "instance": host,
+                "severity": severity,
+            }),
+            json!({
+                "summary": summary,
+                "failures": a.count.to_string(),
+                "reasons": reasons,
+                "processes": procs,
+                "last_failure": last,
+            }),
+        ),
+        // No reason: the attempts have not ended.
+        Trouble::Hanging => (
+            json!({
+                "alertname": ALERTNAME_HANGING,
+                "destination": dest,
+                "instance": host,
+                "severity": severity,
+            }),
+            json!({
+                "summary": summary,
+                "attempts": a.count.to_string(),
+                "processes": procs,
+                "last_hanging": last,
+            }),
         ),
     };
     json!({
-        "labels": {
-            "alertname": ALERTNAME,
-            "destination": dest,
-            "reason": a.reason.name(),
-            "instance": host,
-            "severity": severity,
-        },
-        "annotations": {
-            "summary": summary,
-            "failures": a.count.to_string(),
-            "reasons": reasons,
-            "processes": procs,
-            "last_failure": stamps.at(a.last_ns).to_string(),
-        },
+        "labels": labels,
+        "annotations": annotations,
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),
     })
+}
+
+fn resolved_by(by: ResolvedBy, what: &str) -> String {
+    match by {
+        ResolvedBy::Success => "a connection succeeded".to_string(),
+        ResolvedBy::Quiet => format!("no {what} since"),
+    }
 }
 
 #[cfg(test)]
@@ -346,7 +390,8 @@ mod tests {
                 addr: "2001:db8::7".parse().unwrap(),
                 port: 5432,
             },
-            reason: Reason::Refused,
+            trouble: Trouble::Failing,
+            reason: Some(Reason::Refused),
             state: FleetState::Firing,
             starts_ns: 1_000_000_000,
             ends_ns: 241_000_000_000,
@@ -383,11 +428,79 @@ mod tests {
             ends_ns: 5_000_000_000,
             ..a
         };
-        let v = render("web-1", "warning", &[r]);
+        let v = render("web-1", "warning", std::slice::from_ref(&r));
         assert_eq!(v[0]["labels"]["reason"], "refused");
         assert!(v[0]["annotations"]["summary"]
             .as_str()
             .unwrap()
             .contains("recovered"));
+        // Hanging: its own alertname, no reason label.
+        let h = FleetAlert {
+            trouble: Trouble::Hanging,
+            reason: None,
+            state: FleetState::Firing,
+            count: 3,
+            reasons: Vec::new(),
+            ..r
+        };
+        let v = render("web-1", "warning", std::slice::from_ref(&h));
+        assert_eq!(
+            v[0]["labels"],
+            json!({"alertname": "TCPConnectHanging", "destination": "[2001:db8::7]:5432",
+                   "instance": "web-1", "severity": "warning"})
+        );
+        assert_eq!(
+            v[0]["annotations"]["summary"],
+            "TCP connections from web-1 to [2001:db8::7]:5432 hang: 3 attempts hanging over 2s"
+        );
+        assert_eq!(v[0]["annotations"]["attempts"], "3");
+        assert_eq!(v[0]["annotations"]["processes"], "psql[42]×12");
+        let v = render(
+            "web-1",
+            "warning",
+            &[FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Quiet),
+                ..h
+            }],
+        );
+        assert_eq!(
+            v[0]["annotations"]["summary"],
+            "TCP connections from web-1 to [2001:db8::7]:5432 recovered: 3 attempts hanging over 2s; no attempts hanging since"
+        );
+    }
+
+    #[test]
+    fn a_hanging_post_does_not_replace_a_waiting_failure_post() {
+        let stats = Arc::new(Stats::default());
+        let mut q = AmQueue {
+            alerts: VecDeque::new(),
+            cap: 8,
+            stats,
+        };
+        let a = FleetAlert {
+            dest: Dest {
+                addr: "192.0.2.7".parse().unwrap(),
+                port: 80,
+            },
+            trouble: Trouble::Failing,
+            reason: Some(Reason::Timeout),
+            state: FleetState::Firing,
+            starts_ns: 0,
+            ends_ns: 1,
+            last_ns: 0,
+            count: 1,
+            reasons: vec![(Reason::Timeout, 1)],
+            procs: Vec::new(),
+            other_procs: 0,
+        };
+        q.push(a.clone());
+        q.push(FleetAlert {
+            trouble: Trouble::Hanging,
+            reason: None,
+            ..a.clone()
+        });
+        q.push(FleetAlert { count: 2, ..a });
+        let got: Vec<_> = q.alerts.iter().map(|a| (a.trouble, a.count)).collect();
+        assert_eq!(got, [(Trouble::Failing, 2), (Trouble::Hanging, 1)]);
     }
 }

@@ -9,12 +9,19 @@
 //! It resolves when a connection to it succeeds, or when it has not
 //! failed for `resolve_after` (checked at the period's ticks, so up to
 //! one period late).
+//!
+//! Hanging attempts (`connect_slow`) fire a destination's second alert,
+//! [`Trouble::Hanging`], tracked beside its failures and resolved the
+//! same way: a connection that succeeds, or no attempt found hanging for
+//! `resolve_after`. Only Alertmanager gets it: Slack and syslog already
+//! say "hanging" under the window policy, and their "recovered" message
+//! stays the failures'.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::policy::{Alert, Dest, Proc, Tally};
-use crate::event::{Failure, Reason};
+use crate::event::{Caller, Failure, Reason, Slow};
 
 /// `endsAt` of a firing alert: this many periods after its last post.
 pub const ENDS_AFTER_PERIODS: u64 = 4;
@@ -64,6 +71,15 @@ impl Recovery {
     }
 }
 
+/// What is wrong with a destination: each is an alert of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trouble {
+    /// Connections to it fail (`TCPConnectFailures`).
+    Failing,
+    /// Connections to it hang in SYN_SENT (`TCPConnectHanging`).
+    Hanging,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FleetState {
     Firing,
@@ -74,13 +90,16 @@ pub enum FleetState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetAlert {
     pub dest: Dest,
+    pub trouble: Trouble,
     /// The first failure's reason: a label, so fixed for the alert's life.
-    pub reason: Reason,
+    /// None for [`Trouble::Hanging`].
+    pub reason: Option<Reason>,
     pub state: FleetState,
     /// Monotonic ns: the first failure (`startsAt`) and `endsAt`.
     pub starts_ns: u64,
     pub ends_ns: u64,
     pub last_ns: u64,
+    /// Failures, or attempts found hanging.
     pub count: u64,
     /// Failures per reason, most frequent first.
     pub reasons: Vec<(Reason, u64)>,
@@ -99,7 +118,7 @@ pub struct ResolveStats {
 
 #[derive(Debug)]
 struct Firing {
-    reason: Reason,
+    reason: Option<Reason>,
     first_ns: u64,
     last_ns: u64,
     tally: Tally,
@@ -108,18 +127,26 @@ struct Firing {
 }
 
 impl Firing {
-    fn add(&mut self, f: &Failure) {
-        self.last_ns = self.last_ns.max(f.ts_ns);
-        self.tally.add(
-            Some(f.reason),
-            f.caller.map(|c| c.comm),
-            f.caller.map(|c| c.pid),
-        );
+    fn new(reason: Option<Reason>, at_ns: u64, check_ns: u64) -> Self {
+        Firing {
+            reason,
+            first_ns: at_ns,
+            last_ns: at_ns,
+            tally: Tally::default(),
+            check_ns,
+        }
     }
 
-    fn alert(&self, dest: Dest, state: FleetState, ends_ns: u64) -> FleetAlert {
+    fn add(&mut self, reason: Option<Reason>, ts_ns: u64, caller: Option<Caller>) {
+        self.last_ns = self.last_ns.max(ts_ns);
+        self.tally
+            .add(reason, caller.map(|c| c.comm), caller.map(|c| c.pid));
+    }
+
+    fn alert(&self, dest: Dest, trouble: Trouble, state: FleetState, ends_ns: u64) -> FleetAlert {
         FleetAlert {
             dest,
+            trouble,
             reason: self.reason,
             state,
             starts_ns: self.first_ns,
@@ -144,13 +171,16 @@ impl Firing {
     }
 }
 
+/// A firing alert: a destination and what is wrong with it.
+type Key = (Trouble, Dest);
+
 pub struct Resolver {
     cfg: Config,
-    firing: HashMap<Dest, Firing, crate::hash::FastHash>,
-    /// (time, destination) of each firing destination's next check, in
-    /// time order: each is pushed at `now + period` with a non-decreasing
-    /// `now`. An entry whose destination resolved since is stale.
-    checks: VecDeque<(u64, Dest)>,
+    firing: HashMap<Key, Firing, crate::hash::FastHash>,
+    /// (time, alert) of each firing alert's next check, in time order:
+    /// each is pushed at `now + period` with a non-decreasing `now`. An
+    /// entry whose alert resolved since is stale.
+    checks: VecDeque<(u64, Key)>,
     stats: ResolveStats,
 }
 
@@ -182,8 +212,42 @@ impl Resolver {
             addr: f.daddr,
             port: f.dport,
         };
-        if let Some(x) = self.firing.get_mut(&dest) {
-            x.add(f);
+        let key = (Trouble::Failing, dest);
+        self.seen(key, Some(f.reason), f.ts_ns, f.caller, now_ns, fleet);
+    }
+
+    /// An attempt found hanging (`connect_slow`). Tracked only for
+    /// Alertmanager: nothing else takes its alert.
+    pub fn on_slow(&mut self, s: &Slow, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
+        if !self.cfg.fleet {
+            return;
+        }
+        let dest = Dest {
+            addr: s.daddr,
+            port: s.dport,
+        };
+        self.seen(
+            (Trouble::Hanging, dest),
+            None,
+            s.ts_ns,
+            s.caller,
+            now_ns,
+            fleet,
+        );
+    }
+
+    /// One more failure or hanging attempt for `key`: fires it if new.
+    fn seen(
+        &mut self,
+        key: Key,
+        reason: Option<Reason>,
+        ts_ns: u64,
+        caller: Option<Caller>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
+        if let Some(x) = self.firing.get_mut(&key) {
+            x.add(reason, ts_ns, caller);
             return;
         }
         if self.firing.len() >= self.cfg.max_dests {
@@ -192,21 +256,14 @@ impl Resolver {
         }
         let check_ns = now_ns.saturating_add(self.cfg.period_ns());
         // The kernel's time of the failure (same clock, a little earlier).
-        let at = f.ts_ns.min(now_ns);
-        let mut x = Firing {
-            reason: f.reason,
-            first_ns: at,
-            last_ns: at,
-            tally: Tally::default(),
-            check_ns,
-        };
-        x.add(f);
+        let mut x = Firing::new(reason, ts_ns.min(now_ns), check_ns);
+        x.add(reason, ts_ns, caller);
         self.stats.fired += 1;
         if self.cfg.fleet {
-            fleet.push(x.alert(dest, FleetState::Firing, self.ends(now_ns)));
+            fleet.push(x.alert(key.1, key.0, FleetState::Firing, self.ends(now_ns)));
         }
-        self.checks.push_back((check_ns, dest));
-        self.firing.insert(dest, x);
+        self.checks.push_back((check_ns, key));
+        self.firing.insert(key, x);
     }
 
     /// A connection to `addr:port` succeeded. Free when nothing fires.
@@ -222,14 +279,17 @@ impl Resolver {
             return;
         }
         let dest = Dest { addr, port };
-        if let Some(x) = self.firing.remove(&dest) {
-            self.resolve(dest, &x, now_ns, ResolvedBy::Success, fleet, alerts);
+        for trouble in [Trouble::Failing, Trouble::Hanging] {
+            if let Some(x) = self.firing.remove(&(trouble, dest)) {
+                let by = ResolvedBy::Success;
+                self.resolve((trouble, dest), &x, now_ns, by, fleet, alerts);
+            }
         }
     }
 
     fn resolve(
         &mut self,
-        dest: Dest,
+        (trouble, dest): Key,
         x: &Firing,
         now_ns: u64,
         by: ResolvedBy,
@@ -238,28 +298,30 @@ impl Resolver {
     ) {
         self.stats.resolved += 1;
         if self.cfg.fleet {
-            fleet.push(x.alert(dest, FleetState::Resolved(by), now_ns));
+            fleet.push(x.alert(dest, trouble, FleetState::Resolved(by), now_ns));
         }
-        alerts.push(Alert::Resolved(x.recovery(dest, now_ns, by)));
+        if trouble == Trouble::Failing {
+            alerts.push(Alert::Resolved(x.recovery(dest, now_ns, by)));
+        }
     }
 
     /// The checks due by `now_ns`: resolves the quiet destinations and
     /// re-posts the others. O(1) when none is due (called after every drain).
     pub fn tick(&mut self, now_ns: u64, fleet: &mut Vec<FleetAlert>, alerts: &mut Vec<Alert>) {
-        while let Some(&(at, dest)) = self.checks.front() {
+        while let Some(&(at, key)) = self.checks.front() {
             if at > now_ns {
                 break;
             }
             self.checks.pop_front();
-            let Some(x) = self.firing.get_mut(&dest) else {
+            let Some(x) = self.firing.get_mut(&key) else {
                 continue; // resolved since
             };
             if x.check_ns != at {
                 continue; // stale
             }
             if now_ns.saturating_sub(x.last_ns) >= self.cfg.resolve_after_ns {
-                if let Some(x) = self.firing.remove(&dest) {
-                    self.resolve(dest, &x, now_ns, ResolvedBy::Quiet, fleet, alerts);
+                if let Some(x) = self.firing.remove(&key) {
+                    self.resolve(key, &x, now_ns, ResolvedBy::Quiet, fleet, alerts);
                 }
                 continue;
             }
@@ -268,11 +330,11 @@ impl Resolver {
             let ends =
                 now_ns.saturating_add(self.cfg.period_ns().saturating_mul(ENDS_AFTER_PERIODS));
             if self.cfg.fleet {
-                let a = x.alert(dest, FleetState::Firing, ends);
+                let a = x.alert(key.1, key.0, FleetState::Firing, ends);
                 fleet.push(a);
             }
             self.stats.reposts += 1;
-            self.checks.push_back((check_ns, dest));
+            self.checks.push_back((check_ns, key));
         }
     }
 }
@@ -328,7 +390,7 @@ mod tests {
         assert_eq!(a.count, 99);
         assert_eq!(
             a.reason,
-            Reason::Refused,
+            Some(Reason::Refused),
             "the label stays the first reason"
         );
         assert_eq!(a.reasons, vec![(Reason::Timeout, 98), (Reason::Refused, 1)]);
@@ -398,6 +460,90 @@ mod tests {
                 untracked: 0
             }
         );
+    }
+
+    fn slow(daddr: &str, port: u16, ts_ns: u64) -> Slow {
+        Slow {
+            caller: Some(Caller::sample(9, b"psql")),
+            family: crate::event::Family::Ipv4,
+            saddr: "192.0.2.1".parse().unwrap(),
+            daddr: daddr.parse().unwrap(),
+            dport: port,
+            seen: crate::event::Seen::Live,
+            ts_ns,
+            elapsed_ns: 3 * S,
+            retransmits: 1,
+        }
+    }
+
+    #[test]
+    fn hanging_fires_its_own_alert_and_resolves_like_failures() {
+        let mut r = resolver(10);
+        let (mut fleet, mut rec) = (Vec::new(), Vec::new());
+        r.on_slow(&slow("192.0.2.9", 5432, S), S, &mut fleet);
+        r.on_slow(&slow("192.0.2.9", 5432, 2 * S), 2 * S, &mut fleet);
+        assert_eq!(fleet.len(), 1, "fires once");
+        assert_eq!(
+            (fleet[0].trouble, fleet[0].reason, fleet[0].state),
+            (Trouble::Hanging, None, FleetState::Firing)
+        );
+        // The attempt then times out: the failure is an alert of its own.
+        r.on_failure(
+            &Failure {
+                ts_ns: 4 * S,
+                ..failure("192.0.2.9", 5432, Reason::Timeout)
+            },
+            4 * S,
+            &mut fleet,
+        );
+        assert_eq!(fleet.len(), 2);
+        assert_eq!(fleet[1].trouble, Trouble::Failing);
+        assert_eq!(r.firing(), 2);
+        // Re-posted each period, with the count of hanging attempts.
+        r.tick(64 * S, &mut fleet, &mut rec);
+        let hang = fleet.iter().rev().find(|a| a.trouble == Trouble::Hanging);
+        assert_eq!(hang.map(|a| a.count), Some(2));
+        assert_eq!(fleet.len(), 4);
+        // A success resolves both; only the failures say "recovered".
+        r.on_established(
+            "192.0.2.9".parse().unwrap(),
+            5432,
+            70 * S,
+            &mut fleet,
+            &mut rec,
+        );
+        let resolved: Vec<_> = fleet[4..].iter().map(|a| (a.trouble, a.state)).collect();
+        assert_eq!(
+            resolved,
+            [
+                (Trouble::Failing, FleetState::Resolved(ResolvedBy::Success)),
+                (Trouble::Hanging, FleetState::Resolved(ResolvedBy::Success)),
+            ]
+        );
+        assert_eq!(rec.len(), 1);
+        assert_eq!(r.firing(), 0);
+        // Hanging again, then quiet for resolve_after: resolved by the timer.
+        r.on_slow(&slow("192.0.2.9", 5432, 100 * S), 100 * S, &mut fleet);
+        for t in (160..=400).step_by(60) {
+            r.tick(t * S, &mut fleet, &mut rec);
+        }
+        assert_eq!(
+            fleet.last().map(|a| (a.trouble, a.state)),
+            Some((Trouble::Hanging, FleetState::Resolved(ResolvedBy::Quiet)))
+        );
+        assert_eq!(rec.len(), 1, "no recovered message for hanging");
+        assert_eq!(r.firing(), 0);
+    }
+
+    #[test]
+    fn hanging_is_not_tracked_without_alertmanager() {
+        let mut r = Resolver::new(Config {
+            fleet: false,
+            ..resolver(10).cfg
+        });
+        let mut fleet = Vec::new();
+        r.on_slow(&slow("192.0.2.9", 5432, S), S, &mut fleet);
+        assert_eq!((r.firing(), fleet.len()), (0, 0));
     }
 
     #[test]
