@@ -23,7 +23,8 @@ use crate::webhook::WebhookUrl;
     about = "Alerts on every outbound TCP connection that fails: refused, timed out, unreachable or abandoned.",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
                   3 missing privileges (root or CAP_BPF+CAP_PERFMON), \
-                  4 kernel unsupported (no BTF, no tracepoint, program rejected).",
+                  4 kernel unsupported (no BTF, no tracepoint, program rejected).\n\
+                  The manual: /usr/share/doc/tcpstate/docs/ (with the package).",
     after_long_help = "Reasons: refused, timeout, host_unreachable, net_unreachable, reset, \
 port_exhausted (EADDRNOTAVAIL: no free local port), denied (EPERM/EACCES from connect(), \
 or a SYN dropped by this host's netfilter), canceled (closed while connecting, no error), \
@@ -41,7 +42,14 @@ TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_CONTAINER, TCPSTATE_POD,
 TCPSTATE_DURATION_MS; e.g. journalctl -u tcpstate TCPSTATE_UNIT=nginx.service.\n\n\
 Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
 3 missing privileges (root or CAP_BPF+CAP_PERFMON), \
-4 kernel unsupported (no BTF, no tracepoint, program rejected)."
+4 kernel unsupported (no BTF, no tracepoint, program rejected).\n\n\
+The manual, installed with the package: /usr/share/doc/tcpstate/README.md and \
+/usr/share/doc/tcpstate/docs/: reasons.md (what counts as a failure), output.md \
+(stdout, counters, losses), options.md, alerts.md (journal, syslog, Slack), fleet.md \
+(Prometheus metrics and rules, Alertmanager: TCPConnectFailures, TCPConnectHanging), \
+install.md (the package and the unit), kernels.md, performance.md, architecture.md, \
+testing.md. Prometheus rules and an Alertmanager route: \
+/usr/share/doc/tcpstate/examples/."
 )]
 pub struct Cli {
     /// Watch only these destinations (IP or CIDR; repeatable or comma-separated). Default: all.

@@ -66,7 +66,7 @@ fn lintian_finds_no_errors() {
     eprintln!("lintian:\n{text}");
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors: {errors:?}");
-    // The warnings kept on purpose (see README); anything new fails.
+    // The warnings kept on purpose (see docs/install.md); anything new fails.
     for w in text.lines().filter(|l| l.starts_with("W:")) {
         assert!(
             w.contains("non-standard-file-perm 0600 != 0644 [etc/default/tcpstate]")
@@ -74,6 +74,55 @@ fn lintian_finds_no_errors() {
             "new lintian warning: {w}"
         );
     }
+}
+
+/// The manual the README links to is installed beside it, with the
+/// example rules, and the man page says where.
+#[test]
+fn the_package_holds_the_manual_and_the_man_page_points_to_it() {
+    if !require_root("the_package_holds_the_manual_and_the_man_page_points_to_it") {
+        return;
+    }
+    let deb = deb();
+    let (ok, listing) = run(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    assert!(ok, "dpkg-deb --contents: {listing}");
+    let files: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    let mut want: Vec<String> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("./usr/share/doc/tcpstate/docs/{n}"))
+        .collect();
+    assert!(want.len() >= 10, "docs/ pages: {want:?}");
+    want.push("./usr/share/doc/tcpstate/README.md".into());
+    want.push("./usr/share/doc/tcpstate/examples/tcpstate.rules.yml".into());
+    want.push("./usr/share/doc/tcpstate/examples/alertmanager.yml".into());
+    for w in &want {
+        assert!(
+            files.contains(&w.as_str()),
+            "{w} not in the package:\n{listing}"
+        );
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "dpkg-deb --fsys-tarfile \"$1\" | tar -xO ./usr/share/man/man8/tcpstate.8.gz | gzip -d",
+        )
+        .arg("sh")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(man.contains("/usr/share/doc/tcpstate/docs/"), "{man}");
 }
 
 #[test]
