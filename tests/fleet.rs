@@ -17,6 +17,7 @@ use common::*;
 use serde_json::Value;
 
 const ECONNREFUSED: i32 = 111;
+const ETIMEDOUT: i32 = 110;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -461,6 +462,128 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
         );
     }
     assert!(!format!("{:?}", syslog.lines()).contains("SECRETPW"));
+}
+
+/// Alertmanager's alerts named `alertname`, as the receiver got them:
+/// (status, the alerts' labels and annotations).
+fn notifications(hook: &FakeSlack, alertname: &str) -> Vec<(String, Vec<Value>)> {
+    hook.requests()
+        .iter()
+        .filter(|r| r.1["groupLabels"]["alertname"] == alertname)
+        .map(|r| {
+            let alerts = r.1["alerts"].as_array().cloned().unwrap_or_default();
+            (r.1["status"].as_str().unwrap_or("").to_string(), alerts)
+        })
+        .collect()
+}
+
+#[test]
+fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
+    if !require_root("a_hanging_destination_alerts_alertmanager_and_resolves_on_success") {
+        return;
+    }
+    let net = Net::new(30);
+    // The server drops SYNs to port 81: attempts hang, then time out (3 s).
+    net.server_nft(
+        "table inet tsdoc_hang {\n  chain c {\n    type filter hook input priority 0; policy accept;\n    tcp dport 81 drop\n  }\n}\n",
+    );
+    let hook = FakeSlack::start();
+    let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
+    let d = Daemon::start_with_hostname(
+        "fleet-hang",
+        &args(
+            &[
+                "--format",
+                "json",
+                "--no-syslog",
+                "--slow-after",
+                "1s",
+                "--alert-window",
+                "2s",
+                "--resolve-after",
+                "60s",
+                "--alertmanager-url",
+                &format!("http://127.0.0.1:{}", am.port),
+            ],
+            &net,
+        ),
+        &[],
+    );
+    let to = sock(net.server_v4(), 81);
+    assert_eq!(net.in_client("t-hang", move || connect_err(to)), ETIMEDOUT);
+
+    let firing = poll("TCPConnectHanging firing", Duration::from_secs(20), || {
+        notifications(&hook, "TCPConnectHanging").into_iter().next()
+    });
+    assert_eq!(firing.0, "firing", "{firing:?}");
+    assert_eq!(firing.1.len(), 1, "{firing:?}");
+    let a = &firing.1[0];
+    assert_eq!(a["labels"]["alertname"], "TCPConnectHanging");
+    assert_eq!(a["labels"]["destination"], to.to_string());
+    assert_eq!(a["labels"]["instance"], "fleet-hang");
+    assert_eq!(a["labels"]["severity"], "warning");
+    assert!(a["labels"].get("reason").is_none(), "{a}");
+    let summary = a["annotations"]["summary"].as_str().unwrap();
+    assert_eq!(
+        summary,
+        format!("TCP connections from fleet-hang to {to} hang: 1 attempt hanging"),
+        "{a}"
+    );
+    assert_eq!(a["annotations"]["attempts"], "1", "{a}");
+    assert!(
+        a["annotations"]["processes"]
+            .as_str()
+            .unwrap()
+            .starts_with("t-hang["),
+        "{a}"
+    );
+    // The timeout that ended the attempt is the failures' alert.
+    let failures = poll("TCPConnectFailures firing", Duration::from_secs(20), || {
+        notifications(&hook, "TCPConnectFailures")
+            .into_iter()
+            .next()
+    });
+    assert_eq!(failures.1[0]["labels"]["reason"], "timeout", "{failures:?}");
+
+    // The destination recovers: a connection to it succeeds.
+    net.server_nft("delete table inet tsdoc_hang\n");
+    let listener = net.server_listener(to);
+    net.in_client("t-hang-ok", move || {
+        TcpStream::connect(to).expect("connect to the listener");
+    });
+    let resolved = poll(
+        "TCPConnectHanging resolved",
+        Duration::from_secs(20),
+        || {
+            notifications(&hook, "TCPConnectHanging")
+                .into_iter()
+                .find(|n| n.0 == "resolved")
+        },
+    );
+    let summary = resolved.1[0]["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.ends_with("recovered: 1 attempt hanging; a connection succeeded"),
+        "{summary}"
+    );
+    eprintln!(
+        "TCPConnectHanging firing: {}\nresolved: {}",
+        firing.1[0], resolved.1[0]
+    );
+    // Two group intervals later: one of each, for each alert.
+    std::thread::sleep(Duration::from_secs(5));
+    for name in ["TCPConnectHanging", "TCPConnectFailures"] {
+        let statuses: Vec<String> = notifications(&hook, name)
+            .into_iter()
+            .map(|n| n.0)
+            .collect();
+        assert_eq!(statuses, ["firing", "resolved"], "{name}");
+    }
+    listener.stop();
+    let out = d.stop();
+    assert_eq!(out.stat("slow"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("fired"), 2, "{}", out.stderr);
+    assert_eq!(out.stat("resolved"), 2, "{}", out.stderr);
+    assert_eq!(out.stat("am_lost_alerts"), 0, "{}", out.stderr);
 }
 
 #[test]
