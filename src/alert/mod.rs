@@ -13,6 +13,7 @@ pub mod slack;
 pub mod slack_msg;
 pub mod syslog;
 pub mod syslog_msg;
+pub mod types;
 pub mod wording;
 
 use std::sync::Arc;
