@@ -86,20 +86,71 @@ async fn run_async(cli: Cli) -> Result<()> {
     // Before anything starts: without privileges nothing else matters.
     bpf::check_privileges()?;
     let (mut obj, mut spare) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-    let tracer = Tracer::load(&bpf_config(&cli), &mut obj, &mut spare).inspect_err(|_| {
+    let tracer = load(&cli, &mut obj, &mut spare)?;
+    if cli.check {
+        println!("{}", check_line(&cli, &tracer));
+        return Ok(());
+    }
+    let (daemon, pass, attribution) = start_up(&cli).await?;
+    let pass = RefCell::new(pass);
+
+    // The engine takes each record where the ring holds it: no copy. The
+    // callback runs inside `drain`, which holds no borrow of `pass` then.
+    let rb = tracer.ring_buffer(|rec| {
+        let p = &mut *pass.borrow_mut();
+        match rec {
+            bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
+            bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
+            bpf::Record::Malformed => p.engine.malformed(),
+        }
+    })?;
+    let rb_fd = ring_buffer_fd(&rb)?;
+
+    // The attempts already under way: after the tracepoint is attached, so
+    // none falls between the two (one seen by both is the same attempt).
+    let seeded = seed_in_flight(&tracer, &mut pass.borrow_mut().engine, &daemon.log);
+    announce(&cli, &tracer, seeded, &attribution, &daemon.log);
+
+    let ring = Ring {
+        tracer: &tracer,
+        rb: &rb,
+        fd: &rb_fd,
+        pass: &pass,
+    };
+    let (ended, ring_drops) = event_loop(&cli, &mut signals, &ring, &daemon).await;
+    stop(rb, &pass, &tracer, ended, ring_drops, daemon).await
+}
+
+/// Loads and attaches the BPF program; libbpf's log on failure with -v.
+fn load<'obj>(
+    cli: &Cli,
+    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+    spare: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<Tracer<'obj>> {
+    Tracer::load(&bpf_config(cli), obj, spare).inspect_err(|_| {
         if cli.verbose {
             for line in bpf::libbpf_log() {
                 eprintln!("libbpf: {line}");
             }
         }
-    })?;
-    if cli.check {
-        println!("{}", check_line(&cli, &tracer));
-        return Ok(());
-    }
+    })
+}
 
+/// What the loop feeds: the sinks, the stdout thread, /metrics, and the
+/// lifecycle log.
+struct Daemon {
+    stats: Arc<Stats>,
+    sinks: Sinks,
+    log: Log,
+    stdout: Option<StdoutSink>,
+    metrics: Option<Arc<Shared>>,
+}
+
+/// Starts the sinks, the stdout thread and /metrics, and builds the engine
+/// that feeds them; also says where units come from.
+async fn start_up(cli: &Cli) -> Result<(Daemon, Pass, String)> {
     let stats = Arc::new(Stats::default());
-    let (sinks, log) = Sinks::start(sinks_config(&cli), stats.clone());
+    let (sinks, log) = Sinks::start(sinks_config(cli), stats.clone());
     let stdout = match cli.format {
         Format::None => None,
         _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
@@ -120,38 +171,33 @@ async fn run_async(cli: Cli) -> Result<()> {
     );
     // Fleet: /metrics, and firing/resolved per destination for
     // Alertmanager, Slack and syslog (see `metrics`, `alert::resolve`).
-    let metrics = start_metrics(&cli, &mut engine, &stats).await?;
+    let metrics = start_metrics(cli, &mut engine, &stats).await?;
     if sinks.any() || sinks.fleet() {
-        engine.set_resolver(Resolver::new(resolve_config(&cli, sinks.fleet())));
+        engine.set_resolver(Resolver::new(resolve_config(cli, sinks.fleet())));
     }
-    let pass = RefCell::new(Pass {
+    let pass = Pass {
         engine,
         out: Out::default(),
         now: 0,
-    });
+    };
+    let daemon = Daemon {
+        stats,
+        sinks,
+        log,
+        stdout,
+        metrics,
+    };
+    Ok((daemon, pass, attribution))
+}
 
-    // The engine takes each record where the ring holds it: no copy. The
-    // callback runs inside `drain`, which holds no borrow of `pass` then.
-    let rb = tracer.ring_buffer(|rec| {
-        let p = &mut *pass.borrow_mut();
-        match rec {
-            bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
-            bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
-            bpf::Record::Malformed => p.engine.malformed(),
-        }
-    })?;
-    let rb_fd = ring_buffer_fd(&rb)?;
-
-    // The attempts already under way: after the tracepoint is attached, so
-    // none falls between the two (one seen by both is the same attempt).
-    let seeded = seed_in_flight(&tracer, &mut pass.borrow_mut().engine, &log);
-
+/// Tells systemd and the log that tracing runs, with the flags' warnings.
+fn announce(cli: &Cli, tracer: &Tracer<'_>, seeded: usize, attribution: &str, log: &Log) {
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
     }
     log.info(format_args!(
         "{}; {attribution}",
-        started_line(&cli, &tracer, seeded)
+        started_line(cli, tracer, seeded)
     ));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
         log.warn(w);
@@ -159,21 +205,45 @@ async fn run_async(cli: Cli) -> Result<()> {
     for w in &cli.warnings {
         log.warn(w);
     }
+}
 
+/// The program, its ring buffer (and the fd tokio waits on), and the
+/// engine its callback feeds.
+struct Ring<'a, 'r> {
+    tracer: &'a Tracer<'a>,
+    rb: &'a RingBuffer<'r>,
+    fd: &'a AsyncFd<OwnedFd>,
+    pass: &'a RefCell<Pass>,
+}
+
+/// Runs until a signal or an error: what ended it, and the ring drops last
+/// read.
+async fn event_loop(
+    cli: &Cli,
+    signals: &mut Signals,
+    ring: &Ring<'_, '_>,
+    d: &Daemon,
+) -> (Result<&'static str>, u64) {
+    let Ring {
+        tracer,
+        rb,
+        fd: rb_fd,
+        pass,
+    } = *ring;
     let mut drain_timer = interval(POLL);
     drain_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut second = interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut slow_timer = interval(SLOW_CHECK);
     slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut house = Housekeeping::new(&log);
+    let mut house = Housekeeping::new(&d.log);
     // Idle: the last tick found the ring empty, so the drain timer is off
     // and the program wakes the loop with the next record (sub-millisecond
     // latency, no wake-ups while nothing fails). Busy: records come, the
     // timer drains every POLL, and the program wakes the loop only when a
     // burst crosses half the ring.
     let mut idle = false;
-    // Whatever ends the loop, a signal or an error, the stop below runs.
+    // Whatever ends the loop, a signal or an error, the stop runs after.
     let ended: Result<&str> = loop {
         tokio::select! {
             s = signals.recv() => break Ok(s),
@@ -182,13 +252,13 @@ async fn run_async(cli: Cli) -> Result<()> {
                 Err(e) => break Err(e).context("waiting on the ring buffer"),
             },
             _ = drain_timer.tick(), if !idle => {}
-            _ = second.tick() => house.run(&tracer, &mut pass.borrow_mut().engine, &stats, &log),
+            _ = second.tick() => house.run(tracer, &mut pass.borrow_mut().engine, &d.stats, &d.log),
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
             }
         }
-        let n = match drain(&rb, &pass) {
+        let n = match drain(rb, pass) {
             Ok(n) => n,
             Err(e) => break Err(e),
         };
@@ -200,31 +270,46 @@ async fn run_async(cli: Cli) -> Result<()> {
             tracer.wake_on_next_record(true);
             // A record the program committed before it could see the flag
             // would not wake the loop: look once more.
-            match drain(&rb, &pass) {
+            match drain(rb, pass) {
                 Ok(0) => idle = true,
                 Ok(_) => tracer.wake_on_next_record(false),
                 Err(e) => break Err(e),
             }
         }
         let p = &mut *pass.borrow_mut();
-        ship(&mut p.out, stdout.as_ref(), &sinks);
-        publish(metrics.as_deref(), &p.engine, house.ring_drops);
+        ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
+        publish(d.metrics.as_deref(), &p.engine, house.ring_drops);
     };
+    (ended, house.ring_drops)
+}
 
-    // Stopping: everything below is bounded by STOP_WITHIN.
+/// Stopping: the last records, the engine's last alerts, the sinks given
+/// their time and the stop line; everything bounded by STOP_WITHIN.
+async fn stop(
+    rb: RingBuffer<'_>,
+    pass: &RefCell<Pass>,
+    tracer: &Tracer<'_>,
+    ended: Result<&str>,
+    ring_drops_seen: u64,
+    d: Daemon,
+) -> Result<()> {
     let deadline = Instant::now() + STOP_WITHIN;
     let _ = notify("STOPPING=1");
-    let drained = drain(&rb, &pass).map(|_| ());
+    let drained = drain(&rb, pass).map(|_| ());
     drop(rb);
-    let Pass {
-        mut engine,
-        mut out,
-        ..
-    } = pass.into_inner();
-    engine.finish(&mut out);
-    ship(&mut out, stdout.as_ref(), &sinks);
-    let ring_drops = tracer.ring_drops().unwrap_or(house.ring_drops);
-    let mut sinks = sinks;
+    {
+        let p = &mut *pass.borrow_mut();
+        p.engine.finish(&mut p.out);
+        ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
+    }
+    let ring_drops = tracer.ring_drops().unwrap_or(ring_drops_seen);
+    let Daemon {
+        stats,
+        mut sinks,
+        log,
+        stdout,
+        metrics: _metrics,
+    } = d;
     sinks.settle(deadline).await;
     if let Some(s) = stdout {
         s.finish(deadline.saturating_duration_since(Instant::now()) / 2);
@@ -233,7 +318,8 @@ async fn run_async(cli: Cli) -> Result<()> {
         Ok(signal) => format!("signal={signal}"),
         Err(e) => format!("error=\"{e:#}\""),
     };
-    log.info(stop_line(&why, &engine.stats(), ring_drops, &stats));
+    let engine_stats = pass.borrow().engine.stats();
+    log.info(stop_line(&why, &engine_stats, ring_drops, &stats));
     sinks.close(deadline).await;
     ended.and(drained)
 }

@@ -27,6 +27,8 @@ pub mod filter;
 pub mod format;
 pub mod hash;
 pub mod json;
+#[cfg(test)]
+mod layering;
 pub mod log;
 pub mod losses;
 pub mod metrics;

@@ -197,8 +197,8 @@ pub fn journald_present() -> bool {
 }
 
 /// The journal PRIORITY of a syslog severity (RFC 5424 numbers).
-pub fn priority(sev: super::syslog::Severity) -> u8 {
-    use super::syslog::Severity;
+pub fn priority(sev: super::syslog_msg::Severity) -> u8 {
+    use super::syslog_msg::Severity;
     match sev {
         Severity::Err => 3,
         Severity::Warning => 4,
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn priorities_are_syslogs() {
-        use crate::alert::syslog::Severity;
+        use crate::alert::syslog_msg::Severity;
         assert_eq!(priority(Severity::Err), 3);
         assert_eq!(priority(Severity::Warning), 4);
         assert_eq!(priority(Severity::Info), 6);

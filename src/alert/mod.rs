@@ -12,6 +12,8 @@ pub mod resolve;
 pub mod slack;
 pub mod slack_msg;
 pub mod syslog;
+pub mod syslog_msg;
+pub mod types;
 pub mod wording;
 
 use std::sync::Arc;

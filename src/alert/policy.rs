@@ -12,99 +12,11 @@
 //! Pure: the caller passes the time, so tests use a fake clock.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 
+pub use super::types::{Alert, Dest, Proc, Summary, Tally, What, MAX_PROCS, MAX_TOP_DESTS};
 use crate::event::{Attribution, Comm, Failure, Reason, Slow, Source};
 use crate::hash::FastHash;
 
-/// A destination as alerts see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dest {
-    pub addr: IpAddr,
-    pub port: u16,
-}
-
-/// Two integer writes: derived, an address hashes as a discriminant, a
-/// length and a byte slice, which cost the per-failure lookups a third of
-/// their time. An IPv4 address and its IPv6 twin (::a.b.c.d) share a hash;
-/// `Eq` still tells them apart.
-impl std::hash::Hash for Dest {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u128(match self.addr {
-            IpAddr::V4(a) => u128::from(a.to_bits()),
-            IpAddr::V6(a) => a.to_bits(),
-        });
-        h.write_u16(self.port);
-    }
-}
-
-/// What a window counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum What {
-    Failures,
-    /// Attempts still in SYN_SENT after `--slow-after`.
-    Hanging,
-}
-
-/// A process seen failing, and how often, in a summary; pid and comm are
-/// unknown for attempts whose start was not seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Proc {
-    pub comm: Option<Comm>,
-    pub pid: Option<u32>,
-    pub count: u64,
-}
-
-/// Further failures to one destination during one window; or, for a
-/// source over its share, its failures to the destinations beyond it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub what: What,
-    /// None for a source's fold (see `source`).
-    pub dest: Option<Dest>,
-    /// For a fold: the source, named (its unit or container, else its
-    /// cgroup id, and its uid).
-    pub source: Option<String>,
-    pub count: u64,
-    pub window_ns: u64,
-    /// Reasons seen, most frequent first.
-    pub reasons: Vec<(Reason, u64)>,
-    /// Processes seen, most frequent first, at most [`MAX_PROCS`].
-    pub procs: Vec<Proc>,
-    /// Failures from processes beyond those listed.
-    pub other_procs: u64,
-    /// Units (or containers) seen, most frequent first, at most MAX_PROCS.
-    pub units: Vec<(String, u64)>,
-    /// For a fold: destinations by count, at most [`MAX_TOP_DESTS`]...
-    pub top_dests: Vec<(Dest, u64)>,
-    /// ...and how many destinations there were in all.
-    pub dests: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Alert {
-    /// The first failure to a destination.
-    First(Failure, Option<Attribution>),
-    /// The first attempt to a destination found hanging.
-    Slow(Slow, Option<Attribution>),
-    Summary(Summary),
-    /// A destination that stopped failing (see `resolve`).
-    Resolved(super::resolve::Recovery),
-}
-
-impl Alert {
-    /// How many failures (or hanging attempts) the alert stands for.
-    pub fn failures(&self) -> u64 {
-        match self {
-            Alert::First(..) | Alert::Slow(..) => 1,
-            Alert::Summary(s) => s.count,
-            Alert::Resolved(_) => 0,
-        }
-    }
-}
-
-pub const MAX_PROCS: usize = 5;
-pub const MAX_TOP_DESTS: usize = 5;
 /// Destinations a fold counts one by one; the rest only in the total.
 const FOLD_DESTS: usize = 1024;
 /// Sources with a fold of their own; beyond, they share one.
@@ -117,61 +29,6 @@ struct Seen<'a> {
     comm: Option<Comm>,
     pid: Option<u32>,
     unit: Option<&'a str>,
-}
-
-/// Failures counted by reason and by process: what an alert window keeps,
-/// and a firing destination (`resolve`) too.
-#[derive(Debug, Default, Clone)]
-pub struct Tally {
-    pub count: u64,
-    pub reasons: [u64; Reason::ALL.len()],
-    /// At most [`MAX_PROCS`], in the order first seen.
-    pub procs: Vec<Proc>,
-    /// Failures from processes beyond those in `procs`.
-    pub other_procs: u64,
-}
-
-impl Tally {
-    pub fn add(&mut self, reason: Option<Reason>, comm: Option<Comm>, pid: Option<u32>) {
-        self.count += 1;
-        if let Some(r) = reason {
-            self.reasons[r.index()] += 1;
-        }
-        if let Some(p) = self
-            .procs
-            .iter_mut()
-            .find(|p| p.pid == pid && p.comm == comm)
-        {
-            p.count += 1;
-        } else if self.procs.len() < MAX_PROCS {
-            self.procs.push(Proc {
-                comm,
-                pid,
-                count: 1,
-            });
-        } else {
-            self.other_procs += 1;
-        }
-    }
-
-    /// The reasons seen, most frequent first.
-    pub fn reasons_by_count(&self) -> Vec<(Reason, u64)> {
-        let mut reasons: Vec<(Reason, u64)> = Reason::ALL
-            .iter()
-            .zip(self.reasons)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (*r, n))
-            .collect();
-        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-        reasons
-    }
-
-    /// The processes seen, most frequent first.
-    pub fn procs_by_count(&self) -> Vec<Proc> {
-        let mut procs = self.procs.clone();
-        procs.sort_by_key(|p| std::cmp::Reverse(p.count));
-        procs
-    }
 }
 
 #[derive(Debug, Default)]

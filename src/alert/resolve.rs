@@ -20,7 +20,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::policy::{Alert, Dest, Proc, Tally};
+use super::types::{Alert, Dest, Proc, Tally};
+pub use super::types::{Recovery, ResolvedBy};
 use crate::event::{Caller, Failure, Reason, Slow};
 
 /// `endsAt` of a firing alert: this many periods after its last post.
@@ -40,34 +41,6 @@ pub struct Config {
 impl Config {
     pub fn period_ns(&self) -> u64 {
         self.window_ns.min(self.resolve_after_ns).max(1)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolvedBy {
-    /// A connection to the destination succeeded.
-    Success,
-    /// No failure for `resolve_after`.
-    Quiet,
-}
-
-/// A destination that stopped failing: Slack's and syslog's "recovered".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovery {
-    pub dest: Dest,
-    /// Failures while it was firing.
-    pub count: u64,
-    /// Monotonic ns of its first and last failure, and of the resolution.
-    pub first_ns: u64,
-    pub last_ns: u64,
-    pub at_ns: u64,
-    pub by: ResolvedBy,
-}
-
-impl Recovery {
-    /// From the first failure to the last.
-    pub fn failing_ns(&self) -> u64 {
-        self.last_ns.saturating_sub(self.first_ns)
     }
 }
 

@@ -15,29 +15,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
 use super::policy::Alert;
+pub use super::syslog_msg::{Severity, SyslogMsg};
 use super::wording::SyslogLine;
 use crate::stats::Stats;
 
 const RETRY: Duration = Duration::from_secs(5);
 /// How long a line may wait for room in a full socket.
 const PATIENCE: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Info,
-    Notice,
-    Warning,
-    Err,
-}
-
-pub enum SyslogMsg {
-    Alert(Box<Alert>),
-    Line(Severity, String),
-    /// Answered once everything before it is written.
-    Barrier(tokio::sync::oneshot::Sender<()>),
-    /// Everything before this is written; then the task ends.
-    Close,
-}
 
 /// Where the lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
