@@ -15,12 +15,14 @@ use libbpf_rs::{
 use crate::exit::{Fatal, Kind};
 use crate::filter::Prefix;
 
-use crate::skel::{LpmKey, RawCgroupNames, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+use crate::skel::{LpmKey, RawCgroupNames, RawDns, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
 
 /// What the ring buffer holds.
 pub enum Record<'a> {
     Event(&'a RawEvent),
     CgroupNames(&'a RawCgroupNames),
+    /// A DNS answer an application received.
+    Dns(&'a RawDns),
     /// A record of neither size: cannot happen while both come from
     /// tcpstate.h, but counted if it does.
     Malformed,
@@ -110,6 +112,20 @@ pub struct Features {
     pub retransmits: bool,
     /// iter/tcp (5.9+): attempts already in flight at start.
     pub in_flight_at_start: bool,
+    /// How DNS answers to applications are seen (destinations by name).
+    pub dns: DnsHook,
+}
+
+/// The hook that sees DNS answers, the cheapest the kernel allows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum DnsHook {
+    /// None: failures carry no names, and --dest names follow no answers.
+    #[default]
+    Off,
+    /// fentry/skb_consume_udp: UDP receives only.
+    Trampoline,
+    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53.
+    Tracepoint,
 }
 
 impl Features {
@@ -135,6 +151,16 @@ impl Features {
                 "in-flight-at-start",
                 "needs Linux 5.9 iter/tcp",
             ),
+            match self.dns {
+                DnsHook::Trampoline => "dns-names on (fentry/skb_consume_udp)".to_string(),
+                DnsHook::Tracepoint => {
+                    "dns-names on (tp_btf/sys_exit: read/recvfrom/recvmsg/recvmmsg)".to_string()
+                }
+                DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
+                                 sys_exit in BTF, or neither attached: \
+                                 failures carry no DNS names)"
+                    .to_string(),
+            },
         ]
         .join(", ")
     }
@@ -174,6 +200,53 @@ impl Trampolines {
     }
 }
 
+/// Whether this kernel loads a trampoline (fentry) program at all: some
+/// refuse them with EPERM at load, which would fail the whole object. A
+/// throwaway copy of the object with only that program (and a small ring)
+/// is loaded and dropped; what libbpf said about it is not kept.
+fn trampoline_loads(btf: &Option<PathBuf>) -> bool {
+    let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
+    let mut obj = MaybeUninit::uninit();
+    let mut builder = TcpstateSkelBuilder::default();
+    if let Some(p) = btf {
+        if builder.object_builder_mut().btf_custom_path(p).is_err() {
+            return false;
+        }
+    }
+    let ok = match builder.open(&mut obj) {
+        Ok(mut open) => {
+            for mut p in open.open_object_mut().progs_mut() {
+                let keep = p.name() == "handle_dns_fentry";
+                p.set_autoload(keep);
+            }
+            open.maps.events.set_max_entries(4096).is_ok() && open.load().is_ok()
+        }
+        Err(_) => false,
+    };
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.truncate(logged);
+    }
+    ok
+}
+
+/// The trampoline, else the tracepoint (this kernel may refuse
+/// trampolines at attach: EPERM under some lockdown and hardening).
+fn attach_dns(hook: DnsHook, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
+    if hook == DnsHook::Trampoline {
+        if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
+            links.push(l);
+            return DnsHook::Trampoline;
+        }
+    }
+    if hook != DnsHook::Off && skel.progs.handle_dns_sys_exit.autoload() {
+        if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
+            links.push(l);
+            return DnsHook::Tracepoint;
+        }
+    }
+    DnsHook::Off
+}
+
 /// Which hooks this kernel has, from its BTF.
 fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
     use libbpf_rs::btf::types::{Enum, Func};
@@ -195,6 +268,7 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         in_flight_at_start: has("bpf_iter__tcp"),
+        dns: dns_hook(&btf),
     };
     let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
     let trampolines = Trampolines {
@@ -203,6 +277,23 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         sk_getsockopt: func("sk_getsockopt"),
     };
     (features, trampolines, has("btf_trace_sys_exit"))
+}
+
+/// The trampoline where the kernel's BTF has the function, else the
+/// tracepoint; which one really attaches is settled at attach.
+fn dns_hook(btf: &libbpf_rs::btf::Btf<'_>) -> DnsHook {
+    use libbpf_rs::btf::types::Func;
+    use libbpf_rs::btf::BtfType;
+    if btf.type_by_name::<Func<'_>>("skb_consume_udp").is_some() {
+        DnsHook::Trampoline
+    } else if btf
+        .type_by_name::<BtfType<'_>>("btf_trace_sys_exit")
+        .is_some()
+    {
+        DnsHook::Tracepoint
+    } else {
+        DnsHook::Off
+    }
 }
 
 /// libbpf's messages, kept so a failure can say what the kernel said.
@@ -320,6 +411,15 @@ impl<'obj> Tracer<'obj> {
         let (mut features, tramp, sys_exit) = probe_features(Path::new(
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
+        // A kernel that refuses trampolines may say so at load, which
+        // would fail the whole object: the DNS one is tried alone first.
+        if features.dns == DnsHook::Trampoline && !trampoline_loads(&cfg.btf) {
+            features.dns = if sys_exit {
+                DnsHook::Tracepoint
+            } else {
+                DnsHook::Off
+            };
+        }
         let want = cfg.connect_errors != ConnectErrors::Off;
         let hooks = Hooks {
             tramp: want && tramp.complete(),
@@ -380,6 +480,7 @@ impl<'obj> Tracer<'obj> {
             )
             .into());
         }
+        features.dns = attach_dns(features.dns, &skel, &mut links);
 
         let waiting = skel
             .maps
@@ -441,6 +542,11 @@ impl<'obj> Tracer<'obj> {
         self.counter(0)
     }
 
+    /// DNS answers the program did not send because the ring was half full.
+    pub fn dns_skipped(&self) -> Result<u64> {
+        self.counter(1)
+    }
+
     /// A per-CPU counter of tcpstate.h's enum tcpstate_counter, summed.
     fn counter(&self, idx: u32) -> Result<u64> {
         let key = idx.to_ne_bytes();
@@ -468,7 +574,13 @@ impl<'obj> Tracer<'obj> {
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
-                // Two record types share the ring; their sizes tell them apart.
+                // Three record types share the ring; their sizes tell them apart.
+                if data.len() == std::mem::size_of::<RawDns>() {
+                    if let Ok(d) = plain::from_bytes::<RawDns>(data) {
+                        on_event(Record::Dns(d));
+                    }
+                    return 0;
+                }
                 if data.len() == std::mem::size_of::<RawCgroupNames>() {
                     if let Ok(n) = plain::from_bytes::<RawCgroupNames>(data) {
                         on_event(Record::CgroupNames(n));
@@ -555,6 +667,13 @@ fn open_and_load<'obj>(
     open.progs
         .seed_pending
         .set_autoload(features.in_flight_at_start);
+    rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
+    open.progs
+        .handle_dns_fentry
+        .set_autoload(features.dns == DnsHook::Trampoline);
+    open.progs
+        .handle_dns_sys_exit
+        .set_autoload(features.dns != DnsHook::Off);
     open.maps
         .events
         .set_max_entries(cfg.ring_bytes)
@@ -692,3 +811,10 @@ pub fn run_synthetic(prog: std::os::fd::BorrowedFd<'_>, base: u64, pairs: u32) -
     }
     Ok(())
 }
+
+// The ring's records are told apart by size (see `ring_buffer`).
+const _: () = assert!(
+    std::mem::size_of::<RawDns>() != std::mem::size_of::<RawEvent>()
+        && std::mem::size_of::<RawDns>() != std::mem::size_of::<RawCgroupNames>()
+        && std::mem::size_of::<RawEvent>() != std::mem::size_of::<RawCgroupNames>()
+);

@@ -124,6 +124,9 @@ async fn run_async(cli: Cli) -> Result<()> {
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(&cli, sinks.fleet())));
     }
+    if tracer.info.features.dns != bpf::DnsHook::Off {
+        engine.set_dns(dns_config());
+    }
     let pass = RefCell::new(Pass {
         engine,
         out: Out::default(),
@@ -137,6 +140,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         match rec {
             bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
             bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
+            bpf::Record::Dns(d) => p.engine.dns_answer(d, &mut p.out),
             bpf::Record::Malformed => p.engine.malformed(),
         }
     })?;
@@ -233,7 +237,10 @@ async fn run_async(cli: Cli) -> Result<()> {
         Ok(signal) => format!("signal={signal}"),
         Err(e) => format!("error=\"{e:#}\""),
     };
-    log.info(stop_line(&why, &engine.stats(), ring_drops, &stats));
+    let dns = engine
+        .dns_stats()
+        .map(|d| (d, tracer.dns_skipped().unwrap_or(0)));
+    log.info(stop_line(&why, &engine.stats(), ring_drops, &stats, dns));
     sinks.close(deadline).await;
     ended.and(drained)
 }
@@ -379,6 +386,30 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
             untracked: e.resolve.untracked,
         }
     });
+}
+
+/// The address→name memory's bounds: 65,536 entries and 16 MiB, whichever
+/// comes first (see docs/dns.md).
+const DNS_MAX_NAMES: usize = 65_536;
+const DNS_MAX_BYTES: usize = 16 << 20;
+/// How long past its TTL a name still labels its address: connections
+/// outlive TTLs, and applications cache answers past them.
+const DNS_GRACE: Duration = Duration::from_secs(600);
+
+fn dns_config() -> engine::DnsConfig {
+    use std::os::unix::fs::MetadataExt;
+    engine::DnsConfig {
+        memory: crate::dns::memory::Config {
+            max_entries: DNS_MAX_NAMES,
+            max_bytes: DNS_MAX_BYTES,
+            grace_ns: DNS_GRACE.as_nanos() as u64,
+        },
+        // The host's network namespace is init's (tcpstate itself may run
+        // in another one).
+        host_netns: std::fs::metadata("/proc/1/ns/net")
+            .ok()
+            .and_then(|m| u32::try_from(m.ino()).ok()),
+    }
 }
 
 fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
@@ -562,8 +593,33 @@ fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> String {
     )
 }
 
-fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
+fn stop_line(
+    why: &str,
+    e: &EngineStats,
+    ring_drops: u64,
+    s: &Stats,
+    dns: Option<(engine::DnsStats, u64)>,
+) -> String {
     let c = e.correlate;
+    let dns = match dns {
+        Some((d, skipped)) => format!(
+            " dns_answers={} dns_ignored={} dns_malformed={} dns_bad_names={} dns_partial={} \
+             dns_addrs_dropped={} dns_skipped={skipped} dns_learned={} dns_names={} dns_bytes={} \
+             dns_expired={} dns_evicted={}",
+            d.answers,
+            d.ignored,
+            d.malformed,
+            d.bad_names,
+            d.partial,
+            d.addrs_dropped,
+            d.memory.learned,
+            d.memory.entries,
+            d.memory.bytes,
+            d.memory.expired,
+            d.memory.evicted,
+        ),
+        None => String::new(),
+    };
     format!(
         "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
          (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} ringbuf_drops={} \
@@ -571,7 +627,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
          fired={} resolved={} am_posts={} am_alerts={} am_retries={} am_queue_drops={} \
-         am_lost_alerts={}",
+         am_lost_alerts={}{dns}",
         e.events,
         c.attempts,
         c.successes,

@@ -39,10 +39,21 @@ impl Dname {
 /// is, a backslash doubled, every other byte `\xNN`.
 impl fmt::Display for Dname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.as_bytes().chunks(16) {
-            crate::event::Comm::new_exact(chunk).fmt(f)?;
+        // The same rules as event::Comm's, which this leaf does not import.
+        let bytes = self.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if matches!(b, 0x21..=0x7e) && b != b'\\' {
+                continue;
+            }
+            f.write_str(std::str::from_utf8(&bytes[start..i]).unwrap_or_default())?;
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+            start = i + 1;
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&bytes[start..]).unwrap_or_default())
     }
 }
 
