@@ -212,7 +212,12 @@ async fn run_async(cli: Cli) -> Result<()> {
         }
         let p = &mut *pass.borrow_mut();
         ship(&mut p.out, stdout.as_ref(), &sinks);
-        publish(metrics.as_deref(), &p.engine, house.ring_drops);
+        publish(
+            metrics.as_deref(),
+            &p.engine,
+            house.ring_drops,
+            house.dns_skipped,
+        );
     };
 
     // Stopping: everything below is bounded by STOP_WITHIN.
@@ -363,13 +368,14 @@ async fn start_metrics(
 }
 
 /// A scrape is waiting: hand it a copy of the counts (else an atomic load).
-fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
+fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skipped: u64) {
     let (Some(shared), Some(m)) = (shared, engine.metrics()) else {
         return;
     };
     shared.publish_if_wanted(m, || {
         let e = engine.stats();
         let c = e.correlate;
+        let dns = engine.dns_stats();
         metrics::Totals {
             events: e.events,
             attempts: c.attempts,
@@ -384,6 +390,10 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
             fired: e.resolve.fired,
             resolved: e.resolve.resolved,
             untracked: e.resolve.untracked,
+            dns_answers: dns.map_or(0, |d| d.answers),
+            dns_names: dns.map_or(0, |d| d.memory.entries as u64),
+            dns_evicted: dns.map_or(0, |d| d.memory.evicted),
+            dns_skipped,
         }
     });
 }
@@ -426,6 +436,7 @@ fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
 struct Housekeeping {
     last_sweep: Instant,
     ring_drops: u64,
+    dns_skipped: u64,
     losses: Losses,
 }
 
@@ -434,6 +445,7 @@ impl Housekeeping {
         Housekeeping {
             last_sweep: Instant::now(),
             ring_drops: 0,
+            dns_skipped: 0,
             losses: Losses::default(),
         }
     }
@@ -450,6 +462,9 @@ impl Housekeeping {
         }
         if let Ok(d) = tracer.ring_drops() {
             self.ring_drops = d;
+        }
+        if let Ok(d) = tracer.dns_skipped() {
+            self.dns_skipped = d;
         }
         let e = engine.stats();
         let totals = crate::losses::Totals {

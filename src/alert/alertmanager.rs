@@ -24,7 +24,7 @@ use super::wording::span;
 use crate::clock::{Clock, Stamps};
 use crate::log::Log;
 use crate::stats::Stats;
-use crate::text::Endpoint;
+use crate::text::{Endpoint, NamedEndpoint};
 
 pub const ALERTNAME: &str = "TCPConnectFailures";
 
@@ -251,7 +251,9 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
 }
 
 fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    let dest = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    let label = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    // People read the name; the label stays the address (a name may change).
+    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
     let mut reasons = String::new();
     for (i, (r, n)) in a.reasons.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
@@ -293,7 +295,7 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
     json!({
         "labels": {
             "alertname": ALERTNAME,
-            "destination": dest,
+            "destination": label,
             "reason": a.reason.name(),
             "instance": host,
             "severity": severity,
@@ -304,6 +306,7 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
             "reasons": reasons,
             "processes": procs,
             "last_failure": stamps.at(a.last_ns).to_string(),
+            "dname": a.dname.map(|n| n.to_string()),
         },
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),
@@ -359,6 +362,7 @@ mod tests {
                 count: 12,
             }],
             other_procs: 0,
+            dname: None,
         };
         let v = render("web-1", "warning", std::slice::from_ref(&a));
         let one = &v[0];
@@ -381,7 +385,7 @@ mod tests {
         let r = FleetAlert {
             state: FleetState::Resolved(ResolvedBy::Success),
             ends_ns: 5_000_000_000,
-            ..a
+            ..a.clone()
         };
         let v = render("web-1", "warning", &[r]);
         assert_eq!(v[0]["labels"]["reason"], "refused");
@@ -389,5 +393,18 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("recovered"));
+        // A name the application resolved: in the summary and its own
+        // annotation, escaped; the label stays the address.
+        let n = FleetAlert {
+            dname: crate::event::Dname::new(b"db.example.com\n"),
+            ..a
+        };
+        let v = render("web-1", "warning", &[n]);
+        assert_eq!(v[0]["labels"]["destination"], "[2001:db8::7]:5432");
+        assert_eq!(v[0]["annotations"]["dname"], "db.example.com\\x0a");
+        assert!(v[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(" to db.example.com\\x0a (2001:db8::7):5432 fail"));
     }
 }

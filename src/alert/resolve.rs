@@ -86,6 +86,9 @@ pub struct FleetAlert {
     pub reasons: Vec<(Reason, u64)>,
     pub procs: Vec<Proc>,
     pub other_procs: u64,
+    /// The DNS name of the latest failure that had one (an annotation:
+    /// not a label, so the alert's identity stays the address).
+    pub dname: Option<crate::event::Dname>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +108,15 @@ struct Firing {
     tally: Tally,
     /// The time of its one live entry in `checks`.
     check_ns: u64,
+    dname: Option<crate::event::Dname>,
 }
 
 impl Firing {
     fn add(&mut self, f: &Failure) {
         self.last_ns = self.last_ns.max(f.ts_ns);
+        if f.dname.is_some() {
+            self.dname = f.dname;
+        }
         self.tally.add(
             Some(f.reason),
             f.caller.map(|c| c.comm),
@@ -129,6 +136,7 @@ impl Firing {
             reasons: self.tally.reasons_by_count(),
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
+            dname: self.dname,
         }
     }
 
@@ -199,6 +207,7 @@ impl Resolver {
             last_ns: at,
             tally: Tally::default(),
             check_ns,
+            dname: None,
         };
         x.add(f);
         self.stats.fired += 1;
