@@ -38,6 +38,9 @@ const CAP_BPF: u32 = 39;
 pub struct Config {
     pub dests: Vec<Prefix>,
     pub connect_errors: ConnectErrors,
+    /// `--dest` has names: the trie filters even while it holds nothing
+    /// yet, and their addresses come and go (`add_dest`, `remove_dest`).
+    pub follow_names: bool,
     pub ports: Vec<u16>,
     pub trace_all: bool,
     pub btf: Option<PathBuf>,
@@ -537,6 +540,32 @@ impl<'obj> Tracer<'obj> {
         w.store(u32::from(on), Ordering::SeqCst);
     }
 
+    /// Watches one more address (a followed name's).
+    pub fn add_dest(&self, p: Prefix) -> Result<()> {
+        let (prefixlen, addr) = p.lpm_key();
+        let key = LpmKey { prefixlen, addr };
+        // SAFETY: LpmKey is Plain; viewing it as bytes is sound.
+        let bytes = unsafe { plain::as_bytes(&key) };
+        self.skel
+            .maps
+            .dests
+            .update(bytes, &[1], MapFlags::ANY)
+            .with_context(|| format!("adding destination {p} to the filter"))
+    }
+
+    /// Stops watching an address a followed name no longer has.
+    pub fn remove_dest(&self, p: Prefix) -> Result<()> {
+        let (prefixlen, addr) = p.lpm_key();
+        let key = LpmKey { prefixlen, addr };
+        // SAFETY: as in add_dest.
+        let bytes = unsafe { plain::as_bytes(&key) };
+        self.skel
+            .maps
+            .dests
+            .delete(bytes)
+            .with_context(|| format!("removing destination {p} from the filter"))
+    }
+
     /// Ring-buffer reservations that failed (events lost in the kernel).
     pub fn ring_drops(&self) -> Result<u64> {
         self.counter(0)
@@ -640,7 +669,7 @@ fn open_and_load<'obj>(
         .rodata_data
         .as_deref_mut()
         .context("the BPF object has no rodata")?;
-    rodata.filter_addrs = !cfg.dests.is_empty();
+    rodata.filter_addrs = !cfg.dests.is_empty() || cfg.follow_names;
     rodata.filter_ports = !cfg.ports.is_empty();
     rodata.trace_all = cfg.trace_all;
     rodata.wakeup_bytes = cfg.wakeup_bytes;

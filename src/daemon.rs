@@ -23,8 +23,10 @@ use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
 use crate::correlate::Found;
+use crate::dns::watch::{Change, Watch};
 use crate::engine::{self, Engine, EngineStats, NoAttribution, Out};
 use crate::event::Family;
+use crate::filter::Prefix;
 use crate::format::{Format, Printer};
 use crate::log::Log;
 use crate::losses::Losses;
@@ -127,6 +129,27 @@ async fn run_async(cli: Cli) -> Result<()> {
     if tracer.info.features.dns != bpf::DnsHook::Off {
         engine.set_dns(dns_config());
     }
+    // --dest names: resolved off the loop, bounded, then followed.
+    let names = crate::filter::names(&cli.dest);
+    engine.watch_names(&names);
+    let mut watch = Watch::new(&names, DNS_GRACE.as_nanos() as u64);
+    let (res_tx, mut res_rx) = tokio::sync::mpsc::unbounded_channel();
+    resolve_due(&mut watch, &res_tx);
+    if !watch.is_empty() {
+        let until = Instant::now() + RESOLVE_AT_START;
+        while let Ok(Some((name, r))) = tokio::time::timeout_at(until, res_rx.recv()).await {
+            let ch = watch.resolved(&name, r, mono_now_ns());
+            apply(&tracer, &ch, &log);
+            if watch.errors().is_empty() && watch.describe().matches("(resolving)").count() == 0 {
+                break;
+            }
+        }
+        for (name, e) in watch.errors() {
+            log.warn(format_args!(
+                "--dest {name} does not resolve ({e}): not watched until it does; retrying"
+            ));
+        }
+    }
     let pass = RefCell::new(Pass {
         engine,
         out: Out::default(),
@@ -153,8 +176,13 @@ async fn run_async(cli: Cli) -> Result<()> {
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
     }
+    let named = if watch.is_empty() {
+        String::new()
+    } else {
+        format!("; names {}", watch.describe())
+    };
     log.info(format_args!(
-        "{}; {attribution}",
+        "{}{named}; {attribution}",
         started_line(&cli, &tracer, seeded)
     ));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
@@ -186,7 +214,15 @@ async fn run_async(cli: Cli) -> Result<()> {
                 Err(e) => break Err(e).context("waiting on the ring buffer"),
             },
             _ = drain_timer.tick(), if !idle => {}
-            _ = second.tick() => house.run(&tracer, &mut pass.borrow_mut().engine, &stats, &log),
+            _ = second.tick() => {
+                house.run(&tracer, &mut pass.borrow_mut().engine, &stats, &log);
+                resolve_due(&mut watch, &res_tx);
+                apply(&tracer, &watch.expire(mono_now_ns()), &log);
+            }
+            Some((name, r)) = res_rx.recv() => {
+                let ch = watch.resolved(&name, r, mono_now_ns());
+                apply(&tracer, &ch, &log);
+            }
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
@@ -211,6 +247,10 @@ async fn run_async(cli: Cli) -> Result<()> {
             }
         }
         let p = &mut *pass.borrow_mut();
+        for a in p.out.followed.drain(..) {
+            let name = String::from_utf8_lossy(&a.name).into_owned();
+            apply(&tracer, &watch.answer(&name, &a.addrs, mono_now_ns()), &log);
+        }
         ship(&mut p.out, stdout.as_ref(), &sinks);
         publish(
             metrics.as_deref(),
@@ -398,6 +438,50 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skippe
     });
 }
 
+/// How long the start waits for --dest names to resolve.
+const RESOLVE_AT_START: Duration = Duration::from_secs(2);
+/// One resolution's bound (the system resolver's own timeouts may be longer).
+const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
+
+type Resolved = (String, std::result::Result<Vec<std::net::IpAddr>, String>);
+
+/// Starts the resolutions that are due, each on the blocking pool
+/// (getaddrinfo blocks), bounded; results come back on `tx`.
+fn resolve_due(watch: &mut Watch, tx: &tokio::sync::mpsc::UnboundedSender<Resolved>) {
+    for name in watch.due(mono_now_ns()) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            use std::net::ToSocketAddrs;
+            let n = name.clone();
+            let lookup = tokio::task::spawn_blocking(move || {
+                (n.as_str(), 0)
+                    .to_socket_addrs()
+                    .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string())
+            });
+            let r = match tokio::time::timeout(RESOLVE_WITHIN, lookup).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", RESOLVE_WITHIN.as_secs())),
+            };
+            let _ = tx.send((name, r));
+        });
+    }
+}
+
+/// Puts a followed name's address changes into the BPF destination trie.
+fn apply(tracer: &Tracer<'_>, changes: &[Change], log: &Log) {
+    for c in changes {
+        let r = match *c {
+            Change::Add(a) => tracer.add_dest(Prefix::host(a)),
+            Change::Remove(a) => tracer.remove_dest(Prefix::host(a)),
+        };
+        if let Err(e) = r {
+            log.warn(format_args!("{e:#}"));
+        }
+    }
+}
+
 /// The address→name memory's bounds: 65,536 entries and 16 MiB, whichever
 /// comes first (see docs/dns.md).
 const DNS_MAX_NAMES: usize = 65_536;
@@ -486,7 +570,8 @@ impl Housekeeping {
 
 fn bpf_config(cli: &Cli) -> bpf::Config {
     bpf::Config {
-        dests: cli.dest.clone(),
+        dests: crate::filter::prefixes(&cli.dest),
+        follow_names: !crate::filter::names(&cli.dest).is_empty(),
         connect_errors: cli.connect_errors,
         ports: cli.port.clone(),
         trace_all: cli.verbose,

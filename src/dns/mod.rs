@@ -6,6 +6,7 @@
 pub mod answer;
 pub mod memory;
 pub mod name;
+pub mod watch;
 
 pub use memory::{Memory, MemoryStats, Scope};
 pub use name::Dname;
