@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         // Keep real traffic out of the count: a broadcast /32 is never a
         // TCP destination.
         dests: vec!["255.255.255.255/32".parse().expect("a valid prefix")],
+        follow_names: false,
         ports: Vec::new(),
         trace_all: false,
         btf: None,

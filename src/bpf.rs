@@ -15,12 +15,14 @@ use libbpf_rs::{
 use crate::exit::{Fatal, Kind};
 use crate::filter::Prefix;
 
-use crate::skel::{LpmKey, RawCgroupNames, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+use crate::skel::{LpmKey, RawCgroupNames, RawDns, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
 
 /// What the ring buffer holds.
 pub enum Record<'a> {
     Event(&'a RawEvent),
     CgroupNames(&'a RawCgroupNames),
+    /// A DNS answer an application received.
+    Dns(&'a RawDns),
     /// A record of neither size: cannot happen while both come from
     /// tcpstate.h, but counted if it does.
     Malformed,
@@ -36,6 +38,9 @@ const CAP_BPF: u32 = 39;
 pub struct Config {
     pub dests: Vec<Prefix>,
     pub connect_errors: ConnectErrors,
+    /// `--dest` has names: the trie filters even while it holds nothing
+    /// yet, and their addresses come and go (`add_dest`, `remove_dest`).
+    pub follow_names: bool,
     pub ports: Vec<u16>,
     pub trace_all: bool,
     pub btf: Option<PathBuf>,
@@ -110,6 +115,20 @@ pub struct Features {
     pub retransmits: bool,
     /// iter/tcp (5.9+): attempts already in flight at start.
     pub in_flight_at_start: bool,
+    /// How DNS answers to applications are seen (destinations by name).
+    pub dns: DnsHook,
+}
+
+/// The hook that sees DNS answers, the cheapest the kernel allows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum DnsHook {
+    /// None: failures carry no names, and --dest names follow no answers.
+    #[default]
+    Off,
+    /// fentry/skb_consume_udp: UDP receives only.
+    Trampoline,
+    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53.
+    Tracepoint,
 }
 
 impl Features {
@@ -135,6 +154,16 @@ impl Features {
                 "in-flight-at-start",
                 "needs Linux 5.9 iter/tcp",
             ),
+            match self.dns {
+                DnsHook::Trampoline => "dns-names on (fentry/skb_consume_udp)".to_string(),
+                DnsHook::Tracepoint => {
+                    "dns-names on (tp_btf/sys_exit: read/recvfrom/recvmsg/recvmmsg)".to_string()
+                }
+                DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
+                                 sys_exit in BTF, or neither attached: \
+                                 failures carry no DNS names)"
+                    .to_string(),
+            },
         ]
         .join(", ")
     }
@@ -174,6 +203,53 @@ impl Trampolines {
     }
 }
 
+/// Whether this kernel loads a trampoline (fentry) program at all: some
+/// refuse them with EPERM at load, which would fail the whole object. A
+/// throwaway copy of the object with only that program (and a small ring)
+/// is loaded and dropped; what libbpf said about it is not kept.
+fn trampoline_loads(btf: &Option<PathBuf>) -> bool {
+    let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
+    let mut obj = MaybeUninit::uninit();
+    let mut builder = TcpstateSkelBuilder::default();
+    if let Some(p) = btf {
+        if builder.object_builder_mut().btf_custom_path(p).is_err() {
+            return false;
+        }
+    }
+    let ok = match builder.open(&mut obj) {
+        Ok(mut open) => {
+            for mut p in open.open_object_mut().progs_mut() {
+                let keep = p.name() == "handle_dns_fentry";
+                p.set_autoload(keep);
+            }
+            open.maps.events.set_max_entries(4096).is_ok() && open.load().is_ok()
+        }
+        Err(_) => false,
+    };
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.truncate(logged);
+    }
+    ok
+}
+
+/// The trampoline, else the tracepoint (this kernel may refuse
+/// trampolines at attach: EPERM under some lockdown and hardening).
+fn attach_dns(hook: DnsHook, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
+    if hook == DnsHook::Trampoline {
+        if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
+            links.push(l);
+            return DnsHook::Trampoline;
+        }
+    }
+    if hook != DnsHook::Off && skel.progs.handle_dns_sys_exit.autoload() {
+        if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
+            links.push(l);
+            return DnsHook::Tracepoint;
+        }
+    }
+    DnsHook::Off
+}
+
 /// Which hooks this kernel has, from its BTF.
 fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
     use libbpf_rs::btf::types::{Enum, Func};
@@ -195,6 +271,7 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         in_flight_at_start: has("bpf_iter__tcp"),
+        dns: dns_hook(&btf),
     };
     let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
     let trampolines = Trampolines {
@@ -203,6 +280,23 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         sk_getsockopt: func("sk_getsockopt"),
     };
     (features, trampolines, has("btf_trace_sys_exit"))
+}
+
+/// The trampoline where the kernel's BTF has the function, else the
+/// tracepoint; which one really attaches is settled at attach.
+fn dns_hook(btf: &libbpf_rs::btf::Btf<'_>) -> DnsHook {
+    use libbpf_rs::btf::types::Func;
+    use libbpf_rs::btf::BtfType;
+    if btf.type_by_name::<Func<'_>>("skb_consume_udp").is_some() {
+        DnsHook::Trampoline
+    } else if btf
+        .type_by_name::<BtfType<'_>>("btf_trace_sys_exit")
+        .is_some()
+    {
+        DnsHook::Tracepoint
+    } else {
+        DnsHook::Off
+    }
 }
 
 /// libbpf's messages, kept so a failure can say what the kernel said.
@@ -320,6 +414,15 @@ impl<'obj> Tracer<'obj> {
         let (mut features, tramp, sys_exit) = probe_features(Path::new(
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
+        // A kernel that refuses trampolines may say so at load, which
+        // would fail the whole object: the DNS one is tried alone first.
+        if features.dns == DnsHook::Trampoline && !trampoline_loads(&cfg.btf) {
+            features.dns = if sys_exit {
+                DnsHook::Tracepoint
+            } else {
+                DnsHook::Off
+            };
+        }
         let want = cfg.connect_errors != ConnectErrors::Off;
         let hooks = Hooks {
             tramp: want && tramp.complete(),
@@ -380,6 +483,7 @@ impl<'obj> Tracer<'obj> {
             )
             .into());
         }
+        features.dns = attach_dns(features.dns, &skel, &mut links);
 
         let waiting = skel
             .maps
@@ -436,9 +540,40 @@ impl<'obj> Tracer<'obj> {
         w.store(u32::from(on), Ordering::SeqCst);
     }
 
+    /// Watches one more address (a followed name's).
+    pub fn add_dest(&self, p: Prefix) -> Result<()> {
+        let (prefixlen, addr) = p.lpm_key();
+        let key = LpmKey { prefixlen, addr };
+        // SAFETY: LpmKey is Plain; viewing it as bytes is sound.
+        let bytes = unsafe { plain::as_bytes(&key) };
+        self.skel
+            .maps
+            .dests
+            .update(bytes, &[1], MapFlags::ANY)
+            .with_context(|| format!("adding destination {p} to the filter"))
+    }
+
+    /// Stops watching an address a followed name no longer has.
+    pub fn remove_dest(&self, p: Prefix) -> Result<()> {
+        let (prefixlen, addr) = p.lpm_key();
+        let key = LpmKey { prefixlen, addr };
+        // SAFETY: as in add_dest.
+        let bytes = unsafe { plain::as_bytes(&key) };
+        self.skel
+            .maps
+            .dests
+            .delete(bytes)
+            .with_context(|| format!("removing destination {p} from the filter"))
+    }
+
     /// Ring-buffer reservations that failed (events lost in the kernel).
     pub fn ring_drops(&self) -> Result<u64> {
         self.counter(0)
+    }
+
+    /// DNS answers the program did not send because the ring was half full.
+    pub fn dns_skipped(&self) -> Result<u64> {
+        self.counter(1)
     }
 
     /// A per-CPU counter of tcpstate.h's enum tcpstate_counter, summed.
@@ -468,7 +603,13 @@ impl<'obj> Tracer<'obj> {
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
-                // Two record types share the ring; their sizes tell them apart.
+                // Three record types share the ring; their sizes tell them apart.
+                if data.len() == std::mem::size_of::<RawDns>() {
+                    if let Ok(d) = plain::from_bytes::<RawDns>(data) {
+                        on_event(Record::Dns(d));
+                    }
+                    return 0;
+                }
                 if data.len() == std::mem::size_of::<RawCgroupNames>() {
                     if let Ok(n) = plain::from_bytes::<RawCgroupNames>(data) {
                         on_event(Record::CgroupNames(n));
@@ -528,7 +669,7 @@ fn open_and_load<'obj>(
         .rodata_data
         .as_deref_mut()
         .context("the BPF object has no rodata")?;
-    rodata.filter_addrs = !cfg.dests.is_empty();
+    rodata.filter_addrs = !cfg.dests.is_empty() || cfg.follow_names;
     rodata.filter_ports = !cfg.ports.is_empty();
     rodata.trace_all = cfg.trace_all;
     rodata.wakeup_bytes = cfg.wakeup_bytes;
@@ -555,6 +696,13 @@ fn open_and_load<'obj>(
     open.progs
         .seed_pending
         .set_autoload(features.in_flight_at_start);
+    rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
+    open.progs
+        .handle_dns_fentry
+        .set_autoload(features.dns == DnsHook::Trampoline);
+    open.progs
+        .handle_dns_sys_exit
+        .set_autoload(features.dns != DnsHook::Off);
     open.maps
         .events
         .set_max_entries(cfg.ring_bytes)
@@ -692,3 +840,10 @@ pub fn run_synthetic(prog: std::os::fd::BorrowedFd<'_>, base: u64, pairs: u32) -
     }
     Ok(())
 }
+
+// The ring's records are told apart by size (see `ring_buffer`).
+const _: () = assert!(
+    std::mem::size_of::<RawDns>() != std::mem::size_of::<RawEvent>()
+        && std::mem::size_of::<RawDns>() != std::mem::size_of::<RawCgroupNames>()
+        && std::mem::size_of::<RawEvent>() != std::mem::size_of::<RawCgroupNames>()
+);

@@ -49,6 +49,9 @@ struct Attempt {
     slow_said: bool,
 }
 
+// Failed carries a Failure by value (its inline DNS name makes it large):
+// boxing it would allocate once per failure on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a conclusion (a new attempt, a note, or an event outside SYN_SENT).
@@ -233,6 +236,7 @@ impl Correlator {
             ts_ns: ev.ts_ns,
             duration_ns,
             retransmits: 0,
+            dname: None,
         })
     }
 
@@ -433,6 +437,7 @@ impl Correlator {
                     ts_ns: now_ns,
                     elapsed_ns: elapsed,
                     retransmits: a.retransmits,
+                    dname: None,
                 },
             ));
         }
@@ -484,6 +489,7 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         ts_ns: close.ts_ns,
         duration_ns: close.ts_ns.saturating_sub(ts0),
         retransmits,
+        dname: None,
     }
 }
 

@@ -23,8 +23,10 @@ use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
 use crate::correlate::Found;
+use crate::dns::watch::{Change, Watch};
 use crate::engine::{self, Engine, EngineStats, NoAttribution, Out};
 use crate::event::Family;
+use crate::filter::Prefix;
 use crate::format::{Format, Printer};
 use crate::log::Log;
 use crate::losses::Losses;
@@ -91,7 +93,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         println!("{}", check_line(&cli, &tracer));
         return Ok(());
     }
-    let (daemon, pass, attribution) = start_up(&cli).await?;
+    let (daemon, pass, attribution, mut names) = start_up(&cli, &tracer).await?;
     let pass = RefCell::new(pass);
 
     // The engine takes each record where the ring holds it: no copy. The
@@ -101,6 +103,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         match rec {
             bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
             bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
+            bpf::Record::Dns(d) => p.engine.dns_answer(d, &mut p.out),
             bpf::Record::Malformed => p.engine.malformed(),
         }
     })?;
@@ -109,7 +112,14 @@ async fn run_async(cli: Cli) -> Result<()> {
     // The attempts already under way: after the tracepoint is attached, so
     // none falls between the two (one seen by both is the same attempt).
     let seeded = seed_in_flight(&tracer, &mut pass.borrow_mut().engine, &daemon.log);
-    announce(&cli, &tracer, seeded, &attribution, &daemon.log);
+    announce(
+        &cli,
+        &tracer,
+        seeded,
+        &attribution,
+        &names.watch,
+        &daemon.log,
+    );
 
     let ring = Ring {
         tracer: &tracer,
@@ -117,7 +127,7 @@ async fn run_async(cli: Cli) -> Result<()> {
         fd: &rb_fd,
         pass: &pass,
     };
-    let (ended, ring_drops) = event_loop(&cli, &mut signals, &ring, &daemon).await;
+    let (ended, ring_drops) = event_loop(&cli, &mut signals, &ring, &daemon, &mut names).await;
     stop(rb, &pass, &tracer, ended, ring_drops, daemon).await
 }
 
@@ -146,9 +156,16 @@ struct Daemon {
     metrics: Option<Arc<Shared>>,
 }
 
+/// The --dest names being followed, and their lookups' answers.
+struct Names {
+    watch: Watch,
+    res_tx: tokio::sync::mpsc::UnboundedSender<Resolved>,
+    res_rx: tokio::sync::mpsc::UnboundedReceiver<Resolved>,
+}
+
 /// Starts the sinks, the stdout thread and /metrics, and builds the engine
 /// that feeds them; also says where units come from.
-async fn start_up(cli: &Cli) -> Result<(Daemon, Pass, String)> {
+async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, String, Names)> {
     let stats = Arc::new(Stats::default());
     let (sinks, log) = Sinks::start(sinks_config(cli), stats.clone());
     let stdout = match cli.format {
@@ -175,6 +192,10 @@ async fn start_up(cli: &Cli) -> Result<(Daemon, Pass, String)> {
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(cli, sinks.fleet())));
     }
+    if tracer.info.features.dns != bpf::DnsHook::Off {
+        engine.set_dns(dns_config());
+    }
+    let names = follow_names(cli, tracer, &log).await;
     let pass = Pass {
         engine,
         out: Out::default(),
@@ -187,16 +208,58 @@ async fn start_up(cli: &Cli) -> Result<(Daemon, Pass, String)> {
         stdout,
         metrics,
     };
-    Ok((daemon, pass, attribution))
+    Ok((daemon, pass, attribution, names))
+}
+
+/// --dest names: resolved off the loop, for at most RESOLVE_AT_START, then
+/// followed by the loop. A name that does not resolve yet is warned about
+/// and retried, never fatal.
+async fn follow_names(cli: &Cli, tracer: &Tracer<'_>, log: &Log) -> Names {
+    let names = crate::filter::names(&cli.dest);
+    let mut watch = Watch::new(&names, DNS_GRACE.as_nanos() as u64);
+    let (res_tx, mut res_rx) = tokio::sync::mpsc::unbounded_channel();
+    resolve_due(&mut watch, &res_tx);
+    if !watch.is_empty() {
+        let until = Instant::now() + RESOLVE_AT_START;
+        while let Ok(Some((name, r))) = tokio::time::timeout_at(until, res_rx.recv()).await {
+            let ch = watch.resolved(&name, r, mono_now_ns());
+            apply(tracer, &ch, log);
+            if watch.errors().is_empty() && watch.describe().matches("(resolving)").count() == 0 {
+                break;
+            }
+        }
+        for (name, e) in watch.errors() {
+            log.warn(format_args!(
+                "--dest {name} does not resolve ({e}): not watched until it does; retrying"
+            ));
+        }
+    }
+    Names {
+        watch,
+        res_tx,
+        res_rx,
+    }
 }
 
 /// Tells systemd and the log that tracing runs, with the flags' warnings.
-fn announce(cli: &Cli, tracer: &Tracer<'_>, seeded: usize, attribution: &str, log: &Log) {
+fn announce(
+    cli: &Cli,
+    tracer: &Tracer<'_>,
+    seeded: usize,
+    attribution: &str,
+    watch: &Watch,
+    log: &Log,
+) {
     if let Err(e) = notify("READY=1") {
         log.error(format_args!("could not notify systemd of readiness: {e}"));
     }
+    let named = if watch.is_empty() {
+        String::new()
+    } else {
+        format!("; names {}", watch.describe())
+    };
     log.info(format_args!(
-        "{}; {attribution}",
+        "{}{named}; {attribution}",
         started_line(cli, tracer, seeded)
     ));
     if let Some(w) = cli.webhook.as_ref().and_then(|u| u.insecure_warning()) {
@@ -223,6 +286,7 @@ async fn event_loop(
     signals: &mut Signals,
     ring: &Ring<'_, '_>,
     d: &Daemon,
+    names: &mut Names,
 ) -> (Result<&'static str>, u64) {
     let Ring {
         tracer,
@@ -252,7 +316,15 @@ async fn event_loop(
                 Err(e) => break Err(e).context("waiting on the ring buffer"),
             },
             _ = drain_timer.tick(), if !idle => {}
-            _ = second.tick() => house.run(tracer, &mut pass.borrow_mut().engine, &d.stats, &d.log),
+            _ = second.tick() => {
+                house.run(tracer, &mut pass.borrow_mut().engine, &d.stats, &d.log);
+                resolve_due(&mut names.watch, &names.res_tx);
+                apply(tracer, &names.watch.expire(mono_now_ns()), &d.log);
+            }
+            Some((name, r)) = names.res_rx.recv() => {
+                let ch = names.watch.resolved(&name, r, mono_now_ns());
+                apply(tracer, &ch, &d.log);
+            }
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
@@ -277,8 +349,21 @@ async fn event_loop(
             }
         }
         let p = &mut *pass.borrow_mut();
+        for a in p.out.followed.drain(..) {
+            let name = String::from_utf8_lossy(&a.name).into_owned();
+            apply(
+                tracer,
+                &names.watch.answer(&name, &a.addrs, mono_now_ns()),
+                &d.log,
+            );
+        }
         ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
-        publish(d.metrics.as_deref(), &p.engine, house.ring_drops);
+        publish(
+            d.metrics.as_deref(),
+            &p.engine,
+            house.ring_drops,
+            house.dns_skipped,
+        );
     };
     (ended, house.ring_drops)
 }
@@ -318,8 +403,14 @@ async fn stop(
         Ok(signal) => format!("signal={signal}"),
         Err(e) => format!("error=\"{e:#}\""),
     };
-    let engine_stats = pass.borrow().engine.stats();
-    log.info(stop_line(&why, &engine_stats, ring_drops, &stats));
+    let (engine_stats, dns) = {
+        let e = &pass.borrow().engine;
+        let dns = e
+            .dns_stats()
+            .map(|d| (d, tracer.dns_skipped().unwrap_or(0)));
+        (e.stats(), dns)
+    };
+    log.info(stop_line(&why, &engine_stats, ring_drops, &stats, dns));
     sinks.close(deadline).await;
     ended.and(drained)
 }
@@ -442,13 +533,14 @@ async fn start_metrics(
 }
 
 /// A scrape is waiting: hand it a copy of the counts (else an atomic load).
-fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
+fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skipped: u64) {
     let (Some(shared), Some(m)) = (shared, engine.metrics()) else {
         return;
     };
     shared.publish_if_wanted(m, || {
         let e = engine.stats();
         let c = e.correlate;
+        let dns = engine.dns_stats();
         metrics::Totals {
             events: e.events,
             attempts: c.attempts,
@@ -463,8 +555,80 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64) {
             fired: e.resolve.fired,
             resolved: e.resolve.resolved,
             untracked: e.resolve.untracked,
+            dns_answers: dns.map_or(0, |d| d.answers),
+            dns_names: dns.map_or(0, |d| d.memory.entries as u64),
+            dns_evicted: dns.map_or(0, |d| d.memory.evicted),
+            dns_skipped,
         }
     });
+}
+
+/// How long the start waits for --dest names to resolve.
+const RESOLVE_AT_START: Duration = Duration::from_secs(2);
+/// One resolution's bound (the system resolver's own timeouts may be longer).
+const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
+
+type Resolved = (String, std::result::Result<Vec<std::net::IpAddr>, String>);
+
+/// Starts the resolutions that are due, each on the blocking pool
+/// (getaddrinfo blocks), bounded; results come back on `tx`.
+fn resolve_due(watch: &mut Watch, tx: &tokio::sync::mpsc::UnboundedSender<Resolved>) {
+    for name in watch.due(mono_now_ns()) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            use std::net::ToSocketAddrs;
+            let n = name.clone();
+            let lookup = tokio::task::spawn_blocking(move || {
+                (n.as_str(), 0)
+                    .to_socket_addrs()
+                    .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string())
+            });
+            let r = match tokio::time::timeout(RESOLVE_WITHIN, lookup).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", RESOLVE_WITHIN.as_secs())),
+            };
+            let _ = tx.send((name, r));
+        });
+    }
+}
+
+/// Puts a followed name's address changes into the BPF destination trie.
+fn apply(tracer: &Tracer<'_>, changes: &[Change], log: &Log) {
+    for c in changes {
+        let r = match *c {
+            Change::Add(a) => tracer.add_dest(Prefix::host(a)),
+            Change::Remove(a) => tracer.remove_dest(Prefix::host(a)),
+        };
+        if let Err(e) = r {
+            log.warn(format_args!("{e:#}"));
+        }
+    }
+}
+
+/// The address→name memory's bounds: 65,536 entries and 16 MiB, whichever
+/// comes first (see docs/dns.md).
+const DNS_MAX_NAMES: usize = 65_536;
+const DNS_MAX_BYTES: usize = 16 << 20;
+/// How long past its TTL a name still labels its address: connections
+/// outlive TTLs, and applications cache answers past them.
+const DNS_GRACE: Duration = Duration::from_secs(600);
+
+fn dns_config() -> engine::DnsConfig {
+    use std::os::unix::fs::MetadataExt;
+    engine::DnsConfig {
+        memory: crate::dns::memory::Config {
+            max_entries: DNS_MAX_NAMES,
+            max_bytes: DNS_MAX_BYTES,
+            grace_ns: DNS_GRACE.as_nanos() as u64,
+        },
+        // The host's network namespace is init's (tcpstate itself may run
+        // in another one).
+        host_netns: std::fs::metadata("/proc/1/ns/net")
+            .ok()
+            .and_then(|m| u32::try_from(m.ino()).ok()),
+    }
 }
 
 fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
@@ -481,6 +645,7 @@ fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
 struct Housekeeping {
     last_sweep: Instant,
     ring_drops: u64,
+    dns_skipped: u64,
     losses: Losses,
 }
 
@@ -489,6 +654,7 @@ impl Housekeeping {
         Housekeeping {
             last_sweep: Instant::now(),
             ring_drops: 0,
+            dns_skipped: 0,
             losses: Losses::default(),
         }
     }
@@ -505,6 +671,9 @@ impl Housekeeping {
         }
         if let Ok(d) = tracer.ring_drops() {
             self.ring_drops = d;
+        }
+        if let Ok(d) = tracer.dns_skipped() {
+            self.dns_skipped = d;
         }
         let e = engine.stats();
         let totals = crate::losses::Totals {
@@ -526,7 +695,8 @@ impl Housekeeping {
 
 fn bpf_config(cli: &Cli) -> bpf::Config {
     bpf::Config {
-        dests: cli.dest.clone(),
+        dests: crate::filter::prefixes(&cli.dest),
+        follow_names: !crate::filter::names(&cli.dest).is_empty(),
         connect_errors: cli.connect_errors,
         ports: cli.port.clone(),
         trace_all: cli.verbose,
@@ -648,8 +818,33 @@ fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> String {
     )
 }
 
-fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
+fn stop_line(
+    why: &str,
+    e: &EngineStats,
+    ring_drops: u64,
+    s: &Stats,
+    dns: Option<(engine::DnsStats, u64)>,
+) -> String {
     let c = e.correlate;
+    let dns = match dns {
+        Some((d, skipped)) => format!(
+            " dns_answers={} dns_ignored={} dns_malformed={} dns_bad_names={} dns_partial={} \
+             dns_addrs_dropped={} dns_skipped={skipped} dns_learned={} dns_names={} dns_bytes={} \
+             dns_expired={} dns_evicted={}",
+            d.answers,
+            d.ignored,
+            d.malformed,
+            d.bad_names,
+            d.partial,
+            d.addrs_dropped,
+            d.memory.learned,
+            d.memory.entries,
+            d.memory.bytes,
+            d.memory.expired,
+            d.memory.evicted,
+        ),
+        None => String::new(),
+    };
     format!(
         "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
          (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} ringbuf_drops={} \
@@ -657,7 +852,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
          fired={} resolved={} am_posts={} am_alerts={} am_retries={} am_queue_drops={} \
-         am_lost_alerts={}",
+         am_lost_alerts={}{dns}",
         e.events,
         c.attempts,
         c.successes,

@@ -7,10 +7,11 @@ use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::clock::Clock;
 use crate::correlate::{Correlator, Counters, Found, Outcome};
+use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
 use crate::event::{Attribution, Caller, Record, Slow};
 use crate::format::Printer;
 use crate::metrics::{Metrics, UnitId};
-use crate::skel::RawEvent;
+use crate::skel::{RawDns, RawEvent};
 
 /// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
 /// while the cgroup surely exists; `get` when it is shown.
@@ -55,6 +56,44 @@ pub struct Out {
     pub alerts: Vec<Alert>,
     /// Posts for Alertmanager (firing, re-posts, resolved).
     pub fleet: Vec<FleetAlert>,
+    /// Answers for names `--dest` watches (see `Engine::watch_names`):
+    /// their addresses join the watch.
+    pub followed: Vec<answer::Answer>,
+}
+
+/// Destinations by name (see `dns`).
+#[derive(Debug, Clone, Copy)]
+pub struct DnsConfig {
+    pub memory: memory::Config,
+    /// The host's network namespace (its inode), for `Scope::of`.
+    pub host_netns: Option<u32>,
+}
+
+/// What the DNS answers came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DnsStats {
+    /// DNS records read from the ring.
+    pub answers: u64,
+    /// Not address answers (queries, NXDOMAIN, other types): nothing to learn.
+    pub ignored: u64,
+    /// Could not be parsed.
+    pub malformed: u64,
+    /// A question name that cannot be shown as one (a dot in a label, too long).
+    pub bad_names: u64,
+    /// Cut (at the bytes the kernel copies) or malformed in the answer
+    /// section: the records before the cut were kept.
+    pub partial: u64,
+    /// Addresses past the most one answer keeps.
+    pub addrs_dropped: u64,
+    pub memory: MemoryStats,
+}
+
+struct Dns {
+    memory: Memory,
+    host_netns: Option<u32>,
+    stats: DnsStats,
+    /// Names `--dest` watches, lowercased, no trailing dot.
+    watched: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -88,6 +127,8 @@ pub struct Engine {
     metrics: Option<Metrics>,
     /// Firing/resolved per destination (set by `set_resolver`).
     resolver: Option<Resolver>,
+    /// Address→name memory (set by `set_dns`).
+    dns: Option<Dns>,
 }
 
 impl Engine {
@@ -107,7 +148,65 @@ impl Engine {
             slow_seen: 0,
             metrics: None,
             resolver: None,
+            dns: None,
         }
+    }
+
+    /// Learns names from DNS answers, and shows them on failures, from now on.
+    pub fn set_dns(&mut self, cfg: DnsConfig) {
+        self.dns = Some(Dns {
+            memory: Memory::new(cfg.memory),
+            host_netns: cfg.host_netns,
+            stats: DnsStats::default(),
+            watched: Vec::new(),
+        });
+    }
+
+    /// Answers for these names (any case, a trailing dot or not) go to
+    /// `Out::followed`.
+    pub fn watch_names(&mut self, names: &[String]) {
+        if let Some(d) = &mut self.dns {
+            d.watched = names
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase().into_bytes())
+                .collect();
+        }
+    }
+
+    /// A DNS answer an application received.
+    pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
+        let Some(d) = &mut self.dns else { return };
+        d.stats.answers += 1;
+        let ans = match answer::parse(&raw.payload()) {
+            Ok(a) => a,
+            Err(answer::Skip::NotAnAddressAnswer) => {
+                d.stats.ignored += 1;
+                return;
+            }
+            Err(answer::Skip::Malformed) => {
+                d.stats.malformed += 1;
+                return;
+            }
+            Err(answer::Skip::BadName) => {
+                d.stats.bad_names += 1;
+                return;
+            }
+        };
+        d.stats.partial += u64::from(ans.partial);
+        d.stats.addrs_dropped += ans.dropped as u64;
+        let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
+        d.memory.learn(scope, &ans.name, &ans.addrs, raw.ts_ns);
+        if !ans.addrs.is_empty() && d.watched.contains(&ans.name) {
+            out.followed.push(ans);
+        }
+    }
+
+    /// The name the caller resolved for `addr` (host-wide answers only
+    /// when the caller is unknown).
+    fn dname(&self, caller: Option<Caller>, addr: std::net::IpAddr, ts_ns: u64) -> Option<Dname> {
+        let d = self.dns.as_ref()?;
+        d.memory
+            .lookup(caller.map_or(0, |c| c.cgroup_id), addr, ts_ns)
     }
 
     /// Counts every failure for /metrics from now on.
@@ -145,7 +244,8 @@ impl Engine {
             self.attributor.touch(ev.caller.cgroup_id);
         }
         let outcome = self.correlator.observe(&ev, now_ns);
-        if let Outcome::Failed(f) = outcome {
+        if let Outcome::Failed(mut f) = outcome {
+            f.dname = self.dname(f.caller, f.daddr, f.ts_ns);
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
             if self.printer.failure(&mut out.lines, &f, attr) {
                 out.line_count += 1;
@@ -213,7 +313,11 @@ impl Engine {
         };
         self.slow.clear();
         self.correlator.slow(now_ns, after, &mut self.slow);
-        for (_, s) in &self.slow {
+        for (_, s) in &mut self.slow {
+            s.dname = self.dns.as_ref().and_then(|d| {
+                d.memory
+                    .lookup(s.caller.map_or(0, |c| c.cgroup_id), s.daddr, now_ns)
+            });
             self.slow_seen += 1;
             if let Some(m) = &mut self.metrics {
                 m.slow(s.daddr, s.dport);
@@ -239,6 +343,17 @@ impl Engine {
     /// Forgets attempts pending too long (the daemon calls it now and then).
     pub fn sweep(&mut self, now_ns: u64) {
         self.correlator.sweep(now_ns);
+        if let Some(d) = &mut self.dns {
+            d.memory.sweep(now_ns);
+        }
+    }
+
+    /// None when names are off.
+    pub fn dns_stats(&self) -> Option<DnsStats> {
+        self.dns.as_ref().map(|d| DnsStats {
+            memory: d.memory.stats(),
+            ..d.stats
+        })
     }
 
     pub fn set_clock(&mut self, clock: Clock) {

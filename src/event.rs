@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub use crate::dns::Dname;
 use crate::skel::RawEvent;
 
 const AF_INET: u16 = 2;
@@ -233,6 +234,7 @@ impl Failure {
             ts_ns: 0,
             duration_ns: 0,
             retransmits: 0,
+            dname: None,
         }
     }
 }
@@ -486,6 +488,9 @@ pub struct Failure {
     pub duration_ns: u64,
     /// SYNs retransmitted before the end.
     pub retransmits: u32,
+    /// The name the caller's DNS answer gave this address (see `dns`);
+    /// None when no answer on record did: never a guess.
+    pub dname: Option<Dname>,
 }
 
 /// An attempt still in SYN_SENT after `--slow-after`.
@@ -501,6 +506,8 @@ pub struct Slow {
     pub ts_ns: u64,
     pub elapsed_ns: u64,
     pub retransmits: u32,
+    /// As `Failure::dname`.
+    pub dname: Option<Dname>,
 }
 
 #[cfg(test)]

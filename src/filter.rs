@@ -66,6 +66,87 @@ impl fmt::Display for Prefix {
     }
 }
 
+/// What `--dest` takes: an address or prefix, or a DNS name to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Prefix(Prefix),
+    /// Lowercased, without a trailing dot.
+    Name(String),
+}
+
+impl FromStr for Dest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        // Anything that looks like an address or prefix is one, or an error.
+        let looks_numeric = s.contains('/')
+            || s.contains(':')
+            || s.trim_end_matches('.')
+                .rsplit('.')
+                .next()
+                .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+        if looks_numeric {
+            return s.parse().map(Dest::Prefix);
+        }
+        let name = s.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(format!(
+                "'{s}' is not an IP address, CIDR prefix or DNS name (like 192.0.2.7, \
+                 10.0.0.0/8, 2001:db8::/32 or api.example.com)"
+            ));
+        }
+        Ok(Dest::Name(name))
+    }
+}
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dest::Prefix(p) => p.fmt(f),
+            Dest::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// The prefixes among `dests`.
+pub fn prefixes(dests: &[Dest]) -> Vec<Prefix> {
+    dests
+        .iter()
+        .filter_map(|d| match d {
+            Dest::Prefix(p) => Some(*p),
+            Dest::Name(_) => None,
+        })
+        .collect()
+}
+
+/// The names among `dests`.
+pub fn names(dests: &[Dest]) -> Vec<String> {
+    dests
+        .iter()
+        .filter_map(|d| match d {
+            Dest::Name(n) => Some(n.clone()),
+            Dest::Prefix(_) => None,
+        })
+        .collect()
+}
+
+impl Prefix {
+    /// The /32 or /128 of one address.
+    pub fn host(addr: IpAddr) -> Prefix {
+        let addr = addr.to_canonical();
+        let len = if addr.is_ipv4() { 32 } else { 128 };
+        Prefix { addr, len }
+    }
+}
+
 /// A destination port, 1 to 65535.
 pub fn parse_port(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
@@ -112,6 +193,47 @@ mod tests {
         assert_eq!(
             (len, Ipv6Addr::from(key).to_string()),
             (32, "2001:db8::".to_string())
+        );
+    }
+
+    #[test]
+    fn dests_are_prefixes_or_names() {
+        assert_eq!(
+            "192.0.2.7".parse::<Dest>(),
+            Ok(Dest::Prefix(p("192.0.2.7")))
+        );
+        assert_eq!("::1".parse::<Dest>(), Ok(Dest::Prefix(p("::1"))));
+        assert_eq!(
+            " Api.Example.COM. ".parse::<Dest>(),
+            Ok(Dest::Name("api.example.com".into()))
+        );
+        assert_eq!(
+            "moving.test".parse::<Dest>().unwrap().to_string(),
+            "moving.test"
+        );
+        // A mistyped address stays an error, not a name.
+        for bad in [
+            "192.0.2.300",
+            "1.2.3.4/x",
+            "",
+            "a..b",
+            "-a.test",
+            "a b.test",
+            "é.test",
+            "x/y",
+        ] {
+            assert!(bad.parse::<Dest>().is_err(), "{bad}");
+        }
+        assert!(format!("{}.test", "a".repeat(64)).parse::<Dest>().is_err());
+        let d: Vec<Dest> = ["192.0.2.0/24", "a.test"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(prefixes(&d), vec![p("192.0.2.0/24")]);
+        assert_eq!(names(&d), vec!["a.test".to_string()]);
+        assert_eq!(
+            Prefix::host("::ffff:192.0.2.1".parse().unwrap()),
+            p("192.0.2.1")
         );
     }
 

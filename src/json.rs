@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Attribution, Caller, Comm, Failure, Family, Record, Slow};
+use crate::event::{Attribution, Caller, Comm, Dname, Failure, Family, Record, Slow};
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -143,7 +143,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
         Some(p) => int(line, p),
         None => line.extend_from_slice(b"null"),
     }
-    dest(line, e.daddr, e.dport);
+    dest(line, e.daddr, e.dport, e.dname.as_ref());
     end(line, b",\"duration_ms\":", e.duration_ns, e.retransmits);
 }
 
@@ -156,7 +156,7 @@ pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>
     line.extend_from_slice(b"\",");
     who(line, &e.caller, attr);
     source(line, e.family, e.saddr);
-    dest(line, e.daddr, e.dport);
+    dest(line, e.daddr, e.dport, e.dname.as_ref());
     end(line, b",\"elapsed_ms\":", e.elapsed_ns, e.retransmits);
 }
 
@@ -168,12 +168,18 @@ fn source(line: &mut Vec<u8>, family: Family, saddr: IpAddr) {
     addr(line, saddr);
 }
 
-/// `,"daddr":…,"dport":…`
-fn dest(line: &mut Vec<u8>, daddr: IpAddr, dport: u16) {
+/// `,"daddr":…,"dport":…,"dname":…`: the name the caller resolved, escaped
+/// (it is whatever a DNS server said), or null.
+fn dest(line: &mut Vec<u8>, daddr: IpAddr, dport: u16, dname: Option<&Dname>) {
     line.extend_from_slice(b",\"daddr\":");
     addr(line, daddr);
     line.extend_from_slice(b",\"dport\":");
     int(line, dport);
+    line.extend_from_slice(b",\"dname\":");
+    match dname {
+        Some(n) => escaped(line, n.as_bytes()),
+        None => line.extend_from_slice(b"null"),
+    }
 }
 
 /// The time key (`key` is `,"…_ms":`), the retransmits and the line's end.
@@ -287,6 +293,7 @@ mod tests {
         sport: Option<u16>,
         daddr: IpAddr,
         dport: u16,
+        dname: Option<String>,
         duration_ms: f64,
         retransmits: u32,
     }
@@ -319,6 +326,7 @@ mod tests {
             sport: e.sport,
             daddr: e.daddr,
             dport: e.dport,
+            dname: e.dname.map(|n| n.to_string()),
             duration_ms: duration_ms(e.duration_ns),
             retransmits: e.retransmits,
         })
@@ -396,6 +404,7 @@ mod tests {
         c.pid = u32::MAX;
         e.caller = Some(c);
         e.sport = Some(40000);
+        e.dname = Dname::new(b"api.\"x\\\n\xc3\xa9.example.com");
         e.reason = Reason::Error;
         e.errno = 13;
         e.duration_ns = 0;
@@ -415,6 +424,7 @@ mod tests {
         e.duration_ns = 1;
         e.caller = None;
         e.seen = Seen::Unmatched;
+        e.dname = Dname::new(b"v6.example.com");
         check(e, None);
         let mut e = base();
         e.saddr = "0.0.0.0".parse().unwrap();

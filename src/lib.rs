@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod correlate;
 pub mod daemon;
+pub mod dns;
 pub mod engine;
 pub mod event;
 pub mod exit;

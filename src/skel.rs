@@ -21,6 +21,8 @@ pub type RawEvent = generated::types::tcpstate_event;
 pub type LpmKey = generated::types::tcpstate_lpm_key;
 /// A cgroup's names, leaf first, sent the first time its id is seen.
 pub type RawCgroupNames = generated::types::tcpstate_cgroup_names;
+/// A DNS answer an application received, as the kernel handed it over.
+pub type RawDns = generated::types::tcpstate_dns;
 /// One socket in SYN_SENT at start, as the iter/tcp program writes it.
 pub type RawSeed = generated::types::tcpstate_seed;
 
@@ -33,6 +35,19 @@ unsafe impl plain::Plain for LpmKey {}
 unsafe impl plain::Plain for RawSeed {}
 // SAFETY: as RawEvent: a u64, two u32 and byte arrays, no holes.
 unsafe impl plain::Plain for RawCgroupNames {}
+// SAFETY: as RawEvent: u64, u32 and u16 fields, a byte array and u64
+// words, laid out without holes (560 bytes).
+unsafe impl plain::Plain for RawDns {}
+
+impl RawDns {
+    /// The answer's bytes as copied (at most TCPSTATE_DNS_MAX).
+    pub fn payload(&self) -> Vec<u8> {
+        let n = usize::from(self.len).min(self.data.len() * 8);
+        let mut out: Vec<u8> = self.data.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        out.truncate(n);
+        out
+    }
+}
 
 impl RawCgroupNames {
     /// The path the names spell, as under the cgroup v2 mount: `/a/b/c`;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Attribution, Caller, Comm, Failure, Reason, Record, Seen, Slow};
+use crate::event::{Attribution, Caller, Comm, Dname, Failure, Reason, Record, Seen, Slow};
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (a failed attempt's
 /// source port reads 0) is `*`, never a made-up number.
@@ -93,6 +93,32 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// ` dname=<name>` where the caller's DNS answer named the address;
+/// nothing otherwise. Escaped (`Dname`'s Display).
+pub struct DnameMark<'a>(pub Option<&'a Dname>);
+
+impl fmt::Display for DnameMark<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, " dname={n}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `api.example.com (203.0.113.7):443`, or `203.0.113.7:443` without a
+/// name: for people (Slack, Alertmanager's summaries).
+pub struct NamedEndpoint<'a>(pub Option<&'a Dname>, pub IpAddr, pub u16);
+
+impl fmt::Display for NamedEndpoint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n} ({}):{}", self.1, self.2),
+            None => Endpoint(self.1, Some(self.2)).fmt(f),
+        }
+    }
+}
+
 /// `TCP failure detected: <daddr>:<dport> reason=… stage=… pid=… comm=… saddr=… after=…ms`.
 pub struct FailureLine<'a>(pub &'a Failure);
 
@@ -101,8 +127,9 @@ impl fmt::Display for FailureLine<'_> {
         let e = self.0;
         write!(
             f,
-            "TCP failure detected: {} reason={}",
+            "TCP failure detected: {}{} reason={}",
             Endpoint(e.daddr, Some(e.dport)),
+            DnameMark(e.dname.as_ref()),
             e.reason
         )?;
         if matches!(e.reason, Reason::Error | Reason::Denied) {
@@ -125,8 +152,9 @@ impl fmt::Display for SlowLine<'_> {
         let e = self.0;
         write!(
             f,
-            "TCP connect slow: {} after={} retransmits={}{} saddr={}{}",
+            "TCP connect slow: {}{} after={} retransmits={}{} saddr={}{}",
             Endpoint(e.daddr, Some(e.dport)),
+            DnameMark(e.dname.as_ref()),
             Millis(e.elapsed_ns),
             e.retransmits,
             Who(&e.caller),
@@ -166,6 +194,28 @@ mod tests {
         assert_eq!(Millis(49_999).to_string(), "0.0ms");
         assert_eq!(Millis(50_000).to_string(), "0.1ms");
         assert_eq!(Millis(3_012_345_678).to_string(), "3012.3ms");
+    }
+
+    #[test]
+    fn names_are_escaped_wherever_they_show() {
+        let n = Dname::new(b"api.example.com\n<!here>").unwrap();
+        assert_eq!(
+            DnameMark(Some(&n)).to_string(),
+            " dname=api.example.com\\x0a<!here>"
+        );
+        assert_eq!(DnameMark(None).to_string(), "");
+        let a = "203.0.113.7".parse().unwrap();
+        let n = Dname::new(b"api.example.com").unwrap();
+        assert_eq!(
+            NamedEndpoint(Some(&n), a, 443).to_string(),
+            "api.example.com (203.0.113.7):443"
+        );
+        assert_eq!(NamedEndpoint(None, a, 443).to_string(), "203.0.113.7:443");
+        let v6 = "2001:db8::7".parse().unwrap();
+        assert_eq!(
+            NamedEndpoint(Some(&n), v6, 443).to_string(),
+            "api.example.com (2001:db8::7):443"
+        );
     }
 
     #[test]

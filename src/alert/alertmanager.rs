@@ -24,7 +24,7 @@ use super::wording::span;
 use crate::clock::{Clock, Stamps};
 use crate::log::Log;
 use crate::stats::Stats;
-use crate::text::Endpoint;
+use crate::text::{Endpoint, NamedEndpoint};
 
 pub const ALERTNAME: &str = "TCPConnectFailures";
 /// Attempts to a destination hang in SYN_SENT (`connect_slow`).
@@ -257,7 +257,9 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
 }
 
 fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    let dest = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    let label = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    // People read the name; the label stays the address (a name may change).
+    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
     let mut reasons = String::new();
     for (i, (r, n)) in a.reasons.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
@@ -310,7 +312,7 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
         Trouble::Failing => (
             json!({
                 "alertname": ALERTNAME,
-                "destination": dest,
+                "destination": label,
                 "reason": a.reason.map_or("error", |r| r.name()),
                 "instance": host,
                 "severity": severity,
@@ -321,13 +323,14 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
                 "reasons": reasons,
                 "processes": procs,
                 "last_failure": last,
+                "dname": a.dname.map(|n| n.to_string()),
             }),
         ),
         // No reason: the attempts have not ended.
         Trouble::Hanging => (
             json!({
                 "alertname": ALERTNAME_HANGING,
-                "destination": dest,
+                "destination": label,
                 "instance": host,
                 "severity": severity,
             }),
@@ -336,6 +339,7 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
                 "attempts": a.count.to_string(),
                 "processes": procs,
                 "last_hanging": last,
+                "dname": a.dname.map(|n| n.to_string()),
             }),
         ),
     };
@@ -404,6 +408,7 @@ mod tests {
                 count: 12,
             }],
             other_procs: 0,
+            dname: None,
         };
         let v = render("web-1", "warning", std::slice::from_ref(&a));
         let one = &v[0];
@@ -426,7 +431,7 @@ mod tests {
         let r = FleetAlert {
             state: FleetState::Resolved(ResolvedBy::Success),
             ends_ns: 5_000_000_000,
-            ..a
+            ..a.clone()
         };
         let v = render("web-1", "warning", std::slice::from_ref(&r));
         assert_eq!(v[0]["labels"]["reason"], "refused");
@@ -434,6 +439,20 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("recovered"));
+        // A name the application resolved: in the summary and its own
+        // annotation, escaped; the label stays the address.
+        let n = FleetAlert {
+            dname: crate::event::Dname::new(b"db.example.com\n"),
+            state: FleetState::Firing,
+            ..r.clone()
+        };
+        let v = render("web-1", "warning", &[n]);
+        assert_eq!(v[0]["labels"]["destination"], "[2001:db8::7]:5432");
+        assert_eq!(v[0]["annotations"]["dname"], "db.example.com\\x0a");
+        assert!(v[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(" to db.example.com\\x0a (2001:db8::7):5432 fail"));
         // Hanging: its own alertname, no reason label.
         let h = FleetAlert {
             trouble: Trouble::Hanging,
@@ -492,6 +511,7 @@ mod tests {
             reasons: vec![(Reason::Timeout, 1)],
             procs: Vec::new(),
             other_procs: 0,
+            dname: None,
         };
         q.push(a.clone());
         q.push(FleetAlert {

@@ -223,6 +223,8 @@ pub struct AlertFields {
     pub dest: Option<String>,
     pub daddr: Option<String>,
     pub dport: Option<String>,
+    /// The DNS name the caller resolved for daddr, escaped.
+    pub dname: Option<String>,
     pub saddr: Option<String>,
     pub pid: Option<String>,
     pub comm: Option<String>,
@@ -243,6 +245,7 @@ impl AlertFields {
             ("TCPSTATE_DEST", &self.dest),
             ("TCPSTATE_DADDR", &self.daddr),
             ("TCPSTATE_DPORT", &self.dport),
+            ("TCPSTATE_DNAME", &self.dname),
             ("TCPSTATE_SADDR", &self.saddr),
             ("TCPSTATE_PID", &self.pid),
             ("TCPSTATE_COMM", &self.comm),
@@ -289,6 +292,7 @@ pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
     match a {
         Alert::First(e, attr) => {
             let mut f = dest(e.daddr, e.dport);
+            f.dname = e.dname.map(|n| n.to_string());
             f.event = Some("connect_failed".into());
             f.reason = Some(e.reason.name().into());
             f.saddr = Some(e.saddr.to_string());
@@ -298,6 +302,7 @@ pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
         }
         Alert::Slow(e, attr) => {
             let mut f = dest(e.daddr, e.dport);
+            f.dname = e.dname.map(|n| n.to_string());
             f.event = Some("connect_slow".into());
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = Some(ms(e.elapsed_ns));
@@ -454,6 +459,22 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_with_a_name_carries_tcpstate_dname_escaped() {
+        use crate::event::{Dname, Failure, Reason};
+        let mut e = Failure::sample("203.0.113.7", 443, Reason::Refused);
+        let f = fields_of(&crate::alert::policy::Alert::First(e, None));
+        assert!(
+            !f.fields().iter().any(|(k, _)| *k == "TCPSTATE_DNAME"),
+            "null: left out"
+        );
+        e.dname = Dname::new(b"api.example.com\x1b");
+        let f = fields_of(&crate::alert::policy::Alert::First(e, None));
+        assert!(f
+            .fields()
+            .contains(&("TCPSTATE_DNAME", "api.example.com\\x1b")));
+    }
+
+    #[test]
     fn alert_entries_carry_the_syslog_fields_and_the_set_tcpstate_fields() {
         let f = AlertFields {
             event: Some("connect_failed".into()),
@@ -461,6 +482,7 @@ mod tests {
             dest: Some("[2001:db8::2]:443".into()),
             daddr: Some("2001:db8::2".into()),
             dport: Some("443".into()),
+            dname: None,
             saddr: Some("2001:db8::1".into()),
             pid: Some("4242".into()),
             comm: Some("curl".into()),

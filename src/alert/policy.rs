@@ -620,6 +620,7 @@ mod tests {
             ts_ns: 0,
             elapsed_ns: 3 * S,
             retransmits: 1,
+            dname: None,
         };
         assert!(matches!(p.on_slow(&slow, None, 0), Some(Alert::Slow(..))));
         assert!(p.on_slow(&slow, None, 1).is_none());

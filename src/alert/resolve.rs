@@ -78,6 +78,9 @@ pub struct FleetAlert {
     pub reasons: Vec<(Reason, u64)>,
     pub procs: Vec<Proc>,
     pub other_procs: u64,
+    /// The DNS name of the latest failure that had one (an annotation:
+    /// not a label, so the alert's identity stays the address).
+    pub dname: Option<crate::event::Dname>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,15 @@ struct Firing {
     tally: Tally,
     /// The time of its one live entry in `checks`.
     check_ns: u64,
+    dname: Option<crate::event::Dname>,
+}
+
+/// One failure or hanging attempt, as the resolver keeps it.
+struct Sighting {
+    reason: Option<Reason>,
+    ts_ns: u64,
+    caller: Option<Caller>,
+    dname: Option<crate::event::Dname>,
 }
 
 impl Firing {
@@ -107,13 +119,18 @@ impl Firing {
             last_ns: at_ns,
             tally: Tally::default(),
             check_ns,
+            dname: None,
         }
     }
 
-    fn add(&mut self, reason: Option<Reason>, ts_ns: u64, caller: Option<Caller>) {
-        self.last_ns = self.last_ns.max(ts_ns);
+    fn add(&mut self, s: &Sighting) {
+        self.last_ns = self.last_ns.max(s.ts_ns);
+        // The latest name the application resolved for it.
+        if s.dname.is_some() {
+            self.dname = s.dname;
+        }
         self.tally
-            .add(reason, caller.map(|c| c.comm), caller.map(|c| c.pid));
+            .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
     }
 
     fn alert(&self, dest: Dest, trouble: Trouble, state: FleetState, ends_ns: u64) -> FleetAlert {
@@ -129,6 +146,7 @@ impl Firing {
             reasons: self.tally.reasons_by_count(),
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
+            dname: self.dname,
         }
     }
 
@@ -186,7 +204,13 @@ impl Resolver {
             port: f.dport,
         };
         let key = (Trouble::Failing, dest);
-        self.seen(key, Some(f.reason), f.ts_ns, f.caller, now_ns, fleet);
+        let at = Sighting {
+            reason: Some(f.reason),
+            ts_ns: f.ts_ns,
+            caller: f.caller,
+            dname: f.dname,
+        };
+        self.seen(key, at, now_ns, fleet);
     }
 
     /// An attempt found hanging (`connect_slow`). Tracked only for
@@ -199,28 +223,19 @@ impl Resolver {
             addr: s.daddr,
             port: s.dport,
         };
-        self.seen(
-            (Trouble::Hanging, dest),
-            None,
-            s.ts_ns,
-            s.caller,
-            now_ns,
-            fleet,
-        );
+        let at = Sighting {
+            reason: None,
+            ts_ns: s.ts_ns,
+            caller: s.caller,
+            dname: s.dname,
+        };
+        self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
 
     /// One more failure or hanging attempt for `key`: fires it if new.
-    fn seen(
-        &mut self,
-        key: Key,
-        reason: Option<Reason>,
-        ts_ns: u64,
-        caller: Option<Caller>,
-        now_ns: u64,
-        fleet: &mut Vec<FleetAlert>,
-    ) {
+    fn seen(&mut self, key: Key, at: Sighting, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
         if let Some(x) = self.firing.get_mut(&key) {
-            x.add(reason, ts_ns, caller);
+            x.add(&at);
             return;
         }
         if self.firing.len() >= self.cfg.max_dests {
@@ -229,8 +244,8 @@ impl Resolver {
         }
         let check_ns = now_ns.saturating_add(self.cfg.period_ns());
         // The kernel's time of the failure (same clock, a little earlier).
-        let mut x = Firing::new(reason, ts_ns.min(now_ns), check_ns);
-        x.add(reason, ts_ns, caller);
+        let mut x = Firing::new(at.reason, at.ts_ns.min(now_ns), check_ns);
+        x.add(&at);
         self.stats.fired += 1;
         if self.cfg.fleet {
             fleet.push(x.alert(key.1, key.0, FleetState::Firing, self.ends(now_ns)));
@@ -446,6 +461,7 @@ mod tests {
             ts_ns,
             elapsed_ns: 3 * S,
             retransmits: 1,
+            dname: None,
         }
     }
 

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use super::policy::{Alert, Summary, What};
 use super::wording::{procs, reasons, recovered, subject, top_dests, units, window};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
-use crate::text::{Endpoint, Escaped, Millis};
+use crate::text::{Escaped, Millis, NamedEndpoint};
 
 /// WORD JOINER: invisible, and not a word break.
 const WJ: char = '\u{2060}';
@@ -115,7 +115,10 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
         f.reason.to_string()
     };
     let mut fields = vec![
-        field("Destination", &Endpoint(f.daddr, Some(f.dport)).to_string()),
+        field(
+            "Destination",
+            &escape(&NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport).to_string()),
+        ),
         field("Reason", &format!("{reason}, at {}", f.stage.name())),
         field("Process", &escape(&who(&f.caller))),
         field("Time to failure", &Millis(f.duration_ns).to_string()),
@@ -127,7 +130,10 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
 
 fn slow_fields(e: &Slow, attr: Option<&Attribution>) -> Value {
     let mut fields = vec![
-        field("Destination", &Endpoint(e.daddr, Some(e.dport)).to_string()),
+        field(
+            "Destination",
+            &escape(&NamedEndpoint(e.dname.as_ref(), e.daddr, e.dport).to_string()),
+        ),
         field(
             "Hanging for",
             &format!(
@@ -165,7 +171,7 @@ fn one_line(a: &Alert) -> String {
     match a {
         Alert::First(f, _) => escape(&format!(
             "{} {} at {} ({}) after {}",
-            Endpoint(f.daddr, Some(f.dport)),
+            NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
             f.reason,
             f.stage.name(),
             who(&f.caller),
@@ -173,7 +179,7 @@ fn one_line(a: &Alert) -> String {
         )),
         Alert::Slow(e, _) => escape(&format!(
             "{} hanging for {} ({})",
-            Endpoint(e.daddr, Some(e.dport)),
+            NamedEndpoint(e.dname.as_ref(), e.daddr, e.dport),
             Millis(e.elapsed_ns),
             who(&e.caller)
         )),
@@ -220,7 +226,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             text = format!("TCP connects hanging on {host}: {}", one_line(&alerts[0]));
             blocks.push(section(format!(
                 ":hourglass: *Connections to {} are hanging* on `{host}`",
-                Endpoint(e.daddr, Some(e.dport))
+                escape(&NamedEndpoint(e.dname.as_ref(), e.daddr, e.dport).to_string())
             )));
             blocks.push(slow_fields(e, attr.as_ref()));
         }
@@ -296,6 +302,25 @@ mod tests {
 
     fn all_text(v: &Value) -> String {
         v.to_string()
+    }
+
+    #[test]
+    fn a_resolved_name_leads_the_destination_escaped() {
+        let mut f = failure(b"curl");
+        f.dname = crate::event::Dname::new(b"api.example.com");
+        let v = render("h", &[Alert::First(f, None)], Folded::default());
+        assert!(
+            all_text(&v).contains("api.example.com (198.51.100.7):443"),
+            "{v}"
+        );
+        // Whatever a DNS server says cannot mention anyone or break a line.
+        f.dname = crate::event::Dname::new(b"<!here>\n.example.com");
+        let v = render("h", &[Alert::First(f, None)], Folded::default());
+        let t = all_text(&v);
+        assert!(
+            !t.contains("<!here>") && t.contains("&lt;!here&gt;\\\\x0a.example.com"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -74,6 +74,23 @@ struct tcpstate_seed {
 	__u8 daddr[16];
 };
 
+/* A DNS answer an application received (UDP from port 53), as delivered
+ * to it: who received it, and its first TCPSTATE_DNS_MAX bytes, parsed in
+ * user space. A record of its own size in the same ring buffer. */
+#define TCPSTATE_DNS_MAX 512
+struct tcpstate_dns {
+	__u64 ts_ns;
+	__u64 cgroup_id; /* the receiving task's cgroup v2 id */
+	__u32 pid;       /* its tgid */
+	__u32 uid;
+	__u32 netns;     /* inode number of its network namespace */
+	__u16 len;       /* bytes of the answer in data */
+	__u16 wire_len;  /* the answer's length (more than len when cut) */
+	__u8 comm[TCPSTATE_COMM_LEN];
+	/* As u64 words: see tcpstate_cgroup_names. */
+	__u64 data[TCPSTATE_DNS_MAX / 8];
+};
+
 /* Key of the destination LPM trie. IPv4 prefixes are stored v4-mapped
  * (::ffff:a.b.c.d, prefixlen + 96), so one lookup covers AF_INET sockets
  * and v4-mapped AF_INET6 sockets alike. */
@@ -94,6 +111,7 @@ struct tcpstate_synth {
 /* Indexes of the per-CPU counter array. */
 enum tcpstate_counter {
 	TCPSTATE_CNT_RB_DROPS = 0,   /* bpf_ringbuf_reserve failed */
+	TCPSTATE_CNT_DNS_SKIPPED = 1, /* DNS answers not sent: the ring was half full */
 	TCPSTATE_CNT_MAX,
 };
 

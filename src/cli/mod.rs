@@ -15,7 +15,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::bpf::ConnectErrors;
 use crate::exit::{Fatal, Kind};
-use crate::filter::{parse_port, Prefix};
+use crate::filter::{parse_port, Dest};
 use crate::format::Format;
 use crate::webhook::WebhookUrl;
 use btf::check_btf;
@@ -61,15 +61,15 @@ testing.md. Prometheus rules and an Alertmanager route: \
 /usr/share/doc/tcpstate/examples/."
 )]
 pub struct Cli {
-    /// Watch only these destinations (IP or CIDR; repeatable or comma-separated). Default: all.
+    /// Watch only these destinations (IP, CIDR or DNS name; repeatable or comma-separated). A name is resolved at start and followed: answers any application here receives for it add their addresses. Default: all.
     #[arg(
         short = 'd',
         long = "dest",
-        value_name = "IP|CIDR",
+        value_name = "IP|CIDR|NAME",
         env = "DEST_IP",
         value_delimiter = ','
     )]
-    pub dest: Vec<Prefix>,
+    pub dest: Vec<Dest>,
 
     /// Watch only these destination ports (repeatable or comma-separated). Default: all.
     #[arg(short = 'p', long = "port", value_name = "PORT", env = "DEST_PORT", value_delimiter = ',', value_parser = parse_port)]
@@ -288,7 +288,12 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(c.dest.len(), 3);
         assert_eq!(c.port, vec![80, 443]);
-        assert!(Cli::try_parse_from(["tcpstate", "-d", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["tcpstate", "-d", "192.0.2.300"]).is_err());
+        let c = Cli::try_parse_from(["tcpstate", "-d", "api.example.com,10.0.0.0/8"]).unwrap();
+        assert_eq!(
+            crate::filter::names(&c.dest),
+            vec!["api.example.com".to_string()]
+        );
         assert!(Cli::try_parse_from(["tcpstate", "-p", "0"]).is_err());
     }
 

@@ -191,6 +191,13 @@ pub struct Totals {
     /// Failures to destinations beyond the resolver's table (not alerted
     /// to Alertmanager).
     pub untracked: u64,
+    /// DNS answers read, names held, and names forgotten before their
+    /// time (the memory's bound) or never sent (the ring half full).
+    /// Names are never labels: their number has no bound.
+    pub dns_answers: u64,
+    pub dns_names: u64,
+    pub dns_evicted: u64,
+    pub dns_skipped: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.

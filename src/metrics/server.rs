@@ -255,6 +255,30 @@ impl Collector for Fleet {
             "Attempt ends without a known start.",
             t.unmatched,
         )?;
+        counter(
+            &mut e,
+            "tcpstate_dns_answers",
+            "DNS answers to applications read from the kernel.",
+            t.dns_answers,
+        )?;
+        gauge(
+            &mut e,
+            "tcpstate_dns_names",
+            "Address-to-name pairs held (bounded).",
+            t.dns_names,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_dns_names_evicted",
+            "Address-to-name pairs forgotten before their TTL and grace: the memory was full.",
+            t.dns_evicted,
+        )?;
+        counter(
+            &mut e,
+            "tcpstate_dns_answers_skipped",
+            "DNS answers the kernel did not send because the ring buffer was half full.",
+            t.dns_skipped,
+        )?;
         gauge(
             &mut e,
             "tcpstate_attempts_pending",

@@ -427,6 +427,12 @@ impl Daemon {
         Daemon::start_program("unshare", &full, env, true)
     }
 
+    /// As `start`, through a program that execs the daemon (like `ip
+    /// netns exec NS tcpstate ...`), so its pid is the daemon's.
+    pub fn start_via(program: &str, args: &[String]) -> Daemon {
+        Daemon::start_program(program, args, &[], true)
+    }
+
     fn start_inner(args: &[String], env: &[(&str, &str)], read_stdout: bool) -> Daemon {
         Daemon::start_program(bin(), args, env, read_stdout)
     }

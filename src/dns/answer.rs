@@ -1,0 +1,370 @@
+//! DNS answers, parsed with the `domain` crate in place (no copy of the
+//! message): the name an application asked for, and the addresses the
+//! answer gives it, through any CNAME chain. Pure.
+
+use std::net::IpAddr;
+
+use domain::base::iana::{Class, Opcode, Rcode, Rtype};
+use domain::base::name::ParsedName;
+use domain::base::Message;
+use domain::rdata::{Aaaa, Cname, A};
+
+use super::name::MAX_LEN;
+
+/// Addresses kept from one answer; the rest are counted as dropped.
+pub const MAX_ADDRS: usize = 16;
+/// CNAMEs followed from the question name.
+pub const MAX_CHAIN: usize = 8;
+
+/// What one answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The question name, lowercased, dot-joined, no trailing dot.
+    pub name: Vec<u8>,
+    /// Each address with its TTL in seconds (the smallest along the chain).
+    pub addrs: Vec<(IpAddr, u32)>,
+    /// Addresses beyond [`MAX_ADDRS`], not kept.
+    pub dropped: usize,
+    /// The message ended inside its answer section (cut at the 512
+    /// bytes the kernel copies, or malformed there): what came before is
+    /// kept.
+    pub partial: bool,
+}
+
+/// Why a message gives no names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a standard-query response, not NOERROR, not one question of
+    /// class IN for A, AAAA or ANY: nothing to learn, and not an error.
+    NotAnAddressAnswer,
+    /// Shorter than a header, or its question does not parse.
+    Malformed,
+    /// A question name with a dot inside a label, or too long to show.
+    BadName,
+}
+
+/// The question name as kept: labels lowercased and joined with dots. A
+/// label with a dot in it would read as two: refused.
+fn name_text<O: AsRef<[u8]>>(n: &ParsedName<O>) -> Result<Vec<u8>, Skip> {
+    let mut out = Vec::with_capacity(64);
+    for label in n.iter() {
+        if label.is_root() {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(b'.');
+        }
+        let l = label.as_slice();
+        if l.contains(&b'.') {
+            return Err(Skip::BadName);
+        }
+        out.extend(l.iter().map(u8::to_ascii_lowercase));
+    }
+    if out.is_empty() || out.len() > MAX_LEN {
+        return Err(Skip::BadName);
+    }
+    Ok(out)
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
+    let msg = Message::from_octets(bytes).map_err(|_| Skip::Malformed)?;
+    let h = msg.header();
+    if !h.qr() || h.opcode() != Opcode::QUERY || h.rcode() != Rcode::NOERROR {
+        return Err(Skip::NotAnAddressAnswer);
+    }
+    if msg.header_counts().qdcount() != 1 {
+        return Err(Skip::NotAnAddressAnswer);
+    }
+    let q = msg.first_question().ok_or(Skip::Malformed)?;
+    if q.qclass() != Class::IN || !matches!(q.qtype(), Rtype::A | Rtype::AAAA | Rtype::ANY) {
+        return Err(Skip::NotAnAddressAnswer);
+    }
+    let name = name_text(q.qname())?;
+
+    // The names that stand for the question: itself, then each CNAME
+    // target from one of them, however the records are ordered.
+    let mut chain: Vec<(ParsedName<&[u8]>, u32)> = vec![(*q.qname(), u32::MAX)];
+    let mut partial = false;
+    let Ok(section) = msg.answer() else {
+        return Ok(Answer {
+            name,
+            addrs: Vec::new(),
+            dropped: 0,
+            partial: true,
+        });
+    };
+    let mut grew = true;
+    while grew && chain.len() <= MAX_CHAIN {
+        grew = false;
+        for rec in section {
+            let Ok(rec) = rec else {
+                partial = true;
+                break;
+            };
+            if rec.rtype() != Rtype::CNAME || rec.class() != Class::IN {
+                continue;
+            }
+            let owner = rec.owner();
+            let Some(&(_, ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
+                continue;
+            };
+            let Ok(Some(c)) = rec.to_record::<Cname<ParsedName<&[u8]>>>() else {
+                partial = true;
+                continue;
+            };
+            let target = *c.data().cname();
+            if chain.iter().any(|(n, _)| *n == target) || chain.len() > MAX_CHAIN {
+                continue;
+            }
+            chain.push((target, ttl.min(rec.ttl().as_secs())));
+            grew = true;
+        }
+    }
+
+    let mut addrs = Vec::new();
+    let mut dropped = 0;
+    for rec in section {
+        let Ok(rec) = rec else {
+            partial = true;
+            break;
+        };
+        if rec.class() != Class::IN || !matches!(rec.rtype(), Rtype::A | Rtype::AAAA) {
+            continue;
+        }
+        let owner = rec.owner();
+        let Some(&(_, chain_ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
+            continue; // an address of some other name: not this question's
+        };
+        let addr = match rec.rtype() {
+            Rtype::A => rec
+                .to_record::<A>()
+                .ok()
+                .flatten()
+                .map(|r| IpAddr::from(r.data().addr().octets())),
+            _ => rec
+                .to_record::<Aaaa>()
+                .ok()
+                .flatten()
+                .map(|r| IpAddr::from(r.data().addr().octets())),
+        };
+        let Some(addr) = addr else {
+            partial = true;
+            continue;
+        };
+        if addrs.len() >= MAX_ADDRS {
+            dropped += 1;
+            continue;
+        }
+        addrs.push((addr, chain_ttl.min(rec.ttl().as_secs())));
+    }
+    Ok(Answer {
+        name,
+        addrs,
+        dropped,
+        partial,
+    })
+}
+
+/// Builders of wire-format messages, for this module's tests and the
+/// memory's.
+#[cfg(test)]
+pub mod wire {
+    pub fn name(n: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in n.split('.').filter(|l| !l.is_empty()) {
+            out.push(l.len() as u8);
+            out.extend_from_slice(l.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    /// A record: owner as wire bytes (a name, or a pointer), type, TTL,
+    /// rdata.
+    pub fn rr(owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
+        let mut out = owner.to_vec();
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+        out
+    }
+
+    /// A response to `qname`/`qtype` with `answers` (already encoded).
+    pub fn response(qname: &[u8], qtype: u16, answers: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![0x12, 0x34, 0x81, 0x80, 0, 1];
+        out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(qname);
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        for a in answers {
+            out.extend_from_slice(a);
+        }
+        out
+    }
+
+    /// The pointer to the question name (offset 12).
+    pub const QNAME: [u8; 2] = [0xc0, 12];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn a(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_a_answer_names_its_address() {
+        let m = response(
+            &name("Api.Example.COM"),
+            1,
+            &[rr(&QNAME, 1, 300, &[203, 0, 113, 7])],
+        );
+        let ans = parse(&m).unwrap();
+        assert_eq!(ans.name, b"api.example.com");
+        assert_eq!(ans.addrs, vec![(a("203.0.113.7"), 300)]);
+        assert!(!ans.partial);
+    }
+
+    #[test]
+    fn aaaa_and_a_cname_chain_keep_the_question_name() {
+        let target = name("edge.cdn.test");
+        let ip6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+        let m = response(
+            &name("www.example.test"),
+            28,
+            &[
+                // Out of order: the address first, then the CNAME to it.
+                rr(&target, 28, 60, &ip6.octets()),
+                rr(&QNAME, 5, 30, &target),
+                // An address of a name nobody asked for: not kept.
+                rr(&name("other.test"), 28, 60, &ip6.octets()),
+            ],
+        );
+        let ans = parse(&m).unwrap();
+        assert_eq!(ans.name, b"www.example.test");
+        assert_eq!(
+            ans.addrs,
+            vec![(IpAddr::V6(ip6), 30)],
+            "the chain's smallest TTL"
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_address_answer_is_skipped() {
+        let q = name("x.test");
+        let mut m = response(&q, 1, &[rr(&QNAME, 1, 1, &[192, 0, 2, 1])]);
+        m[2] = 0x01; // a query, not a response
+        assert_eq!(parse(&m), Err(Skip::NotAnAddressAnswer));
+        let mut m = response(&q, 1, &[]);
+        m[3] = 0x83; // NXDOMAIN
+        assert_eq!(parse(&m), Err(Skip::NotAnAddressAnswer));
+        assert_eq!(
+            parse(&response(&q, 12, &[])),
+            Err(Skip::NotAnAddressAnswer),
+            "PTR"
+        );
+        assert_eq!(parse(&[0u8; 5]), Err(Skip::Malformed));
+    }
+
+    #[test]
+    fn hostile_names_are_refused_or_kept_for_escaping() {
+        // A compression loop in the question: a pointer to itself.
+        let mut m = response(&[0xc0, 12], 1, &[]);
+        assert_eq!(parse(&m), Err(Skip::Malformed));
+        // A forward pointer in an answer's owner: that record is cut off.
+        m = response(
+            &name("ok.test"),
+            1,
+            &[rr(&[0xc0, 200], 1, 1, &[192, 0, 2, 1])],
+        );
+        let ans = parse(&m).unwrap();
+        assert!(ans.partial && ans.addrs.is_empty());
+        // A dot inside a label.
+        let mut dotted = vec![3, b'a', b'.', b'b', 4];
+        dotted.extend_from_slice(b"test\0");
+        assert_eq!(parse(&response(&dotted, 1, &[])), Err(Skip::BadName));
+        // Control characters and non-ASCII are kept, to be escaped.
+        let mut odd = vec![4, b'a', b'\n', 0xc3, 0xa9, 4];
+        odd.extend_from_slice(b"test\0");
+        let ans = parse(&response(&odd, 1, &[rr(&QNAME, 1, 1, &[192, 0, 2, 1])])).unwrap();
+        assert_eq!(ans.name, b"a\n\xc3\xa9.test");
+        // Over-long: 4 labels of 63 = 255 on the wire, 255 in text: refused.
+        let long = [&"a".repeat(63)[..]; 4].join(".");
+        assert!(matches!(
+            parse(&response(&name(&long), 1, &[])),
+            Err(Skip::BadName | Skip::Malformed)
+        ));
+    }
+
+    #[test]
+    fn a_cut_answer_keeps_what_came_before_the_cut() {
+        let recs: Vec<_> = (0..40u8)
+            .map(|i| rr(&QNAME, 1, 9, &[192, 0, 2, i]))
+            .collect();
+        let m = response(&name("many.test"), 1, &recs);
+        let ans = parse(&m[..512]).unwrap();
+        assert!(ans.partial);
+        assert_eq!(ans.addrs.len(), MAX_ADDRS);
+        let ans = parse(&m).unwrap();
+        assert_eq!(
+            (ans.addrs.len(), ans.dropped, ans.partial),
+            (MAX_ADDRS, 24, false)
+        );
+    }
+
+    #[test]
+    fn a_cname_loop_ends() {
+        let b = name("b.test");
+        let m = response(
+            &name("a.test"),
+            1,
+            &[
+                rr(&QNAME, 5, 9, &b),
+                rr(&b, 5, 9, &name("a.test")),
+                rr(&b, 1, 9, &[192, 0, 2, 1]),
+            ],
+        );
+        assert_eq!(parse(&m).unwrap().addrs, vec![(a("192.0.2.1"), 9)]);
+    }
+
+    proptest! {
+        // The parser's boundary: any bytes at all, and any mutation of a
+        // valid answer, give a result, never a panic; whatever name comes
+        // out is bounded and has no empty label.
+        #[test]
+        fn any_bytes_parse_or_are_skipped(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(a) = parse(&bytes) {
+                prop_assert!(!a.name.is_empty() && a.name.len() <= MAX_LEN);
+                prop_assert!(a.addrs.len() <= MAX_ADDRS);
+            }
+        }
+
+        #[test]
+        fn mutated_answers_never_panic(
+            flips in proptest::collection::vec((0usize..200, any::<u8>()), 1..8),
+            cut in 12usize..200,
+        ) {
+            let mut m = response(
+                &name("www.example.test"),
+                1,
+                &[rr(&QNAME, 5, 30, &name("edge.test")), rr(&name("edge.test"), 1, 60, &[192, 0, 2, 9])],
+            );
+            for (i, b) in flips {
+                let n = m.len();
+                m[i % n] = b;
+            }
+            m.truncate(cut.min(m.len()));
+            if let Ok(a) = parse(&m) {
+                prop_assert!(a.name.len() <= MAX_LEN);
+                prop_assert!(!a.name.split(|&b| b == b'.').any(|l| l.is_empty()));
+            }
+        }
+    }
+}

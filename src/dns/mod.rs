@@ -1,0 +1,12 @@
+//! Destinations by name: the DNS answers applications on this host
+//! receive (seen by the BPF program where each is delivered), parsed
+//! (`answer`), remembered per source (`memory`), and shown on failures as
+//! untrusted text (`name`). Pure: no I/O.
+
+pub mod answer;
+pub mod memory;
+pub mod name;
+pub mod watch;
+
+pub use memory::{Memory, MemoryStats, Scope};
+pub use name::Dname;

@@ -1,0 +1,178 @@
+//! End to end, as root: destinations by the DNS name the application
+//! resolved. A real dnsmasq in the server namespace (never forwarding)
+//! answers for test names; real clients (curl, getent) in the client
+//! namespace resolve through it: `ip netns exec` mounts
+//! /etc/netns/<client>/resolv.conf over /etc/resolv.conf. No query ever
+//! goes to this machine's own resolver: a daemon that resolves runs in
+//! the client namespace too.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// dnsmasq answering from a hosts file in the server namespace, and the
+/// client namespace's resolv.conf pointing at it; both gone on drop.
+struct Dns {
+    child: Child,
+    etc: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Dns {
+    fn start(net: &Net, hosts: &str, cnames: &[&str]) -> Dns {
+        let dir = TempDir::new("tsdns");
+        let file = dir.path().join("hosts");
+        std::fs::write(&file, hosts).unwrap();
+        let listen = net.server_v4().to_string();
+        let mut args = vec![
+            "netns".to_string(),
+            "exec".into(),
+            net.server.clone(),
+            "/usr/sbin/dnsmasq".into(),
+            "--keep-in-foreground".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            format!("--addn-hosts={}", file.display()),
+            "--local-ttl=60".into(),
+            "--port=53".into(),
+            format!("--listen-address={listen}"),
+            "--bind-interfaces".into(),
+            "--user=root".into(),
+            "--pid-file=".into(),
+        ];
+        args.extend(cnames.iter().map(|c| format!("--cname={c}")));
+        let child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (dnsmasq-base) installed");
+        let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {listen}\n")).unwrap();
+        let d = Dns {
+            child,
+            etc,
+            _dir: dir,
+        };
+        // Ready when it answers.
+        for _ in 0..50 {
+            if client(net, "getent", &["hosts", "ready.tsdns.test"]).0 {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("dnsmasq did not answer");
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}
+
+/// Runs `cmd` in the client namespace: (success, stdout).
+fn client(net: &Net, cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.client, cmd])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn failures_carry_the_name_the_application_resolved() {
+    if !require_root("failures_carry_the_name_the_application_resolved") {
+        return;
+    }
+    let net = Net::new(80);
+    let n = net.n;
+    let hosts = format!(
+        "198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 api.tsdns.test\n2001:db8:{n}::2 v6.tsdns.test\n"
+    );
+    let _dns = Dns::start(&net, &hosts, &["www.tsdns.test,api.tsdns.test"]);
+    let d = net.json_daemon(&[]);
+    // Nothing listens on port 8080: each is refused. A CNAME keeps the
+    // name asked for; IPv6; then an address nobody resolved.
+    for url in [
+        "http://www.tsdns.test:8080/".to_string(),
+        "http://v6.tsdns.test:8080/".to_string(),
+        format!("http://198.18.{n}.4:8080/"),
+    ] {
+        client(&net, "curl", &["-s", "-m", "2", &url]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.stop();
+    let www = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert_eq!(www["dname"], "www.tsdns.test", "{www}");
+    assert_eq!(www["comm"], "curl");
+    let v6 = out.one("connect_failed", sock(net.server_v6(), 8080));
+    assert_eq!(v6["dname"], "v6.tsdns.test", "{v6}");
+    let bare = out.one("connect_failed", sock(net.server_v4_extra(4), 8080));
+    assert!(bare["dname"].is_null(), "never a guess: {bare}");
+    assert!(out.stat("dns_answers") >= 3, "{}", out.stderr);
+    assert_eq!(out.stat("dns_evicted"), 0);
+}
+
+#[test]
+fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
+    if !require_root("a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched") {
+        return;
+    }
+    let net = Net::new(81);
+    let n = net.n;
+    let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 api.tsdns.test\n");
+    let _dns = Dns::start(&net, &hosts, &[]);
+    // The daemon resolves through the test's dnsmasq: it runs in the
+    // client namespace, whose resolv.conf points there.
+    let args: Vec<String> = [
+        "netns",
+        "exec",
+        &net.client,
+        bin(),
+        "--format",
+        "json",
+        "--no-syslog",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["-d".to_string(), "api.tsdns.test".to_string()])
+    .collect();
+    let d = Daemon::start_via("ip", &args);
+    client(
+        &net,
+        "curl",
+        &["-s", "-m", "2", "http://api.tsdns.test:8080/"],
+    );
+    client(
+        &net,
+        "curl",
+        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.stop();
+    assert!(
+        out.stderr
+            .contains(&format!("names api.tsdns.test=198.18.{n}.3")),
+        "{}",
+        out.stderr
+    );
+    let v = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert_eq!(v["dname"], "api.tsdns.test");
+    assert_eq!(
+        out.failures().len(),
+        1,
+        "198.18.{n}.2 is not watched: {:?}",
+        out.stdout
+    );
+}
