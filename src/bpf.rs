@@ -38,6 +38,8 @@ const CAP_BPF: u32 = 39;
 pub struct Config {
     pub dests: Vec<Prefix>,
     pub connect_errors: ConnectErrors,
+    /// `--dns-names off`: no DNS hook at all.
+    pub dns_names: bool,
     /// `--dest` has names: the trie filters even while it holds nothing
     /// yet, and their addresses come and go (`add_dest`, `remove_dest`).
     pub follow_names: bool,
@@ -62,6 +64,17 @@ pub enum ConnectErrors {
     /// As auto, but exit (code 4) if neither can be attached.
     On,
     /// Neither: nothing on the host pays, and these failures are not seen.
+    Off,
+}
+
+/// `--dns-names`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DnsNames {
+    /// The trampoline where the kernel attaches it, else the raw_syscalls
+    /// fallback.
+    #[default]
+    Auto,
+    /// No DNS hook: failures carry no names.
     Off,
 }
 
@@ -117,6 +130,8 @@ pub struct Features {
     pub in_flight_at_start: bool,
     /// How DNS answers to applications are seen (destinations by name).
     pub dns: DnsHook,
+    /// Not turned off with --dns-names off.
+    pub dns_wanted: bool,
 }
 
 /// The hook that sees DNS answers, the cheapest the kernel allows.
@@ -155,9 +170,13 @@ impl Features {
                 "needs Linux 5.9 iter/tcp",
             ),
             match self.dns {
-                DnsHook::Trampoline => "dns-names on (fentry/skb_consume_udp)".to_string(),
-                DnsHook::Tracepoint => {
-                    "dns-names on (tp_btf/sys_exit: read/recvfrom/recvmsg/recvmmsg)".to_string()
+                DnsHook::Trampoline => "dns-names via fentry/skb_consume_udp".to_string(),
+                DnsHook::Tracepoint => "dns-names via raw_syscalls (read/recvfrom/recvmsg/\
+                                        recvmmsg; every syscall on this host pays; \
+                                        --dns-names off turns it off)"
+                    .to_string(),
+                DnsHook::Off if !self.dns_wanted => {
+                    "dns-names off (--dns-names off: failures carry no DNS names)".to_string()
                 }
                 DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
                                  sys_exit in BTF, or neither attached: \
@@ -272,6 +291,7 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         in_flight_at_start: has("bpf_iter__tcp"),
         dns: dns_hook(&btf),
+        dns_wanted: true,
     };
     let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
     let trampolines = Trampolines {
@@ -414,6 +434,10 @@ impl<'obj> Tracer<'obj> {
         let (mut features, tramp, sys_exit) = probe_features(Path::new(
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
+        features.dns_wanted = cfg.dns_names;
+        if !cfg.dns_names {
+            features.dns = DnsHook::Off;
+        }
         // A kernel that refuses trampolines may say so at load, which
         // would fail the whole object: the DNS one is tried alone first.
         if features.dns == DnsHook::Trampoline && !trampoline_loads(&cfg.btf) {

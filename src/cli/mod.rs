@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::bpf::ConnectErrors;
+use crate::bpf::{ConnectErrors, DnsNames};
 use crate::exit::{Fatal, Kind};
 use crate::filter::{parse_port, Dest};
 use crate::format::Format;
@@ -95,6 +95,14 @@ pub struct Cli {
     /// on is auto that exits (4) if neither attaches; off watches neither.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = ConnectErrors::Auto, env = "TCPSTATE_CONNECT_ERRORS")]
     pub connect_errors: ConnectErrors,
+
+    /// Whether failures are named by the DNS name the application resolved
+    /// (and --dest names follow the answers applications receive): auto uses
+    /// a BPF trampoline on skb_consume_udp, which only UDP receives pay for,
+    /// and falls back to the raw_syscalls tracepoint, which every syscall on
+    /// the host pays for, where the kernel refuses it; off attaches neither.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DnsNames::Auto, env = "TCPSTATE_DNS_NAMES")]
+    pub dns_names: DnsNames,
 
     /// Load and attach, report what was found, detach and exit 0.
     #[arg(long, env = "TCPSTATE_CHECK")]
