@@ -279,7 +279,7 @@ fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize 
             dport: s.dport,
             uid: s.uid,
         };
-        engine.seed(&found, crate::owner::owner(s.ino), now);
+        engine.seed(&found, crate::owner::owner(s), now);
     }
     seeds.len()
 }
