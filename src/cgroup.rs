@@ -16,13 +16,14 @@
 //! [`WALK_INTERVAL`]. A cgroup path is attacker-chosen inside a container
 //! (or any delegated subtree): show it only through [`Escaped`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::containers::{self, NameStats, Names};
 use crate::engine::Attributor;
 use crate::event::Attribution;
 use crate::hash::FastHash;
@@ -47,6 +48,9 @@ impl Attribution {
             unit: unit(path).map(str::to_string),
             container: container(path),
             pod: pod(path),
+            container_name: None,
+            pod_name: None,
+            pod_namespace: None,
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct Cgroups {
     /// The last id asked for and what it resolved to: a storm comes from
     /// one cgroup, and this spares it a clock read and a hash per event.
     last: Option<(u64, Arc<CgroupInfo>)>,
+    /// Container names from the runtimes' files (None: not looked for).
+    names: Option<Names>,
+    /// Container cgroups whose names were looked for: once each.
+    named: HashSet<u64, FastHash>,
 }
 
 impl Cgroups {
@@ -77,7 +85,18 @@ impl Cgroups {
                 "no cgroup2 file system in /proc/mounts",
             )
         })?;
-        Ok(Cgroups::at(root, MAX_ENTRIES))
+        Ok(Cgroups::at(root, MAX_ENTRIES).with_names(Names::new("/", containers::MAX_ENTRIES)))
+    }
+
+    /// Names containers from the runtimes' files, as `names` reads them.
+    pub fn with_names(mut self, names: Names) -> Self {
+        self.names = Some(names);
+        self
+    }
+
+    /// How the name lookups went.
+    pub fn name_stats(&self) -> NameStats {
+        self.names.as_ref().map(Names::stats).unwrap_or_default()
     }
 
     /// A cache over the tree mounted at `root`, of at most `cap` entries.
@@ -90,6 +109,8 @@ impl Cgroups {
             last_walk: None,
             walks: 0,
             last: None,
+            names: None,
+            named: HashSet::default(),
         }
     }
 
@@ -154,6 +175,48 @@ impl Cgroups {
                 self.insert(CgroupInfo::new(id, &path));
             }
         }
+    }
+
+    /// Adds its container's names to a cached entry, the first time it is
+    /// asked for (so a walk that caches a thousand containers reads no
+    /// runtime file; their first attempts do, once each).
+    fn name_container(&mut self, id: u64) {
+        let Some(names) = self.names.as_mut() else {
+            return;
+        };
+        let Some(info) = self.map.get(&id) else {
+            return;
+        };
+        if info.container.is_none() || self.named.contains(&id) {
+            return;
+        }
+        if self.named.len() >= self.cap.saturating_mul(2) {
+            // Bounded: at worst a container's names are looked up again,
+            // from the name cache.
+            self.named.clear();
+        }
+        self.named.insert(id);
+        let Some(c) = container_ref(&info.path) else {
+            return;
+        };
+        let n = names.lookup(&c);
+        if n.is_empty() {
+            return;
+        }
+        let mut named = (**info).clone();
+        named.container_name.clone_from(&n.container);
+        named.pod_name.clone_from(&n.pod);
+        named.pod_namespace.clone_from(&n.namespace);
+        // Replaced in place: keeps its age.
+        self.map.insert(id, Arc::new(named));
+    }
+
+    /// The name lookups' refusals to say, one line each.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.names
+            .as_mut()
+            .map(Names::take_warnings)
+            .unwrap_or_default()
     }
 
     /// Caches an entry, evicting the oldest when full.
@@ -416,8 +479,9 @@ impl Attributor for Cgroups {
         if self.last.as_ref().is_some_and(|l| l.0 == cgroup_id) {
             return;
         }
-        if let Some(i) = self.lookup(cgroup_id, Instant::now()) {
-            self.last = Some((cgroup_id, i));
+        if self.lookup(cgroup_id, Instant::now()).is_some() {
+            self.name_container(cgroup_id);
+            self.last = self.map.get(&cgroup_id).map(|i| (cgroup_id, i.clone()));
         }
     }
     fn learn(&mut self, cgroup_id: u64, path: &str) {
@@ -429,6 +493,16 @@ impl Attributor for Cgroups {
         if !self.map.contains_key(&cgroup_id) {
             self.insert(CgroupInfo::new(cgroup_id, path));
         }
+        self.name_container(cgroup_id);
+        if self.last.as_ref().is_some_and(|l| l.0 == cgroup_id) {
+            self.last = self.map.get(&cgroup_id).map(|i| (cgroup_id, i.clone()));
+        }
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        Cgroups::take_warnings(self)
+    }
+    fn names_refused(&self) -> u64 {
+        self.name_stats().refused
     }
     fn get(&self, cgroup_id: u64) -> Option<&Attribution> {
         if let Some((id, i)) = &self.last {
@@ -705,6 +779,9 @@ mod tests {
                 unit: Some("nginx.service".into()),
                 container: None,
                 pod: None,
+                container_name: None,
+                pod_name: None,
+                pod_namespace: None,
             }
         );
     }

@@ -435,6 +435,9 @@ impl Housekeeping {
         for w in self.losses.check(&totals, now.into_std()) {
             log.warn(w);
         }
+        for w in engine.take_warnings() {
+            log.warn(w);
+        }
     }
 }
 
@@ -566,7 +569,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
     let c = e.correlate;
     format!(
         "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} ringbuf_drops={} \
+         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} names_refused={} ringbuf_drops={} \
          stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
@@ -585,6 +588,7 @@ fn stop_line(why: &str, e: &EngineStats, ring_drops: u64, s: &Stats) -> String {
         c.at_start,
         e.pending,
         e.bad_records,
+        e.names_refused,
         ring_drops,
         s.stdout_dropped.get(),
         e.policy.firsts,

@@ -13,8 +13,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::policy::{Alert, Dest, Proc, Tally};
-use crate::event::{Failure, Reason};
+use super::policy::{Alert, Dest, Proc, Tally, MAX_PROCS};
+use crate::event::{Attribution, Failure, Reason};
 
 /// `endsAt` of a firing alert: this many periods after its last post.
 pub const ENDS_AFTER_PERIODS: u64 = 4;
@@ -86,6 +86,9 @@ pub struct FleetAlert {
     pub reasons: Vec<(Reason, u64)>,
     pub procs: Vec<Proc>,
     pub other_procs: u64,
+    /// The containers (and pods) failing, by name, most frequent first, at
+    /// most [`MAX_PROCS`]; escaped.
+    pub containers: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +108,40 @@ struct Firing {
     tally: Tally,
     /// The time of its one live entry in `checks`.
     check_ns: u64,
+    containers: Vec<(String, u64)>,
+}
+
+/// A container as an annotation names it: `namespace/pod (container)` in
+/// a pod, else its name, else its short id; escaped.
+pub fn container_label(a: &Attribution) -> Option<String> {
+    use crate::text::{Escaped, PodRef};
+    let name = a.container_name.as_deref().map(Escaped);
+    if a.pod_name.is_some() || a.pod_namespace.is_some() {
+        return Some(match name {
+            Some(n) => format!("{} ({n})", PodRef(a)),
+            None => PodRef(a).to_string(),
+        });
+    }
+    if let Some(n) = name {
+        return Some(n.to_string());
+    }
+    a.container
+        .as_deref()
+        .map(|id| Escaped(id.get(..12).unwrap_or(id)).to_string())
 }
 
 impl Firing {
+    fn add_container(&mut self, attr: Option<&Attribution>) {
+        let Some(label) = attr.and_then(container_label) else {
+            return;
+        };
+        if let Some(e) = self.containers.iter_mut().find(|e| e.0 == label) {
+            e.1 += 1;
+        } else if self.containers.len() < MAX_PROCS {
+            self.containers.push((label, 1));
+        }
+    }
+
     fn add(&mut self, f: &Failure) {
         self.last_ns = self.last_ns.max(f.ts_ns);
         self.tally.add(
@@ -129,6 +163,11 @@ impl Firing {
             reasons: self.tally.reasons_by_count(),
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
+            containers: {
+                let mut c = self.containers.clone();
+                c.sort_by_key(|e| std::cmp::Reverse(e.1));
+                c
+            },
         }
     }
 
@@ -178,12 +217,24 @@ impl Resolver {
 
     /// A failure: one lookup while its destination fires.
     pub fn on_failure(&mut self, f: &Failure, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
+        self.on_failure_in(f, None, now_ns, fleet);
+    }
+
+    /// A failure, with the caller's container and pod names if known.
+    pub fn on_failure_in(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
         };
         if let Some(x) = self.firing.get_mut(&dest) {
             x.add(f);
+            x.add_container(attr);
             return;
         }
         if self.firing.len() >= self.cfg.max_dests {
@@ -199,8 +250,10 @@ impl Resolver {
             last_ns: at,
             tally: Tally::default(),
             check_ns,
+            containers: Vec::new(),
         };
         x.add(f);
+        x.add_container(attr);
         self.stats.fired += 1;
         if self.cfg.fleet {
             fleet.push(x.alert(dest, FleetState::Firing, self.ends(now_ns)));
@@ -298,6 +351,51 @@ mod tests {
             max_dests: max,
             fleet: true,
         })
+    }
+
+    #[test]
+    fn firing_names_its_containers_escaped_and_bounded() {
+        let a = |name: &str, pod: Option<&str>| Attribution {
+            container: Some(format!("{:064x}", name.len())),
+            container_name: Some(name.to_string()),
+            pod_name: pod.map(String::from),
+            pod_namespace: pod.map(|_| "payments".to_string()),
+            ..Default::default()
+        };
+        assert_eq!(
+            container_label(&a("api", Some("api-7f9c"))).as_deref(),
+            Some("payments/api-7f9c (api)")
+        );
+        assert_eq!(
+            container_label(&a("web 1", None)).as_deref(),
+            Some("web\\x201")
+        );
+        let id_only = Attribution {
+            container: Some(format!("{:064x}", 7)),
+            ..Default::default()
+        };
+        assert_eq!(container_label(&id_only).as_deref(), Some("000000000000"));
+        assert_eq!(container_label(&Attribution::default()), None);
+
+        let mut r = Resolver::new(Config {
+            window_ns: S,
+            resolve_after_ns: 10 * S,
+            max_dests: 10,
+            fleet: true,
+        });
+        let mut fleet = Vec::new();
+        let f = failure("192.0.2.9", 443, Reason::Refused);
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        for (i, n) in names.iter().enumerate() {
+            for _ in 0..=i {
+                r.on_failure_in(&f, Some(&a(n, None)), S, &mut fleet);
+            }
+        }
+        let mut rec = Vec::new();
+        r.tick(2 * S, &mut fleet, &mut rec);
+        let last = fleet.last().unwrap();
+        assert_eq!(last.containers.len(), MAX_PROCS);
+        assert_eq!(last.containers[0], ("e".to_string(), 5));
     }
 
     #[test]
