@@ -126,8 +126,14 @@ pub struct Features {
     pub netfilter_drops: bool,
     /// tcp:tcp_retransmit_skb: SYN retransmits.
     pub retransmits: bool,
-    /// iter/tcp (5.9+): attempts already in flight at start.
+    /// iter/task_file (5.8+) and iter/tcp (5.9+): attempts already in
+    /// flight at start, with their holders.
     pub in_flight_at_start: bool,
+    /// iter/task_file: in every network namespace, with the holding
+    /// process (else iter/tcp alone: tcpstate's namespace, no holder).
+    pub in_flight_holders: bool,
+    /// iter/tcp: also those no file holds, in tcpstate's own namespace.
+    pub in_flight_unheld: bool,
     /// How DNS answers to applications are seen (destinations by name).
     pub dns: DnsHook,
     /// Not turned off with --dns-names off.
@@ -167,7 +173,7 @@ impl Features {
             f(
                 self.in_flight_at_start,
                 "in-flight-at-start",
-                "needs Linux 5.9 iter/tcp",
+                "needs Linux 5.8 iter/task_file",
             ),
             match self.dns {
                 DnsHook::Trampoline => "dns-names via fentry/skb_consume_udp".to_string(),
@@ -204,7 +210,8 @@ pub struct Tracer<'obj> {
     pub info: Loaded,
 }
 
-/// One SYN_SENT socket found at start (iter/tcp).
+/// One SYN_SENT socket found at start, with its holder if one was found
+/// (see struct tcpstate_seed).
 pub type Seed = crate::skel::RawSeed;
 
 /// The trampoline targets this kernel's BTF has: connect's, and the
@@ -289,7 +296,9 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         connect_errors: ConnectHook::Unknown,
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
-        in_flight_at_start: has("bpf_iter__tcp"),
+        in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
+        in_flight_holders: has("bpf_iter__task_file"),
+        in_flight_unheld: has("bpf_iter__tcp"),
         dns: dns_hook(&btf),
         dns_wanted: true,
     };
@@ -527,28 +536,23 @@ impl<'obj> Tracer<'obj> {
         })
     }
 
-    /// The TCP sockets in SYN_SENT right now, for watched destinations.
-    /// Empty where the kernel has no iter/tcp.
+    /// The TCP sockets in SYN_SENT right now, for watched destinations,
+    /// each once: those a task holds (every network namespace) with their
+    /// holder, then those only iter/tcp sees (tcpstate's own namespace,
+    /// held by no file) without one. Empty where the kernel has neither.
     pub fn in_flight(&self) -> Result<Vec<Seed>> {
-        use std::io::Read;
-        if !self.info.features.in_flight_at_start {
-            return Ok(Vec::new());
+        let mut seeds = Vec::new();
+        if self.info.features.in_flight_holders {
+            seeds = run_iter(&self.skel.progs.seed_tasks, "iter/task_file")?;
         }
-        let link = self
-            .skel
-            .progs
-            .seed_pending
-            .attach()
-            .context("attaching the iter/tcp program")?;
-        let mut bytes = Vec::new();
-        libbpf_rs::Iter::new(&link)
-            .context("creating the TCP socket iterator")?
-            .read_to_end(&mut bytes)
-            .context("reading the TCP socket iterator")?;
-        Ok(bytes
-            .chunks_exact(std::mem::size_of::<Seed>())
-            .filter_map(|c| plain::from_bytes::<Seed>(c).ok().copied())
-            .collect())
+        if self.info.features.in_flight_unheld {
+            seeds.extend(run_iter(&self.skel.progs.seed_pending, "iter/tcp")?);
+        }
+        // The first of each socket: a holder's before iter/tcp's, and of a
+        // socket inherited over fork, the first process found holding it.
+        let mut seen = std::collections::HashSet::with_capacity(seeds.len());
+        seeds.retain(|s| seen.insert(s.skaddr));
+        Ok(seeds)
     }
 
     /// Whether the next record should wake the consumer: set when the loop
@@ -719,7 +723,10 @@ fn open_and_load<'obj>(
         .set_autoload(features.retransmits);
     open.progs
         .seed_pending
-        .set_autoload(features.in_flight_at_start);
+        .set_autoload(features.in_flight_unheld);
+    open.progs
+        .seed_tasks
+        .set_autoload(features.in_flight_holders);
     rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
     open.progs
         .handle_dns_fentry
@@ -808,6 +815,23 @@ fn attach_fallback(
         }
         Err(e) => ConnectHook::Off(format!("{why}; raw_syscalls refused too: {e}")),
     }
+}
+
+/// Runs an iterator program once and reads its records.
+fn run_iter(prog: &libbpf_rs::ProgramMut<'_>, what: &str) -> Result<Vec<Seed>> {
+    use std::io::Read;
+    let link = prog
+        .attach()
+        .with_context(|| format!("attaching the {what} program"))?;
+    let mut bytes = Vec::new();
+    libbpf_rs::Iter::new(&link)
+        .with_context(|| format!("creating the {what} iterator"))?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the {what} iterator"))?;
+    Ok(bytes
+        .chunks_exact(std::mem::size_of::<Seed>())
+        .filter_map(|c| plain::from_bytes::<Seed>(c).ok().copied())
+        .collect())
 }
 
 fn fill_filters(skel: &TcpstateSkel<'_>, cfg: &Config) -> Result<()> {

@@ -16,13 +16,14 @@
 //! [`WALK_INTERVAL`]. A cgroup path is attacker-chosen inside a container
 //! (or any delegated subtree): show it only through [`Escaped`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::containers::{self, NameStats, Names};
 use crate::engine::Attributor;
 use crate::event::Attribution;
 use crate::hash::FastHash;
@@ -47,6 +48,9 @@ impl Attribution {
             unit: unit(path).map(str::to_string),
             container: container(path),
             pod: pod(path),
+            container_name: None,
+            pod_name: None,
+            pod_namespace: None,
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct Cgroups {
     /// The last id asked for and what it resolved to: a storm comes from
     /// one cgroup, and this spares it a clock read and a hash per event.
     last: Option<(u64, Arc<CgroupInfo>)>,
+    /// Container names from the runtimes' files (None: not looked for).
+    names: Option<Names>,
+    /// Container cgroups whose names were looked for: once each.
+    named: HashSet<u64, FastHash>,
 }
 
 impl Cgroups {
@@ -77,7 +85,18 @@ impl Cgroups {
                 "no cgroup2 file system in /proc/mounts",
             )
         })?;
-        Ok(Cgroups::at(root, MAX_ENTRIES))
+        Ok(Cgroups::at(root, MAX_ENTRIES).with_names(Names::new("/", containers::MAX_ENTRIES)))
+    }
+
+    /// Names containers from the runtimes' files, as `names` reads them.
+    pub fn with_names(mut self, names: Names) -> Self {
+        self.names = Some(names);
+        self
+    }
+
+    /// How the name lookups went.
+    pub fn name_stats(&self) -> NameStats {
+        self.names.as_ref().map(Names::stats).unwrap_or_default()
     }
 
     /// A cache over the tree mounted at `root`, of at most `cap` entries.
@@ -90,6 +109,8 @@ impl Cgroups {
             last_walk: None,
             walks: 0,
             last: None,
+            names: None,
+            named: HashSet::default(),
         }
     }
 
@@ -154,6 +175,48 @@ impl Cgroups {
                 self.insert(CgroupInfo::new(id, &path));
             }
         }
+    }
+
+    /// Adds its container's names to a cached entry, the first time it is
+    /// asked for (so a walk that caches a thousand containers reads no
+    /// runtime file; their first attempts do, once each).
+    fn name_container(&mut self, id: u64) {
+        let Some(names) = self.names.as_mut() else {
+            return;
+        };
+        let Some(info) = self.map.get(&id) else {
+            return;
+        };
+        if info.container.is_none() || self.named.contains(&id) {
+            return;
+        }
+        if self.named.len() >= self.cap.saturating_mul(2) {
+            // Bounded: at worst a container's names are looked up again,
+            // from the name cache.
+            self.named.clear();
+        }
+        self.named.insert(id);
+        let Some(c) = container_ref(&info.path) else {
+            return;
+        };
+        let n = names.lookup(&c);
+        if n.is_empty() {
+            return;
+        }
+        let mut named = (**info).clone();
+        named.container_name.clone_from(&n.container);
+        named.pod_name.clone_from(&n.pod);
+        named.pod_namespace.clone_from(&n.namespace);
+        // Replaced in place: keeps its age.
+        self.map.insert(id, Arc::new(named));
+    }
+
+    /// The name lookups' refusals to say, one line each.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.names
+            .as_mut()
+            .map(Names::take_warnings)
+            .unwrap_or_default()
     }
 
     /// Caches an entry, evicting the oldest when full.
@@ -276,40 +339,83 @@ fn is_hex64(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+pub use crate::runtime_names::{ContainerRef, Runtime};
+
 /// The full 64-hex container id, from the innermost component shaped like
-/// one: `docker-<id>.scope`, `cri-containerd-<id>.scope`, `crio-<id>.scope`,
-/// `libpod-<id>.scope` (systemd driver), `<prefix>:<runtime>:<id>`
-/// (containerd's non-systemd naming under systemd), or a bare `<id>` below
-/// a `docker` or `kubepods*` component (cgroupfs driver: `/docker/<id>`,
-/// `/kubepods/burstable/pod<uid>/<id>`). Conmon's scopes
-/// (`crio-conmon-<id>.scope`, `libpod-conmon-<id>.scope`) are not containers.
+/// one; see [`container_ref`].
 pub fn container(path: &str) -> Option<String> {
+    container_ref(path).map(|c| c.id)
+}
+
+/// The container a cgroup path names, from the innermost component shaped
+/// like one:
+/// - systemd driver scopes: `docker-<id>.scope`, `libpod-<id>.scope`
+///   (podman, which may put the processes one level down, in
+///   `container`), `cri-containerd-<id>.scope`, `crio-<id>.scope`;
+/// - containerd's names below its own unit under systemd:
+///   `<slice>:cri-containerd:<id>` (also `:docker:` for cri-dockerd and
+///   `:crio:`);
+/// - cgroupfs driver paths: `/docker/<id>`, podman's
+///   `/libpod_parent/libpod-<id>`, CRI-O's `crio-<id>` below its pod,
+///   a bare `<id>` below `kubepods*` (`/kubepods/burstable/pod<uid>/<id>`,
+///   by containerd or dockershim), and containerd's default
+///   `/<namespace>/<id>` (`ctr`, nerdctl).
+///
+/// Conmon's cgroups (`crio-conmon-<id>.scope`, `libpod-conmon-<id>.scope`)
+/// are not containers, nor is a bare id below a systemd slice or unit.
+pub fn container_ref(path: &str) -> Option<ContainerRef> {
     let comps: Vec<&str> = components(path).collect();
+    let found = |id: &str, runtime| {
+        Some(ContainerRef {
+            id: id.to_string(),
+            runtime,
+        })
+    };
     for (i, c) in comps.iter().enumerate().rev() {
-        if let Some(stem) = c.strip_suffix(".scope") {
-            for prefix in ["docker-", "cri-containerd-", "crio-", "libpod-"] {
-                if let Some(id) = stem.strip_prefix(prefix) {
-                    if is_hex64(id) {
-                        return Some(id.to_string());
-                    }
+        let stem = c.strip_suffix(".scope");
+        for (prefix, runtime, bare) in [
+            ("docker-", Runtime::Docker, false),
+            ("libpod-", Runtime::Podman, true),
+            ("cri-containerd-", Runtime::Containerd, false),
+            ("crio-", Runtime::Crio, true),
+        ] {
+            // Bare (no .scope) only where the runtime's cgroupfs driver
+            // names it so.
+            let Some(name) = stem.or(bare.then_some(*c)) else {
+                continue;
+            };
+            if let Some(id) = name.strip_prefix(prefix) {
+                if is_hex64(id) {
+                    return found(id, Some(runtime));
                 }
             }
         }
         if let Some((head, id)) = c.rsplit_once(':') {
-            let runtime = head.rsplit(':').next().unwrap_or("");
-            if head.contains(':')
-                && matches!(runtime, "cri-containerd" | "docker" | "crio")
-                && is_hex64(id)
-            {
-                return Some(id.to_string());
+            let runtime = match head.rsplit(':').next().unwrap_or("") {
+                "cri-containerd" => Some(Runtime::Containerd),
+                "docker" => Some(Runtime::Docker),
+                "crio" => Some(Runtime::Crio),
+                _ => None,
+            };
+            if head.contains(':') && runtime.is_some() && is_hex64(id) {
+                return found(id, runtime);
             }
         }
-        if is_hex64(c)
-            && comps[..i]
-                .iter()
-                .any(|a| *a == "docker" || a.starts_with("kubepods"))
-        {
-            return Some(c.to_string());
+        if !is_hex64(c) {
+            continue;
+        }
+        let above = &comps[..i];
+        if above.contains(&"docker") {
+            return found(c, Some(Runtime::Docker));
+        }
+        if above.iter().any(|a| a.starts_with("kubepods")) {
+            return found(c, None);
+        }
+        // containerd's default cgroup, `/<namespace>/<id>`.
+        if let [ns] = above {
+            if !ns.contains('.') && !is_hex64(ns) {
+                return found(c, Some(Runtime::Containerd));
+            }
         }
     }
     None
@@ -321,12 +427,14 @@ fn is_pod_uid(s: &str) -> bool {
 
 /// The Kubernetes pod UID: from `kubepods-<qos>-pod<uid>.slice` or
 /// `kubepods-pod<uid>.slice` (systemd driver, where the UID's dashes are
-/// written as underscores) or `pod<uid>` below a `kubepods` component
+/// written as underscores; also as containerd's `<slice>:<runtime>:<id>`) or `pod<uid>` below a `kubepods` component
 /// (cgroupfs driver).
 pub fn pod(path: &str) -> Option<String> {
     let comps: Vec<&str> = components(path).collect();
     for (i, c) in comps.iter().enumerate().rev() {
-        if let Some(stem) = c.strip_suffix(".slice") {
+        // containerd's own name below its unit: `<pod slice>:<runtime>:<id>`.
+        let slice = c.split(':').next().unwrap_or(c);
+        if let Some(stem) = slice.strip_suffix(".slice") {
             if stem.starts_with("kubepods-") {
                 if let Some((_, uid)) = stem.rsplit_once("pod") {
                     let uid = uid.replace('_', "-");
@@ -355,8 +463,9 @@ impl Attributor for Cgroups {
         if self.last.as_ref().is_some_and(|l| l.0 == cgroup_id) {
             return;
         }
-        if let Some(i) = self.lookup(cgroup_id, Instant::now()) {
-            self.last = Some((cgroup_id, i));
+        if self.lookup(cgroup_id, Instant::now()).is_some() {
+            self.name_container(cgroup_id);
+            self.last = self.map.get(&cgroup_id).map(|i| (cgroup_id, i.clone()));
         }
     }
     fn learn(&mut self, cgroup_id: u64, path: &str) {
@@ -368,6 +477,16 @@ impl Attributor for Cgroups {
         if !self.map.contains_key(&cgroup_id) {
             self.insert(CgroupInfo::new(cgroup_id, path));
         }
+        self.name_container(cgroup_id);
+        if self.last.as_ref().is_some_and(|l| l.0 == cgroup_id) {
+            self.last = self.map.get(&cgroup_id).map(|i| (cgroup_id, i.clone()));
+        }
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        Cgroups::take_warnings(self)
+    }
+    fn names_refused(&self) -> u64 {
+        self.name_stats().refused
     }
     fn get(&self, cgroup_id: u64) -> Option<&Attribution> {
         if let Some((id, i)) = &self.last {
@@ -503,6 +622,78 @@ mod tests {
         assert_eq!(container(&p).as_deref(), Some(ID));
     }
 
+    /// Each runtime's layouts, under both cgroup drivers, as each writes
+    /// them (the podman cgroupfs one as podman 4.3 with runc makes it on
+    /// this machine: tests/containers.rs).
+    #[test]
+    fn every_runtimes_layout_names_the_container_and_its_runtime() {
+        use Runtime::*;
+        let u = uid_underscored();
+        let cases: Vec<(String, Option<Runtime>, Option<&str>)> = vec![
+            // docker: systemd and cgroupfs drivers, rootless.
+            (format!("/system.slice/docker-{ID}.scope"), Some(Docker), None),
+            (format!("/docker/{ID}"), Some(Docker), None),
+            (
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID}.scope"),
+                Some(Docker),
+                None,
+            ),
+            // podman: systemd (processes one level down) and cgroupfs.
+            (format!("/machine.slice/libpod-{ID}.scope"), Some(Podman), None),
+            (format!("/machine.slice/libpod-{ID}.scope/container"), Some(Podman), None),
+            (format!("/libpod_parent/libpod-{ID}"), Some(Podman), None),
+            (
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"),
+                Some(Podman),
+                None,
+            ),
+            // containerd: its systemd scope, its own names below its unit,
+            // and its default `/<namespace>/<id>` (ctr, nerdctl).
+            (format!("/system.slice/cri-containerd-{ID}.scope"), Some(Containerd), None),
+            (
+                format!("/system.slice/containerd.service/kubepods-burstable-pod{u}.slice:cri-containerd:{ID}"),
+                Some(Containerd),
+                Some(UID),
+            ),
+            (format!("/default/{ID}"), Some(Containerd), None),
+            (format!("/k8s.io/{ID}"), None, None),
+            // CRI-O: systemd scope; cgroupfs `crio-<id>` below its pod.
+            (format!("/system.slice/crio-{ID}.scope"), Some(Crio), None),
+            (format!("/kubepods/burstable/pod{UID}/crio-{ID}"), Some(Crio), Some(UID)),
+            // Kubernetes, systemd driver: each QoS class, and guaranteed.
+            (
+                format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"),
+                Some(Containerd),
+                Some(UID),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"),
+                Some(Crio),
+                Some(UID),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod{u}.slice/docker-{ID}.scope"),
+                Some(Docker),
+                Some(UID),
+            ),
+            // Kubernetes, cgroupfs driver: the runtime is not in the path.
+            (format!("/kubepods/burstable/pod{UID}/{ID}"), None, Some(UID)),
+            (format!("/kubepods/besteffort/pod{UID}/{ID}"), None, Some(UID)),
+            (format!("/kubepods/pod{UID}/{ID}"), None, Some(UID)),
+        ];
+        for (path, runtime, pod_uid) in cases {
+            if path.starts_with("/k8s.io/") {
+                // A namespace name with a dot is not taken for one: a
+                // bare id below anything dotted is just a directory.
+                assert_eq!(container_ref(&path), None, "{path}");
+                continue;
+            }
+            let c = container_ref(&path).unwrap_or_else(|| panic!("{path}: no container"));
+            assert_eq!((c.id.as_str(), c.runtime), (ID, runtime), "{path}");
+            assert_eq!(pod(&path).as_deref(), pod_uid, "{path}");
+        }
+    }
+
     #[test]
     fn lookalikes_are_not_containers_or_pods() {
         let short = &ID[..63];
@@ -518,6 +709,12 @@ mod tests {
             // A bare id outside docker/kubepods is just a directory name.
             format!("/system.slice/{ID}"),
             format!("/{ID}/docker"),
+            format!("/{ID}"),
+            format!("/a/b/{ID}"),
+            format!("/libpod_parent/libpod-conmon-{ID}"),
+            format!("/libpod_parent/conmon-{ID}"),
+            format!("/system.slice/docker-{ID}"),
+            format!("/kubepods/burstable/pod{UID}/crio-conmon-{ID}"),
             "/".to_string(),
             "/docker".to_string(),
         ] {
@@ -566,6 +763,9 @@ mod tests {
                 unit: Some("nginx.service".into()),
                 container: None,
                 pod: None,
+                container_name: None,
+                pod_name: None,
+                pod_namespace: None,
             }
         );
     }

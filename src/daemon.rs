@@ -456,7 +456,7 @@ fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize 
             dport: s.dport,
             uid: s.uid,
         };
-        engine.seed(&found, crate::owner::owner(s.ino), now);
+        engine.seed(&found, crate::owner::owner(s), now);
     }
     seeds.len()
 }
@@ -690,6 +690,9 @@ impl Housekeeping {
         for w in self.losses.check(&totals, now.into_std()) {
             log.warn(w);
         }
+        for w in engine.take_warnings() {
+            log.warn(w);
+        }
     }
 }
 
@@ -848,7 +851,7 @@ fn stop_line(
     };
     format!(
         "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} ringbuf_drops={} \
+         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} names_refused={} ringbuf_drops={} \
          stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
          slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
          slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
@@ -867,6 +870,7 @@ fn stop_line(
         c.at_start,
         e.pending,
         e.bad_records,
+        e.names_refused,
         ring_drops,
         s.stdout_dropped.get(),
         e.policy.firsts,

@@ -22,6 +22,14 @@ pub trait Attributor {
     /// The kernel's names for a cgroup, as it was when first seen; used
     /// when the tree no longer has it.
     fn learn(&mut self, _cgroup_id: u64, _path: &str) {}
+    /// Problems to say (files refused while naming containers).
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Runtime files refused while naming containers, so far.
+    fn names_refused(&self) -> u64 {
+        0
+    }
 }
 
 /// For tests and hosts without cgroup v2: names nothing.
@@ -109,6 +117,8 @@ pub struct EngineStats {
     pub pending: usize,
     /// Attempts said to be slow.
     pub slow: u64,
+    /// Runtime files refused while naming containers.
+    pub names_refused: u64,
     pub resolve: ResolveStats,
 }
 
@@ -265,7 +275,7 @@ impl Engine {
                 m.failure(&f, unit);
             }
             if let Some(r) = &mut self.resolver {
-                r.on_failure(&f, now_ns, &mut out.fleet);
+                r.on_failure_in(&f, attr, now_ns, &mut out.fleet);
             }
         } else if matches!(outcome, Outcome::Established { .. }) {
             // Hook: a success resolves its destination (free when none fires).
@@ -278,6 +288,11 @@ impl Engine {
     /// A cgroup's path as the kernel named it at an attempt.
     pub fn cgroup_names(&mut self, raw: &crate::skel::RawCgroupNames) {
         self.attributor.learn(raw.cgroup_id, &raw.path());
+    }
+
+    /// What the attributor has to say (refused files), once each.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.attributor.take_warnings()
     }
 
     /// A ring-buffer record of a size no record has.
@@ -375,6 +390,7 @@ impl Engine {
             policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
             pending: self.correlator.pending(),
             slow: self.slow_seen,
+            names_refused: self.attributor.names_refused(),
             resolve: self
                 .resolver
                 .as_ref()

@@ -270,6 +270,25 @@ pub struct Attribution {
     pub container: Option<String>,
     /// A Kubernetes pod's UID.
     pub pod: Option<String>,
+    /// The container's name, as its runtime wrote it on the host (docker,
+    /// podman, containerd, CRI-O: see `containers`); in a pod, its name
+    /// there.
+    pub container_name: Option<String>,
+    /// The Kubernetes pod's name and namespace, from its runtime's files.
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+}
+
+impl Attribution {
+    /// `namespace/pod`, or whichever of the two is known.
+    pub fn pod_ref(&self) -> Option<String> {
+        match (&self.pod_namespace, &self.pod_name) {
+            (Some(ns), Some(p)) => Some(format!("{ns}/{p}")),
+            (None, Some(p)) => Some(p.clone()),
+            (Some(ns), None) => Some(format!("{ns}/?")),
+            (None, None) => None,
+        }
+    }
 }
 
 /// One record from the kernel, decoded.
@@ -283,8 +302,8 @@ pub struct Record {
     pub family: Family,
     pub saddr: IpAddr,
     pub daddr: IpAddr,
-    /// None when the kernel had not bound a source port yet (it reads 0
-    /// for every failed attempt on the kernels we checked).
+    /// None when the socket had no source port yet (entering SYN_SENT
+    /// before a port is picked, or a connect() that failed before).
     pub sport: Option<u16>,
     pub dport: u16,
     pub oldstate: TcpState,
@@ -484,13 +503,22 @@ pub struct Failure {
     pub seen: Seen,
     /// Monotonic nanoseconds of the failure.
     pub ts_ns: u64,
-    /// From the attempt's start to the failure (0 when unmatched).
+    /// From the attempt's start to the failure (0 when unmatched: see
+    /// [`Failure::duration`]).
     pub duration_ns: u64,
     /// SYNs retransmitted before the end.
     pub retransmits: u32,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,
+}
+
+impl Failure {
+    /// From the attempt's start to the failure; None where the start is
+    /// unknown (an unmatched attempt), which reports say as unknown, not 0.
+    pub fn duration(&self) -> Option<u64> {
+        (self.seen != Seen::Unmatched).then_some(self.duration_ns)
+    }
 }
 
 /// An attempt still in SYN_SENT after `--slow-after`.

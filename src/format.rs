@@ -143,7 +143,8 @@ mod tests {
         f.seen = Seen::Unmatched;
         let line = text(&p, &f);
         assert!(line.contains(" pid=- comm=- saddr="), "{line}");
-        assert!(line.contains(" seen=unmatched at="), "{line}");
+        // Its start is unknown: no made-up 0.0ms.
+        assert!(line.contains(" after=- seen=unmatched at="), "{line}");
     }
 
     #[test]
@@ -170,6 +171,15 @@ mod tests {
         assert_eq!(v["daddr"], "192.0.2.2");
         assert_eq!(v["dport"], 8080);
         assert_eq!(v["duration_ms"], 3012.346);
+        let mut f = failure("192.0.2.2", Reason::Refused, 111);
+        f.caller = None;
+        f.seen = Seen::Unmatched;
+        f.duration_ns = 0;
+        let v: serde_json::Value = serde_json::from_str(&text(&p, &f)).unwrap();
+        assert_eq!(v["duration_ms"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["container_name"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["pod_name"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["pod_namespace"], serde_json::Value::Null, "{v}");
     }
 
     #[test]

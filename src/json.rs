@@ -114,8 +114,14 @@ fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
     opt_str(line, attr.and_then(|a| a.unit.as_deref()));
     line.extend_from_slice(b",\"container\":");
     opt_str(line, attr.and_then(|a| a.container.as_deref()));
+    line.extend_from_slice(b",\"container_name\":");
+    opt_str(line, attr.and_then(|a| a.container_name.as_deref()));
     line.extend_from_slice(b",\"pod\":");
     opt_str(line, attr.and_then(|a| a.pod.as_deref()));
+    line.extend_from_slice(b",\"pod_name\":");
+    opt_str(line, attr.and_then(|a| a.pod_name.as_deref()));
+    line.extend_from_slice(b",\"pod_namespace\":");
+    opt_str(line, attr.and_then(|a| a.pod_namespace.as_deref()));
     line.extend_from_slice(b",\"cgroup\":");
     opt_str(line, attr.map(|a| a.path.as_str()));
 }
@@ -144,7 +150,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
         None => line.extend_from_slice(b"null"),
     }
     dest(line, e.daddr, e.dport, e.dname.as_ref());
-    end(line, b",\"duration_ms\":", e.duration_ns, e.retransmits);
+    end(line, b",\"duration_ms\":", e.duration(), e.retransmits);
 }
 
 /// Appends one `connect_slow` object and a newline.
@@ -157,7 +163,7 @@ pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>
     who(line, &e.caller, attr);
     source(line, e.family, e.saddr);
     dest(line, e.daddr, e.dport, e.dname.as_ref());
-    end(line, b",\"elapsed_ms\":", e.elapsed_ns, e.retransmits);
+    end(line, b",\"elapsed_ms\":", Some(e.elapsed_ns), e.retransmits);
 }
 
 /// `,"family":…,"saddr":…`
@@ -182,10 +188,14 @@ fn dest(line: &mut Vec<u8>, daddr: IpAddr, dport: u16, dname: Option<&Dname>) {
     }
 }
 
-/// The time key (`key` is `,"…_ms":`), the retransmits and the line's end.
-fn end(line: &mut Vec<u8>, key: &[u8], ns: u64, retransmits: u32) {
+/// The time key (`key` is `,"…_ms":`; null when unknown), the
+/// retransmits and the line's end.
+fn end(line: &mut Vec<u8>, key: &[u8], ns: Option<u64>, retransmits: u32) {
     line.extend_from_slice(key);
-    millis(line, ns);
+    match ns {
+        Some(ns) => millis(line, ns),
+        None => line.extend_from_slice(b"null"),
+    }
     line.extend_from_slice(b",\"retransmits\":");
     int(line, retransmits);
     line.extend_from_slice(b"}\n");
@@ -286,7 +296,10 @@ mod tests {
         uid: Option<u32>,
         unit: Option<String>,
         container: Option<String>,
+        container_name: Option<String>,
         pod: Option<String>,
+        pod_name: Option<String>,
+        pod_namespace: Option<String>,
         cgroup: Option<String>,
         family: &'static str,
         saddr: IpAddr,
@@ -294,7 +307,7 @@ mod tests {
         daddr: IpAddr,
         dport: u16,
         dname: Option<String>,
-        duration_ms: f64,
+        duration_ms: Option<f64>,
         retransmits: u32,
     }
 
@@ -319,7 +332,10 @@ mod tests {
             uid: c.map(|c| c.uid),
             unit: attr.and_then(|a| a.unit.as_deref()).map(esc),
             container: attr.and_then(|a| a.container.as_deref()).map(esc),
+            container_name: attr.and_then(|a| a.container_name.as_deref()).map(esc),
             pod: attr.and_then(|a| a.pod.as_deref()).map(esc),
+            pod_name: attr.and_then(|a| a.pod_name.as_deref()).map(esc),
+            pod_namespace: attr.and_then(|a| a.pod_namespace.as_deref()).map(esc),
             cgroup: attr.map(|a| esc(&a.path)),
             family: e.family.name(),
             saddr: e.saddr,
@@ -327,7 +343,7 @@ mod tests {
             daddr: e.daddr,
             dport: e.dport,
             dname: e.dname.map(|n| n.to_string()),
-            duration_ms: duration_ms(e.duration_ns),
+            duration_ms: e.duration().map(duration_ms),
             retransmits: e.retransmits,
         })
         .unwrap();
@@ -415,8 +431,20 @@ mod tests {
             unit: Some("a b\"\\.service".into()),
             container: None,
             pod: Some("0f2a".into()),
+            container_name: None,
+            pod_name: None,
+            pod_namespace: None,
         };
         check(e, Some(&attr));
+        // Names chosen inside a cluster or by whoever runs a container.
+        let attr = Attribution {
+            container: Some("0123".into()),
+            container_name: Some("web \"1\"\n\\x".into()),
+            pod_name: Some("api-7f9c<!here>".into()),
+            pod_namespace: Some("payments".into()),
+            ..attr
+        };
+        check(base(), Some(&attr));
         let mut e = base();
         e.family = Family::Ipv6;
         e.saddr = "2001:db8::1".parse().unwrap();

@@ -3,13 +3,15 @@
 //! Layers, each importing only from those below it:
 //! - wiring: `daemon` (the event loop), `cli`;
 //! - sources and sinks: `bpf` (load, attach, ring buffer), `cgroup`
-//!   (cgroup ids to units and containers), `stdout`,
+//!   (cgroup ids to units and containers), `containers` (container and
+//!   pod names from the runtimes' files), `owner`, `stdout`,
 //!   `alert::{syslog, journal, slack, alertmanager}`, `metrics::server`
 //!   (/metrics), `log`, `notify`, `signals`;
 //! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
 //!   `alert::resolve` (firing/resolved), `metrics` (the counts), `losses`,
 //!   formatting (`format`, `text`, `json`, `clock`,
-//!   `alert::{wording, slack_msg}`), `event`, `filter`, `hash` (the maps'
+//!   `alert::{wording, slack_msg}`), `runtime_names` (the runtimes' file
+//!   formats), `event`, `filter`, `hash` (the maps'
 //!   hash), `webhook`, `exit`, and `skel`, the generated BPF skeleton and
 //!   its record types.
 
@@ -18,6 +20,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;
+pub mod containers;
 pub mod correlate;
 pub mod daemon;
 pub mod dns;
@@ -35,6 +38,7 @@ pub mod losses;
 pub mod metrics;
 pub mod notify;
 pub mod owner;
+pub mod runtime_names;
 pub mod signals;
 pub mod skel;
 pub mod stats;

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use crate::clock::Stamp;
 use crate::event::{Attribution, Caller, Comm, Dname, Failure, Reason, Record, Seen, Slow};
 
-/// `addr:port`, with IPv6 in brackets; an unknown port (a failed attempt's
-/// source port reads 0) is `*`, never a made-up number.
+/// `addr:port`, with IPv6 in brackets; an unknown port (no source port
+/// picked yet) is `*`, never a made-up number.
 pub struct Endpoint(pub IpAddr, pub Option<u16>);
 
 impl fmt::Display for Endpoint {
@@ -64,8 +64,9 @@ impl fmt::Display for SeenMark {
     }
 }
 
-/// ` unit=… container=…` where the caller's cgroup names them; escaped as
-/// process names are (a cgroup path is chosen inside a container).
+/// ` unit=… container=… container_name=… pod=namespace/pod` where the
+/// caller's cgroup and its runtime name them; escaped as process names are
+/// (a cgroup path is chosen inside a container, names by whoever starts it).
 pub struct AttributionMark<'a>(pub Option<&'a Attribution>);
 
 impl fmt::Display for AttributionMark<'_> {
@@ -77,7 +78,40 @@ impl fmt::Display for AttributionMark<'_> {
         if let Some(c) = &a.container {
             write!(f, " container={}", Escaped(c))?;
         }
+        if let Some(n) = &a.container_name {
+            write!(f, " container_name={}", Escaped(n))?;
+        }
+        if a.pod_name.is_some() || a.pod_namespace.is_some() {
+            write!(f, " pod={}", PodRef(a))?;
+        }
         Ok(())
+    }
+}
+
+/// `namespace/pod`, each part escaped (`?` for a part not known).
+pub struct PodRef<'a>(pub &'a Attribution);
+
+impl fmt::Display for PodRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.pod_namespace.as_deref().map(Escaped);
+        match (ns, self.0.pod_name.as_deref().map(Escaped)) {
+            (Some(ns), Some(p)) => write!(f, "{ns}/{p}"),
+            (None, Some(p)) => write!(f, "{p}"),
+            (Some(ns), None) => write!(f, "{ns}/?"),
+            (None, None) => f.write_str("?"),
+        }
+    }
+}
+
+/// Milliseconds with one decimal, or `-` where the start is unknown.
+pub struct MaybeMillis(pub Option<u64>);
+
+impl fmt::Display for MaybeMillis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ns) => Millis(ns).fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -140,7 +174,12 @@ impl fmt::Display for FailureLine<'_> {
         if let Some(p) = e.sport {
             write!(f, " sport={p}")?;
         }
-        write!(f, " after={}{}", Millis(e.duration_ns), SeenMark(e.seen))
+        write!(
+            f,
+            " after={}{}",
+            MaybeMillis(e.duration()),
+            SeenMark(e.seen)
+        )
     }
 }
 
@@ -216,6 +255,34 @@ mod tests {
             NamedEndpoint(Some(&n), v6, 443).to_string(),
             "api.example.com (2001:db8::7):443"
         );
+    }
+
+    #[test]
+    fn names_are_escaped_and_pods_read_namespace_slash_name() {
+        let a = Attribution {
+            id: 1,
+            path: "/libpod_parent/libpod-0123".into(),
+            container: Some("0123".into()),
+            container_name: Some("web 1\n<!here>".into()),
+            pod_name: Some("api-7f9c".into()),
+            pod_namespace: Some("pay ments".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            AttributionMark(Some(&a)).to_string(),
+            " container=0123 container_name=web\\x201\\x0a<!here> pod=pay\\x20ments/api-7f9c"
+        );
+        let only_pod = Attribution {
+            pod_name: Some("p".into()),
+            ..Default::default()
+        };
+        assert_eq!(AttributionMark(Some(&only_pod)).to_string(), " pod=p");
+        assert_eq!(
+            AttributionMark(Some(&Attribution::default())).to_string(),
+            ""
+        );
+        assert_eq!(MaybeMillis(None).to_string(), "-");
+        assert_eq!(MaybeMillis(Some(1_500_000)).to_string(), "1.5ms");
     }
 
     #[test]

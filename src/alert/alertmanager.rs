@@ -280,6 +280,11 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
     if a.other_procs > 0 {
         let _ = write!(procs, ",others×{}", a.other_procs);
     }
+    let mut containers = String::new();
+    for (i, (c, n)) in a.containers.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(containers, "{sep}{c}×{n}");
+    }
     let span = span(a.last_ns.saturating_sub(a.starts_ns));
     let (one, many) = match a.trouble {
         Trouble::Failing => ("failure", "failures"),
@@ -343,6 +348,11 @@ fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
             }),
         ),
     };
+    let mut annotations = annotations;
+    // Only where a runtime named them: no empty annotation otherwise.
+    if !containers.is_empty() {
+        annotations["containers"] = Value::String(containers);
+    }
     json!({
         "labels": labels,
         "annotations": annotations,
@@ -409,6 +419,7 @@ mod tests {
             }],
             other_procs: 0,
             dname: None,
+            containers: Vec::new(),
         };
         let v = render("web-1", "warning", std::slice::from_ref(&a));
         let one = &v[0];
@@ -423,6 +434,19 @@ mod tests {
             "TCP connections from web-1 to [2001:db8::7]:5432 fail: 12 failures over 2s (refused×10,timeout×2)"
         );
         assert_eq!(one["annotations"]["processes"], "psql[42]×12");
+        assert!(one["annotations"].get("containers").is_none(), "{one}");
+        let named = FleetAlert {
+            containers: vec![
+                ("payments/api-7f9c\\x20(api)".into(), 10),
+                ("web-1".into(), 2),
+            ],
+            ..a.clone()
+        };
+        let v = render("web-1", "warning", &[named]);
+        assert_eq!(
+            v[0]["annotations"]["containers"],
+            "payments/api-7f9c\\x20(api)×10,web-1×2"
+        );
         let (s, e) = (
             one["startsAt"].as_str().unwrap(),
             one["endsAt"].as_str().unwrap(),
@@ -512,6 +536,7 @@ mod tests {
             procs: Vec::new(),
             other_procs: 0,
             dname: None,
+            containers: Vec::new(),
         };
         q.push(a.clone());
         q.push(FleetAlert {

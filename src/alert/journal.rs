@@ -232,7 +232,10 @@ pub struct AlertFields {
     pub uid: Option<String>,
     pub unit: Option<String>,
     pub container: Option<String>,
+    pub container_name: Option<String>,
     pub pod: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
     pub duration_ms: Option<String>,
 }
 
@@ -253,7 +256,10 @@ impl AlertFields {
             ("TCPSTATE_UID", &self.uid),
             ("TCPSTATE_UNIT", &self.unit),
             ("TCPSTATE_CONTAINER", &self.container),
+            ("TCPSTATE_CONTAINER_NAME", &self.container_name),
             ("TCPSTATE_POD", &self.pod),
+            ("TCPSTATE_POD_NAME", &self.pod_name),
+            ("TCPSTATE_POD_NAMESPACE", &self.pod_namespace),
             ("TCPSTATE_DURATION_MS", &self.duration_ms),
         ]
         .into_iter()
@@ -286,6 +292,10 @@ pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
             f.unit = a.unit.as_deref().map(|u| Escaped(u).to_string());
             f.container = a.container.as_deref().map(|u| Escaped(u).to_string());
             f.pod = a.pod.as_deref().map(|u| Escaped(u).to_string());
+            let esc = |v: &Option<String>| v.as_deref().map(|u| Escaped(u).to_string());
+            f.container_name = esc(&a.container_name);
+            f.pod_name = esc(&a.pod_name);
+            f.pod_namespace = esc(&a.pod_namespace);
         }
     };
     let ms = |ns: u64| format!("{}.{:03}", ns / 1_000_000, ns / 1000 % 1000);
@@ -296,7 +306,8 @@ pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
             f.event = Some("connect_failed".into());
             f.reason = Some(e.reason.name().into());
             f.saddr = Some(e.saddr.to_string());
-            f.duration_ms = Some(ms(e.duration_ns));
+            // Left out where the start is unknown (unmatched).
+            f.duration_ms = e.duration().map(ms);
             who(&mut f, &e.caller, attr);
             f
         }
@@ -492,6 +503,7 @@ mod tests {
             container: None,
             pod: None,
             duration_ms: Some("0.4".into()),
+            ..Default::default()
         };
         let line = "TCP failure detected: [2001:db8::2]:443 reason=refused pid=4242 comm=curl";
         let e = alert_entry(line, 4, &f);
@@ -524,18 +536,55 @@ mod tests {
         // Every name used is valid, set or not.
         let all = AlertFields {
             container: Some("c".into()),
+            container_name: Some("web-1".into()),
             pod: Some("p".into()),
+            pod_name: Some("api-7f9c".into()),
+            pod_namespace: Some("payments".into()),
             ..f
         };
         for (k, _) in all.fields() {
             assert!(valid_field_name(k), "{k}");
         }
-        assert_eq!(all.fields().len(), 14);
+        assert_eq!(all.fields().len(), 17);
         assert!(AlertFields::default().fields().is_empty());
         assert_eq!(
             fields(&alert_entry("m", 99, &AlertFields::default()))[1].1,
             b"7"
         );
+    }
+
+    #[test]
+    fn a_failures_fields_carry_its_container_and_pod_names_escaped() {
+        use crate::alert::policy::Alert;
+        use crate::event::{Attribution, Failure, Reason, Seen};
+        let attr = Attribution {
+            container: Some("0123".into()),
+            container_name: Some("web 1".into()),
+            pod_name: Some("api-7f9c".into()),
+            pod_namespace: Some("payments\n".into()),
+            ..Default::default()
+        };
+        let f = fields_of(&Alert::First(
+            Failure {
+                duration_ns: 1_500_000,
+                ..Failure::sample("192.0.2.7", 443, Reason::Refused)
+            },
+            Some(attr.clone()),
+        ));
+        assert_eq!(f.container_name.as_deref(), Some("web\\x201"));
+        assert_eq!(f.pod_name.as_deref(), Some("api-7f9c"));
+        assert_eq!(f.pod_namespace.as_deref(), Some("payments\\x0a"));
+        assert_eq!(f.duration_ms.as_deref(), Some("1.500"));
+        // Unmatched: the start is unknown, so no duration at all.
+        let f = fields_of(&Alert::First(
+            Failure {
+                seen: Seen::Unmatched,
+                caller: None,
+                ..Failure::sample("192.0.2.7", 443, Reason::Refused)
+            },
+            None,
+        ));
+        assert_eq!(f.duration_ms, None);
     }
 
     struct Sock {

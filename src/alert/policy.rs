@@ -115,9 +115,21 @@ pub struct Policy {
     stats: PolicyStats,
 }
 
+/// Who a summary names a caller by: its container's name where the
+/// runtime gave one (what operators know it by), else its unit, else its
+/// container's id.
+fn who(attr: Option<&Attribution>) -> Option<&str> {
+    attr.and_then(|a| {
+        a.container_name
+            .as_deref()
+            .or(a.unit.as_deref())
+            .or(a.container.as_deref())
+    })
+}
+
 fn name_source(s: Source, attr: Option<&Attribution>) -> String {
-    let who = attr
-        .and_then(|a| a.unit.clone().or_else(|| a.container.clone()))
+    let who = who(attr)
+        .map(str::to_string)
         .map(|u| crate::text::Escaped(&u).to_string())
         .unwrap_or_else(|| format!("cgroup {}", s.cgroup_id));
     format!("{who} uid {}", s.uid)
@@ -157,7 +169,7 @@ impl Policy {
             reason: Some(f.reason),
             comm: f.caller.map(|c| c.comm),
             pid: f.caller.map(|c| c.pid),
-            unit: attr.and_then(|a| a.unit.as_deref().or(a.container.as_deref())),
+            unit: who(attr),
         };
         self.count(What::Failures, dest, source, &seen, attr, now_ns)
             .then(|| Alert::First(*f, attr.cloned()))
@@ -174,7 +186,7 @@ impl Policy {
             reason: None,
             comm: s.caller.map(|c| c.comm),
             pid: s.caller.map(|c| c.pid),
-            unit: attr.and_then(|a| a.unit.as_deref().or(a.container.as_deref())),
+            unit: who(attr),
         };
         self.count(What::Hanging, dest, source, &seen, attr, now_ns)
             .then(|| Alert::Slow(*s, attr.cloned()))
@@ -510,6 +522,19 @@ mod tests {
             summaries(&out)[0].units,
             vec![("api.service".to_string(), 1)]
         );
+        // A container the runtime named goes by its name, not its scope.
+        let mut p = Policy::new(10 * S, 100, 100);
+        let c = Attribution {
+            unit: Some(format!("docker-{:064x}.scope", 1)),
+            container: Some(format!("{:064x}", 1)),
+            container_name: Some("web-1".into()),
+            ..Default::default()
+        };
+        p.on_failure(&f, Some(&c), 0);
+        p.on_failure(&f, Some(&c), 1);
+        let mut out = Vec::new();
+        p.flush(&mut out);
+        assert_eq!(summaries(&out)[0].units, vec![("web-1".to_string(), 1)]);
     }
 
     #[test]

@@ -20,9 +20,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::types::{Alert, Dest, Proc, Tally};
+use super::types::{Alert, Dest, Proc, Tally, MAX_PROCS};
 pub use super::types::{Recovery, ResolvedBy};
-use crate::event::{Caller, Failure, Reason, Slow};
+use crate::event::{Attribution, Caller, Failure, Reason, Slow};
 
 /// `endsAt` of a firing alert: this many periods after its last post.
 pub const ENDS_AFTER_PERIODS: u64 = 4;
@@ -81,6 +81,9 @@ pub struct FleetAlert {
     /// The DNS name of the latest failure that had one (an annotation:
     /// not a label, so the alert's identity stays the address).
     pub dname: Option<crate::event::Dname>,
+    /// The containers (and pods) failing, by name, most frequent first, at
+    /// most [`MAX_PROCS`]; escaped.
+    pub containers: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,7 @@ struct Firing {
     /// The time of its one live entry in `checks`.
     check_ns: u64,
     dname: Option<crate::event::Dname>,
+    containers: Vec<(String, u64)>,
 }
 
 /// One failure or hanging attempt, as the resolver keeps it.
@@ -109,9 +113,41 @@ struct Sighting {
     ts_ns: u64,
     caller: Option<Caller>,
     dname: Option<crate::event::Dname>,
+    /// The caller's container or pod, as an annotation names it.
+    container: Option<String>,
+}
+
+/// A container as an annotation names it: `namespace/pod (container)` in
+/// a pod, else its name, else its short id; escaped.
+pub fn container_label(a: &Attribution) -> Option<String> {
+    use crate::text::{Escaped, PodRef};
+    let name = a.container_name.as_deref().map(Escaped);
+    if a.pod_name.is_some() || a.pod_namespace.is_some() {
+        return Some(match name {
+            Some(n) => format!("{} ({n})", PodRef(a)),
+            None => PodRef(a).to_string(),
+        });
+    }
+    if let Some(n) = name {
+        return Some(n.to_string());
+    }
+    a.container
+        .as_deref()
+        .map(|id| Escaped(id.get(..12).unwrap_or(id)).to_string())
 }
 
 impl Firing {
+    fn add_container(&mut self, label: Option<&String>) {
+        let Some(label) = label else {
+            return;
+        };
+        if let Some(e) = self.containers.iter_mut().find(|e| &e.0 == label) {
+            e.1 += 1;
+        } else if self.containers.len() < MAX_PROCS {
+            self.containers.push((label.clone(), 1));
+        }
+    }
+
     fn new(reason: Option<Reason>, at_ns: u64, check_ns: u64) -> Self {
         Firing {
             reason,
@@ -120,6 +156,7 @@ impl Firing {
             tally: Tally::default(),
             check_ns,
             dname: None,
+            containers: Vec::new(),
         }
     }
 
@@ -131,6 +168,7 @@ impl Firing {
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
+        self.add_container(s.container.as_ref());
     }
 
     fn alert(&self, dest: Dest, trouble: Trouble, state: FleetState, ends_ns: u64) -> FleetAlert {
@@ -147,6 +185,11 @@ impl Firing {
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
             dname: self.dname,
+            containers: {
+                let mut c = self.containers.clone();
+                c.sort_by_key(|e| std::cmp::Reverse(e.1));
+                c
+            },
         }
     }
 
@@ -199,6 +242,17 @@ impl Resolver {
 
     /// A failure: one lookup while its destination fires.
     pub fn on_failure(&mut self, f: &Failure, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
+        self.on_failure_in(f, None, now_ns, fleet);
+    }
+
+    /// A failure, with the caller's container and pod names if known.
+    pub fn on_failure_in(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
@@ -209,6 +263,7 @@ impl Resolver {
             ts_ns: f.ts_ns,
             caller: f.caller,
             dname: f.dname,
+            container: attr.and_then(container_label),
         };
         self.seen(key, at, now_ns, fleet);
     }
@@ -228,6 +283,7 @@ impl Resolver {
             ts_ns: s.ts_ns,
             caller: s.caller,
             dname: s.dname,
+            container: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
@@ -348,6 +404,51 @@ mod tests {
             max_dests: max,
             fleet: true,
         })
+    }
+
+    #[test]
+    fn firing_names_its_containers_escaped_and_bounded() {
+        let a = |name: &str, pod: Option<&str>| Attribution {
+            container: Some(format!("{:064x}", name.len())),
+            container_name: Some(name.to_string()),
+            pod_name: pod.map(String::from),
+            pod_namespace: pod.map(|_| "payments".to_string()),
+            ..Default::default()
+        };
+        assert_eq!(
+            container_label(&a("api", Some("api-7f9c"))).as_deref(),
+            Some("payments/api-7f9c (api)")
+        );
+        assert_eq!(
+            container_label(&a("web 1", None)).as_deref(),
+            Some("web\\x201")
+        );
+        let id_only = Attribution {
+            container: Some(format!("{:064x}", 7)),
+            ..Default::default()
+        };
+        assert_eq!(container_label(&id_only).as_deref(), Some("000000000000"));
+        assert_eq!(container_label(&Attribution::default()), None);
+
+        let mut r = Resolver::new(Config {
+            window_ns: S,
+            resolve_after_ns: 10 * S,
+            max_dests: 10,
+            fleet: true,
+        });
+        let mut fleet = Vec::new();
+        let f = failure("192.0.2.9", 443, Reason::Refused);
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        for (i, n) in names.iter().enumerate() {
+            for _ in 0..=i {
+                r.on_failure_in(&f, Some(&a(n, None)), S, &mut fleet);
+            }
+        }
+        let mut rec = Vec::new();
+        r.tick(2 * S, &mut fleet, &mut rec);
+        let last = fleet.last().unwrap();
+        assert_eq!(last.containers.len(), MAX_PROCS);
+        assert_eq!(last.containers[0], ("e".to_string(), 5));
     }
 
     #[test]

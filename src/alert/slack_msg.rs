@@ -97,15 +97,29 @@ fn who(c: &Option<Caller>) -> String {
     }
 }
 
-/// The unit or container, as a field, when the cgroup names one.
-fn attribution_field(attr: Option<&Attribution>) -> Option<Value> {
-    let a = attr?;
-    let (title, v) = match (&a.unit, &a.container) {
-        (_, Some(c)) => ("Container", c),
-        (Some(u), None) => ("Unit", u),
-        (None, None) => return None,
+/// The container (its name, with its short id) or else the unit, and the
+/// pod as `namespace/pod`, as fields, where the cgroup and the runtime
+/// name them.
+fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
+    let Some(a) = attr else {
+        return Vec::new();
     };
-    Some(field(title, &escape(&Escaped(v).to_string())))
+    let esc = |v: &str| escape(&Escaped(v).to_string());
+    let mut out = Vec::new();
+    match (&a.container_name, &a.container, &a.unit) {
+        (Some(n), Some(id), _) => {
+            let short = id.get(..12).unwrap_or(id);
+            out.push(field("Container", &format!("{} ({})", esc(n), esc(short))));
+        }
+        (Some(n), None, _) => out.push(field("Container", &esc(n))),
+        (None, Some(id), _) => out.push(field("Container", &esc(id))),
+        (None, None, Some(u)) => out.push(field("Unit", &esc(u))),
+        (None, None, None) => {}
+    }
+    if a.pod_name.is_some() || a.pod_namespace.is_some() {
+        out.push(field("Pod", &escape(&crate::text::PodRef(a).to_string())));
+    }
+    out
 }
 
 fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
@@ -121,10 +135,16 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
         ),
         field("Reason", &format!("{reason}, at {}", f.stage.name())),
         field("Process", &escape(&who(&f.caller))),
-        field("Time to failure", &Millis(f.duration_ns).to_string()),
+        field(
+            "Time to failure",
+            &f.duration().map_or_else(
+                || "unknown (its start was not seen)".to_string(),
+                |ns| Millis(ns).to_string(),
+            ),
+        ),
         field("Source", &f.saddr.to_string()),
     ];
-    fields.extend(attribution_field(attr));
+    fields.extend(attribution_fields(attr));
     json!({"type": "section", "fields": fields})
 }
 
@@ -144,7 +164,7 @@ fn slow_fields(e: &Slow, attr: Option<&Attribution>) -> Value {
         ),
         field("Process", &escape(&who(&e.caller))),
     ];
-    fields.extend(attribution_field(attr));
+    fields.extend(attribution_fields(attr));
     json!({"type": "section", "fields": fields})
 }
 
@@ -166,22 +186,45 @@ fn summary_fields(s: &Summary) -> Value {
     json!({"type": "section", "fields": fields})
 }
 
+/// `, in web-1, pod payments/api-7f9c` where the runtime named them;
+/// escaped as process names are (Slack's escaping comes on top).
+fn in_container(attr: Option<&Attribution>) -> String {
+    let Some(a) = attr else {
+        return String::new();
+    };
+    let mut s = String::new();
+    if let Some(n) = &a.container_name {
+        s.push_str(&format!(", in {}", Escaped(n)));
+    }
+    if a.pod_name.is_some() || a.pod_namespace.is_some() {
+        s.push_str(&format!(", pod {}", crate::text::PodRef(a)));
+    }
+    s
+}
+
 /// One line per alert, for grouped messages and the `text` fallback.
 fn one_line(a: &Alert) -> String {
     match a {
-        Alert::First(f, _) => escape(&format!(
-            "{} {} at {} ({}) after {}",
-            NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
-            f.reason,
-            f.stage.name(),
-            who(&f.caller),
-            Millis(f.duration_ns)
-        )),
-        Alert::Slow(e, _) => escape(&format!(
-            "{} hanging for {} ({})",
+        Alert::First(f, a) => {
+            let after = match f.duration() {
+                Some(ns) => format!(" after {}", Millis(ns)),
+                None => String::new(),
+            };
+            escape(&format!(
+                "{} {} at {} ({}{}){after}",
+                NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
+                f.reason,
+                f.stage.name(),
+                who(&f.caller),
+                in_container(a.as_ref()),
+            ))
+        }
+        Alert::Slow(e, a) => escape(&format!(
+            "{} hanging for {} ({}{})",
             NamedEndpoint(e.dname.as_ref(), e.daddr, e.dport),
             Millis(e.elapsed_ns),
-            who(&e.caller)
+            who(&e.caller),
+            in_container(a.as_ref()),
         )),
         Alert::Summary(s) => {
             let what = match s.what {
@@ -476,6 +519,48 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} not in {s}");
         }
+    }
+
+    #[test]
+    fn containers_and_pods_by_name_and_hostile_names_as_text() {
+        let attr = Attribution {
+            container: Some(
+                "56aaf316b98dc6a25b199617246b6c470761d200aa2a61992d1aaac89f14594c".into(),
+            ),
+            container_name: Some("<!channel> web".into()),
+            pod_name: Some("api-7f9c".into()),
+            pod_namespace: Some("payments".into()),
+            ..Default::default()
+        };
+        let v = render(
+            "h",
+            &[Alert::First(failure(b"curl"), Some(attr))],
+            Folded::default(),
+        );
+        let t = v["text"].as_str().unwrap();
+        assert!(
+            t.contains("(curl (pid 77), in &lt;!channel&gt;\\x20web, pod payments/api-7f9c)"),
+            "{t}"
+        );
+        let s = all_text(&v["blocks"]);
+        assert!(
+            s.contains("&lt;!channel&gt;\\\\x20web (56aaf316b98d)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("*Pod*") && s.contains("payments/api-7f9c"),
+            "{s}"
+        );
+        assert!(!s.contains("<!"), "{s}");
+        // An unmatched failure has no time to failure to give.
+        let f = Failure {
+            seen: crate::event::Seen::Unmatched,
+            caller: None,
+            ..failure(b"curl")
+        };
+        let v = render("h", &[Alert::First(f, None)], Folded::default());
+        assert!(!v["text"].as_str().unwrap().contains(" after "), "{v}");
+        assert!(all_text(&v["blocks"]).contains("unknown (its start was not seen)"));
     }
 
     #[test]

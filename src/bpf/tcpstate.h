@@ -33,7 +33,7 @@ struct tcpstate_event {
 	__u32 uid;
 	__u32 sk_err;    /* positive errno: sk_err, or connect()'s error */
 	__u16 family;    /* AF_INET or AF_INET6 */
-	__u16 sport;     /* host order; 0 when not bound yet */
+	__u16 sport;     /* host order; 0 when not bound yet (entering SYN_SENT) */
 	__u16 dport;     /* host order */
 	__u8 oldstate;   /* TCP_* state numbers as in include/net/tcp_states.h */
 	__u8 newstate;
@@ -61,17 +61,24 @@ struct tcpstate_cgroup_names {
 	__u64 names[TCPSTATE_CGROUP_DEPTH][TCPSTATE_CGROUP_NAME_LEN / 8];
 };
 
-/* One socket already in SYN_SENT when tcpstate starts (iter/tcp). */
+/* One socket already in SYN_SENT when tcpstate starts, and who holds it.
+ * iter/task_file finds them in every task's files, so in every network
+ * namespace, with the holder; iter/tcp, in tcpstate's own namespace, also
+ * finds the sockets no file holds (the kernel's own clients), and those
+ * have pid 0. */
 struct tcpstate_seed {
 	__u64 skaddr;
-	__u64 ino;       /* the socket's inode, to find its owner in /proc */
-	__u32 uid;
+	__u64 cgroup_id; /* the holder's cgroup v2 id (0: no holder known) */
+	__u32 pid;       /* the holder's tgid (0: no holder known) */
+	__u32 uid;       /* the holder's uid, else the socket's */
 	__u16 family;
-	__u16 dport;
-	__u16 sport;
-	__u8 _pad[6];
+	__u16 dport;     /* host order */
+	__u16 sport;     /* host order */
+	__u8 _pad[2];
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u8 comm[TCPSTATE_COMM_LEN];  /* the holding task's name */
+	__u8 pcomm[TCPSTATE_COMM_LEN]; /* its thread-group leader's */
 };
 
 /* A DNS answer an application received (UDP from port 53), as delivered

@@ -41,13 +41,15 @@ error (any other errno).\n\n\
 JSON keys (--format json): event (connect_failed, connect_slow, state_change), ts, reason, \
 errno, stage (connect: connect() failed before any SYN; handshake: after it), seen (live, \
 at_start: in flight when tcpstate started, unmatched: its start was not seen), pid, tid, \
-comm (the thread), process (its process), uid, unit (systemd unit), container, pod, \
-cgroup (path under the cgroup v2 mount), family, saddr, sport, daddr, dport, duration_ms \
-(elapsed_ms for connect_slow), retransmits. Unknown values are null; untrusted text is \
-escaped (\\xNN).\n\n\
+comm (the thread), process (its process), uid, unit (systemd unit), container (id), \
+container_name, pod (UID), pod_name, pod_namespace (names as the container runtime wrote \
+them on the host), cgroup (path under the cgroup v2 mount), family, saddr, sport, daddr, \
+dport, duration_ms (elapsed_ms for connect_slow), retransmits. Unknown values are null; \
+untrusted text is escaped (\\xNN).\n\n\
 Journal fields (where journald runs): TCPSTATE_EVENT, TCPSTATE_REASON, TCPSTATE_DEST, \
 TCPSTATE_DADDR, TCPSTATE_DPORT, TCPSTATE_SADDR, TCPSTATE_PID, TCPSTATE_COMM, \
-TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_CONTAINER, TCPSTATE_POD, \
+TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_CONTAINER, \
+TCPSTATE_CONTAINER_NAME, TCPSTATE_POD, TCPSTATE_POD_NAME, TCPSTATE_POD_NAMESPACE, \
 TCPSTATE_DURATION_MS; e.g. journalctl -u tcpstate TCPSTATE_UNIT=nginx.service.\n\n\
 Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
 3 missing privileges (root or CAP_BPF+CAP_PERFMON), \

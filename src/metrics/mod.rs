@@ -78,7 +78,13 @@ pub struct Metrics {
     slow: HashMap<Option<Dest>, u64, FastHash>,
     durations: [Histogram; Reason::ALL.len()],
     units: Vec<String>,
+    unit_ids: HashMap<String, UnitId, FastHash>,
 }
+
+/// Units (or containers, by id) given a label value of their own; the rest
+/// share `unit="other"`. Containers come and go: without a bound, each
+/// would add its series for the life of the process.
+pub const MAX_UNITS: usize = 512;
 
 impl Metrics {
     pub fn new(max_dests: usize) -> Self {
@@ -89,20 +95,33 @@ impl Metrics {
             slow: HashMap::default(),
             durations: Default::default(),
             units: vec![String::new()],
+            unit_ids: HashMap::default(),
         }
     }
 
     /// The id of a unit name, for [`Metrics::failure`]; allocates only
-    /// for a name not seen before. Units are bounded by the caller.
+    /// for a name not seen before. Past [`MAX_UNITS`] names, `other`
+    /// (no unit or container name can be that: they end in `.service` or
+    /// `.scope`, or are hex ids).
     pub fn unit(&mut self, name: &str) -> UnitId {
         if name.is_empty() {
             return UnitId(0);
         }
-        if let Some(i) = self.units.iter().position(|u| u == name) {
-            return UnitId(i as u32);
+        if let Some(i) = self.unit_ids.get(name) {
+            return *i;
+        }
+        let name = if self.units.len() > MAX_UNITS {
+            "other"
+        } else {
+            name
+        };
+        if let Some(i) = self.unit_ids.get(name) {
+            return *i;
         }
         self.units.push(name.to_string());
-        UnitId(self.units.len() as u32 - 1)
+        let id = UnitId(self.units.len() as u32 - 1);
+        self.unit_ids.insert(name.to_string(), id);
+        id
     }
 
     /// The label value a destination is counted under: its own while
@@ -121,7 +140,10 @@ impl Metrics {
     /// One failure: the hot path. One lookup when the series exists.
     pub fn failure(&mut self, f: &Failure, unit: UnitId) {
         let reason = f.reason.index();
-        self.durations[reason].observe(f.duration_ns);
+        // An unmatched failure's start is unknown: it has no duration.
+        if let Some(ns) = f.duration() {
+            self.durations[reason].observe(ns);
+        }
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
@@ -288,6 +310,28 @@ mod tests {
         assert_eq!(s.durations[0].buckets[0], 3000);
         assert_eq!(s.durations[1].count, 10);
         assert_eq!(s.durations[1].buckets[9], 10, "2 s is in the 3.5 s bucket");
+    }
+
+    #[test]
+    fn units_are_bounded_and_the_rest_share_other() {
+        let mut m = Metrics::new(10);
+        let first = m.unit("first.scope");
+        for i in 0..MAX_UNITS * 2 {
+            m.unit(&format!("libpod-{i:064x}"));
+        }
+        assert_eq!(m.units.len(), MAX_UNITS + 2, "named, the empty one, other");
+        let other = m.unit("late.service");
+        assert_eq!(m.units[other.0 as usize], "other");
+        assert_eq!(m.unit("later.service"), other);
+        assert_eq!(m.unit("first.scope"), first);
+        // Unmatched failures count, but give the histogram no duration.
+        let f = Failure {
+            seen: crate::event::Seen::Unmatched,
+            ..Failure::sample("192.0.2.1", 80, Reason::Refused)
+        };
+        m.failure(&f, other);
+        assert_eq!(m.durations[Reason::Refused.index()].count, 0);
+        assert_eq!(m.series(), 1);
     }
 
     #[test]

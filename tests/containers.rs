@@ -1,0 +1,408 @@
+//! Containers by name, with real podman: Debian's podman with runc (crun
+//! refuses this machine's hybrid cgroups), on a debootstrapped rootfs
+//! (tests/containers-rootfs) mounted read-only, on an `--internal` network
+//! so nothing can leave the host. The clients are python3's sockets inside
+//! the container, connecting to the container's own loopback. Podman here
+//! uses the cgroupfs manager: its containers are in
+//! /libpod_parent/libpod-<id>, and their names in containers/storage's
+//! containers.json.
+//!
+//! Docker's, containerd's and CRI-O's on-disk formats (dockerd cannot run
+//! on this machine, nor a kubelet) are tested on files in unit tests
+//! (src/containers.rs, src/runtime_names.rs), as each runtime documents
+//! and writes them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{require_root, Daemon, FakeSlack, FakeSyslog};
+use serde_json::Value;
+
+const ETIMEDOUT: i32 = 110;
+const ECONNREFUSED: i32 = 111;
+
+/// The client: waits for /x/go, connects without blocking to
+/// 127.0.0.1:PORT with TCP_SYNCNT SYNCNT, writes the source port
+/// getsockname() gives to /x/sport, then how the attempt ended (SO_ERROR)
+/// to /x/err.
+const CLIENT: &str = r#"
+import os, select, socket, sys, time
+port, syncnt = int(sys.argv[1]), int(sys.argv[2])
+while not os.path.exists('/x/go'):
+    time.sleep(0.02)
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, syncnt)
+s.setblocking(False)
+err = None
+try:
+    s.connect(('127.0.0.1', port))
+except BlockingIOError:
+    pass
+except OSError as e:
+    err = e.errno
+with open('/x/sport.tmp', 'w') as f:
+    f.write(str(s.getsockname()[1]))
+os.rename('/x/sport.tmp', '/x/sport')
+if err is None:
+    select.select([], [s], [], 60)
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+with open('/x/err', 'w') as f:
+    f.write(str(err))
+"#;
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running podman: {e} (is it installed? .ci/deps installs it)"));
+    assert!(
+        out.status.success(),
+        "podman {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn rootfs() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/containers-rootfs");
+    let out = Command::new(&script)
+        .output()
+        .expect("running containers-rootfs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One podman container running the client, on a network of its own;
+/// both removed on drop.
+struct Container {
+    name: String,
+    net: String,
+    id: String,
+    dir: PathBuf,
+}
+
+impl Container {
+    fn start(tag: &str, port: u16, syncnt: u32) -> Container {
+        let rootfs = rootfs();
+        let pid = std::process::id();
+        let name = format!("tsname-{tag}-{pid}");
+        let net = format!("tsname-net-{tag}-{pid}");
+        let dir = std::env::temp_dir().join(format!("tsname-{tag}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("client.py"), CLIENT).unwrap();
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &name])
+            .output();
+        let _ = Command::new("podman")
+            .args(["network", "rm", "-f", &net])
+            .output();
+        podman(&["network", "create", "--internal", &net]);
+        let mut c = Container {
+            name,
+            net,
+            id: String::new(),
+            dir,
+        };
+        let volume = format!("{}:/x", c.dir.display());
+        let (port, syncnt) = (port.to_string(), syncnt.to_string());
+        c.id = podman(&[
+            "--runtime",
+            "runc",
+            "run",
+            "-d",
+            "--name",
+            &c.name,
+            "--network",
+            &c.net,
+            // This machine cannot raise limits beyond these.
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=1000:1000",
+            "--read-only",
+            "-v",
+            &volume,
+            "--rootfs",
+            &rootfs,
+            "python3",
+            "/x/client.py",
+            &port,
+            &syncnt,
+        ]);
+        assert_eq!(c.id.len(), 64, "a container id: {}", c.id);
+        c
+    }
+
+    /// The client's pid on the host (PID 1 in the container).
+    fn pid(&self) -> u32 {
+        podman(&["inspect", "-f", "{{.State.Pid}}", &self.name])
+            .parse()
+            .unwrap()
+    }
+
+    /// Drops SYNs to `port` in the container's own network namespace.
+    fn drop_syns(&self, port: u16) {
+        let pid = self.pid().to_string();
+        let rules = format!(
+            "table inet tsname {{\n  chain out {{\n    type filter hook output priority 0;\n    \
+             tcp dport {port} drop\n  }}\n}}\n"
+        );
+        let mut child = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running nft (is nftables installed?)");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft in the container: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn go(&self) {
+        std::fs::write(self.dir.join("go"), "").unwrap();
+    }
+
+    fn wait_file(&self, file: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = std::fs::read_to_string(self.dir.join(file)) {
+                if !s.is_empty() {
+                    return s;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client wrote no /x/{file}: {}",
+                podman(&["logs", &self.name])
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The source port getsockname() gave.
+    fn sport(&self) -> u16 {
+        self.wait_file("sport", Duration::from_secs(20))
+            .parse()
+            .unwrap()
+    }
+
+    /// How the attempt ended (its errno).
+    fn err(&self, timeout: Duration) -> i32 {
+        self.wait_file("err", timeout).parse().unwrap()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+        let _ = Command::new("podman")
+            .args(["network", "rm", "-f", &self.net])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The one JSON failure to 127.0.0.1:port.
+fn failure_to(lines: &[String], port: u16) -> Value {
+    let found: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "connect_failed" && v["dport"] == port)
+        .collect();
+    assert_eq!(found.len(), 1, "one failure to port {port}: {lines:?}");
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_failure_in_a_podman_container_names_it_on_every_sink() {
+    if !require_root("a_failure_in_a_podman_container_names_it_on_every_sink") {
+        return;
+    }
+    const PORT: u16 = 47_071;
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let d = Daemon::start(
+        &args(&[
+            "--format",
+            "json",
+            "--syslog-socket",
+            syslog.path.to_str().unwrap(),
+            "--slack-url",
+            &slack.url(),
+            "-d",
+            "127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+        ]),
+        &[],
+    );
+    let c = Container::start("live", PORT, 2);
+    let pid = c.pid();
+    c.go();
+    let sport = c.sport();
+    assert_eq!(c.err(Duration::from_secs(20)), ECONNREFUSED);
+    assert!(
+        d.wait_line("\"connect_failed\"", Duration::from_secs(5)),
+        "no failure reported: {:?}",
+        d.lines()
+    );
+    let reqs = slack.wait_requests(1, Duration::from_secs(5));
+    let lines = syslog.wait_for("TCP failure detected", 1, Duration::from_secs(5));
+    let out = d.stop();
+
+    let v = failure_to(&out.stdout, PORT);
+    eprintln!(
+        "json: {}",
+        out.stdout
+            .iter()
+            .find(|l| l.contains("connect_failed"))
+            .unwrap()
+    );
+    assert_eq!(v["reason"], "refused", "{v}");
+    assert_eq!(v["pid"], pid, "{v}");
+    assert_eq!(v["comm"], "python3", "{v}");
+    assert_eq!(v["container"], c.id.as_str(), "{v}");
+    assert_eq!(v["container_name"], c.name.as_str(), "{v}");
+    assert_eq!(v["pod_name"], Value::Null, "{v}");
+    assert_eq!(
+        v["cgroup"],
+        format!("/libpod_parent/libpod-{}", c.id),
+        "podman's cgroupfs layout: {v}"
+    );
+    assert_eq!(v["sport"], sport, "the port getsockname() gave: {v}");
+    assert!(v["duration_ms"].is_number(), "{v}");
+
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    eprintln!("syslog: {}", lines[0]);
+    assert!(
+        lines[0].contains(&format!(" sport={sport} after="))
+            && lines[0].contains(&format!(" container={} container_name={}", c.id, c.name)),
+        "{}",
+        lines[0]
+    );
+
+    assert_eq!(reqs.len(), 1, "one Slack message");
+    let body = &reqs[0].1;
+    eprintln!("slack text: {}", body["text"]);
+    let t = body["text"].as_str().unwrap();
+    assert!(
+        t.contains(&format!("(python3 (pid {pid}), in {})", c.name)),
+        "{t}"
+    );
+    let blocks = body["blocks"].to_string();
+    assert!(
+        blocks.contains(&format!("{} ({})", c.name, &c.id[..12])),
+        "{blocks}"
+    );
+    assert_eq!(out.stat("names_refused"), 0, "{}", out.stderr);
+}
+
+#[test]
+fn a_text_line_names_the_container() {
+    if !require_root("a_text_line_names_the_container") {
+        return;
+    }
+    const PORT: u16 = 47_072;
+    let d = Daemon::start(
+        &args(&[
+            "--format",
+            "text",
+            "--no-syslog",
+            "-d",
+            "127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+        ]),
+        &[],
+    );
+    let c = Container::start("text", PORT, 2);
+    c.go();
+    let sport = c.sport();
+    assert_eq!(c.err(Duration::from_secs(20)), ECONNREFUSED);
+    assert!(d.wait_line("TCP failure detected", Duration::from_secs(5)));
+    let out = d.stop();
+    let line = out
+        .stdout
+        .iter()
+        .find(|l| l.contains(&format!("127.0.0.1:{PORT} ")))
+        .expect("the failure's line");
+    eprintln!("text: {line}");
+    assert!(
+        line.contains(&format!(" sport={sport} "))
+            && line.contains(&format!(" container={} container_name={} ", c.id, c.name)),
+        "{line}"
+    );
+}
+
+/// Begun in the container before tcpstate starts, in the container's own
+/// network namespace, and still in SYN_SENT (its SYNs dropped there):
+/// found at start by the task-file walk, with the process holding it.
+#[test]
+fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container() {
+    if !require_root("an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container")
+    {
+        return;
+    }
+    const PORT: u16 = 47_073;
+    // TCP_SYNCNT 2: SYNs at 0, 1 and 3 s, ETIMEDOUT at about 7 s.
+    let c = Container::start("early", PORT, 2);
+    let pid = c.pid();
+    c.drop_syns(PORT);
+    c.go();
+    let sport = c.sport();
+    let d = Daemon::start(
+        &args(&[
+            "--format",
+            "json",
+            "--no-syslog",
+            "--slow-after",
+            "0",
+            "-d",
+            "127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+        ]),
+        &[],
+    );
+    assert_eq!(c.err(Duration::from_secs(30)), ETIMEDOUT);
+    assert!(
+        d.wait_line("\"connect_failed\"", Duration::from_secs(10)),
+        "no failure reported: {:?}",
+        d.lines()
+    );
+    let out = d.stop();
+    let v = failure_to(&out.stdout, PORT);
+    eprintln!("json: {v}");
+    assert_eq!(v["seen"], "at_start", "{v}");
+    // The SYNs were dropped by this host's netfilter (the container's
+    // namespace is on this host): denied, though the client saw ETIMEDOUT.
+    assert_eq!(v["reason"], "denied", "{v}");
+    assert_eq!(v["errno"], ETIMEDOUT, "{v}");
+    assert_eq!(v["pid"], pid, "{v}");
+    assert_eq!(v["comm"], "python3", "{v}");
+    assert_eq!(v["container"], c.id.as_str(), "{v}");
+    assert_eq!(v["container_name"], c.name.as_str(), "{v}");
+    assert_eq!(v["sport"], sport, "{v}");
+    assert!(out.stat("at_start") >= 1, "{}", out.stderr);
+}
