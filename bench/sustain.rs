@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let ring_bytes = 1 << 20;
     let cfg = bpf::Config {
         connect_errors: bpf::ConnectErrors::Auto,
-        dns_names: false,
+        dns_names: bpf::DnsNames::Off,
         // Keep real traffic out of the count: a broadcast /32 is never a
         // TCP destination.
         dests: vec!["255.255.255.255/32".parse().expect("a valid prefix")],

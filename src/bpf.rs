@@ -38,8 +38,8 @@ const CAP_BPF: u32 = 39;
 pub struct Config {
     pub dests: Vec<Prefix>,
     pub connect_errors: ConnectErrors,
-    /// `--dns-names off`: no DNS hook at all.
-    pub dns_names: bool,
+    /// `--dns-names`: which DNS hooks may be attached.
+    pub dns_names: DnsNames,
     /// `--dest` has names: the trie filters even while it holds nothing
     /// yet, and their addresses come and go (`add_dest`, `remove_dest`).
     pub follow_names: bool,
@@ -70,10 +70,12 @@ pub enum ConnectErrors {
 /// `--dns-names`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DnsNames {
-    /// The trampoline where the kernel attaches it, else the raw_syscalls
-    /// fallback.
+    /// The trampoline where the kernel attaches it, else none: the
+    /// fallback taxes every syscall, so it is not taken unasked.
     #[default]
     Auto,
+    /// The trampoline, else the raw_syscalls fallback.
+    On,
     /// No DNS hook: failures carry no names.
     Off,
 }
@@ -136,8 +138,8 @@ pub struct Features {
     pub in_flight_unheld: bool,
     /// How DNS answers to applications are seen (destinations by name).
     pub dns: DnsHook,
-    /// Not turned off with --dns-names off.
-    pub dns_wanted: bool,
+    /// What --dns-names allowed.
+    pub dns_wanted: DnsNames,
 }
 
 /// The hook that sees DNS answers, the cheapest the kernel allows.
@@ -181,8 +183,13 @@ impl Features {
                                         recvmmsg; every syscall on this host pays; \
                                         --dns-names off turns it off)"
                     .to_string(),
-                DnsHook::Off if !self.dns_wanted => {
+                DnsHook::Off if self.dns_wanted == DnsNames::Off => {
                     "dns-names off (--dns-names off: failures carry no DNS names)".to_string()
+                }
+                DnsHook::Off if self.dns_wanted == DnsNames::Auto => {
+                    "dns-names off (no trampolines here; --dns-names on takes the \
+                     raw_syscalls fallback, which every syscall on this host pays for)"
+                        .to_string()
                 }
                 DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
                                  sys_exit in BTF, or neither attached: \
@@ -229,45 +236,55 @@ impl Trampolines {
     }
 }
 
-/// Whether this kernel loads a trampoline (fentry) program at all: some
-/// refuse them with EPERM at load, which would fail the whole object. A
-/// throwaway copy of the object with only that program (and a small ring)
-/// is loaded and dropped; what libbpf said about it is not kept.
-fn trampoline_loads(btf: &Option<PathBuf>) -> bool {
+/// Whether this kernel loads a trampoline program at all: some refuse
+/// them with EPERM at load, which would fail the whole object. A
+/// throwaway copy of the object with only `prog` (and a small ring) is
+/// loaded and dropped; what libbpf said about it is not kept, but the
+/// errno it gave is returned.
+fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), String> {
     let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
     let mut obj = MaybeUninit::uninit();
     let mut builder = TcpstateSkelBuilder::default();
     if let Some(p) = btf {
-        if builder.object_builder_mut().btf_custom_path(p).is_err() {
-            return false;
-        }
+        builder
+            .object_builder_mut()
+            .btf_custom_path(p)
+            .map_err(|e| e.to_string())?;
     }
-    let ok = match builder.open(&mut obj) {
+    let r = match builder.open(&mut obj) {
         Ok(mut open) => {
             for mut p in open.open_object_mut().progs_mut() {
-                let keep = p.name() == "handle_dns_fentry";
+                let keep = p.name() == prog;
                 p.set_autoload(keep);
             }
-            open.maps.events.set_max_entries(4096).is_ok() && open.load().is_ok()
+            match open.maps.events.set_max_entries(4096) {
+                Ok(()) => open.load().map(drop).map_err(|_| load_errno()),
+                Err(e) => Err(e.to_string()),
+            }
         }
-        Err(_) => false,
+        Err(e) => Err(e.to_string()),
     };
     if let Ok(mut l) = LIBBPF_LOG.lock() {
         l.truncate(logged);
     }
-    ok
+    r
 }
 
 /// The trampoline, else the tracepoint (this kernel may refuse
 /// trampolines at attach: EPERM under some lockdown and hardening).
-fn attach_dns(hook: DnsHook, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
+fn attach_dns(
+    hook: DnsHook,
+    mode: DnsNames,
+    skel: &TcpstateSkel<'_>,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> DnsHook {
     if hook == DnsHook::Trampoline {
         if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
             links.push(l);
             return DnsHook::Trampoline;
         }
     }
-    if hook != DnsHook::Off && skel.progs.handle_dns_sys_exit.autoload() {
+    if hook != DnsHook::Off && mode == DnsNames::On && skel.progs.handle_dns_sys_exit.autoload() {
         if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
             links.push(l);
             return DnsHook::Tracepoint;
@@ -300,7 +317,7 @@ fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         in_flight_holders: has("bpf_iter__task_file"),
         in_flight_unheld: has("bpf_iter__tcp"),
         dns: dns_hook(&btf),
-        dns_wanted: true,
+        dns_wanted: DnsNames::Auto,
     };
     let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
     let trampolines = Trampolines {
@@ -444,34 +461,50 @@ impl<'obj> Tracer<'obj> {
             cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
         ));
         features.dns_wanted = cfg.dns_names;
-        if !cfg.dns_names {
+        // The fallback only when asked for (--dns-names on).
+        if cfg.dns_names == DnsNames::Off
+            || (features.dns == DnsHook::Tracepoint && cfg.dns_names != DnsNames::On)
+        {
             features.dns = DnsHook::Off;
         }
         // A kernel that refuses trampolines may say so at load, which
-        // would fail the whole object: the DNS one is tried alone first.
-        if features.dns == DnsHook::Trampoline && !trampoline_loads(&cfg.btf) {
-            features.dns = if sys_exit {
+        // would fail the whole object: one is tried alone first.
+        let want = cfg.connect_errors != ConnectErrors::Off;
+        let probe = if features.dns == DnsHook::Trampoline {
+            Some("handle_dns_fentry")
+        } else {
+            (want && tramp.complete()).then_some("exit_connect_file")
+        };
+        let mut refused = probe
+            .and_then(|p| trampoline_loads(&cfg.btf, p).err())
+            .map(|errno| format!("the kernel refused to load them ({errno})"));
+        if refused.is_some() && features.dns == DnsHook::Trampoline {
+            features.dns = if sys_exit && cfg.dns_names == DnsNames::On {
                 DnsHook::Tracepoint
             } else {
                 DnsHook::Off
             };
         }
-        let want = cfg.connect_errors != ConnectErrors::Off;
         let hooks = Hooks {
-            tramp: want && tramp.complete(),
+            tramp: want && tramp.complete() && refused.is_none(),
             sock_getsockopt: tramp.sock_getsockopt,
             sys_exit: want && sys_exit,
             features: &features,
         };
-        let (skel, refused) = match open_and_load(cfg, obj, &hooks) {
-            Ok(skel) => (skel, None),
+        // A kernel may still refuse the connect trampolines that the probe
+        // did not load: then once more without them, into `spare`.
+        let skel = match open_and_load(cfg, obj, &hooks) {
+            Ok(skel) => skel,
             Err(_) if hooks.tramp => {
-                let why = format!("the kernel refused to load them ({})", load_errno());
+                refused = Some(format!(
+                    "the kernel refused to load them ({})",
+                    load_errno()
+                ));
                 let hooks = Hooks {
                     tramp: false,
                     ..hooks
                 };
-                (open_and_load(cfg, spare, &hooks)?, Some(why))
+                open_and_load(cfg, spare, &hooks)?
             }
             Err(e) => return Err(e),
         };
@@ -500,10 +533,8 @@ impl<'obj> Tracer<'obj> {
         extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
         extra(&mut features.retransmits, &skel.progs.handle_retransmit);
         features.connect_errors = match refused {
+            _ if !want => ConnectHook::Off("--connect-errors off".into()),
             Some(why) => attach_fallback(&skel, why, sys_exit, &mut links),
-            None if cfg.connect_errors == ConnectErrors::Off => {
-                ConnectHook::Off("--connect-errors off".into())
-            }
             None => attach_connect_hook(&skel, tramp, sys_exit, &mut links),
         };
         if cfg.connect_errors == ConnectErrors::On && !features.connect_errors.on() {
@@ -516,7 +547,7 @@ impl<'obj> Tracer<'obj> {
             )
             .into());
         }
-        features.dns = attach_dns(features.dns, &skel, &mut links);
+        features.dns = attach_dns(features.dns, cfg.dns_names, &skel, &mut links);
 
         let waiting = skel
             .maps
@@ -733,7 +764,7 @@ fn open_and_load<'obj>(
         .set_autoload(features.dns == DnsHook::Trampoline);
     open.progs
         .handle_dns_sys_exit
-        .set_autoload(features.dns != DnsHook::Off);
+        .set_autoload(features.dns != DnsHook::Off && cfg.dns_names == DnsNames::On);
     open.maps
         .events
         .set_max_entries(cfg.ring_bytes)

@@ -701,7 +701,7 @@ fn bpf_config(cli: &Cli) -> bpf::Config {
         dests: crate::filter::prefixes(&cli.dest),
         follow_names: !crate::filter::names(&cli.dest).is_empty(),
         connect_errors: cli.connect_errors,
-        dns_names: cli.dns_names == bpf::DnsNames::Auto,
+        dns_names: cli.dns_names,
         ports: cli.port.clone(),
         trace_all: cli.verbose,
         btf: cli.btf.clone(),

@@ -101,7 +101,9 @@ fn failures_carry_the_name_the_application_resolved() {
         "198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 api.tsdns.test\n2001:db8:{n}::2 v6.tsdns.test\n"
     );
     let _dns = Dns::start(&net, &hosts, &["www.tsdns.test,api.tsdns.test"]);
-    let d = net.json_daemon(&[]);
+    // on: where the kernel refuses trampolines (this machine), auto would
+    // attach no DNS hook; on takes the fallback.
+    let d = net.json_daemon(&["--dns-names", "on"]);
     // Nothing listens on port 8080: each is refused. A CNAME keeps the
     // name asked for; IPv6; then an address nobody resolved.
     for url in [
@@ -143,6 +145,8 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
         "--format",
         "json",
         "--no-syslog",
+        "--dns-names",
+        "on",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -101,8 +101,9 @@ pub struct Cli {
     /// Whether failures are named by the DNS name the application resolved
     /// (and --dest names follow the answers applications receive): auto uses
     /// a BPF trampoline on skb_consume_udp, which only UDP receives pay for,
-    /// and falls back to the raw_syscalls tracepoint, which every syscall on
-    /// the host pays for, where the kernel refuses it; off attaches neither.
+    /// where the kernel attaches one, and nothing elsewhere; on also takes
+    /// the raw_syscalls tracepoint, which every syscall on the host pays
+    /// for, where the kernel refuses trampolines; off attaches neither.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = DnsNames::Auto, env = "TCPSTATE_DNS_NAMES")]
     pub dns_names: DnsNames,
 
