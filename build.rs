@@ -56,6 +56,7 @@ fn main() {
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building the BPF skeleton from {SRC}: {e:#}"));
 
-    println!("cargo:rerun-if-changed=src/bpf");
+    println!("cargo:rerun-if-changed=src/bpf/tcpstate.bpf.c");
+    println!("cargo:rerun-if-changed=src/bpf/tcpstate.h");
     println!("cargo:rerun-if-changed=vmlinux");
 }

@@ -4,7 +4,6 @@
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -16,6 +15,17 @@ use crate::exit::{Fatal, Kind};
 use crate::filter::Prefix;
 
 use crate::skel::{LpmKey, RawCgroupNames, RawDns, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+
+mod features;
+mod libbpf_log;
+mod privileges;
+
+pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features};
+pub use libbpf_log::libbpf_log;
+pub use privileges::check_privileges;
+
+use features::{probe_features, trampoline_loads, Trampolines};
+use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
 
 /// What the ring buffer holds.
 pub enum Record<'a> {
@@ -30,10 +40,6 @@ pub enum Record<'a> {
 
 const BTF_SYSFS: &str = "/sys/kernel/btf/vmlinux";
 const TRACEPOINT: &str = "sock:inet_sock_set_state";
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 pub struct Config {
     pub dests: Vec<Prefix>,
@@ -51,154 +57,6 @@ pub struct Config {
     /// multiple of this; 0: never (its timer drains). See `submit` in the
     /// program.
     pub wakeup_bytes: u64,
-}
-
-/// `--connect-errors`: whether connect()'s own errors (before any SYN) and
-/// errors read away with getsockopt(SO_ERROR) are watched.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConnectErrors {
-    /// BPF trampolines where the kernel attaches them, else the
-    /// raw_syscalls fallback (which every syscall on the host pays for).
-    #[default]
-    Auto,
-    /// As auto, but exit (code 4) if neither can be attached.
-    On,
-    /// Neither: nothing on the host pays, and these failures are not seen.
-    Off,
-}
-
-/// `--dns-names`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DnsNames {
-    /// The trampoline where the kernel attaches it, else none: the
-    /// fallback taxes every syscall, so it is not taken unasked.
-    #[default]
-    Auto,
-    /// The trampoline, else the raw_syscalls fallback.
-    On,
-    /// No DNS hook: failures carry no names.
-    Off,
-}
-
-/// How connect()'s and getsockopt(SO_ERROR)'s results are seen.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub enum ConnectHook {
-    /// BPF trampolines on the functions that produce them: only connect()
-    /// and getsockopt() calls pay.
-    Trampolines,
-    /// raw_syscalls sys_exit, because the trampolines could not attach
-    /// (why): every syscall of every process on the host pays.
-    RawSyscalls(String),
-    /// Not attached (why).
-    Off(String),
-    /// Not probed yet.
-    #[default]
-    Unknown,
-}
-
-impl ConnectHook {
-    pub fn on(&self) -> bool {
-        matches!(self, ConnectHook::Trampolines | ConnectHook::RawSyscalls(_))
-    }
-
-    /// For the start line and `--check`.
-    pub fn describe(&self) -> String {
-        match self {
-            ConnectHook::Trampolines => "connect-errors via fexit".into(),
-            ConnectHook::RawSyscalls(why) => format!(
-                "connect-errors via raw_syscalls (every syscall on this host pays; \
-                 no trampolines: {why}; --connect-errors off turns it off)"
-            ),
-            ConnectHook::Off(why) => format!(
-                "connect-errors off ({why}: errors before the SYN, and errors read away \
-                 with SO_ERROR, are not seen)"
-            ),
-            ConnectHook::Unknown => "connect-errors unknown".into(),
-        }
-    }
-}
-
-/// The hooks beside the core tracepoint, each on where the kernel has it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Features {
-    /// connect() errors before any SYN, and errors read away with
-    /// getsockopt(SO_ERROR): trampolines or raw_syscalls sys_exit.
-    pub connect_errors: ConnectHook,
-    /// skb:kfree_skb with drop reasons (5.17+): SYNs this host dropped.
-    pub netfilter_drops: bool,
-    /// tcp:tcp_retransmit_skb: SYN retransmits.
-    pub retransmits: bool,
-    /// iter/task_file (5.8+) and iter/tcp (5.9+): attempts already in
-    /// flight at start, with their holders.
-    pub in_flight_at_start: bool,
-    /// iter/task_file: in every network namespace, with the holding
-    /// process (else iter/tcp alone: tcpstate's namespace, no holder).
-    pub in_flight_holders: bool,
-    /// iter/tcp: also those no file holds, in tcpstate's own namespace.
-    pub in_flight_unheld: bool,
-    /// How DNS answers to applications are seen (destinations by name).
-    pub dns: DnsHook,
-    /// What --dns-names allowed.
-    pub dns_wanted: DnsNames,
-}
-
-/// The hook that sees DNS answers, the cheapest the kernel allows.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum DnsHook {
-    /// None: failures carry no names, and --dest names follow no answers.
-    #[default]
-    Off,
-    /// fentry/skb_consume_udp: UDP receives only.
-    Trampoline,
-    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53.
-    Tracepoint,
-}
-
-impl Features {
-    /// `name on|off(why)` for each, for the start line and `--check`.
-    pub fn describe(&self) -> String {
-        let f = |on: bool, name: &str, off: &str| {
-            if on {
-                format!("{name} on")
-            } else {
-                format!("{name} off ({off})")
-            }
-        };
-        [
-            self.connect_errors.describe(),
-            f(
-                self.netfilter_drops,
-                "netfilter-drops",
-                "needs Linux 5.17 drop reasons: SYNs dropped here read as timeout",
-            ),
-            f(self.retransmits, "retransmits", "no tcp:tcp_retransmit_skb"),
-            f(
-                self.in_flight_at_start,
-                "in-flight-at-start",
-                "needs Linux 5.8 iter/task_file",
-            ),
-            match self.dns {
-                DnsHook::Trampoline => "dns-names via fentry/skb_consume_udp".to_string(),
-                DnsHook::Tracepoint => "dns-names via raw_syscalls (read/recvfrom/recvmsg/\
-                                        recvmmsg; every syscall on this host pays; \
-                                        --dns-names off turns it off)"
-                    .to_string(),
-                DnsHook::Off if self.dns_wanted == DnsNames::Off => {
-                    "dns-names off (--dns-names off: failures carry no DNS names)".to_string()
-                }
-                DnsHook::Off if self.dns_wanted == DnsNames::Auto => {
-                    "dns-names off (no trampolines here; --dns-names on takes the \
-                     raw_syscalls fallback, which every syscall on this host pays for)"
-                        .to_string()
-                }
-                DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
-                                 sys_exit in BTF, or neither attached: \
-                                 failures carry no DNS names)"
-                    .to_string(),
-            },
-        ]
-        .join(", ")
-    }
 }
 
 /// What was loaded, for the start-up line and `--check`.
@@ -221,55 +79,6 @@ pub struct Tracer<'obj> {
 /// (see struct tcpstate_seed).
 pub type Seed = crate::skel::RawSeed;
 
-/// The trampoline targets this kernel's BTF has: connect's, and the
-/// SOL_SOCKET getsockopt (sock_getsockopt up to 6.7, sk_getsockopt after).
-#[derive(Debug, Default, Clone, Copy)]
-struct Trampolines {
-    connect: bool,
-    sock_getsockopt: bool,
-    sk_getsockopt: bool,
-}
-
-impl Trampolines {
-    fn complete(&self) -> bool {
-        self.connect && (self.sock_getsockopt || self.sk_getsockopt)
-    }
-}
-
-/// Whether this kernel loads a trampoline program at all: some refuse
-/// them with EPERM at load, which would fail the whole object. A
-/// throwaway copy of the object with only `prog` (and a small ring) is
-/// loaded and dropped; what libbpf said about it is not kept, but the
-/// errno it gave is returned.
-fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), String> {
-    let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
-    let mut obj = MaybeUninit::uninit();
-    let mut builder = TcpstateSkelBuilder::default();
-    if let Some(p) = btf {
-        builder
-            .object_builder_mut()
-            .btf_custom_path(p)
-            .map_err(|e| e.to_string())?;
-    }
-    let r = match builder.open(&mut obj) {
-        Ok(mut open) => {
-            for mut p in open.open_object_mut().progs_mut() {
-                let keep = p.name() == prog;
-                p.set_autoload(keep);
-            }
-            match open.maps.events.set_max_entries(4096) {
-                Ok(()) => open.load().map(drop).map_err(|_| load_errno()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    if let Ok(mut l) = LIBBPF_LOG.lock() {
-        l.truncate(logged);
-    }
-    r
-}
-
 /// The trampoline, else the tracepoint (this kernel may refuse
 /// trampolines at attach: EPERM under some lockdown and hardening).
 fn attach_dns(
@@ -291,123 +100,6 @@ fn attach_dns(
         }
     }
     DnsHook::Off
-}
-
-/// Which hooks this kernel has, from its BTF.
-fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
-    use libbpf_rs::btf::types::{Enum, Func};
-    use libbpf_rs::btf::{Btf, BtfType};
-    let Ok(btf) = Btf::from_path(btf_path) else {
-        return Default::default();
-    };
-    let has = |name: &str| btf.type_by_name::<BtfType<'_>>(name).is_some();
-    let netfilter_drop = btf
-        .type_by_name::<Enum<'_>>("skb_drop_reason")
-        .is_some_and(|e| {
-            e.iter().any(|m| {
-                m.name
-                    .is_some_and(|n| n == "SKB_DROP_REASON_NETFILTER_DROP")
-            })
-        });
-    let features = Features {
-        connect_errors: ConnectHook::Unknown,
-        netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
-        retransmits: has("btf_trace_tcp_retransmit_skb"),
-        in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
-        in_flight_holders: has("bpf_iter__task_file"),
-        in_flight_unheld: has("bpf_iter__tcp"),
-        dns: dns_hook(&btf),
-        dns_wanted: DnsNames::Auto,
-    };
-    let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
-    let trampolines = Trampolines {
-        connect: func("__sys_connect_file"),
-        sock_getsockopt: func("sock_getsockopt"),
-        sk_getsockopt: func("sk_getsockopt"),
-    };
-    (features, trampolines, has("btf_trace_sys_exit"))
-}
-
-/// The trampoline where the kernel's BTF has the function, else the
-/// tracepoint; which one really attaches is settled at attach.
-fn dns_hook(btf: &libbpf_rs::btf::Btf<'_>) -> DnsHook {
-    use libbpf_rs::btf::types::Func;
-    use libbpf_rs::btf::BtfType;
-    if btf.type_by_name::<Func<'_>>("skb_consume_udp").is_some() {
-        DnsHook::Trampoline
-    } else if btf
-        .type_by_name::<BtfType<'_>>("btf_trace_sys_exit")
-        .is_some()
-    {
-        DnsHook::Tracepoint
-    } else {
-        DnsHook::Off
-    }
-}
-
-/// libbpf's messages, kept so a failure can say what the kernel said.
-static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn capture_libbpf(level: PrintLevel, msg: String) {
-    if level == PrintLevel::Debug {
-        return;
-    }
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        if log.len() >= 200 {
-            log.remove(0);
-        }
-        log.push(msg.trim_end().to_string());
-    }
-}
-
-/// The last thing libbpf said that looks like a reason, for error lines.
-fn libbpf_reason() -> String {
-    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
-    log.iter()
-        .rev()
-        .find(|l| !l.trim().is_empty() && !l.contains("-- BEGIN") && !l.contains("-- END"))
-        .map(|l| format!(" (libbpf: {})", l.trim()))
-        .unwrap_or_default()
-}
-
-/// The errno libbpf gave for the last program that failed to load, like
-/// `-EPERM`.
-fn load_errno() -> String {
-    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
-    log.iter()
-        .rev()
-        .find_map(|l| {
-            let (_, rest) = l.split_once("BPF program load failed: ")?;
-            Some(rest.split_whitespace().next().unwrap_or(rest).to_string())
-        })
-        .unwrap_or_else(|| "no reason given".into())
-}
-
-/// libbpf's whole log, for --verbose after a failure.
-pub fn libbpf_log() -> Vec<String> {
-    LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default()
-}
-
-fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
-}
-
-/// Fails early, and clearly, where the kernel would only say EPERM.
-pub fn check_privileges() -> Result<(), Fatal> {
-    let Some(caps) = effective_caps() else {
-        return Ok(()); // cannot tell: let the kernel decide
-    };
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
-    }
-    Err(Fatal::new(
-        Kind::Privilege,
-        "insufficient privileges: run as root, or with CAP_BPF and CAP_PERFMON \
-         (e.g. systemd AmbientCapabilities=CAP_BPF CAP_PERFMON)",
-    ))
 }
 
 fn kernel_release() -> String {

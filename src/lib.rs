@@ -18,6 +18,7 @@
 pub mod alert;
 pub mod bpf;
 pub mod cgroup;
+pub mod cgroup_path;
 pub mod cli;
 pub mod clock;
 pub mod containers;

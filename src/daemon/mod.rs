@@ -17,36 +17,40 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
-use crate::alert::resolve::{self, Resolver};
-use crate::alert::{self, alertmanager, slack, syslog, Sinks};
+use crate::alert::resolve::Resolver;
+use crate::alert::Sinks;
 use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
 use crate::clock::{mono_now_ns, Clock};
 use crate::correlate::Found;
 use crate::dns::watch::{Change, Watch};
-use crate::engine::{self, Engine, EngineStats, NoAttribution, Out};
+use crate::engine::{self, Engine, NoAttribution, Out};
 use crate::event::Family;
 use crate::filter::Prefix;
 use crate::format::{Format, Printer};
 use crate::log::Log;
-use crate::losses::Losses;
 use crate::metrics::{self, Metrics, Shared};
 use crate::notify::notify;
 use crate::signals::Signals;
 use crate::stats::Stats;
 use crate::stdout::{Lines, StdoutSink};
 
+mod config;
+mod housekeeping;
+mod lines;
+
+use config::{bpf_config, dns_config, resolve_config, sinks_config, DNS_GRACE, MAX_ALERT_DESTS};
+use housekeeping::Housekeeping;
+use lines::{check_line, started_line, stop_line};
+
 /// Attempts pending longer than this are evicted. A kernel gives up on a
 /// SYN after about 127 s with the default tcp_syn_retries=6.
 const MAX_PENDING_AGE: Duration = Duration::from_secs(300);
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How often the busy loop drains by itself: the program skips wake-ups
 /// (see `bpf::Config::wakeup_bytes`), so this bounds the latency under load.
 const POLL: Duration = Duration::from_millis(10);
 /// Records per ring-buffer call within a drain.
 const BATCH: usize = 4096;
-/// Destinations with an open alert window; beyond this they share one.
-const MAX_ALERT_DESTS: usize = 4096;
 /// Open alert windows one source (cgroup and uid) may hold before its
 /// further destinations fold into one summary: a fair share of the table.
 const ALERT_SHARE: usize = 64;
@@ -605,293 +609,4 @@ fn apply(tracer: &Tracer<'_>, changes: &[Change], log: &Log) {
             log.warn(format_args!("{e:#}"));
         }
     }
-}
-
-/// The address→name memory's bounds: 65,536 entries and 16 MiB, whichever
-/// comes first (see docs/dns.md).
-const DNS_MAX_NAMES: usize = 65_536;
-const DNS_MAX_BYTES: usize = 16 << 20;
-/// How long past its TTL a name still labels its address: connections
-/// outlive TTLs, and applications cache answers past them.
-const DNS_GRACE: Duration = Duration::from_secs(600);
-
-fn dns_config() -> engine::DnsConfig {
-    use std::os::unix::fs::MetadataExt;
-    engine::DnsConfig {
-        memory: crate::dns::memory::Config {
-            max_entries: DNS_MAX_NAMES,
-            max_bytes: DNS_MAX_BYTES,
-            grace_ns: DNS_GRACE.as_nanos() as u64,
-        },
-        // The host's network namespace is init's (tcpstate itself may run
-        // in another one).
-        host_netns: std::fs::metadata("/proc/1/ns/net")
-            .ok()
-            .and_then(|m| u32::try_from(m.ino()).ok()),
-    }
-}
-
-fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
-    resolve::Config {
-        window_ns: cli.alert_window.as_nanos() as u64,
-        resolve_after_ns: cli.resolve_after.as_nanos() as u64,
-        max_dests: MAX_ALERT_DESTS,
-        fleet,
-    }
-}
-
-/// Once a second: a fresh realtime−monotonic offset, the age sweep, and
-/// the losses said while they happen.
-struct Housekeeping {
-    last_sweep: Instant,
-    ring_drops: u64,
-    dns_skipped: u64,
-    losses: Losses,
-}
-
-impl Housekeeping {
-    fn new(_log: &Log) -> Self {
-        Housekeeping {
-            last_sweep: Instant::now(),
-            ring_drops: 0,
-            dns_skipped: 0,
-            losses: Losses::default(),
-        }
-    }
-
-    fn run(&mut self, tracer: &Tracer<'_>, engine: &mut Engine, stats: &Stats, log: &Log) {
-        // An NTP step or a suspend moves the offset.
-        if let Ok(c) = Clock::system() {
-            engine.set_clock(c);
-        }
-        let now = Instant::now();
-        if now.saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
-            self.last_sweep = now;
-            engine.sweep(mono_now_ns());
-        }
-        if let Ok(d) = tracer.ring_drops() {
-            self.ring_drops = d;
-        }
-        if let Ok(d) = tracer.dns_skipped() {
-            self.dns_skipped = d;
-        }
-        let e = engine.stats();
-        let totals = crate::losses::Totals {
-            ring_drops: self.ring_drops,
-            evicted: e.correlate.evicted_age + e.correlate.evicted_full,
-            unmatched: e.correlate.unmatched,
-            stdout_dropped: stats.stdout_dropped.get(),
-            alert_queue_drops: stats.syslog_queue_drops.get() + stats.slack_queue_drops.get(),
-            syslog_lost: stats.syslog_lost.get(),
-            slack_folded: stats.slack_folded.get(),
-            slack_lost: stats.slack_lost_alerts.get(),
-            bad_records: e.bad_records,
-        };
-        for w in self.losses.check(&totals, now.into_std()) {
-            log.warn(w);
-        }
-        for w in engine.take_warnings() {
-            log.warn(w);
-        }
-    }
-}
-
-fn bpf_config(cli: &Cli) -> bpf::Config {
-    bpf::Config {
-        dests: crate::filter::prefixes(&cli.dest),
-        follow_names: !crate::filter::names(&cli.dest).is_empty(),
-        connect_errors: cli.connect_errors,
-        dns_names: cli.dns_names,
-        ports: cli.port.clone(),
-        trace_all: cli.verbose,
-        btf: cli.btf.clone(),
-        ring_bytes: cli.ring_buffer_size,
-        // While records come, wake the busy loop only as the unread bytes
-        // cross half the ring; its 10 ms timer drains the rest. A wake-up
-        // per event costs the connecting process more than everything else
-        // tcpstate does. At a quarter, a 2-thread refused storm (33 MB/s of
-        // records) crossed it every 8 ms, before the timer: 400 wake-ups in
-        // 2 s instead of 241, and 0.178 s of CPU per million failures
-        // instead of 0.151. At that rate the other half gives the woken
-        // loop 16 ms before records are dropped (and counted).
-        wakeup_bytes: u64::from(cli.ring_buffer_size / 2),
-    }
-}
-
-/// Where syslog lines go: the socket given, else the journal where
-/// journald runs, else /dev/log.
-fn syslog_target(cli: &Cli) -> Option<syslog::Target> {
-    if cli.no_syslog {
-        return None;
-    }
-    Some(match &cli.syslog_socket {
-        Some(p) => syslog::Target::Socket(p.clone()),
-        None if crate::alert::journal::journald_present() => syslog::Target::Journal,
-        None => syslog::Target::Socket("/dev/log".into()),
-    })
-}
-
-fn sinks_config(cli: &Cli) -> alert::Config {
-    alert::Config {
-        syslog: syslog_target(cli),
-        slack: cli
-            .webhook
-            .clone()
-            .map(|u| slack::Config::new(u, host_name())),
-        alertmanager: cli
-            .alertmanager
-            .iter()
-            .map(|u| alertmanager::Config::new(u.clone(), host_name()))
-            .collect(),
-    }
-}
-
-fn host_name() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into())
-}
-
-fn watching(cli: &Cli) -> String {
-    let list = |v: Vec<String>| {
-        if v.is_empty() {
-            "all".to_string()
-        } else {
-            v.join(",")
-        }
-    };
-    format!(
-        "destinations {} ports {}",
-        list(cli.dest.iter().map(|p| p.to_string()).collect()),
-        list(cli.port.iter().map(|p| p.to_string()).collect()),
-    )
-}
-
-fn alerting(cli: &Cli) -> String {
-    let mut sinks = Vec::new();
-    if let Some(t) = syslog_target(cli) {
-        sinks.push(t.to_string());
-    }
-    if let Some(u) = &cli.webhook {
-        sinks.push(format!("slack {}", u.redacted()));
-    }
-    for u in &cli.alertmanager {
-        sinks.push(format!("alertmanager {}", u.redacted()));
-    }
-    if sinks.is_empty() {
-        return match cli.metrics_addr {
-            Some(a) => format!("alerts off; metrics at http://{a}/metrics"),
-            None => "alerts off".into(),
-        };
-    }
-    let metrics = match cli.metrics_addr {
-        Some(a) => format!("; metrics at http://{a}/metrics"),
-        None => String::new(),
-    };
-    format!(
-        "alerts to {} (window {}, resolve after {}){metrics}",
-        sinks.join(", "),
-        humantime::format_duration(cli.alert_window),
-        humantime::format_duration(cli.resolve_after)
-    )
-}
-
-fn check_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
-    format!(
-        "tcpstate {}: ok: kernel {}, BTF from {}, tp_btf/inet_sock_set_state loaded and attached; \
-         {}; ring buffer {} KiB, {}; detached",
-        env!("CARGO_PKG_VERSION"),
-        tracer.info.kernel,
-        tracer.info.btf_source,
-        tracer.info.features.describe(),
-        cli.ring_buffer_size / 1024,
-        watching(cli)
-    )
-}
-
-fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> String {
-    format!(
-        "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}; {}); \
-         {seeded} attempts in flight at start; watching {}; {}",
-        env!("CARGO_PKG_VERSION"),
-        tracer.info.kernel,
-        tracer.info.btf_source,
-        tracer.info.features.describe(),
-        watching(cli),
-        alerting(cli)
-    )
-}
-
-fn stop_line(
-    why: &str,
-    e: &EngineStats,
-    ring_drops: u64,
-    s: &Stats,
-    dns: Option<(engine::DnsStats, u64)>,
-) -> String {
-    let c = e.correlate;
-    let dns = match dns {
-        Some((d, skipped)) => format!(
-            " dns_answers={} dns_ignored={} dns_malformed={} dns_bad_names={} dns_partial={} \
-             dns_addrs_dropped={} dns_skipped={skipped} dns_learned={} dns_names={} dns_bytes={} \
-             dns_expired={} dns_evicted={}",
-            d.answers,
-            d.ignored,
-            d.malformed,
-            d.bad_names,
-            d.partial,
-            d.addrs_dropped,
-            d.memory.learned,
-            d.memory.entries,
-            d.memory.bytes,
-            d.memory.expired,
-            d.memory.evicted,
-        ),
-        None => String::new(),
-    };
-    format!(
-        "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} names_refused={} ringbuf_drops={} \
-         stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
-         slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
-         slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
-         fired={} resolved={} am_posts={} am_alerts={} am_retries={} am_queue_drops={} \
-         am_lost_alerts={}{dns}",
-        e.events,
-        c.attempts,
-        c.successes,
-        c.failures,
-        e.slow,
-        c.evicted_age + c.evicted_full,
-        c.evicted_age,
-        c.evicted_full,
-        c.replaced,
-        c.unmatched,
-        c.at_start,
-        e.pending,
-        e.bad_records,
-        e.names_refused,
-        ring_drops,
-        s.stdout_dropped.get(),
-        e.policy.firsts,
-        e.policy.summaries,
-        e.policy.folded,
-        s.syslog_queue_drops.get() + s.slack_queue_drops.get(),
-        s.syslog_lines.get(),
-        s.syslog_lost.get(),
-        s.slack_messages.get(),
-        s.slack_alerts.get(),
-        s.slack_retries.get(),
-        s.slack_rate_limited.get(),
-        s.slack_folded.get(),
-        s.slack_lost_alerts.get(),
-        s.slack_lost_failures.get(),
-        e.resolve.fired,
-        e.resolve.resolved,
-        s.am_posts.get(),
-        s.am_alerts.get(),
-        s.am_retries.get(),
-        s.am_queue_drops.get(),
-        s.am_lost_alerts.get(),
-    )
 }

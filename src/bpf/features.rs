@@ -1,0 +1,260 @@
+//! Which hooks this kernel can have beside the core tracepoint, read from
+//! its BTF before load, and how each was taken: the words the start line
+//! and `--check` use.
+
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+use super::libbpf_log::{load_errno, LIBBPF_LOG};
+use crate::skel::TcpstateSkelBuilder;
+
+/// `--connect-errors`: whether connect()'s own errors (before any SYN) and
+/// errors read away with getsockopt(SO_ERROR) are watched.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectErrors {
+    /// BPF trampolines where the kernel attaches them, else the
+    /// raw_syscalls fallback (which every syscall on the host pays for).
+    #[default]
+    Auto,
+    /// As auto, but exit (code 4) if neither can be attached.
+    On,
+    /// Neither: nothing on the host pays, and these failures are not seen.
+    Off,
+}
+
+/// `--dns-names`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DnsNames {
+    /// The trampoline where the kernel attaches it, else none: the
+    /// fallback taxes every syscall, so it is not taken unasked.
+    #[default]
+    Auto,
+    /// The trampoline, else the raw_syscalls fallback.
+    On,
+    /// No DNS hook: failures carry no names.
+    Off,
+}
+
+/// How connect()'s and getsockopt(SO_ERROR)'s results are seen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum ConnectHook {
+    /// BPF trampolines on the functions that produce them: only connect()
+    /// and getsockopt() calls pay.
+    Trampolines,
+    /// raw_syscalls sys_exit, because the trampolines could not attach
+    /// (why): every syscall of every process on the host pays.
+    RawSyscalls(String),
+    /// Not attached (why).
+    Off(String),
+    /// Not probed yet.
+    #[default]
+    Unknown,
+}
+
+impl ConnectHook {
+    pub fn on(&self) -> bool {
+        matches!(self, ConnectHook::Trampolines | ConnectHook::RawSyscalls(_))
+    }
+
+    /// For the start line and `--check`.
+    pub fn describe(&self) -> String {
+        match self {
+            ConnectHook::Trampolines => "connect-errors via fexit".into(),
+            ConnectHook::RawSyscalls(why) => format!(
+                "connect-errors via raw_syscalls (every syscall on this host pays; \
+                 no trampolines: {why}; --connect-errors off turns it off)"
+            ),
+            ConnectHook::Off(why) => format!(
+                "connect-errors off ({why}: errors before the SYN, and errors read away \
+                 with SO_ERROR, are not seen)"
+            ),
+            ConnectHook::Unknown => "connect-errors unknown".into(),
+        }
+    }
+}
+
+/// The hooks beside the core tracepoint, each on where the kernel has it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Features {
+    /// connect() errors before any SYN, and errors read away with
+    /// getsockopt(SO_ERROR): trampolines or raw_syscalls sys_exit.
+    pub connect_errors: ConnectHook,
+    /// skb:kfree_skb with drop reasons (5.17+): SYNs this host dropped.
+    pub netfilter_drops: bool,
+    /// tcp:tcp_retransmit_skb: SYN retransmits.
+    pub retransmits: bool,
+    /// iter/task_file (5.8+) and iter/tcp (5.9+): attempts already in
+    /// flight at start, with their holders.
+    pub in_flight_at_start: bool,
+    /// iter/task_file: in every network namespace, with the holding
+    /// process (else iter/tcp alone: tcpstate's namespace, no holder).
+    pub in_flight_holders: bool,
+    /// iter/tcp: also those no file holds, in tcpstate's own namespace.
+    pub in_flight_unheld: bool,
+    /// How DNS answers to applications are seen (destinations by name).
+    pub dns: DnsHook,
+    /// What --dns-names allowed.
+    pub dns_wanted: DnsNames,
+}
+
+/// The hook that sees DNS answers, the cheapest the kernel allows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum DnsHook {
+    /// None: failures carry no names, and --dest names follow no answers.
+    #[default]
+    Off,
+    /// fentry/skb_consume_udp: UDP receives only.
+    Trampoline,
+    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53.
+    Tracepoint,
+}
+
+impl Features {
+    /// `name on|off(why)` for each, for the start line and `--check`.
+    pub fn describe(&self) -> String {
+        let f = |on: bool, name: &str, off: &str| {
+            if on {
+                format!("{name} on")
+            } else {
+                format!("{name} off ({off})")
+            }
+        };
+        [
+            self.connect_errors.describe(),
+            f(
+                self.netfilter_drops,
+                "netfilter-drops",
+                "needs Linux 5.17 drop reasons: SYNs dropped here read as timeout",
+            ),
+            f(self.retransmits, "retransmits", "no tcp:tcp_retransmit_skb"),
+            f(
+                self.in_flight_at_start,
+                "in-flight-at-start",
+                "needs Linux 5.8 iter/task_file",
+            ),
+            match self.dns {
+                DnsHook::Trampoline => "dns-names via fentry/skb_consume_udp".to_string(),
+                DnsHook::Tracepoint => "dns-names via raw_syscalls (read/recvfrom/recvmsg/\
+                                        recvmmsg; every syscall on this host pays; \
+                                        --dns-names off turns it off)"
+                    .to_string(),
+                DnsHook::Off if self.dns_wanted == DnsNames::Off => {
+                    "dns-names off (--dns-names off: failures carry no DNS names)".to_string()
+                }
+                DnsHook::Off if self.dns_wanted == DnsNames::Auto => {
+                    "dns-names off (no trampolines here; --dns-names on takes the \
+                     raw_syscalls fallback, which every syscall on this host pays for)"
+                        .to_string()
+                }
+                DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
+                                 sys_exit in BTF, or neither attached: \
+                                 failures carry no DNS names)"
+                    .to_string(),
+            },
+        ]
+        .join(", ")
+    }
+}
+
+/// The trampoline targets this kernel's BTF has: connect's, and the
+/// SOL_SOCKET getsockopt (sock_getsockopt up to 6.7, sk_getsockopt after).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Trampolines {
+    pub(super) connect: bool,
+    pub(super) sock_getsockopt: bool,
+    pub(super) sk_getsockopt: bool,
+}
+
+impl Trampolines {
+    pub(super) fn complete(&self) -> bool {
+        self.connect && (self.sock_getsockopt || self.sk_getsockopt)
+    }
+}
+
+/// Whether this kernel loads a trampoline program at all: some refuse
+/// them with EPERM at load, which would fail the whole object. A
+/// throwaway copy of the object with only `prog` (and a small ring) is
+/// loaded and dropped; what libbpf said about it is not kept, but the
+/// errno it gave is returned.
+pub(super) fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), String> {
+    let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
+    let mut obj = MaybeUninit::uninit();
+    let mut builder = TcpstateSkelBuilder::default();
+    if let Some(p) = btf {
+        builder
+            .object_builder_mut()
+            .btf_custom_path(p)
+            .map_err(|e| e.to_string())?;
+    }
+    let r = match builder.open(&mut obj) {
+        Ok(mut open) => {
+            for mut p in open.open_object_mut().progs_mut() {
+                let keep = p.name() == prog;
+                p.set_autoload(keep);
+            }
+            match open.maps.events.set_max_entries(4096) {
+                Ok(()) => open.load().map(drop).map_err(|_| load_errno()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.truncate(logged);
+    }
+    r
+}
+
+/// Which hooks this kernel has, from its BTF.
+pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
+    use libbpf_rs::btf::types::{Enum, Func};
+    use libbpf_rs::btf::{Btf, BtfType};
+    let Ok(btf) = Btf::from_path(btf_path) else {
+        return Default::default();
+    };
+    let has = |name: &str| btf.type_by_name::<BtfType<'_>>(name).is_some();
+    let netfilter_drop = btf
+        .type_by_name::<Enum<'_>>("skb_drop_reason")
+        .is_some_and(|e| {
+            e.iter().any(|m| {
+                m.name
+                    .is_some_and(|n| n == "SKB_DROP_REASON_NETFILTER_DROP")
+            })
+        });
+    let features = Features {
+        connect_errors: ConnectHook::Unknown,
+        netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
+        retransmits: has("btf_trace_tcp_retransmit_skb"),
+        in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
+        in_flight_holders: has("bpf_iter__task_file"),
+        in_flight_unheld: has("bpf_iter__tcp"),
+        dns: dns_hook(&btf),
+        dns_wanted: DnsNames::Auto,
+    };
+    let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
+    let trampolines = Trampolines {
+        connect: func("__sys_connect_file"),
+        sock_getsockopt: func("sock_getsockopt"),
+        sk_getsockopt: func("sk_getsockopt"),
+    };
+    (features, trampolines, has("btf_trace_sys_exit"))
+}
+
+/// The trampoline where the kernel's BTF has the function, else the
+/// tracepoint; which one really attaches is settled at attach.
+fn dns_hook(btf: &libbpf_rs::btf::Btf<'_>) -> DnsHook {
+    use libbpf_rs::btf::types::Func;
+    use libbpf_rs::btf::BtfType;
+    if btf.type_by_name::<Func<'_>>("skb_consume_udp").is_some() {
+        DnsHook::Trampoline
+    } else if btf
+        .type_by_name::<BtfType<'_>>("btf_trace_sys_exit")
+        .is_some()
+    {
+        DnsHook::Tracepoint
+    } else {
+        DnsHook::Off
+    }
+}
