@@ -221,6 +221,14 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, String> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // What the packaged unit meets: say the fix where it is read.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(format!(
+                "cannot open it: {e}; the runtimes' files are root's: give tcpstate \
+                 CAP_DAC_READ_SEARCH (the drop-in in \
+                 /usr/share/doc/tcpstate/docs/containers.md#names-under-the-packaged-unit)"
+            ))
+        }
         Err(e) => return Err(format!("cannot open it: {e}")),
     };
     let meta = file

@@ -392,6 +392,10 @@ async fn stop(
         ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
     }
     let ring_drops = tracer.ring_drops().unwrap_or(ring_drops_seen);
+    // Warnings since the last housekeeping, said before the stop line.
+    for w in pass.borrow_mut().engine.take_warnings() {
+        d.log.warn(w);
+    }
     let Daemon {
         stats,
         mut sinks,
