@@ -7,8 +7,14 @@
 //! /libpod_parent/libpod-<id>, and their names in containers/storage's
 //! containers.json.
 //!
-//! Docker's, containerd's and CRI-O's on-disk formats (dockerd cannot run
-//! on this machine, nor a kubelet) are tested on files in unit tests
+//! Real docker too (Debian's docker.io): the test starts its own dockerd
+//! (no bridge, no iptables; the default data root, where tcpstate reads
+//! names) unless one answers on /var/run/docker.sock, imports the same
+//! rootfs as an image, and runs the client with `--network none`. Docker
+//! here uses the cgroupfs driver: /docker/<id>.
+//!
+//! containerd's and CRI-O's on-disk formats, and docker's under
+//! Kubernetes (no kubelet can run here), are tested on files in unit tests
 //! (src/containers.rs, src/runtime_names.rs), as each runtime documents
 //! and writes them.
 
@@ -405,4 +411,213 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
     assert_eq!(v["container_name"], c.name.as_str(), "{v}");
     assert_eq!(v["sport"], sport, "{v}");
     assert!(out.stat("at_start") >= 1, "{}", out.stderr);
+}
+
+/// A dockerd to run containers with: the host's if one answers, else one
+/// this test starts (and stops on drop).
+struct Dockerd {
+    host: String,
+    own: Option<std::process::Child>,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        let dir = std::env::temp_dir().join(format!("tsdock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Dockerd {
+            host: "unix:///var/run/docker.sock".into(),
+            own: None,
+            dir,
+        };
+        if d.try_docker(&["info"]).is_ok() {
+            return d;
+        }
+        d.host = format!("unix://{}/sock", d.dir.display());
+        let log = std::fs::File::create(d.dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["-H", &d.host])
+            .arg("--exec-root")
+            .arg(d.dir.join("exec"))
+            .arg("--pidfile")
+            .arg(d.dir.join("pid"))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--ip-masq=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("running dockerd: {e} (.ci/deps installs docker.io)"));
+        d.own = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while d.try_docker(&["info"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer in 30 s: {}",
+                std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d
+    }
+
+    fn try_docker(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("docker")
+            .args(["-H", &self.host])
+            .args(args)
+            .output()
+            .map_err(|e| format!("running docker: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        self.try_docker(args)
+            .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
+    }
+
+    /// The rootfs as an image, imported once (kept for the next run).
+    fn image(&self) -> &'static str {
+        const IMAGE: &str = "tcpstate-test-python:1";
+        if self.try_docker(&["image", "inspect", IMAGE]).is_err() {
+            let rootfs = rootfs();
+            let tar = Command::new("tar")
+                .args(["-C", &rootfs, "-c", "."])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = Command::new("docker")
+                .args(["-H", &self.host, "import", "-", IMAGE])
+                .stdin(tar.stdout.unwrap())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker import: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        IMAGE
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.own.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_failure_in_a_docker_container_names_it() {
+    if !require_root("a_failure_in_a_docker_container_names_it") {
+        return;
+    }
+    const PORT: u16 = 47_074;
+    let dockerd = Dockerd::start();
+    let image = dockerd.image();
+    let name = format!("tsdock-web-{}", std::process::id());
+    let x = dockerd.dir.join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    std::fs::write(x.join("client.py"), CLIENT).unwrap();
+    let _ = dockerd.try_docker(&["rm", "-f", &name]);
+    let d = Daemon::start(
+        &args(&[
+            "--format",
+            "json",
+            "--no-syslog",
+            "-d",
+            "127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+        ]),
+        &[],
+    );
+    let volume = format!("{}:/x", x.display());
+    let id = dockerd.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        // Its own network namespace with only a loopback: nothing leaves.
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=1000:1000",
+        "-v",
+        &volume,
+        image,
+        "python3",
+        "/x/client.py",
+        &PORT.to_string(),
+        "2",
+    ]);
+    // Removed whatever the asserts say.
+    struct Rm<'a>(&'a Dockerd, &'a str);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.try_docker(&["rm", "-f", self.1]);
+        }
+    }
+    let _rm = Rm(&dockerd, &name);
+    assert_eq!(id.len(), 64, "a container id: {id}");
+    let pid: u32 = dockerd
+        .docker(&["inspect", "-f", "{{.State.Pid}}", &name])
+        .parse()
+        .unwrap();
+    let wait = |file: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = std::fs::read_to_string(x.join(file)) {
+                if !s.is_empty() {
+                    return s;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client wrote no /x/{file}: {}",
+                dockerd.try_docker(&["logs", &name]).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::fs::write(x.join("go"), "").unwrap();
+    let sport: u16 = wait("sport").parse().unwrap();
+    assert_eq!(wait("err").parse::<i32>().unwrap(), ECONNREFUSED);
+    assert!(
+        d.wait_line("\"connect_failed\"", Duration::from_secs(5)),
+        "no failure reported: {:?}",
+        d.lines()
+    );
+    let out = d.stop();
+    let v = failure_to(&out.stdout, PORT);
+    eprintln!("json: {v}");
+    assert_eq!(v["reason"], "refused", "{v}");
+    assert_eq!(v["comm"], "python3", "{v}");
+    assert_eq!(v["pid"], pid, "{v}");
+    assert_eq!(v["container"], id.as_str(), "{v}");
+    assert_eq!(v["container_name"], name.as_str(), "{v}");
+    assert_eq!(
+        v["cgroup"],
+        format!("/docker/{id}"),
+        "docker's cgroupfs layout: {v}"
+    );
+    assert_eq!(v["sport"], sport, "the port getsockname() gave: {v}");
+    assert_eq!(out.stat("names_refused"), 0, "{}", out.stderr);
 }
