@@ -484,16 +484,17 @@ impl Dockerd {
         const IMAGE: &str = "tcpstate-test-python:1";
         if self.try_docker(&["image", "inspect", IMAGE]).is_err() {
             let rootfs = rootfs();
-            let tar = Command::new("tar")
+            let mut tar = Command::new("tar")
                 .args(["-C", &rootfs, "-c", "."])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
             let out = Command::new("docker")
                 .args(["-H", &self.host, "import", "-", IMAGE])
-                .stdin(tar.stdout.unwrap())
+                .stdin(tar.stdout.take().unwrap())
                 .output()
                 .unwrap();
+            assert!(tar.wait().unwrap().success(), "tar of {rootfs}");
             assert!(
                 out.status.success(),
                 "docker import: {}",
