@@ -8,6 +8,11 @@
 //!   connstorm udpflood THREADS SECONDS   UDP datagrams to a closed loopback
 //!                                        port: each one dropped by the
 //!                                        kernel (skb:kfree_skb, NO_SOCKET)
+//!   connstorm dns THREADS SECONDS SERVER
+//!                                        DNS lookups (A, each of a new name
+//!                                        below bench.test) to SERVER:53, one
+//!                                        in flight per thread: a DNS-heavy
+//!                                        client, for the cost of the DNS hook
 //!   connstorm sinks    DIR               a syslog socket DIR/log and a Slack
 //!                                        stand-in (prints its port) for the
 //!                                        service configuration
@@ -337,9 +342,73 @@ fn udpflood(threads: usize, seconds: f64) {
     );
 }
 
+/// One A query for `name`, id `id`, recursion desired.
+fn dns_query(id: u16, name: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.extend_from_slice(&[0, 0, 1, 0, 1]);
+}
+
+/// THREADS threads, each asking SERVER:53 for a new name under
+/// bench.test and waiting for its answer, for SECONDS: lookups per second.
+/// Unique names are the worst case for tcpstate's address->name memory.
+fn dns(threads: usize, seconds: f64, server: &str) {
+    let server: std::net::IpAddr = server.parse().unwrap_or_else(|_| usage());
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (s, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
+            std::thread::spawn(move || {
+                let sock =
+                    std::net::UdpSocket::bind((if server.is_ipv4() { "0.0.0.0" } else { "::" }, 0))
+                        .unwrap();
+                sock.connect((server, 53)).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let (mut q, mut buf) = (Vec::with_capacity(64), [0u8; 512]);
+                let (mut n, mut miss) = (0u64, 0u64);
+                let mut i = 0u32;
+                while !s.load(Ordering::Relaxed) {
+                    i = i.wrapping_add(1);
+                    dns_query(i as u16, &format!("q{i}-{t}.bench.test"), &mut q);
+                    sock.send(&q).unwrap();
+                    match sock.recv(&mut buf) {
+                        Ok(len) if len >= 2 && buf[..2] == q[..2] => n += 1,
+                        _ => miss += 1,
+                    }
+                }
+                answered.fetch_add(n, Ordering::Relaxed);
+                lost.fetch_add(miss, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let (n, miss) = (
+        answered.load(Ordering::Relaxed),
+        lost.load(Ordering::Relaxed),
+    );
+    println!(
+        "{{\"mode\":\"dns\",\"lookups\":{n},\"unanswered\":{miss},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: connstorm refused|accepted|syscalls|udpflood THREADS SECONDS | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
+        "usage: connstorm refused|accepted|syscalls|udpflood THREADS SECONDS | connstorm dns THREADS SECONDS SERVER | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
     );
     std::process::exit(2)
 }
@@ -352,6 +421,11 @@ fn main() {
         Some("udpflood") if a.len() == 4 => udpflood(
             a[2].parse().unwrap_or_else(|_| usage()),
             a[3].parse().unwrap_or_else(|_| usage()),
+        ),
+        Some("dns") if a.len() == 5 => dns(
+            a[2].parse().unwrap_or_else(|_| usage()),
+            a[3].parse().unwrap_or_else(|_| usage()),
+            &a[4],
         ),
         Some("syscalls") if a.len() == 4 => syscalls(
             a[2].parse().unwrap_or_else(|_| usage()),
