@@ -18,11 +18,16 @@ use common::*;
 struct Dns {
     child: Child,
     etc: std::path::PathBuf,
+    hosts: std::path::PathBuf,
     _dir: TempDir,
 }
 
 impl Dns {
     fn start(net: &Net, hosts: &str, cnames: &[&str]) -> Dns {
+        Dns::start_ttl(net, hosts, cnames, 60)
+    }
+
+    fn start_ttl(net: &Net, hosts: &str, cnames: &[&str], ttl: u32) -> Dns {
         let dir = TempDir::new("tsdns");
         let file = dir.path().join("hosts");
         std::fs::write(&file, hosts).unwrap();
@@ -36,7 +41,7 @@ impl Dns {
             "--no-resolv".into(),
             "--no-hosts".into(),
             format!("--addn-hosts={}", file.display()),
-            "--local-ttl=60".into(),
+            format!("--local-ttl={ttl}"),
             "--port=53".into(),
             format!("--listen-address={listen}"),
             "--bind-interfaces".into(),
@@ -56,6 +61,7 @@ impl Dns {
         let d = Dns {
             child,
             etc,
+            hosts: file,
             _dir: dir,
         };
         // Ready when it answers.
@@ -66,6 +72,18 @@ impl Dns {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("dnsmasq did not answer");
+    }
+}
+
+impl Dns {
+    /// New records: dnsmasq rereads its hosts files on SIGHUP.
+    fn rewrite(&self, hosts: &str) {
+        std::fs::write(&self.hosts, hosts).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
     }
 }
 
@@ -176,6 +194,72 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
     assert_eq!(
         out.failures().len(),
         1,
+        "198.18.{n}.2 is not watched: {:?}",
+        out.stdout
+    );
+}
+
+/// A record that moves while it is watched (TTL 1 s): the watch follows
+/// the answers applications receive, so the failure at the new address is
+/// reported, named, though only the name was given.
+#[test]
+fn a_watched_name_that_moves_is_followed() {
+    if !require_root("a_watched_name_that_moves_is_followed") {
+        return;
+    }
+    let net = Net::new(82);
+    let n = net.n;
+    let at =
+        |host: u8| format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.{host} moving.tsdns.test\n");
+    let dns = Dns::start_ttl(&net, &at(3), &[], 1);
+    let args: Vec<String> = [
+        "netns",
+        "exec",
+        &net.client,
+        bin(),
+        "--format",
+        "json",
+        "--no-syslog",
+        "--dns-names",
+        "on",
+        "-d",
+        "moving.tsdns.test",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let d = Daemon::start_via("ip", &args);
+    let url = "http://moving.tsdns.test:8080/";
+    client(&net, "curl", &["-s", "-m", "2", url]);
+    dns.rewrite(&at(4));
+    // Past the old answer's TTL; an application looks the name up (the
+    // answer reaches tcpstate), then connects.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (ok, moved) = client(&net, "getent", &["hosts", "moving.tsdns.test"]);
+    assert!(ok && moved.contains(&format!("198.18.{n}.4")), "{moved}");
+    std::thread::sleep(Duration::from_millis(300));
+    client(&net, "curl", &["-s", "-m", "2", url]);
+    // Nobody resolved .2 to a watched name: not watched.
+    client(
+        &net,
+        "curl",
+        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.stop();
+    assert!(
+        out.stderr
+            .contains(&format!("names moving.tsdns.test=198.18.{n}.3")),
+        "{}",
+        out.stderr
+    );
+    let before = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert_eq!(before["dname"], "moving.tsdns.test", "{before}");
+    let after = out.one("connect_failed", sock(net.server_v4_extra(4), 8080));
+    assert_eq!(after["dname"], "moving.tsdns.test", "{after}");
+    assert_eq!(
+        out.failures().len(),
+        2,
         "198.18.{n}.2 is not watched: {:?}",
         out.stdout
     );

@@ -200,6 +200,8 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
         engine.set_dns(dns_config());
     }
     let names = follow_names(cli, tracer, &log).await;
+    // Answers applications receive for these names add their addresses.
+    engine.watch_names(&crate::filter::names(&cli.dest));
     let pass = Pass {
         engine,
         out: Out::default(),
