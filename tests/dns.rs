@@ -120,8 +120,24 @@ fn failures_carry_the_name_the_application_resolved() {
     );
     let _dns = Dns::start(&net, &hosts, &["www.tsdns.test,api.tsdns.test"]);
     // on: where the kernel refuses trampolines (this machine), auto would
-    // attach no DNS hook; on takes the fallback.
-    let d = net.json_daemon(&["--dns-names", "on"]);
+    // attach no DNS hook; on takes the fallback. Alerts to a real HTTP
+    // server standing in for Slack and a real syslog datagram socket.
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let mut args: Vec<String> = [
+        "--format",
+        "json",
+        "--dns-names",
+        "on",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url",
+        &slack.url(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(net.watch_args());
+    let d = Daemon::start(&args, &[]);
     // Nothing listens on port 8080: each is refused. A CNAME keeps the
     // name asked for; IPv6; then an address nobody resolved.
     for url in [
@@ -131,8 +147,21 @@ fn failures_carry_the_name_the_application_resolved() {
     ] {
         client(&net, "curl", &["-s", "-m", "2", &url]);
     }
-    std::thread::sleep(Duration::from_millis(500));
+    let lines = syslog.wait_for("TCP failure detected", 3, Duration::from_secs(5));
+    let reqs = slack.wait_requests(1, Duration::from_secs(5));
     let out = d.stop();
+    let www_line = lines
+        .iter()
+        .find(|l| l.contains(&format!("198.18.{n}.3:8080 ")))
+        .unwrap_or_else(|| panic!("no syslog line for www: {lines:?}"));
+    eprintln!("syslog: {www_line}");
+    assert!(www_line.contains(" dname=www.tsdns.test"), "{www_line}");
+    let slack_text: String = reqs.iter().map(|(_, b)| b.to_string()).collect();
+    eprintln!("slack: {}", reqs[0].1["text"]);
+    assert!(
+        slack_text.contains(&format!("www.tsdns.test (198.18.{n}.3):8080")),
+        "{slack_text}"
+    );
     let www = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
     assert_eq!(www["dname"], "www.tsdns.test", "{www}");
     assert_eq!(www["comm"], "curl");
