@@ -267,34 +267,44 @@ fn sinks(dir: &str) {
     while rx.recv().is_ok() {}
 }
 
-/// THREADS threads calling getppid(2) (never cached by libc) for SECONDS:
-/// what a tracer costs a process that makes no connection.
-fn syscalls(threads: usize, seconds: f64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicU64::new(0));
+/// Runs `work(thread, stop)` on THREADS threads for SECONDS; each loops
+/// until `stop` and returns its two counts. The counts summed, and the
+/// seconds it took.
+fn on_threads(
+    threads: usize,
+    seconds: f64,
+    work: impl Fn(usize, &AtomicBool) -> (u64, u64) + Send + Sync + 'static,
+) -> (u64, u64, f64) {
+    let (stop, work) = (Arc::new(AtomicBool::new(false)), Arc::new(work));
     let t0 = Instant::now();
     let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (s, calls) = (stop.clone(), calls.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !s.load(Ordering::Relaxed) {
-                    for _ in 0..256 {
-                        std::hint::black_box(nix::unistd::getppid());
-                    }
-                    n += 256;
-                }
-                calls.fetch_add(n, Ordering::Relaxed);
-            })
+        .map(|t| {
+            let (stop, work) = (stop.clone(), work.clone());
+            std::thread::spawn(move || work(t, &stop))
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(seconds));
     stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let n = calls.load(Ordering::Relaxed);
+    let (a, b) = workers
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    (a, b, t0.elapsed().as_secs_f64())
+}
+
+/// THREADS threads calling getppid() for SECONDS: a process that makes no
+/// connection, for what host-wide hooks cost it.
+fn syscalls(threads: usize, seconds: f64) {
+    let (n, _, secs) = on_threads(threads, seconds, |_, stop| {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..256 {
+                std::hint::black_box(nix::unistd::getppid());
+            }
+            n += 256;
+        }
+        (n, 0)
+    });
     println!(
         "{{\"mode\":\"syscalls\",\"calls\":{n},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
         n as f64 / secs
@@ -309,33 +319,18 @@ fn udpflood(threads: usize, seconds: f64) {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap()
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (s, sent) = (stop.clone(), sent.clone());
-            std::thread::spawn(move || {
-                let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-                let buf = [0u8; 64];
-                let mut n = 0u64;
-                while !s.load(Ordering::Relaxed) {
-                    // ECONNREFUSED from an earlier ICMP is expected here.
-                    if sock.send_to(&buf, target).is_ok() {
-                        n += 1;
-                    }
-                }
-                sent.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let n = sent.load(Ordering::Relaxed);
+    let (n, _, secs) = on_threads(threads, seconds, move |_, stop| {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let buf = [0u8; 64];
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            // ECONNREFUSED from an earlier ICMP is expected here.
+            if sock.send_to(&buf, target).is_ok() {
+                n += 1;
+            }
+        }
+        (n, 0)
+    });
     println!(
         "{{\"mode\":\"udpflood\",\"datagrams\":{n},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
         n as f64 / secs
@@ -359,47 +354,25 @@ fn dns_query(id: u16, name: &str, out: &mut Vec<u8>) {
 /// Unique names are the worst case for tcpstate's address->name memory.
 fn dns(threads: usize, seconds: f64, server: &str) {
     let server: std::net::IpAddr = server.parse().unwrap_or_else(|_| usage());
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicU64::new(0));
-    let lost = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let (s, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
-            std::thread::spawn(move || {
-                let sock =
-                    std::net::UdpSocket::bind((if server.is_ipv4() { "0.0.0.0" } else { "::" }, 0))
-                        .unwrap();
-                sock.connect((server, 53)).unwrap();
-                sock.set_read_timeout(Some(Duration::from_millis(500)))
-                    .unwrap();
-                let (mut q, mut buf) = (Vec::with_capacity(64), [0u8; 512]);
-                let (mut n, mut miss) = (0u64, 0u64);
-                let mut i = 0u32;
-                while !s.load(Ordering::Relaxed) {
-                    i = i.wrapping_add(1);
-                    dns_query(i as u16, &format!("q{i}-{t}.bench.test"), &mut q);
-                    sock.send(&q).unwrap();
-                    match sock.recv(&mut buf) {
-                        Ok(len) if len >= 2 && buf[..2] == q[..2] => n += 1,
-                        _ => miss += 1,
-                    }
-                }
-                answered.fetch_add(n, Ordering::Relaxed);
-                lost.fetch_add(miss, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let (n, miss) = (
-        answered.load(Ordering::Relaxed),
-        lost.load(Ordering::Relaxed),
-    );
+    let (n, miss, secs) = on_threads(threads, seconds, move |t, stop| {
+        let any = if server.is_ipv4() { "0.0.0.0" } else { "::" };
+        let sock = std::net::UdpSocket::bind((any, 0)).unwrap();
+        sock.connect((server, 53)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let (mut q, mut buf) = (Vec::with_capacity(64), [0u8; 512]);
+        let (mut n, mut miss, mut i) = (0u64, 0u64, 0u32);
+        while !stop.load(Ordering::Relaxed) {
+            i = i.wrapping_add(1);
+            dns_query(i as u16, &format!("q{i}-{t}.bench.test"), &mut q);
+            sock.send(&q).unwrap();
+            match sock.recv(&mut buf) {
+                Ok(len) if len >= 2 && buf[..2] == q[..2] => n += 1,
+                _ => miss += 1,
+            }
+        }
+        (n, miss)
+    });
     println!(
         "{{\"mode\":\"dns\",\"lookups\":{n},\"unanswered\":{miss},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
         n as f64 / secs

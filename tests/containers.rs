@@ -185,20 +185,7 @@ impl Container {
     }
 
     fn wait_file(&self, file: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(s) = std::fs::read_to_string(self.dir.join(file)) {
-                if !s.is_empty() {
-                    return s;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the client wrote no /x/{file}: {}",
-                podman(&["logs", &self.name])
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_file(&self.dir, file, timeout, || podman(&["logs", &self.name]))
     }
 
     /// The source port getsockname() gave.
@@ -223,6 +210,25 @@ impl Drop for Container {
             .args(["network", "rm", "-f", &self.net])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the client wrote to /x/FILE (`dir` on the host), once it has;
+/// `logs` says what the container printed if it never does.
+fn wait_file(dir: &Path, file: &str, timeout: Duration, logs: impl Fn() -> String) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client wrote no /x/{file}: {}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -582,21 +588,10 @@ fn a_failure_in_a_docker_container_names_it() {
         .docker(&["inspect", "-f", "{{.State.Pid}}", &name])
         .parse()
         .unwrap();
-    let wait = |file: &str| -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(s) = std::fs::read_to_string(x.join(file)) {
-                if !s.is_empty() {
-                    return s;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the client wrote no /x/{file}: {}",
-                dockerd.try_docker(&["logs", &name]).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let wait = |file: &str| {
+        wait_file(&x, file, Duration::from_secs(20), || {
+            dockerd.try_docker(&["logs", &name]).unwrap_or_default()
+        })
     };
     std::fs::write(x.join("go"), "").unwrap();
     let sport: u16 = wait("sport").parse().unwrap();

@@ -108,6 +108,28 @@ fn client(net: &Net, cmd: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// tcpstate watching `--dest NAME` (with the DNS hook on), inside the
+/// client namespace: it resolves through the test's dnsmasq too.
+fn watching(net: &Net, name: &str) -> Daemon {
+    let args: Vec<String> = [
+        "netns",
+        "exec",
+        &net.client,
+        bin(),
+        "--format",
+        "json",
+        "--no-syslog",
+        "--dns-names",
+        "on",
+        "-d",
+        name,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Daemon::start_via("ip", &args)
+}
+
 #[test]
 fn failures_carry_the_name_the_application_resolved() {
     if !require_root("failures_carry_the_name_the_application_resolved") {
@@ -184,22 +206,7 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
     let _dns = Dns::start(&net, &hosts, &[]);
     // The daemon resolves through the test's dnsmasq: it runs in the
     // client namespace, whose resolv.conf points there.
-    let args: Vec<String> = [
-        "netns",
-        "exec",
-        &net.client,
-        bin(),
-        "--format",
-        "json",
-        "--no-syslog",
-        "--dns-names",
-        "on",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["-d".to_string(), "api.tsdns.test".to_string()])
-    .collect();
-    let d = Daemon::start_via("ip", &args);
+    let d = watching(&net, "api.tsdns.test");
     client(
         &net,
         "curl",
@@ -241,23 +248,7 @@ fn a_watched_name_that_moves_is_followed() {
     let at =
         |host: u8| format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.{host} moving.tsdns.test\n");
     let dns = Dns::start_ttl(&net, &at(3), &[], 1);
-    let args: Vec<String> = [
-        "netns",
-        "exec",
-        &net.client,
-        bin(),
-        "--format",
-        "json",
-        "--no-syslog",
-        "--dns-names",
-        "on",
-        "-d",
-        "moving.tsdns.test",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let d = Daemon::start_via("ip", &args);
+    let d = watching(&net, "moving.tsdns.test");
     let url = "http://moving.tsdns.test:8080/";
     client(&net, "curl", &["-s", "-m", "2", url]);
     dns.rewrite(&at(4));
