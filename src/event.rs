@@ -121,46 +121,15 @@ impl Comm {
         }
     }
 
-    /// Up to 16 bytes taken as they are, NULs included (for escaping
-    /// text that is not a process name).
-    pub fn new_exact(raw: &[u8]) -> Self {
-        let len = raw.len().min(16);
-        let mut bytes = [0u8; 16];
-        bytes[..len].copy_from_slice(&raw[..len]);
-        Comm {
-            bytes,
-            len: len as u8,
-        }
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
 }
 
-/// Printable ASCII other than space and backslash passes through; a
-/// backslash doubles; every other byte (control characters, newlines,
-/// space, non-ASCII) becomes `\xNN`. The result is one token that no
-/// reader can mistake for a line break, a field separator or markup-free
-/// text it is not. Slack's `&<>` escaping is applied on top by its sink.
+/// Escaped: see `escape`.
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Runs of safe bytes go out in one write: this is on the hot path.
-        let bytes = self.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if matches!(b, 0x21..=0x7e) && b != b'\\' {
-                continue;
-            }
-            // The run is printable ASCII, so always valid UTF-8.
-            f.write_str(std::str::from_utf8(&bytes[start..i]).unwrap_or_default())?;
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-            start = i + 1;
-        }
-        f.write_str(std::str::from_utf8(&bytes[start..]).unwrap_or_default())
+        crate::escape::write(f, self.as_bytes())
     }
 }
 

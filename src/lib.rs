@@ -26,6 +26,7 @@ pub mod correlate;
 pub mod daemon;
 pub mod dns;
 pub mod engine;
+pub mod escape;
 pub mod event;
 pub mod exit;
 pub mod filter;

@@ -1,11 +1,11 @@
 //! The human one-line forms: stdout's text format and the syslog alerts
-//! share them. Process names appear only through `Comm`'s escaping.
+//! share them. Untrusted names appear only through `escape`.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::clock::Stamp;
-use crate::event::{Attribution, Caller, Comm, Dname, Failure, Reason, Record, Seen, Slow};
+use crate::event::{Attribution, Caller, Dname, Failure, Reason, Record, Seen, Slow};
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (no source port
 /// picked yet) is `*`, never a made-up number.
@@ -115,15 +115,12 @@ impl fmt::Display for MaybeMillis {
     }
 }
 
-/// Untrusted text shown with `Comm`'s escaping, whatever its length.
+/// Untrusted text shown escaped (`escape`), whatever its length.
 pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.0.as_bytes().chunks(16) {
-            Comm::new_exact(chunk).fmt(f)?;
-        }
-        Ok(())
+        crate::escape::write(f, self.0.as_bytes())
     }
 }
 

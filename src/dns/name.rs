@@ -35,25 +35,10 @@ impl Dname {
     }
 }
 
-/// `Comm`'s rules: printable ASCII other than space and backslash as it
-/// is, a backslash doubled, every other byte `\xNN`.
+/// Escaped, as every untrusted string: see `escape`.
 impl fmt::Display for Dname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The same rules as event::Comm's, which this leaf does not import.
-        let bytes = self.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if matches!(b, 0x21..=0x7e) && b != b'\\' {
-                continue;
-            }
-            f.write_str(std::str::from_utf8(&bytes[start..i]).unwrap_or_default())?;
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-            start = i + 1;
-        }
-        f.write_str(std::str::from_utf8(&bytes[start..]).unwrap_or_default())
+        crate::escape::write(f, self.as_bytes())
     }
 }
 
