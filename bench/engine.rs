@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use tcpstate::alert::resolve::{self, Resolver};
-use tcpstate::clock::Clock;
-use tcpstate::engine::{Config, Engine, NoAttribution, Out};
-use tcpstate::format::{Format, Printer};
-use tcpstate::skel::RawEvent;
+use tcpstate::event::skel::RawEvent;
+use tcpstate::output::clock::Clock;
+use tcpstate::output::{Format, Printer};
+use tcpstate::pipeline::engine::{Config, Engine, NoAttribution, Out};
 
 fn record(skaddr: u64, ts_ns: u64, old: u8, new: u8, err: u32) -> RawEvent {
     let mut e = RawEvent {

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tcpstate::bpf::{self, run_synthetic, Tracer, SYNTH_MAX_PAIRS};
-use tcpstate::clock::{mono_now_ns, Clock};
-use tcpstate::engine::{Config, Engine, NoAttribution, Out};
-use tcpstate::format::{Format, Printer};
+use tcpstate::output::clock::{mono_now_ns, Clock};
+use tcpstate::output::{Format, Printer};
+use tcpstate::pipeline::engine::{Config, Engine, NoAttribution, Out};
+use tcpstate::tracer::{self, run_synthetic, Tracer, SYNTH_MAX_PAIRS};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<u64> = std::env::args()
@@ -33,9 +33,9 @@ fn main() -> anyhow::Result<()> {
         args.get(1).copied().unwrap_or(3),
     );
     let ring_bytes = 1 << 20;
-    let cfg = bpf::Config {
-        connect_errors: bpf::ConnectErrors::Auto,
-        dns_names: bpf::DnsNames::Off,
+    let cfg = tracer::Config {
+        connect_errors: tracer::ConnectErrors::Auto,
+        dns_names: tracer::DnsNames::Off,
         // Keep real traffic out of the count: a broadcast /32 is never a
         // TCP destination.
         dests: vec!["255.255.255.255/32".parse().expect("a valid prefix")],
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     );
     let batch = RefCell::new(Vec::with_capacity(4096));
     let rb = tracer.ring_buffer(|rec| {
-        if let bpf::Record::Event(raw) = rec {
+        if let tracer::Record::Event(raw) = rec {
             batch.borrow_mut().push(*raw);
         }
     })?;

@@ -1,59 +1,41 @@
 //! tcpstate: alerts on every outbound TCP connection that fails.
 //!
-//! Layers, each importing only from those below it:
-//! - wiring: `daemon` (the event loop), `cli`;
-//! - sources and sinks: `bpf` (load, attach, ring buffer), `cgroup`
-//!   (cgroup ids to units and containers), `containers` (container and
-//!   pod names from the runtimes' files), `owner`, `stdout`,
-//!   `alert::{syslog, journal, slack, alertmanager}`, `metrics::server`
-//!   (/metrics), `log`, `notify`, `signals`;
-//! - pure parts: `engine` (the per-event path), `correlate`, `alert::policy`,
-//!   `alert::resolve` (firing/resolved), `metrics` (the counts), `losses`,
-//!   formatting (`format`, `text`, `json`, `clock`,
-//!   `alert::{wording, slack_msg}`), `runtime_names` (the runtimes' file
-//!   formats), `event`, `filter`, `hash` (the maps'
-//!   hash), `webhook`, `exit`, and `skel`, the generated BPF skeleton and
-//!   its record types.
+//! The tree is the architecture. Layers, each importing only from those
+//! below it (checked by `tests/layering.rs`):
+//! - wiring: `daemon` (the event loop, start and stop, signals, readiness),
+//!   `cli` (flags and environment);
+//! - sources and sinks: `tracer` (the BPF side from user space: plan, load,
+//!   attach, ring buffer, iterators), `attribution::cgroup` and
+//!   `attribution::containers` (the files that name a caller), `sinks`
+//!   (journal/syslog, Slack, Alertmanager), `metrics::server` (/metrics),
+//!   `output::stdout` (the writer), `log`;
+//! - pure parts: `pipeline` (the per-event path: `engine`, `correlate`),
+//!   `alert` (policy, resolution, wording), `output` (text and JSON lines),
+//!   `dns` (answers, memory, watched names), `metrics` (the counts and the
+//!   one table of counters), `attribution::{cgroup_path, runtime_names}`,
+//!   `event` (the records and their decoding, with the generated skeleton),
+//!   `exit`.
 
 pub mod alert;
-pub mod bpf;
-pub mod cgroup;
-pub mod cgroup_path;
+pub mod attribution;
 pub mod cli;
-pub mod clock;
-pub mod containers;
-pub mod correlate;
 pub mod daemon;
 pub mod dns;
-pub mod engine;
-pub mod escape;
 pub mod event;
 pub mod exit;
-pub mod filter;
-pub mod format;
-pub mod hash;
-pub mod json;
-#[cfg(test)]
-mod layering;
 pub mod log;
-pub mod losses;
 pub mod metrics;
-pub mod notify;
-pub mod owner;
-pub mod runtime_names;
-pub mod signals;
-pub mod skel;
-pub mod stats;
-pub mod stdout;
-pub mod text;
-pub mod webhook;
+pub mod output;
+pub mod pipeline;
+pub mod sinks;
+pub mod tracer;
 
 use std::process::ExitCode;
 
 /// The whole program: `main` only calls this.
 pub fn main() -> ExitCode {
     // First, before any thread exists (see `signals`).
-    if let Err(e) = signals::block() {
+    if let Err(e) = daemon::signals::block() {
         eprintln!("tcpstate: blocking SIGTERM/SIGINT: {e}");
         return ExitCode::from(1);
     }

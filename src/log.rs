@@ -7,7 +7,7 @@ use std::fmt::Display;
 
 use tokio::sync::mpsc;
 
-use crate::alert::syslog_msg::{Severity, SyslogMsg};
+use crate::sinks::syslog_msg::{Severity, SyslogMsg};
 
 #[derive(Clone)]
 pub struct Log {

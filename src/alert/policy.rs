@@ -14,8 +14,8 @@
 use std::collections::{HashMap, VecDeque};
 
 pub use super::types::{Alert, Dest, Proc, Summary, Tally, What, MAX_PROCS, MAX_TOP_DESTS};
+use crate::event::hash::FastHash;
 use crate::event::{Attribution, Comm, Failure, Reason, Slow, Source};
-use crate::hash::FastHash;
 
 /// Destinations a fold counts one by one; the rest only in the total.
 const FOLD_DESTS: usize = 1024;
@@ -130,7 +130,7 @@ fn who(attr: Option<&Attribution>) -> Option<&str> {
 fn name_source(s: Source, attr: Option<&Attribution>) -> String {
     let who = who(attr)
         .map(str::to_string)
-        .map(|u| crate::text::Escaped(&u).to_string())
+        .map(|u| crate::output::text::Escaped(&u).to_string())
         .unwrap_or_else(|| format!("cgroup {}", s.cgroup_id));
     format!("{who} uid {}", s.uid)
 }

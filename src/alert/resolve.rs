@@ -120,7 +120,7 @@ struct Sighting {
 /// A container as an annotation names it: `namespace/pod (container)` in
 /// a pod, else its name, else its short id; escaped.
 pub fn container_label(a: &Attribution) -> Option<String> {
-    use crate::text::{Escaped, PodRef};
+    use crate::output::text::{Escaped, PodRef};
     let name = a.container_name.as_deref().map(Escaped);
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
         return Some(match name {
@@ -210,7 +210,7 @@ type Key = (Trouble, Dest);
 
 pub struct Resolver {
     cfg: Config,
-    firing: HashMap<Key, Firing, crate::hash::FastHash>,
+    firing: HashMap<Key, Firing, crate::event::hash::FastHash>,
     /// (time, alert) of each firing alert's next check, in time order:
     /// each is pushed at `now + period` with a non-decreasing `now`. An
     /// entry whose alert resolved since is stale.

@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use super::policy::{Alert, Summary, What};
 use super::resolve::{Recovery, ResolvedBy};
-use crate::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
+use crate::output::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
 
 /// `60s`, `5m`, `1h30m`.
 pub fn window(ns: u64) -> String {

@@ -13,11 +13,11 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::bpf::{ConnectErrors, DnsNames};
 use crate::exit::{Fatal, Kind};
-use crate::filter::{parse_port, Dest};
-use crate::format::Format;
-use crate::webhook::WebhookUrl;
+use crate::output::Format;
+use crate::sinks::webhook::WebhookUrl;
+use crate::tracer::filter::{parse_port, Dest};
+use crate::tracer::{ConnectErrors, DnsNames};
 use btf::check_btf;
 use secret::webhook;
 pub use secret::{CMDLINE_URL_WARNING, CREDENTIAL, URL_PLACES};
@@ -180,7 +180,7 @@ pub struct Cli {
 
     /// The Alertmanager URLs, checked.
     #[arg(skip)]
-    pub alertmanager: Vec<crate::alert::alertmanager::AmUrl>,
+    pub alertmanager: Vec<crate::sinks::alertmanager::AmUrl>,
 
     /// A destination that has not failed for this long is resolved (like 30s, 5m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "TCPSTATE_RESOLVE_AFTER", value_parser = parse_window)]
@@ -189,13 +189,13 @@ pub struct Cli {
 
 /// The Alertmanager URLs. They may carry credentials, so no message
 /// repeats them.
-fn alertmanager_urls(cli: &Cli) -> Result<Vec<crate::alert::alertmanager::AmUrl>, Fatal> {
+fn alertmanager_urls(cli: &Cli) -> Result<Vec<crate::sinks::alertmanager::AmUrl>, Fatal> {
     cli.alertmanager_url
         .iter()
         .filter(|u| !u.trim().is_empty())
         .enumerate()
         .map(|(i, u)| {
-            crate::alert::alertmanager::AmUrl::parse(u).map_err(|e| {
+            crate::sinks::alertmanager::AmUrl::parse(u).map_err(|e| {
                 Fatal::new(
                     Kind::Usage,
                     format!(
@@ -302,7 +302,7 @@ pub(crate) mod tests {
         assert!(Cli::try_parse_from(["tcpstate", "-d", "192.0.2.300"]).is_err());
         let c = Cli::try_parse_from(["tcpstate", "-d", "api.example.com,10.0.0.0/8"]).unwrap();
         assert_eq!(
-            crate::filter::names(&c.dest),
+            crate::tracer::filter::names(&c.dest),
             vec!["api.example.com".to_string()]
         );
         assert!(Cli::try_parse_from(["tcpstate", "-p", "0"]).is_err());

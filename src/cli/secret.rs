@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::values::io_reason;
 use crate::exit::{Fatal, Kind};
-use crate::webhook::WebhookUrl;
+use crate::sinks::webhook::WebhookUrl;
 
 /// Where a webhook URL belongs, for messages that must not repeat one.
 pub const URL_PLACES: &str = "a webhook URL belongs in --slack-url-file PATH, $SLACK_URL \

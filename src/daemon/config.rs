@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::alert::resolve;
-use crate::alert::{self, alertmanager, slack, syslog};
-use crate::bpf;
 use crate::cli::Cli;
-use crate::engine;
+use crate::pipeline::engine;
+use crate::sinks::{self, alertmanager, slack, syslog};
+use crate::tracer;
 
 /// Destinations with an open alert window; beyond this they share one.
 pub(super) const MAX_ALERT_DESTS: usize = 4096;
@@ -44,10 +44,10 @@ pub(super) fn resolve_config(cli: &Cli, fleet: bool) -> resolve::Config {
     }
 }
 
-pub(super) fn bpf_config(cli: &Cli) -> bpf::Config {
-    bpf::Config {
-        dests: crate::filter::prefixes(&cli.dest),
-        follow_names: !crate::filter::names(&cli.dest).is_empty(),
+pub(super) fn bpf_config(cli: &Cli) -> tracer::Config {
+    tracer::Config {
+        dests: crate::tracer::filter::prefixes(&cli.dest),
+        follow_names: !crate::tracer::filter::names(&cli.dest).is_empty(),
         connect_errors: cli.connect_errors,
         dns_names: cli.dns_names,
         ports: cli.port.clone(),
@@ -74,13 +74,13 @@ pub(super) fn syslog_target(cli: &Cli) -> Option<syslog::Target> {
     }
     Some(match &cli.syslog_socket {
         Some(p) => syslog::Target::Socket(p.clone()),
-        None if crate::alert::journal::journald_present() => syslog::Target::Journal,
+        None if crate::sinks::journal::journald_present() => syslog::Target::Journal,
         None => syslog::Target::Socket("/dev/log".into()),
     })
 }
 
-pub(super) fn sinks_config(cli: &Cli) -> alert::Config {
-    alert::Config {
+pub(super) fn sinks_config(cli: &Cli) -> sinks::Config {
+    sinks::Config {
         syslog: syslog_target(cli),
         slack: cli
             .webhook

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::bpf::Tracer;
-use crate::clock::{mono_now_ns, Clock};
-use crate::engine::Engine;
+use crate::daemon::losses::Losses;
 use crate::log::Log;
-use crate::losses::Losses;
-use crate::stats::Stats;
+use crate::metrics::stats::Stats;
+use crate::output::clock::{mono_now_ns, Clock};
+use crate::pipeline::engine::Engine;
+use crate::tracer::Tracer;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -56,7 +56,7 @@ impl Housekeeping {
             self.dns_skipped = d;
         }
         let e = engine.stats();
-        let totals = crate::losses::Totals {
+        let totals = crate::daemon::losses::Totals {
             ring_drops: self.ring_drops,
             evicted: e.correlate.evicted_age + e.correlate.evicted_full,
             unmatched: e.correlate.unmatched,

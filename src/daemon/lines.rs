@@ -2,10 +2,10 @@
 //! line (what it attached to, how connect errors are seen, what it
 //! watches, where alerts go) and the stop line's counters.
 
-use crate::bpf::Tracer;
 use crate::cli::Cli;
-use crate::engine::{self, EngineStats};
-use crate::stats::Stats;
+use crate::metrics::stats::Stats;
+use crate::pipeline::engine::{self, EngineStats};
+use crate::tracer::Tracer;
 
 use super::config::syslog_target;
 

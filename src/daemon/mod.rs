@@ -18,26 +18,29 @@ use tokio::io::Interest;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::alert::resolve::Resolver;
-use crate::alert::Sinks;
-use crate::bpf::{self, Tracer};
 use crate::cli::Cli;
-use crate::clock::{mono_now_ns, Clock};
-use crate::correlate::Found;
+use crate::daemon::notify::notify;
+use crate::daemon::signals::Signals;
 use crate::dns::watch::{Change, Watch};
-use crate::engine::{self, Engine, NoAttribution, Out};
 use crate::event::Family;
-use crate::filter::Prefix;
-use crate::format::{Format, Printer};
 use crate::log::Log;
+use crate::metrics::stats::Stats;
 use crate::metrics::{self, Metrics, Shared};
-use crate::notify::notify;
-use crate::signals::Signals;
-use crate::stats::Stats;
-use crate::stdout::{Lines, StdoutSink};
+use crate::output::clock::{mono_now_ns, Clock};
+use crate::output::stdout::{Lines, StdoutSink};
+use crate::output::{Format, Printer};
+use crate::pipeline::correlate::Found;
+use crate::pipeline::engine::{self, Engine, NoAttribution, Out};
+use crate::sinks::Sinks;
+use crate::tracer::filter::Prefix;
+use crate::tracer::{self, Tracer};
 
 mod config;
 mod housekeeping;
 mod lines;
+pub mod losses;
+pub mod notify;
+pub mod signals;
 
 use config::{bpf_config, dns_config, resolve_config, sinks_config, DNS_GRACE, MAX_ALERT_DESTS};
 use housekeeping::Housekeeping;
@@ -47,7 +50,7 @@ use lines::{check_line, started_line, stop_line};
 /// SYN after about 127 s with the default tcp_syn_retries=6.
 const MAX_PENDING_AGE: Duration = Duration::from_secs(300);
 /// How often the busy loop drains by itself: the program skips wake-ups
-/// (see `bpf::Config::wakeup_bytes`), so this bounds the latency under load.
+/// (see `tracer::Config::wakeup_bytes`), so this bounds the latency under load.
 const POLL: Duration = Duration::from_millis(10);
 /// Records per ring-buffer call within a drain.
 const BATCH: usize = 4096;
@@ -90,7 +93,7 @@ fn ring_buffer_fd(rb: &RingBuffer<'_>) -> Result<AsyncFd<OwnedFd>> {
 async fn run_async(cli: Cli) -> Result<()> {
     let mut signals = Signals::install().context("installing the signal handlers")?;
     // Before anything starts: without privileges nothing else matters.
-    bpf::check_privileges()?;
+    tracer::check_privileges()?;
     let (mut obj, mut spare) = (MaybeUninit::uninit(), MaybeUninit::uninit());
     let tracer = load(&cli, &mut obj, &mut spare)?;
     if cli.check {
@@ -105,10 +108,10 @@ async fn run_async(cli: Cli) -> Result<()> {
     let rb = tracer.ring_buffer(|rec| {
         let p = &mut *pass.borrow_mut();
         match rec {
-            bpf::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
-            bpf::Record::CgroupNames(n) => p.engine.cgroup_names(n),
-            bpf::Record::Dns(d) => p.engine.dns_answer(d, &mut p.out),
-            bpf::Record::Malformed => p.engine.malformed(),
+            tracer::Record::Event(raw) => p.engine.event(raw, p.now, &mut p.out),
+            tracer::Record::CgroupNames(n) => p.engine.cgroup_names(n),
+            tracer::Record::Dns(d) => p.engine.dns_answer(d, &mut p.out),
+            tracer::Record::Malformed => p.engine.malformed(),
         }
     })?;
     let rb_fd = ring_buffer_fd(&rb)?;
@@ -143,7 +146,7 @@ fn load<'obj>(
 ) -> Result<Tracer<'obj>> {
     Tracer::load(&bpf_config(cli), obj, spare).inspect_err(|_| {
         if cli.verbose {
-            for line in bpf::libbpf_log() {
+            for line in tracer::libbpf_log() {
                 eprintln!("libbpf: {line}");
             }
         }
@@ -196,12 +199,12 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(cli, sinks.fleet())));
     }
-    if tracer.info.features.dns != bpf::DnsHook::Off {
+    if tracer.info.features.dns != tracer::DnsHook::Off {
         engine.set_dns(dns_config());
     }
     let names = follow_names(cli, tracer, &log).await;
     // Answers applications receive for these names add their addresses.
-    engine.watch_names(&crate::filter::names(&cli.dest));
+    engine.watch_names(&crate::tracer::filter::names(&cli.dest));
     let pass = Pass {
         engine,
         out: Out::default(),
@@ -221,7 +224,7 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
 /// followed by the loop. A name that does not resolve yet is warned about
 /// and retried, never fatal.
 async fn follow_names(cli: &Cli, tracer: &Tracer<'_>, log: &Log) -> Names {
-    let names = crate::filter::names(&cli.dest);
+    let names = crate::tracer::filter::names(&cli.dest);
     let mut watch = Watch::new(&names, DNS_GRACE.as_nanos() as u64);
     let (res_tx, mut res_rx) = tokio::sync::mpsc::unbounded_channel();
     resolve_due(&mut watch, &res_tx);
@@ -427,7 +430,7 @@ async fn stop(
 
 /// Names callers by their cgroup v2 path where there is one; says where.
 fn attributor() -> (Box<dyn engine::Attributor>, String) {
-    match crate::cgroup::Cgroups::open() {
+    match crate::attribution::cgroup::Cgroups::open() {
         Ok(c) => {
             let said = format!("units from {}", c.root().display());
             (Box::new(c), said)
@@ -466,7 +469,7 @@ fn seed_in_flight(tracer: &Tracer<'_>, engine: &mut Engine, log: &Log) -> usize 
             dport: s.dport,
             uid: s.uid,
         };
-        engine.seed(&found, crate::owner::owner(s), now);
+        engine.seed(&found, crate::tracer::owner::owner(s), now);
     }
     seeds.len()
 }

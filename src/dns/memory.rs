@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::name::Dname;
-use crate::hash::FastHash;
+use crate::event::hash::FastHash;
 
 /// Whose destinations an answer may label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

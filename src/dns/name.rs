@@ -38,7 +38,7 @@ impl Dname {
 /// Escaped, as every untrusted string: see `escape`.
 impl fmt::Display for Dname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::escape::write(f, self.as_bytes())
+        crate::event::escape::write(f, self.as_bytes())
     }
 }
 

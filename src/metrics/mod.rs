@@ -7,6 +7,7 @@
 //! encodes that (see `server`). A scraper can never hold up the loop.
 
 pub mod server;
+pub mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -14,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::alert::policy::Dest;
+use crate::event::hash::FastHash;
 use crate::event::{Failure, Reason};
-use crate::hash::FastHash;
 
 /// Upper bounds of the failure-duration histogram, in nanoseconds: a
 /// refusal takes well under a millisecond on a LAN, a timeout seconds

@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 
 use super::{Shared, BUCKETS_NS};
 use crate::event::Reason;
-use crate::stats::Stats;
-use crate::text::Endpoint;
+use crate::metrics::stats::Stats;
+use crate::output::text::Endpoint;
 
 /// Most scrapers connected at once; more are closed at once.
 pub const MAX_CONNS: usize = 16;

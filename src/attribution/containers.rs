@@ -14,8 +14,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::hash::FastHash;
-use crate::runtime_names::{self, ContainerNames, ContainerRef, Refused, Runtime};
+use crate::attribution::runtime_names::{self, ContainerNames, ContainerRef, Refused, Runtime};
+use crate::event::hash::FastHash;
 
 /// Container ids remembered (about 300 bytes each).
 pub const MAX_ENTRIES: usize = 4096;
@@ -201,7 +201,7 @@ impl Names {
             };
             self.warnings.push(format!(
                 "container names: refused {}: {why} ({} refused so far{more})",
-                crate::text::Escaped(&path.to_string_lossy()),
+                crate::output::text::Escaped(&path.to_string_lossy()),
                 self.stats.refused
             ));
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::stats::{Counter, Stats};
+use crate::metrics::stats::{Counter, Stats};
 
 /// Buffers waiting to be written; each holds at most one drain's lines.
 const QUEUE: usize = 8;

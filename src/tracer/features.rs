@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 use super::libbpf_log::{load_errno, LIBBPF_LOG};
-use crate::skel::TcpstateSkelBuilder;
+use crate::event::skel::TcpstateSkelBuilder;
 
 /// `--connect-errors`: whether connect()'s own errors (before any SYN) and
 /// errors read away with getsockopt(SO_ERROR) are watched.

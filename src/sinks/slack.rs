@@ -16,12 +16,12 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter, Pacer};
-use super::policy::Alert;
 use super::slack_msg::{render, Folded};
+use crate::alert::policy::Alert;
 use crate::event::Source;
 use crate::log::Log;
-use crate::stats::Stats;
-use crate::webhook::WebhookUrl;
+use crate::metrics::stats::Stats;
+use crate::sinks::webhook::WebhookUrl;
 
 pub struct Config {
     pub url: WebhookUrl,

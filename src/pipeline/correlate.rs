@@ -13,10 +13,10 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
+use crate::event::hash::FastHash;
 use crate::event::{
     Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState,
 };
-use crate::hash::FastHash;
 
 /// A socket found in SYN_SENT at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -270,9 +270,9 @@ impl AlertFields {
 
 /// The TCPSTATE_* fields of an alert: a failure's or a hanging attempt's
 /// own; a summary's destination, top reason and first unit.
-pub fn fields_of(a: &super::policy::Alert) -> AlertFields {
-    use super::policy::{Alert, What};
-    use crate::text::{Endpoint, Escaped};
+pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
+    use crate::alert::policy::{Alert, What};
+    use crate::output::text::{Endpoint, Escaped};
     let dest = |addr: std::net::IpAddr, port: u16| AlertFields {
         dest: Some(Endpoint(addr, Some(port)).to_string()),
         daddr: Some(addr.to_string()),
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn priorities_are_syslogs() {
-        use crate::alert::syslog_msg::Severity;
+        use crate::sinks::syslog_msg::Severity;
         assert_eq!(priority(Severity::Err), 3);
         assert_eq!(priority(Severity::Warning), 4);
         assert_eq!(priority(Severity::Info), 6);

@@ -3,8 +3,8 @@
 //! whatever network or PID namespace it runs. The ids are the kernel's
 //! (the init namespace's tgid, the cgroup v2 id), as for live attempts.
 
-use crate::bpf::Seed;
 use crate::event::{Caller, Comm};
+use crate::tracer::Seed;
 
 /// The holder of a seed; None for a socket no task holds (found by
 /// iter/tcp only: the kernel's own clients).

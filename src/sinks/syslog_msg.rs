@@ -2,7 +2,7 @@
 //! alert. Apart from the task so that `log` can queue lines, and the
 //! journal writer map severities, without either depending on the sink.
 
-use super::policy::Alert;
+use crate::alert::policy::Alert;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {

@@ -12,12 +12,16 @@ use libbpf_rs::{
 };
 
 use crate::exit::{Fatal, Kind};
-use crate::filter::Prefix;
+use crate::tracer::filter::Prefix;
 
-use crate::skel::{LpmKey, RawCgroupNames, RawDns, RawEvent, TcpstateSkel, TcpstateSkelBuilder};
+use crate::event::skel::{
+    LpmKey, RawCgroupNames, RawDns, RawEvent, TcpstateSkel, TcpstateSkelBuilder,
+};
 
 mod features;
+pub mod filter;
 mod libbpf_log;
+pub mod owner;
 mod privileges;
 
 pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features};
@@ -77,7 +81,7 @@ pub struct Tracer<'obj> {
 
 /// One SYN_SENT socket found at start, with its holder if one was found
 /// (see struct tcpstate_seed).
-pub type Seed = crate::skel::RawSeed;
+pub type Seed = crate::event::skel::RawSeed;
 
 /// The trampoline, else the tracepoint (this kernel may refuse
 /// trampolines at attach: EPERM under some lockdown and hardening).
@@ -587,7 +591,7 @@ pub const SYNTH_MAX_PAIRS: u32 = 4096;
 #[cfg(feature = "synthetic")]
 pub fn run_synthetic(prog: std::os::fd::BorrowedFd<'_>, base: u64, pairs: u32) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let mut args = crate::skel::SynthArgs {
+    let mut args = crate::event::skel::SynthArgs {
         base,
         pairs: pairs.min(SYNTH_MAX_PAIRS),
         ..Default::default()

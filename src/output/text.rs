@@ -4,8 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::clock::Stamp;
 use crate::event::{Attribution, Caller, Dname, Failure, Reason, Record, Seen, Slow};
+use crate::output::clock::Stamp;
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (no source port
 /// picked yet) is `*`, never a made-up number.
@@ -120,7 +120,7 @@ pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::escape::write(f, self.0.as_bytes())
+        crate::event::escape::write(f, self.0.as_bytes())
     }
 }
 

@@ -3,11 +3,15 @@
 //! Everything here is `Copy` and allocation-free: the hot path turns each
 //! record into a [`StateChange`] on the stack.
 
+pub mod escape;
+pub mod hash;
+pub mod skel;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use crate::dns::Dname;
-use crate::skel::RawEvent;
+use crate::event::skel::RawEvent;
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -129,7 +133,7 @@ impl Comm {
 /// Escaped: see `escape`.
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::escape::write(f, self.as_bytes())
+        crate::event::escape::write(f, self.as_bytes())
     }
 }
 

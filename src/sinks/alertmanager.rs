@@ -19,12 +19,12 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
-use super::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
-use super::wording::span;
-use crate::clock::{Clock, Stamps};
+use crate::alert::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
+use crate::alert::wording::span;
 use crate::log::Log;
-use crate::stats::Stats;
-use crate::text::{Endpoint, NamedEndpoint};
+use crate::metrics::stats::Stats;
+use crate::output::clock::{Clock, Stamps};
+use crate::output::text::{Endpoint, NamedEndpoint};
 
 pub const ALERTNAME: &str = "TCPConnectFailures";
 /// Attempts to a destination hang in SYN_SENT (`connect_slow`).

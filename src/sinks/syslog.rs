@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
-use super::policy::Alert;
 pub use super::syslog_msg::{Severity, SyslogMsg};
-use super::wording::SyslogLine;
-use crate::stats::Stats;
+use crate::alert::policy::Alert;
+use crate::alert::wording::SyslogLine;
+use crate::metrics::stats::Stats;
 
 const RETRY: Duration = Duration::from_secs(5);
 /// How long a line may wait for room in a full socket.

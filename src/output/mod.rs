@@ -3,11 +3,16 @@
 //! Lines are appended to the caller's buffer, so the hot path allocates
 //! nothing; the caller owns writing (see `stdout`).
 
+pub mod clock;
+pub mod json;
+pub mod stdout;
+pub mod text;
+
 use std::io::Write;
 
-use crate::clock::{Clock, Stamps};
 use crate::event::{Attribution, Failure, Record, Slow};
-use crate::text::{AttributionMark, FailureLine, SlowLine, StateChangeLine};
+use crate::output::clock::{Clock, Stamps};
+use crate::output::text::{AttributionMark, FailureLine, SlowLine, StateChangeLine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -53,7 +58,7 @@ impl Printer {
                     self.stamps.at(e.ts_ns)
                 );
             }
-            Format::Json => crate::json::failure(w, &self.stamps.at(e.ts_ns), e, attr),
+            Format::Json => crate::output::json::failure(w, &self.stamps.at(e.ts_ns), e, attr),
         }
         true
     }
@@ -71,7 +76,7 @@ impl Printer {
                     self.stamps.at(e.ts_ns)
                 );
             }
-            Format::Json => crate::json::slow(w, &self.stamps.at(e.ts_ns), e, attr),
+            Format::Json => crate::output::json::slow(w, &self.stamps.at(e.ts_ns), e, attr),
         }
         true
     }
@@ -84,7 +89,7 @@ impl Printer {
             Format::Text => {
                 let _ = writeln!(w, "{}", StateChangeLine(e, ts));
             }
-            Format::Json => crate::json::state_change(w, ts, e),
+            Format::Json => crate::output::json::state_change(w, ts, e),
         }
         true
     }

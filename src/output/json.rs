@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::clock::Stamp;
 use crate::event::{Attribution, Caller, Comm, Dname, Failure, Family, Record, Slow};
+use crate::output::clock::Stamp;
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -277,8 +277,8 @@ fn duration_ms(ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, Stamps};
     use crate::event::{Family, Reason, Seen, Stage};
+    use crate::output::clock::{Clock, Stamps};
 
     /// The reference: what serde_json makes of the same fields.
     #[derive(serde::Serialize)]
@@ -317,7 +317,7 @@ mod tests {
         let mut out = Vec::new();
         failure(&mut out, &ts, &e, attr);
         let c = e.caller;
-        let esc = |s: &str| crate::text::Escaped(s).to_string();
+        let esc = |s: &str| crate::output::text::Escaped(s).to_string();
         let mut want = serde_json::to_vec(&Reference {
             event: "connect_failed",
             ts: ts.to_string(),

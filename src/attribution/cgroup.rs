@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::cgroup_path::{container, container_ref, pod, unit};
-use crate::containers::{self, NameStats, Names};
-use crate::engine::Attributor;
+pub use crate::attribution::cgroup_path::{container, container_ref, pod, unit};
+use crate::attribution::containers::{self, NameStats, Names};
+pub use crate::attribution::runtime_names::{ContainerRef, Runtime};
+use crate::event::hash::FastHash;
 use crate::event::Attribution;
-use crate::hash::FastHash;
-pub use crate::runtime_names::{ContainerRef, Runtime};
+use crate::pipeline::engine::Attributor;
 
 /// At most this many cgroups are remembered (about 200 bytes each).
 pub const MAX_ENTRIES: usize = 16 * 1024;
@@ -315,7 +315,7 @@ fn unescape_mount(s: &str) -> String {
 
 /// Untrusted text (a cgroup path, a unit or container name taken from it)
 /// as one safe token: `text::Escaped`, the rules of `event::Comm`.
-pub use crate::text::Escaped;
+pub use crate::output::text::Escaped;
 
 /// The engine's view: resolve at an attempt's start, read when shown.
 impl Attributor for Cgroups {

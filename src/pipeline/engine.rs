@@ -5,13 +5,13 @@
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
-use crate::clock::Clock;
-use crate::correlate::{Correlator, Counters, Found, Outcome};
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
+use crate::event::skel::{RawDns, RawEvent};
 use crate::event::{Attribution, Caller, Record, Slow};
-use crate::format::Printer;
 use crate::metrics::{Metrics, UnitId};
-use crate::skel::{RawDns, RawEvent};
+use crate::output::clock::Clock;
+use crate::output::Printer;
+use crate::pipeline::correlate::{Correlator, Counters, Found, Outcome};
 
 /// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
 /// while the cgroup surely exists; `get` when it is shown.
@@ -286,7 +286,7 @@ impl Engine {
     }
 
     /// A cgroup's path as the kernel named it at an attempt.
-    pub fn cgroup_names(&mut self, raw: &crate::skel::RawCgroupNames) {
+    pub fn cgroup_names(&mut self, raw: &crate::event::skel::RawCgroupNames) {
         self.attributor.learn(raw.cgroup_id, &raw.path());
     }
 
@@ -403,7 +403,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::Format;
+    use crate::output::Format;
 
     fn raw(skaddr: u64, ts_ns: u64, old: u8, new: u8, err: u32, port: u16) -> RawEvent {
         RawEvent {

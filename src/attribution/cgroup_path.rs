@@ -3,7 +3,7 @@
 //! is read. Every runtime's layouts, by driver, are listed at
 //! [`container_ref`].
 
-use crate::runtime_names::{ContainerRef, Runtime};
+use crate::attribution::runtime_names::{ContainerRef, Runtime};
 
 fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty())

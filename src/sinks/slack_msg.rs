@@ -33,10 +33,10 @@
 
 use serde_json::{json, Value};
 
-use super::policy::{Alert, Summary, What};
-use super::wording::{procs, reasons, recovered, subject, top_dests, units, window};
+use crate::alert::policy::{Alert, Summary, What};
+use crate::alert::wording::{procs, reasons, recovered, subject, top_dests, units, window};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
-use crate::text::{Escaped, Millis, NamedEndpoint};
+use crate::output::text::{Escaped, Millis, NamedEndpoint};
 
 /// WORD JOINER: invisible, and not a word break.
 const WJ: char = '\u{2060}';
@@ -117,7 +117,10 @@ fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
         (None, None, None) => {}
     }
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
-        out.push(field("Pod", &escape(&crate::text::PodRef(a).to_string())));
+        out.push(field(
+            "Pod",
+            &escape(&crate::output::text::PodRef(a).to_string()),
+        ));
     }
     out
 }
@@ -197,7 +200,7 @@ fn in_container(attr: Option<&Attribution>) -> String {
         s.push_str(&format!(", in {}", Escaped(n)));
     }
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
-        s.push_str(&format!(", pod {}", crate::text::PodRef(a)));
+        s.push_str(&format!(", pod {}", crate::output::text::PodRef(a)));
     }
     s
 }

@@ -1,0 +1,137 @@
+//! Delivery: the journal or syslog, Slack and Alertmanager, each a task fed
+//! by a bounded channel, so no sink can slow detection. A full channel is a
+//! counted drop. The messages each sink writes are built by pure helpers
+//! beside it (`syslog_msg`, `journal`, `slack_msg`); the webhook sinks share
+//! an inbox, a pacer and an HTTP client.
+
+pub mod alertmanager;
+pub mod http;
+pub mod inbox;
+pub mod journal;
+pub mod pacer;
+pub mod slack;
+pub mod slack_msg;
+pub mod syslog;
+pub mod syslog_msg;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout_at, Instant};
+
+use crate::alert::policy::Alert;
+use crate::alert::resolve::FleetAlert;
+use crate::log::Log;
+use crate::metrics::stats::Stats;
+use syslog::SyslogMsg;
+
+pub struct Config {
+    pub syslog: Option<syslog::Target>,
+    pub slack: Option<slack::Config>,
+    /// One per Alertmanager URL (an HA pair gets each alert twice).
+    pub alertmanager: Vec<alertmanager::Config>,
+}
+
+/// The running sinks.
+pub struct Sinks {
+    syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
+    slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
+    alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
+    stats: Arc<Stats>,
+}
+
+impl Sinks {
+    /// Starts the sinks; the Log it returns writes through the syslog sink.
+    pub fn start(cfg: Config, stats: Arc<Stats>) -> (Sinks, Log) {
+        let syslog = cfg.syslog.map(|p| syslog::spawn(p, stats.clone()));
+        let log = Log::new(syslog.as_ref().map(|(tx, _)| tx.clone()));
+        let slack = cfg
+            .slack
+            .map(|c| slack::spawn(c, log.clone(), stats.clone()));
+        let alertmanager = cfg
+            .alertmanager
+            .into_iter()
+            .map(|c| alertmanager::spawn(c, log.clone(), stats.clone()))
+            .collect();
+        (
+            Sinks {
+                syslog,
+                slack,
+                alertmanager,
+                stats,
+            },
+            log,
+        )
+    }
+
+    /// True when any sink takes alerts.
+    pub fn any(&self) -> bool {
+        self.syslog.is_some() || self.slack.is_some()
+    }
+
+    /// True when Alertmanager takes alerts.
+    pub fn fleet(&self) -> bool {
+        !self.alertmanager.is_empty()
+    }
+
+    /// Hands an Alertmanager post to each of its URLs; never waits.
+    pub fn send_fleet(&self, a: &FleetAlert) {
+        for (tx, _) in &self.alertmanager {
+            if tx.try_send(a.clone()).is_err() {
+                self.stats.am_queue_drops.inc();
+            }
+        }
+    }
+
+    /// Hands an alert to every sink; never waits.
+    pub fn send(&self, a: &Alert) {
+        if let Some((tx, _)) = &self.syslog {
+            if tx.try_send(SyslogMsg::Alert(Box::new(a.clone()))).is_err() {
+                self.stats.syslog_queue_drops.inc();
+            }
+        }
+        if let Some((tx, _)) = &self.slack {
+            if tx.try_send(a.clone()).is_err() {
+                self.stats.slack_queue_drops.inc();
+            }
+        }
+    }
+
+    /// Lets Slack send what it holds until `deadline` (then it gives up and
+    /// counts the rest), and syslog write what it holds; syslog stays open
+    /// for the last lines. Then the counters are final.
+    pub async fn settle(&mut self, deadline: Instant) {
+        // Each Alertmanager task flushes on its own while Slack does.
+        let ams: Vec<JoinHandle<()>> = self.alertmanager.drain(..).map(|(_, h)| h).collect();
+        if let Some((tx, handle)) = self.slack.take() {
+            drop(tx);
+            // The sink counts what it could not send by its own deadline;
+            // this one only bounds the wait.
+            let _ = timeout_at(deadline, handle).await;
+        }
+        for h in ams {
+            let _ = timeout_at(deadline, h).await;
+        }
+        if let Some((tx, _)) = &self.syslog {
+            let (done, written) = tokio::sync::oneshot::channel();
+            if timeout_at(deadline, tx.send(SyslogMsg::Barrier(done)))
+                .await
+                .is_ok()
+            {
+                let _ = timeout_at(deadline, written).await;
+            }
+        }
+    }
+
+    /// Writes what syslog holds, at most until `deadline`.
+    pub async fn close(mut self, deadline: Instant) {
+        self.settle(deadline).await;
+        if let Some((tx, handle)) = self.syslog.take() {
+            let _ = timeout_at(deadline, tx.send(SyslogMsg::Close)).await;
+            drop(tx);
+            let _ = timeout_at(deadline, handle).await;
+        }
+    }
+}
