@@ -218,13 +218,8 @@ int BPF_PROG(enter_sk_getsockopt, struct sock *sk, int level, int optname)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr;
+	long nr = syscall_nr(regs);
 
-#if defined(__TARGET_ARCH_x86)
-	nr = regs->orig_ax;
-#else
-	nr = regs->syscallno;
-#endif
 	if (nr == NR_CONNECT) {
 		if (connect_failed(ret))
 			connect_error(sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs)),

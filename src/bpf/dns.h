@@ -201,14 +201,9 @@ static __always_inline void dns_from_msghdr(int fd, const struct user_msghdr *m,
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_dns_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr;
+	long nr = syscall_nr(regs);
 	int fd;
 
-#if defined(__TARGET_ARCH_x86)
-	nr = regs->orig_ax;
-#else
-	nr = regs->syscallno;
-#endif
 	if (ret <= 0 || (nr != NR_READ && nr != NR_RECVFROM && nr != NR_RECVMSG && nr != NR_RECVMMSG))
 		return 0;
 	fd = PT_REGS_PARM1_CORE_SYSCALL(regs);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The syscalls the raw_syscalls sys_exit fallbacks look at, by number, on
- * each supported architecture. */
+/* Which syscall a raw_syscalls sys_exit program sees, on each supported
+ * architecture: the numbers the fallbacks look at, and where to read it. */
 #ifndef __TCPSTATE_SYSCALL_H
 #define __TCPSTATE_SYSCALL_H
 
@@ -23,5 +23,17 @@
 #else
 #error "unsupported architecture: add its syscall numbers"
 #endif
+
+/* The number of the syscall that is exiting, from the registers it saved
+ * on entry (the kernel keeps it apart from the argument and return
+ * registers, which the syscall may overwrite). */
+static __always_inline long syscall_nr(const struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#else
+	return regs->syscallno;
+#endif
+}
 
 #endif /* __TCPSTATE_SYSCALL_H */
