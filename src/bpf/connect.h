@@ -94,9 +94,7 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 			goto discard;
 		dport = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(e->daddr, &sin.sin_addr.s_addr, 4);
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
-		__builtin_memcpy(&key.addr[12], &sin.sin_addr.s_addr, 4);
+		key_v4(&key, sin.sin_addr.s_addr);
 		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
 	} else if (family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 sin6;

@@ -26,9 +26,7 @@ static __always_inline bool seed_fill(struct tcpstate_seed *s, struct sock *sk)
 	if (s->family == AF_INET) {
 		__be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
-		__builtin_memcpy(&key.addr[12], &daddr, 4);
+		key_v4(&key, daddr);
 		__builtin_memcpy(s->daddr, &daddr, 4);
 		BPF_CORE_READ_INTO((__be32 *)s->saddr, sk, __sk_common.skc_rcv_saddr);
 	} else if (s->family == AF_INET6) {

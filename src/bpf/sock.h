@@ -38,6 +38,15 @@ static __always_inline bool watched(struct tcpstate_lpm_key *key, __u16 dport)
 	return true;
 }
 
+/* An IPv4 address into the LPM key, v4-mapped (::ffff:a.b.c.d): the form
+ * the dests trie holds IPv4 prefixes in. The caller zeroed the rest. */
+static __always_inline void key_v4(struct tcpstate_lpm_key *key, __be32 addr)
+{
+	key->addr[10] = 0xff;
+	key->addr[11] = 0xff;
+	__builtin_memcpy(&key->addr[12], &addr, 4);
+}
+
 /* An IPv6 address of a BTF-typed socket, as four loads of its u32 words. */
 static __always_inline void load_in6(__u8 *dst, const struct in6_addr *a)
 {
@@ -54,11 +63,7 @@ static __always_inline bool sk_dest(const struct sock *sk, __u16 family,
 				    struct tcpstate_lpm_key *key)
 {
 	if (family == AF_INET) {
-		__be32 daddr = sk->__sk_common.skc_daddr;
-
-		key->addr[10] = 0xff;
-		key->addr[11] = 0xff;
-		__builtin_memcpy(&key->addr[12], &daddr, 4);
+		key_v4(key, sk->__sk_common.skc_daddr);
 		return true;
 	}
 	if (family == AF_INET6) {
