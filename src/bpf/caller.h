@@ -47,11 +47,9 @@ static __always_inline void name_cgroup(__u64 id)
 		return;
 	bpf_map_update_elem(&named_cgroups, &id, &one, BPF_ANY);
 	task = (struct task_struct *)bpf_get_current_task();
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count(TCPSTATE_CNT_RB_DROPS);
+	r = ring_reserve(sizeof(*r));
+	if (!r)
 		return;
-	}
 	__builtin_memset(r, 0, sizeof(*r));
 	r->cgroup_id = id;
 	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);

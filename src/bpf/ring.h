@@ -42,14 +42,24 @@ static __always_inline void submit(struct tcpstate_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* Room for a record of `size` bytes, or NULL, counted: user space reports
+ * how many records the ring had no room for. */
+static __always_inline void *ring_reserve(__u64 size)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!r)
+		count(TCPSTATE_CNT_RB_DROPS);
+	return r;
+}
+
+/* An event record, zeroed and stamped. */
 static __always_inline struct tcpstate_event *reserve(void)
 {
-	struct tcpstate_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct tcpstate_event *e = ring_reserve(sizeof(*e));
 
-	if (!e) {
-		count(TCPSTATE_CNT_RB_DROPS);
+	if (!e)
 		return NULL;
-	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	return e;
