@@ -40,14 +40,60 @@
 #define ETH_P_IPV6 0x86DD
 #define DNS_PORT 53
 
-static __always_inline void dns_answer(const struct sk_buff *skb, bool is_udp)
+/* Room for a DNS record, unless the unread bytes are past the DNS share
+ * (dns_ring_limit), so a flood of answers cannot crowd out the failures.
+ * NULL otherwise; either miss is counted. */
+static __always_inline struct tcpstate_dns *dns_reserve(void)
+{
+	if (dns_ring_limit && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > dns_ring_limit) {
+		count(TCPSTATE_CNT_DNS_SKIPPED);
+		return NULL;
+	}
+	return ring_reserve(sizeof(struct tcpstate_dns));
+}
+
+/* Sends the answer's first n bytes, at most TCPSTATE_DNS_MAX, from `src`
+ * (user memory at a syscall's exit, else the kernel's) with who received
+ * it: the current task. Discards the record if they cannot be read. */
+static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __u64 n,
+				     __u16 wire_len, bool user)
 {
 	struct task_struct *task;
+	__u64 id;
+	long rd;
+
+	/* Clamped where it is used, in the register used: the compiler may
+	 * otherwise pass an unclamped copy, which the verifier refuses. */
+	barrier_var(n);
+	if (n > TCPSTATE_DNS_MAX)
+		n = TCPSTATE_DNS_MAX;
+	barrier_var(n);
+	rd = user ? bpf_probe_read_user(r->data, n, src) : bpf_probe_read_kernel(r->data, n, src);
+	if (rd) {
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	r->len = n;
+	r->wire_len = wire_len;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	id = bpf_get_current_pid_tgid();
+	r->pid = id >> 32;
+	r->uid = (__u32)bpf_get_current_uid_gid();
+	task = (struct task_struct *)bpf_get_current_task();
+	r->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	/* An application that resolved a name connects next: wake the
+	 * consumer if it waits, so the name is known before the attempt. */
+	bpf_ringbuf_submit(r, consumer_waiting ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void dns_answer(const struct sk_buff *skb, bool is_udp)
+{
 	struct tcpstate_dns *r;
 	unsigned char *head;
 	__u16 proto, th, nh, sport = 0, ulen = 0;
 	__u64 n, avail;
-	__u64 id;
 
 	proto = skb->protocol;
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
@@ -84,40 +130,10 @@ static __always_inline void dns_answer(const struct sk_buff *skb, bool is_udp)
 	n = ulen - 8;
 	if (n > avail)
 		n = avail;
-	if (n > TCPSTATE_DNS_MAX)
-		n = TCPSTATE_DNS_MAX;
-	if (dns_ring_limit && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > dns_ring_limit) {
-		count(TCPSTATE_CNT_DNS_SKIPPED);
+	r = dns_reserve();
+	if (!r)
 		return;
-	}
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count(TCPSTATE_CNT_RB_DROPS);
-		return;
-	}
-	/* Clamped again where it is used, in the register used: the compiler
-	 * may otherwise pass the unclamped copy, which the verifier refuses. */
-	barrier_var(n);
-	if (n > TCPSTATE_DNS_MAX)
-		n = TCPSTATE_DNS_MAX;
-	barrier_var(n);
-	if (bpf_probe_read_kernel(r->data, n, head + th + 8)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
-		return;
-	}
-	r->ts_ns = bpf_ktime_get_ns();
-	r->cgroup_id = bpf_get_current_cgroup_id();
-	id = bpf_get_current_pid_tgid();
-	r->pid = id >> 32;
-	r->uid = (__u32)bpf_get_current_uid_gid();
-	task = (struct task_struct *)bpf_get_current_task();
-	r->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	r->len = n;
-	r->wire_len = ulen - 8;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
-	/* An application that resolved a name connects next: wake the
-	 * consumer if it waits, so the name is known before the attempt. */
-	bpf_ringbuf_submit(r, consumer_waiting ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	dns_send(r, head + th + 8, n, ulen - 8, false);
 }
 
 SEC("fentry/skb_consume_udp")
@@ -131,12 +147,10 @@ int BPF_PROG(handle_dns_fentry, struct sock *sk, struct sk_buff *skb, int len)
  * one whose source address (`from`, a user sockaddr) has port 53. */
 static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, const void *from)
 {
-	struct task_struct *task;
 	struct tcpstate_dns *r;
 	__u8 hdr[6];
 	struct sock *sk;
 	__u16 port = 0;
-	__u64 id;
 
 	if (n < 12 || !buf || bpf_probe_read_user(hdr, sizeof(hdr), buf))
 		return;
@@ -153,35 +167,10 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 		    port != bpf_htons(DNS_PORT))
 			return;
 	}
-	if (dns_ring_limit && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > dns_ring_limit) {
-		count(TCPSTATE_CNT_DNS_SKIPPED);
+	r = dns_reserve();
+	if (!r)
 		return;
-	}
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count(TCPSTATE_CNT_RB_DROPS);
-		return;
-	}
-	r->wire_len = n > 0xffff ? 0xffff : n;
-	if (n > TCPSTATE_DNS_MAX)
-		n = TCPSTATE_DNS_MAX;
-	barrier_var(n);
-	if (n > TCPSTATE_DNS_MAX)
-		n = TCPSTATE_DNS_MAX;
-	if (bpf_probe_read_user(r->data, n, buf)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
-		return;
-	}
-	r->len = n;
-	r->ts_ns = bpf_ktime_get_ns();
-	r->cgroup_id = bpf_get_current_cgroup_id();
-	id = bpf_get_current_pid_tgid();
-	r->pid = id >> 32;
-	r->uid = (__u32)bpf_get_current_uid_gid();
-	task = (struct task_struct *)bpf_get_current_task();
-	r->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
-	bpf_ringbuf_submit(r, consumer_waiting ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true);
 }
 
 /* The first iovec of a user msghdr, and its name (the source address). */
