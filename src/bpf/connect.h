@@ -58,13 +58,11 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 	struct tcpstate_event *e;
 	__u16 family, dport;
 	__u64 id, cgroup_id;
-	long rd;
 
 	id = bpf_get_current_pid_tgid();
 	if (self_tgid && (id >> 32) == self_tgid)
 		return;
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
-	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+	if (!sk || !is_tcp_read(sk))
 		return;
 	/* A SYN went out: the handshake failed, and the state path reports it.
 	 * Here the socket is already disconnected (tcp_disconnect() zeroes
@@ -76,9 +74,7 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 		return;
 	if (!addr || len < (int)sizeof(struct sockaddr_in))
 		return;
-	rd = user_addr ? bpf_probe_read_user(&family, sizeof(family), addr)
-		       : bpf_probe_read_kernel(&family, sizeof(family), addr);
-	if (rd)
+	if (read_mem(&family, sizeof(family), addr, user_addr))
 		return;
 	cgroup_id = bpf_get_current_cgroup_id();
 	name_cgroup(cgroup_id);
@@ -88,9 +84,7 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 	if (family == AF_INET) {
 		struct sockaddr_in sin;
 
-		rd = user_addr ? bpf_probe_read_user(&sin, sizeof(sin), addr)
-			       : bpf_probe_read_kernel(&sin, sizeof(sin), addr);
-		if (rd)
+		if (read_mem(&sin, sizeof(sin), addr, user_addr))
 			goto discard;
 		dport = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(e->daddr, &sin.sin_addr.s_addr, 4);
@@ -99,9 +93,7 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 	} else if (family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 sin6;
 
-		rd = user_addr ? bpf_probe_read_user(&sin6, sizeof(sin6), addr)
-			       : bpf_probe_read_kernel(&sin6, sizeof(sin6), addr);
-		if (rd)
+		if (read_mem(&sin6, sizeof(sin6), addr, user_addr))
 			goto discard;
 		dport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(e->daddr, sin6.sin6_addr.in6_u.u6_addr8, 16);

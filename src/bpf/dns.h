@@ -60,7 +60,6 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 {
 	struct task_struct *task;
 	__u64 id;
-	long rd;
 
 	/* Clamped where it is used, in the register used: the compiler may
 	 * otherwise pass an unclamped copy, which the verifier refuses. */
@@ -68,8 +67,7 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 	if (n > TCPSTATE_DNS_MAX)
 		n = TCPSTATE_DNS_MAX;
 	barrier_var(n);
-	rd = user ? bpf_probe_read_user(r->data, n, src) : bpf_probe_read_kernel(r->data, n, src);
-	if (rd) {
+	if (read_mem(r->data, n, src, user)) {
 		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return;
 	}

@@ -17,9 +17,7 @@ static __always_inline bool seed_fill(struct tcpstate_seed *s, struct sock *sk)
 {
 	struct tcpstate_lpm_key key = {};
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT ||
-	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
-	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT || !is_tcp_read(sk))
 		return false;
 	s->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	s->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));

@@ -107,6 +107,13 @@ static __always_inline bool is_tcp(const struct sock *sk)
 	return sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM;
 }
 
+/* is_tcp() for a socket pointer that is not BTF-typed: probe reads. */
+static __always_inline bool is_tcp_read(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ(sk, sk_type) == SOCK_STREAM;
+}
+
 /* The socket behind a file descriptor of the current task, or NULL. */
 static __always_inline struct sock *sock_of_fd(int fd)
 {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Which syscall a raw_syscalls sys_exit program sees, on each supported
- * architecture: the numbers the fallbacks look at, and where to read it. */
+/* What a raw_syscalls sys_exit program needs, on each supported
+ * architecture: the syscall numbers the fallbacks look at, the decode of
+ * the one exiting, and reads of memory the caller (or kernel) passed. */
 #ifndef __TCPSTATE_SYSCALL_H
 #define __TCPSTATE_SYSCALL_H
 
 #include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
 
 #if defined(__TARGET_ARCH_x86)
 #define NR_READ 0
@@ -34,6 +36,13 @@ static __always_inline long syscall_nr(const struct pt_regs *regs)
 #else
 	return regs->syscallno;
 #endif
+}
+
+/* Memory a hook is handed: the caller's own (user) at the syscall's exit,
+ * the kernel's copy where a trampoline on a kernel function sees it. */
+static __always_inline long read_mem(void *dst, __u32 size, const void *src, bool user)
+{
+	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
 }
 
 #endif /* __TCPSTATE_SYSCALL_H */
