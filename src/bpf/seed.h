@@ -53,15 +53,11 @@ int seed_tasks(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct tcpstate_seed s = {};
-	struct socket *sock;
 	struct sock *sk;
 
 	if (!task || !file)
 		return 0;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return 0;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
+	sk = sock_of_file(file);
 	if (!sk || !seed_fill(&s, sk))
 		return 0;
 	s.pid = BPF_CORE_READ(task, tgid);

@@ -114,13 +114,24 @@ static __always_inline bool is_tcp_read(struct sock *sk)
 	       BPF_CORE_READ(sk, sk_type) == SOCK_STREAM;
 }
 
+/* The socket behind a file, or NULL when the file is not a socket (its
+ * private_data is then something else). */
+static __always_inline struct sock *sock_of_file(struct file *f)
+{
+	struct socket *sock;
+
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
 /* The socket behind a file descriptor of the current task, or NULL. */
 static __always_inline struct sock *sock_of_fd(int fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file **fds;
 	struct file *f = NULL;
-	struct socket *sock;
 	unsigned int max;
 
 	if (fd < 0)
@@ -131,10 +142,7 @@ static __always_inline struct sock *sock_of_fd(int fd)
 		return NULL;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
 		return NULL;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	return BPF_CORE_READ(sock, sk);
+	return sock_of_file(f);
 }
 
 #endif /* __TCPSTATE_SOCK_H */
