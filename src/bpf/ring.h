@@ -6,6 +6,8 @@
 
 #include "maps.h"
 
+/* One more in counter `idx` (enum tcpstate_counter); user space sums the
+ * CPUs' slots. */
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* What a raw_syscalls sys_exit program needs, on each supported
- * architecture: the syscall numbers the fallbacks look at, the decode of
- * the one exiting, and reads of memory the caller (or kernel) passed. */
+ * architecture: the syscall numbers the fallbacks look at and the decode
+ * of the one exiting; and reading memory either from user or kernel. */
 #ifndef __TCPSTATE_SYSCALL_H
 #define __TCPSTATE_SYSCALL_H
 
@@ -26,9 +26,7 @@
 #error "unsupported architecture: add its syscall numbers"
 #endif
 
-/* The number of the syscall that is exiting, from the registers it saved
- * on entry (the kernel keeps it apart from the argument and return
- * registers, which the syscall may overwrite). */
+/* The exiting syscall's number, as the entry path saved it in pt_regs. */
 static __always_inline long syscall_nr(const struct pt_regs *regs)
 {
 #if defined(__TARGET_ARCH_x86)
@@ -38,8 +36,8 @@ static __always_inline long syscall_nr(const struct pt_regs *regs)
 #endif
 }
 
-/* Memory a hook is handed: the caller's own (user) at the syscall's exit,
- * the kernel's copy where a trampoline on a kernel function sees it. */
+/* Memory a hook reads: the calling process's (user) at a syscall's exit,
+ * the kernel's in a trampoline, which sees the kernel's own copies. */
 static __always_inline long read_mem(void *dst, __u32 size, const void *src, bool user)
 {
 	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
