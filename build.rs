@@ -1,11 +1,15 @@
-//! Compiles src/bpf/tcpstate.bpf.c against the committed vmlinux.h for the
-//! target architecture and generates the libbpf-rs skeleton into OUT_DIR.
+//! Compiles src/bpf/tcpstate.bpf.c (and the headers it includes from
+//! src/bpf) against the committed vmlinux.h for the target architecture and
+//! generates the libbpf-rs skeleton into OUT_DIR.
 use std::env;
+use std::fs;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
 const SRC: &str = "src/bpf/tcpstate.bpf.c";
+/// Where SRC and every header it includes (but vmlinux.h and libbpf's) live.
+const BPF_DIR: &str = "src/bpf";
 
 fn main() {
     // The target's architecture, not the host's: a cross build (packaging/
@@ -37,7 +41,7 @@ fn main() {
         "-I".into(),
         vmlinux.into(),
         "-I".into(),
-        manifest.join("src/bpf").into(),
+        manifest.join(BPF_DIR).into(),
         "-Wall".into(),
         "-Wextra".into(),
         "-Werror".into(),
@@ -56,7 +60,22 @@ fn main() {
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building the BPF skeleton from {SRC}: {e:#}"));
 
-    println!("cargo:rerun-if-changed=src/bpf/tcpstate.bpf.c");
-    println!("cargo:rerun-if-changed=src/bpf/tcpstate.h");
+    // Every C source and header in BPF_DIR, not the folder: a change to a
+    // .rs file kept beside them must not recompile the BPF. A header added
+    // later is included from one of these, which then changes too. Relative
+    // paths, as SRC: a build script runs in the package root.
+    let mut sources: Vec<PathBuf> = fs::read_dir(BPF_DIR)
+        .unwrap_or_else(|e| panic!("reading {BPF_DIR}: {e}"))
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("reading {BPF_DIR}: {e}"))
+                .path()
+        })
+        .filter(|p| p.extension().is_some_and(|x| x == "c" || x == "h"))
+        .collect();
+    sources.sort();
+    for p in &sources {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
     println!("cargo:rerun-if-changed=vmlinux");
 }

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Every map and global of the program, in one place and in the order the
+ * skeleton lays them out: the Rust loader sets and reads them by name. */
+#ifndef __TCPSTATE_MAPS_H
+#define __TCPSTATE_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "tcpstate.h"
+
+/* Set by the loader before load (rodata), so the verifier prunes what is off. */
+const volatile bool filter_addrs = false; /* the dests trie has entries */
+const volatile bool filter_ports = false; /* the ports map has entries */
+const volatile bool trace_all = false;    /* --verbose: every state change */
+/* A connect()/getsockopt() hook is attached (trampolines or sys_exit): a
+ * SYN_SENT -> CLOSE inside connect() is left to it (see handle_set_state). */
+const volatile bool connect_errors = false;
+/* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
+ * reported, or a failing webhook would alert about itself. */
+const volatile __u32 self_tgid = 0;
+/* A busy consumer is woken as the unread bytes cross each multiple of
+ * this (0: never; it drains on its own short timer anyway). See submit. */
+const volatile __u64 wakeup_bytes = 0;
+/* Unread ring bytes past which DNS answers are skipped (set by the loader). */
+const volatile __u64 dns_ring_limit = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20); /* resized by the loader (--ring-buffer-size) */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* required for LPM tries */
+	__uint(max_entries, 1024);
+	__type(key, struct tcpstate_lpm_key);
+	__type(value, __u8);
+} dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16); /* host order */
+	__type(value, __u8);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TCPSTATE_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* tcpstate's own sockets in SYN_SENT, so their end is not reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} own_socks SEC(".maps");
+/* Entries in own_socks: almost always 0, and then every other socket's
+ * end skips the hash lookup. */
+__u32 own_socks_count = 0;
+
+/* Set by user space (through the mmapped .bss) when its loop has found the
+ * ring empty and waits without its drain timer: the next record wakes it,
+ * and clears this. */
+__u32 consumer_waiting = 0;
+
+/* The cgroup id each CPU named or found in named_cgroups last: a storm
+ * from one service then skips the LRU lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_cgroup SEC(".maps");
+
+/* cgroup ids whose names were sent (see struct tcpstate_cgroup_names). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} named_cgroups SEC(".maps");
+
+/* Never written: they only put the records into the object's BTF, so the
+ * skeleton's generated `types` carries them to Rust. */
+struct tcpstate_event _event = {};
+struct tcpstate_seed _seed = {};
+struct tcpstate_cgroup_names _cgroup_names = {};
+struct tcpstate_dns _dns = {};
+
+#endif /* __TCPSTATE_MAPS_H */
