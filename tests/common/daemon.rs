@@ -1,0 +1,267 @@
+//! The real daemon, run as a child with a real NOTIFY_SOCKET, and what it
+//! said once stopped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{bin, TempDir};
+
+/// Where the daemon's output goes and how it is seen.
+pub struct Daemon {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stdout_thread: Option<std::thread::JoinHandle<()>>,
+    /// With `start_stalled`: stdout's pipe, kept open and never read.
+    _stalled: Option<std::process::ChildStdout>,
+    _dir: TempDir,
+}
+
+/// The daemon's result after SIGTERM.
+pub struct Stopped {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Stopped {
+    /// The stop line's counter `name=value`.
+    pub fn stat(&self, name: &str) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.contains("tcpstate: stopped:"))
+            .unwrap_or_else(|| panic!("no stats line in stderr:\n{}", self.stderr));
+        let key = format!(" {name}=");
+        let at = line
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            + key.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?}: {e}")))
+            .collect()
+    }
+
+    pub fn failures(&self) -> Vec<serde_json::Value> {
+        self.json()
+            .into_iter()
+            .filter(|v| v["event"] == "connect_failed")
+            .collect()
+    }
+
+    /// The one JSON line of `event` for `to`; fails unless there is
+    /// exactly one, showing all the daemon said.
+    #[allow(dead_code)] // not every test file reads JSON lines
+    pub fn one(&self, event: &str, to: SocketAddr) -> serde_json::Value {
+        let daddr = match to.ip() {
+            IpAddr::V6(a) => a.to_canonical().to_string(),
+            a => a.to_string(),
+        };
+        let hits: Vec<serde_json::Value> = self
+            .json()
+            .into_iter()
+            .filter(|v| {
+                v["event"] == event && v["daddr"] == daddr.as_str() && v["dport"] == to.port()
+            })
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected exactly one {event} for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout.join("\n"),
+            self.stderr
+        );
+        hits.into_iter().next().unwrap()
+    }
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for READY=1 on a real NOTIFY_SOCKET.
+    /// Panics with the daemon's own words if it exits or never gets ready.
+    pub fn start(args: &[String], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(args, env, true)
+    }
+
+    /// As `start`, but nobody ever reads stdout (a pipe whose reader hangs).
+    pub fn start_stalled(args: &[String], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(args, env, false)
+    }
+
+    /// As `start`, in a UTS namespace of its own named `host` (`unshare
+    /// -u`): what it reports as its host name. The shell execs the daemon,
+    /// so its pid and NOTIFY_SOCKET are the daemon's.
+    pub fn start_with_hostname(host: &str, args: &[String], env: &[(&str, &str)]) -> Daemon {
+        let mut full: Vec<String> = [
+            "-u",
+            "--",
+            "sh",
+            "-c",
+            r#"hostname "$0" && exec "$@""#,
+            host,
+            bin(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        full.extend(args.iter().cloned());
+        Daemon::start_program("unshare", &full, env, true)
+    }
+
+    /// As `start`, through a program that execs the daemon (like `ip
+    /// netns exec NS tcpstate ...`), so its pid is the daemon's.
+    pub fn start_via(program: &str, args: &[String]) -> Daemon {
+        Daemon::start_program(program, args, &[], true)
+    }
+
+    fn start_inner(args: &[String], env: &[(&str, &str)], read_stdout: bool) -> Daemon {
+        Daemon::start_program(bin(), args, env, read_stdout)
+    }
+
+    fn start_program(
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        read_stdout: bool,
+    ) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let sock_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&sock_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut child = Command::new(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tcpstate");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 256];
+        loop {
+            if let Ok(n) = notify.recv(&mut buf) {
+                if buf[..n].split(|&b| b == b'\n').any(|l| l == b"READY=1") {
+                    break;
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!(
+                    "tcpstate exited ({status}) before READY=1; the BPF program could not be loaded \
+                     or attached on this machine:\n{err}"
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("tcpstate did not send READY=1 within 20 s");
+            }
+        }
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let out = child.stdout.take().unwrap();
+        if !read_stdout {
+            return Daemon {
+                child,
+                stdout,
+                stdout_thread: None,
+                _stalled: Some(out),
+                _dir: dir,
+            };
+        }
+        let stdout_thread = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => lines.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Daemon {
+            child,
+            stdout,
+            stdout_thread: Some(stdout_thread),
+            _stalled: None,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines seen on stdout so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until a stdout line contains `needle`; false on timeout.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lines().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// SIGTERM, then everything it printed. The daemon drains its ring
+    /// buffer before exiting, so every event already made is in here.
+    pub fn stop(mut self) -> Stopped {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tcpstate did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(t) = self.stdout_thread.take() {
+            t.join().unwrap();
+        }
+        let mut stderr = String::new();
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr);
+        Stopped {
+            code: status.code(),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
