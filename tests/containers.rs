@@ -22,9 +22,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{require_root, Daemon, FakeSlack, FakeSyslog};
+use common::{poll, require_root, Daemon, FakeSlack, FakeSyslog};
 use serde_json::Value;
 
 const ETIMEDOUT: i32 = 110;
@@ -216,20 +216,13 @@ impl Drop for Container {
 /// What the client wrote to /x/FILE (`dir` on the host), once it has;
 /// `logs` says what the container printed if it never does.
 fn wait_file(dir: &Path, file: &str, timeout: Duration, logs: impl Fn() -> String) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client wrote no /x/{file}: {}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("the client's /x/{file}");
+    poll(&what, timeout, || {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("the client wrote no /x/{file}: {}", logs()))
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -455,15 +448,14 @@ impl Dockerd {
             .spawn()
             .unwrap_or_else(|e| panic!("running dockerd: {e} (.ci/deps installs docker.io)"));
         d.own = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while d.try_docker(&["info"]).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not answer in 30 s: {}",
-                std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let up = poll("dockerd to answer", Duration::from_secs(30), || {
+            d.try_docker(&["info"]).ok()
+        });
+        assert!(
+            up.is_some(),
+            "dockerd did not answer in 30 s: {}",
+            std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default()
+        );
         d
     }
 
@@ -518,10 +510,9 @@ impl Drop for Dockerd {
                 nix::unistd::Pid::from_raw(c.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            poll("dockerd to exit", Duration::from_secs(15), || {
+                c.try_wait().ok().flatten()
+            });
             let _ = c.kill();
             let _ = c.wait();
         }

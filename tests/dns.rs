@@ -65,13 +65,13 @@ impl Dns {
             _dir: dir,
         };
         // Ready when it answers.
-        for _ in 0..50 {
-            if client(net, "getent", &["hosts", "ready.tsdns.test"]).0 {
-                return d;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("dnsmasq did not answer");
+        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
+            client(net, "getent", &["hosts", "ready.tsdns.test"])
+                .0
+                .then_some(())
+        });
+        assert!(ready.is_some(), "dnsmasq did not answer");
+        d
     }
 }
 

@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{bin, TempDir};
+use super::{bin, poll, TempDir};
 
 /// Where the daemon's output goes and how it is seen.
 pub struct Daemon {
@@ -139,9 +139,7 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let sock_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        notify.set_nonblocking(true).unwrap();
         let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
@@ -151,12 +149,11 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting tcpstate");
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut buf = [0u8; 256];
-        loop {
-            if let Ok(n) = notify.recv(&mut buf) {
+        let ready = poll("READY=1 from tcpstate", Duration::from_secs(20), || {
+            while let Ok(n) = notify.recv(&mut buf) {
                 if buf[..n].split(|&b| b == b'\n').any(|l| l == b"READY=1") {
-                    break;
+                    return Some(());
                 }
             }
             if let Some(status) = child.try_wait().unwrap() {
@@ -167,10 +164,11 @@ impl Daemon {
                      or attached on this machine:\n{err}"
                 );
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("tcpstate did not send READY=1 within 20 s");
-            }
+            None
+        });
+        if ready.is_none() {
+            let _ = child.kill();
+            panic!("tcpstate did not send READY=1 within 20 s");
         }
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = stdout.clone();
@@ -212,14 +210,14 @@ impl Daemon {
 
     /// Waits until a stdout line contains `needle`; false on timeout.
     pub fn wait_line(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.lines().iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+        let what = format!("a stdout line containing {needle}");
+        poll(&what, timeout, || {
+            self.lines()
+                .iter()
+                .any(|l| l.contains(needle))
+                .then_some(())
+        })
+        .is_some()
     }
 
     /// SIGTERM, then everything it printed. The daemon drains its ring
@@ -230,16 +228,12 @@ impl Daemon {
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("tcpstate did not exit within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let exited = poll("tcpstate to exit", Duration::from_secs(20), || {
+            self.child.try_wait().unwrap()
+        });
+        let Some(status) = exited else {
+            let _ = self.child.kill();
+            panic!("tcpstate did not exit within 20 s of SIGTERM");
         };
         if let Some(t) = self.stdout_thread.take() {
             t.join().unwrap();

@@ -9,7 +9,7 @@
 //! - `fs`: temporary directories and the cgroup v2 mount;
 //!
 //! and here, what they all use: the root check, running a command, the
-//! binary under test.
+//! binary under test, and the one way to wait for something (`poll`).
 #![allow(dead_code)] // each test binary uses a different part
 
 mod daemon;
@@ -22,6 +22,7 @@ mod standins;
 pub use {daemon::*, fs::*, net::*, standins::*};
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// True when the test can run. Outside CI a non-root run skips, loudly;
 /// in CI (CI set) it fails, so a misconfigured runner never passes empty.
@@ -52,4 +53,31 @@ pub fn run(cmd: &str, args: &[&str]) {
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tcpstate")
+}
+
+/// The one way these tests wait: calls `f` until it gives Some, for at
+/// most `within`. It checks at once, then every 5 ms backing off to every
+/// 100 ms (quick answers are seen quickly; costly checks, a process or an
+/// HTTP request each, do not spin), and once more at the deadline. None
+/// if time ran out, said on stderr with `what` it was waiting for.
+pub fn poll<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            eprintln!("gave up waiting for {what} after {within:?}");
+            return None;
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// As `poll`, but time running out fails the test, naming `what`.
+pub fn wait<T>(what: &str, within: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(what, within, f).unwrap_or_else(|| panic!("{what}: not within {within:?}"))
 }

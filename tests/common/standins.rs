@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::TempDir;
+use super::{poll, TempDir};
 
 /// A stand-in for Slack's incoming webhook: a real HTTP/1.1 server on
 /// loopback that records every request and answers from a script
@@ -120,12 +120,14 @@ impl FakeSlack {
         self.requests.lock().unwrap().clone()
     }
 
+    /// Waits until it has had `n` requests; all it had, whether or not.
     pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<(Instant, serde_json::Value)> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && self.requests().len() < n {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.requests()
+        let what = format!("{n} requests to the Slack stand-in");
+        poll(&what, timeout, || {
+            let r = self.requests();
+            (r.len() >= n).then_some(r)
+        })
+        .unwrap_or_else(|| self.requests())
     }
 }
 
@@ -170,11 +172,14 @@ impl FakeSyslog {
             .collect()
     }
 
+    /// Waits until `n` datagrams contain `needle`; those there are,
+    /// whether or not.
     pub fn wait_for(&self, needle: &str, n: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && self.matching(needle).len() < n {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.matching(needle)
+        let what = format!("{n} syslog lines containing {needle}");
+        poll(&what, timeout, || {
+            let m = self.matching(needle);
+            (m.len() >= n).then_some(m)
+        })
+        .unwrap_or_else(|| self.matching(needle))
     }
 }
