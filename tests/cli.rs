@@ -275,14 +275,10 @@ fn the_systemd_credential_is_the_webhook() {
     let dir = TempDir::new("cli-creds");
     std::fs::write(dir.path().join("slack-url"), format!("{}\n", slack.url())).unwrap();
     let creds = dir.path().to_str().unwrap().to_string();
-    let args: Vec<String> = ["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let d = Daemon::start(
-        &args,
-        &[("CREDENTIALS_DIRECTORY", &creds), ("SLACK_URL", "")],
-    );
+    let d = Daemon::new(["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"])
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("SLACK_URL", "")
+        .start();
     let stopped = d.stop();
     let want = format!("slack http://127.0.0.1:{}/***", slack.port);
     assert!(

@@ -225,10 +225,6 @@ fn wait_file(dir: &Path, file: &str, timeout: Duration, logs: impl Fn() -> Strin
     .unwrap_or_else(|| panic!("the client wrote no /x/{file}: {}", logs()))
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 /// The one JSON failure to 127.0.0.1:port.
 fn failure_to(lines: &[String], port: u16) -> Value {
     let found: Vec<Value> = lines
@@ -247,21 +243,19 @@ fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     }
     const PORT: u16 = 47_071;
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--syslog-socket",
-            syslog.path.to_str().unwrap(),
-            "--slack-url",
-            &slack.url(),
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url",
+        &slack.url(),
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let c = Container::start("live", PORT, 2);
     let pid = c.pid();
     c.go();
@@ -329,18 +323,16 @@ fn a_text_line_names_the_container() {
         return;
     }
     const PORT: u16 = 47_072;
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "text",
-            "--no-syslog",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "text",
+        "--no-syslog",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let c = Container::start("text", PORT, 2);
     c.go();
     let sport = c.sport();
@@ -376,20 +368,18 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
     c.drop_syns(PORT);
     c.go();
     let sport = c.sport();
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--no-syslog",
-            "--slow-after",
-            "0",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--slow-after",
+        "0",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     assert_eq!(c.err(Duration::from_secs(30)), ETIMEDOUT);
     assert!(
         d.wait_line("\"connect_failed\"", Duration::from_secs(10)),
@@ -533,18 +523,16 @@ fn a_failure_in_a_docker_container_names_it() {
     std::fs::create_dir_all(&x).unwrap();
     std::fs::write(x.join("client.py"), CLIENT).unwrap();
     let _ = dockerd.try_docker(&["rm", "-f", &name]);
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--no-syslog",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "json",
+        "--no-syslog",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let volume = format!("{}:/x", x.display());
     let id = dockerd.docker(&[
         "run",

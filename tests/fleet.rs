@@ -203,12 +203,6 @@ impl Drop for Server {
     }
 }
 
-fn args(list: &[&str], net: &Net) -> Vec<String> {
-    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-    v.extend(net.watch_args());
-    v
-}
-
 /// The metric lines of a scrape whose name is `name` (with labels).
 fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
     body.lines()
@@ -243,23 +237,22 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     // must never be shown.
     let am_url = format!("http://tcpstate:SECRETPW@127.0.0.1:{}", am.port);
     let daemon = |host: &str, mport: u16, extra: &[&str]| {
-        let mut a = args(
-            &[
-                "--format",
-                "json",
-                "--alert-window",
-                "2s",
-                "--resolve-after",
-                "60s",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-                "--alertmanager-url",
-                &am_url,
-            ],
-            &net,
-        );
-        a.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::start_with_hostname(host, &a, &[])
+        Daemon::new([
+            "--format",
+            "json",
+            "--alert-window",
+            "2s",
+            "--resolve-after",
+            "60s",
+            "--metrics-addr",
+            &format!("127.0.0.1:{mport}"),
+            "--alertmanager-url",
+            &am_url,
+        ])
+        .args(net.watch_args())
+        .args(extra)
+        .hostname(host)
+        .start()
     };
     let d1 = daemon(
         "fleet-h1",
@@ -475,26 +468,22 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
     );
     let hook = FakeSlack::start();
     let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
-    let d = Daemon::start_with_hostname(
-        "fleet-hang",
-        &args(
-            &[
-                "--format",
-                "json",
-                "--no-syslog",
-                "--slow-after",
-                "1s",
-                "--alert-window",
-                "2s",
-                "--resolve-after",
-                "60s",
-                "--alertmanager-url",
-                &format!("http://127.0.0.1:{}", am.port),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--slow-after",
+        "1s",
+        "--alert-window",
+        "2s",
+        "--resolve-after",
+        "60s",
+        "--alertmanager-url",
+        &format!("http://127.0.0.1:{}", am.port),
+    ])
+    .args(net.watch_args())
+    .hostname("fleet-hang")
+    .start();
     let to = sock(net.server_v4(), 81);
     assert_eq!(net.in_client("t-hang", move || connect_err(to)), ETIMEDOUT);
 
@@ -579,19 +568,15 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
     }
     let net = Net::new(61);
     let mport = free_port();
-    let d = Daemon::start(
-        &args(
-            &[
-                "--format",
-                "none",
-                "--no-syslog",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "none",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
     const DESTS: u16 = 3000;
     let server = net.server_v4();
     net.in_client("t-many", move || {
@@ -654,19 +639,15 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     }
     let net = Net::new(62);
     let mport = free_port();
-    let d = Daemon::start(
-        &args(
-            &[
-                "--format",
-                "json",
-                "--no-syslog",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::new([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
     let addr = SocketAddr::from(([127, 0, 0, 1], mport));
     // More silent connections than the server takes at once, and one that
     // asks and never reads its answer.

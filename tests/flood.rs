@@ -126,7 +126,7 @@ fn closed_port() -> u16 {
 }
 
 fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
-    let mut args: Vec<String> = [
+    Daemon::new([
         "--format",
         "json",
         "--syslog-socket",
@@ -137,12 +137,9 @@ fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
         "5s",
         "-d",
         "127.0.0.0/8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Daemon::start(&args, &[])
+    ])
+    .args(extra)
+    .start()
 }
 
 fn victim(port: u16) {

@@ -15,7 +15,7 @@ pub struct Daemon {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stdout_thread: Option<std::thread::JoinHandle<()>>,
-    /// With `start_stalled`: stdout's pipe, kept open and never read.
+    /// With `stalled`: stdout's pipe, kept open and never read.
     _stalled: Option<std::process::ChildStdout>,
     _dir: TempDir,
 }
@@ -88,61 +88,79 @@ impl Stopped {
     }
 }
 
-impl Daemon {
-    /// Starts the daemon and waits for READY=1 on a real NOTIFY_SOCKET.
-    /// Panics with the daemon's own words if it exits or never gets ready.
-    pub fn start(args: &[String], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_inner(args, env, true)
+/// How a daemon is to be started: `Daemon::new(args)`, then what differs
+/// (`.args`, `.env`, `.via`, `.hostname`, `.stalled`), then `.start()`.
+#[must_use = "nothing runs until .start()"]
+pub struct DaemonBuilder {
+    /// Programs that exec what follows them, outermost first.
+    prefix: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    read_stdout: bool,
+}
+
+impl DaemonBuilder {
+    /// More arguments, after those given so far.
+    pub fn args<S: AsRef<str>>(mut self, more: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(more.into_iter().map(|s| s.as_ref().to_string()));
+        self
     }
 
-    /// As `start`, but nobody ever reads stdout (a pipe whose reader hangs).
-    pub fn start_stalled(args: &[String], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_inner(args, env, false)
+    /// An environment variable of its own.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
-    /// As `start`, in a UTS namespace of its own named `host` (`unshare
-    /// -u`): what it reports as its host name. The shell execs the daemon,
-    /// so its pid and NOTIFY_SOCKET are the daemon's.
-    pub fn start_with_hostname(host: &str, args: &[String], env: &[(&str, &str)]) -> Daemon {
-        let mut full: Vec<String> = [
+    /// Through a command that execs the daemon, which it is given last
+    /// (like `ip netns exec NS`), so its pid and NOTIFY_SOCKET are the
+    /// daemon's. Commands given by `via` and `hostname` nest in the
+    /// order given, the first outermost.
+    pub fn via<S: AsRef<str>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
+        self.prefix
+            .extend(command.into_iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    /// In a UTS namespace of its own named `host` (`unshare -u`): what it
+    /// reports as its host name. The shell execs the daemon.
+    pub fn hostname(self, host: &str) -> Self {
+        self.via([
+            "unshare",
             "-u",
             "--",
             "sh",
             "-c",
             r#"hostname "$0" && exec "$@""#,
             host,
-            bin(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        full.extend(args.iter().cloned());
-        Daemon::start_program("unshare", &full, env, true)
+        ])
     }
 
-    /// As `start`, through a program that execs the daemon (like `ip
-    /// netns exec NS tcpstate ...`), so its pid is the daemon's.
-    pub fn start_via(program: &str, args: &[String]) -> Daemon {
-        Daemon::start_program(program, args, &[], true)
+    /// Nobody ever reads its stdout (a pipe whose reader hangs).
+    pub fn stalled(mut self) -> Self {
+        self.read_stdout = false;
+        self
     }
 
-    fn start_inner(args: &[String], env: &[(&str, &str)], read_stdout: bool) -> Daemon {
-        Daemon::start_program(bin(), args, env, read_stdout)
-    }
-
-    fn start_program(
-        program: &str,
-        args: &[String],
-        env: &[(&str, &str)],
-        read_stdout: bool,
-    ) -> Daemon {
+    /// Starts the daemon and waits for READY=1 on a real NOTIFY_SOCKET.
+    /// Panics with the daemon's own words if it exits or never gets ready.
+    pub fn start(self) -> Daemon {
         let dir = TempDir::new("daemon");
         let sock_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).unwrap();
         notify.set_nonblocking(true).unwrap();
-        let mut child = Command::new(program)
-            .args(args)
-            .envs(env.iter().copied())
+        let mut command = match self.prefix.split_first() {
+            None => Command::new(bin()),
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+        };
+        let mut child = command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("NOTIFY_SOCKET", &sock_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,7 +191,7 @@ impl Daemon {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = stdout.clone();
         let out = child.stdout.take().unwrap();
-        if !read_stdout {
+        if !self.read_stdout {
             return Daemon {
                 child,
                 stdout,
@@ -197,6 +215,19 @@ impl Daemon {
             _stalled: None,
             _dir: dir,
         }
+    }
+}
+
+impl Daemon {
+    /// A daemon with these arguments, to be started with `.start()`.
+    pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> DaemonBuilder {
+        DaemonBuilder {
+            prefix: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            read_stdout: true,
+        }
+        .args(args)
     }
 
     pub fn pid(&self) -> u32 {

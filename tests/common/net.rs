@@ -106,13 +106,10 @@ impl Net {
     /// net's prefixes, and `extra`.
     #[allow(dead_code)] // not every test file detects through JSON
     pub fn json_daemon(&self, extra: &[&str]) -> Daemon {
-        let mut args: Vec<String> = ["--format", "json", "--no-syslog"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(self.watch_args());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::start(&args, &[])
+        Daemon::new(["--format", "json", "--no-syslog"])
+            .args(self.watch_args())
+            .args(extra)
+            .start()
     }
 
     /// Loads an nftables ruleset (text) into the server namespace.
