@@ -225,17 +225,6 @@ fn wait_file(dir: &Path, file: &str, timeout: Duration, logs: impl Fn() -> Strin
     .unwrap_or_else(|| panic!("the client wrote no /x/{file}: {}", logs()))
 }
 
-/// The one JSON failure to 127.0.0.1:port.
-fn failure_to(lines: &[String], port: u16) -> Value {
-    let found: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "connect_failed" && v["dport"] == port)
-        .collect();
-    assert_eq!(found.len(), 1, "one failure to port {port}: {lines:?}");
-    found.into_iter().next().unwrap()
-}
-
 #[test]
 fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     if !require_root("a_failure_in_a_podman_container_names_it_on_every_sink") {
@@ -270,7 +259,7 @@ fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     let lines = syslog.wait_for("TCP failure detected", 1, Duration::from_secs(5));
     let out = d.stop();
 
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!(
         "json: {}",
         out.stdout
@@ -387,7 +376,7 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
         d.lines()
     );
     let out = d.stop();
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!("json: {v}");
     assert_eq!(v["seen"], "at_start", "{v}");
     // The SYNs were dropped by this host's netfilter (the container's
@@ -581,7 +570,7 @@ fn a_failure_in_a_docker_container_names_it() {
         d.lines()
     );
     let out = d.stop();
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!("json: {v}");
     assert_eq!(v["reason"], "refused", "{v}");
     assert_eq!(v["comm"], "python3", "{v}");

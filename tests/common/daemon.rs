@@ -64,23 +64,34 @@ impl Stopped {
 
     /// The one JSON line of `event` for `to`; fails unless there is
     /// exactly one, showing all the daemon said.
-    #[allow(dead_code)] // not every test file reads JSON lines
     pub fn one(&self, event: &str, to: SocketAddr) -> serde_json::Value {
         let daddr = match to.ip() {
             IpAddr::V6(a) => a.to_canonical().to_string(),
             a => a.to_string(),
         };
-        let hits: Vec<serde_json::Value> = self
-            .json()
-            .into_iter()
-            .filter(|v| {
-                v["event"] == event && v["daddr"] == daddr.as_str() && v["dport"] == to.port()
-            })
-            .collect();
+        self.exactly_one(&format!("{event} for {to}"), |v| {
+            v["event"] == event && v["daddr"] == daddr.as_str() && v["dport"] == to.port()
+        })
+    }
+
+    /// The one failure to port `port`, whatever the address; fails unless
+    /// there is exactly one, showing all the daemon said.
+    pub fn failure_to(&self, port: u16) -> serde_json::Value {
+        self.exactly_one(&format!("connect_failed to port {port}"), |v| {
+            v["event"] == "connect_failed" && v["dport"] == port
+        })
+    }
+
+    fn exactly_one(
+        &self,
+        what: &str,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let hits: Vec<serde_json::Value> = self.json().into_iter().filter(|v| keep(v)).collect();
         assert_eq!(
             hits.len(),
             1,
-            "expected exactly one {event} for {to}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
+            "expected exactly one {what}, got {hits:?}\nstdout:\n{}\nstderr:\n{}",
             self.stdout.join("\n"),
             self.stderr
         );
