@@ -232,12 +232,7 @@ fn with_slack_down_detection_and_syslog_go_on_and_losses_are_counted() {
     let net = Net::new(24);
     let syslog = FakeSyslog::start();
     // A port nobody listens on: every request is refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/services/T/B/SECRETTOKEN",
-        closed.local_addr().unwrap().port()
-    );
-    drop(closed);
+    let url = format!("http://127.0.0.1:{}/services/T/B/SECRETTOKEN", free_port());
     let d = daemon(&net, &syslog, &url, "60s");
     let server = net.server_v4();
     net.in_client("t-down", move || {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,14 +117,6 @@ impl Drop for Flooder {
     }
 }
 
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
     Daemon::new([
         "--format",
@@ -159,7 +151,7 @@ fn a_flood_to_60000_destinations_never_hides_the_victims_failure() {
     let t0 = Instant::now();
     let flood = Flooder::spawn("destinations", 0);
     std::thread::sleep(Duration::from_millis(300));
-    let db = closed_port();
+    let db = free_port();
     victim(db);
     let named = format!("127.0.0.1:{db} reason=refused");
     let lines = syslog.wait_for(&named, 1, Duration::from_secs(20));
@@ -213,7 +205,7 @@ fn a_full_pending_table_makes_room_from_the_flooder_and_says_so() {
     );
     let mut flood = Flooder::spawn("pending", port);
     flood.wait_for("holding");
-    let db = closed_port();
+    let db = free_port();
     victim(db);
     let warned = syslog.wait_for("connection attempts forgotten", 1, Duration::from_secs(5));
     let out = d.stop();
@@ -244,13 +236,10 @@ fn tcpstate_never_reports_its_own_connections() {
     }
     let syslog = FakeSyslog::start();
     // The webhook refuses: every post is a failed connect of tcpstate's.
-    let url = format!(
-        "http://127.0.0.1:{}/services/T/B/SECRETTOKEN",
-        closed_port()
-    );
+    let url = format!("http://127.0.0.1:{}/services/T/B/SECRETTOKEN", free_port());
     let d = daemon(&syslog, &url, &[]);
     let dpid = d.pid();
-    victim(closed_port());
+    victim(free_port());
     let said = syslog.wait_for("Slack webhook", 1, Duration::from_secs(5));
     let out = d.stop();
     let own: Vec<serde_json::Value> = out

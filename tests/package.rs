@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, require_root, FakeSlack};
+use common::{bin, free_port, require_root, FakeSlack};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -156,10 +156,7 @@ fn installs_alerts_stops_and_purges_in_a_booted_systemd() {
     let deb = deb();
     let slack = FakeSlack::start();
     // A port nobody listens on, on the loopback the container shares.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let (ok, text) = run(Command::new(root().join("packaging/test-in-nspawn"))
         .arg(&deb)
         .arg(slack.url())

@@ -255,6 +255,16 @@ pub fn connect_and_abandon(to: SocketAddr) {
     drop(fd); // close while the SYN is unanswered
 }
 
+/// A loopback port nobody listens on: the kernel's pick, bound and let
+/// go. A connect to it is refused; a server can take it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn sock(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
     SocketAddr::new(ip.into(), port)
 }
