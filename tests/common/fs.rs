@@ -28,7 +28,6 @@ impl Drop for TempDir {
 }
 
 /// Where cgroup v2 is mounted (pure v2, or the hybrid's unified tree).
-#[allow(dead_code)] // not every test file makes cgroups
 pub fn cgroup_v2_root() -> PathBuf {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     mounts

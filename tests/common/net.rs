@@ -104,7 +104,6 @@ impl Net {
 
     /// tcpstate for detection only: JSON lines, no syslog, watching this
     /// net's prefixes, and `extra`.
-    #[allow(dead_code)] // not every test file detects through JSON
     pub fn json_daemon(&self, extra: &[&str]) -> Daemon {
         Daemon::new(["--format", "json", "--no-syslog"])
             .args(self.watch_args())
@@ -272,7 +271,6 @@ pub fn sock(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
 /// A listener on 127.0.0.1 with this accept backlog. std's is 128, and 0
 /// (a queue that one connection fills, so the next SYNs are dropped) is
 /// what the hanging-attempt tests need.
-#[allow(dead_code)] // not every test file needs one
 pub fn loopback_listener(backlog: i32) -> TcpListener {
     use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     use std::os::fd::AsRawFd;
