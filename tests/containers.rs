@@ -1,6 +1,7 @@
 //! Containers by name, with real podman: Debian's podman with runc (crun
 //! refuses this machine's hybrid cgroups), on a debootstrapped rootfs
-//! (tests/containers-rootfs) mounted read-only, on an `--internal` network
+//! (tests/containers-rootfs: podman's own copy) mounted read-only, on an
+//! `--internal` network
 //! so nothing can leave the host. The clients are python3's sockets inside
 //! the container, connecting to the container's own loopback. Podman here
 //! uses the cgroupfs manager: its containers are in
@@ -10,7 +11,9 @@
 //! Real docker too (Debian's docker.io): the test starts its own dockerd
 //! (no bridge, no iptables; the default data root, where tcpstate reads
 //! names) unless one answers on /var/run/docker.sock, imports the same
-//! rootfs as an image, and runs the client with `--network none`. Docker
+//! debootstrap as an image (from its pristine tarball, never from the
+//! directory podman writes into), and runs the client with `--network
+//! none`. Docker
 //! here uses the cgroupfs driver: /docker/<id>.
 //!
 //! containerd's and CRI-O's on-disk formats, and docker's under
@@ -74,9 +77,13 @@ fn podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn rootfs() -> String {
+/// The client's root file system, made once and shared by the test
+/// threads and binaries: `"podman"`, podman's own copy (a directory), or
+/// `"tarball"`, the debootstrap as it came out, for `docker import`.
+fn rootfs(kind: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/containers-rootfs");
     let out = Command::new(&script)
+        .arg(kind)
         .output()
         .expect("running containers-rootfs");
     assert!(
@@ -99,7 +106,7 @@ struct Container {
 
 impl Container {
     fn start(tag: &str, port: u16, syncnt: u32) -> Container {
-        let rootfs = rootfs();
+        let rootfs = rootfs("podman");
         let pid = std::process::id();
         let name = format!("tsname-{tag}-{pid}");
         let net = format!("tsname-net-{tag}-{pid}");
@@ -456,27 +463,16 @@ impl Dockerd {
             .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
     }
 
-    /// The rootfs as an image, imported once (kept for the next run).
+    /// The rootfs as an image, imported once (kept for the next run) from
+    /// the tarball: a file made whole before anyone could see it, which
+    /// no container writes into. (Taring podman's directory instead
+    /// raced the podman tests on a first run: "tar: .: file changed as we
+    /// read it".) The image gets its name only once imported, so another
+    /// run that finds it finds it whole; two first runs both import it.
     fn image(&self) -> &'static str {
         const IMAGE: &str = "tcpstate-test-python:1";
         if self.try_docker(&["image", "inspect", IMAGE]).is_err() {
-            let rootfs = rootfs();
-            let mut tar = Command::new("tar")
-                .args(["-C", &rootfs, "-c", "."])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let out = Command::new("docker")
-                .args(["-H", &self.host, "import", "-", IMAGE])
-                .stdin(tar.stdout.take().unwrap())
-                .output()
-                .unwrap();
-            assert!(tar.wait().unwrap().success(), "tar of {rootfs}");
-            assert!(
-                out.status.success(),
-                "docker import: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            self.docker(&["import", &rootfs("tarball"), IMAGE]);
         }
         IMAGE
     }
