@@ -1,4 +1,5 @@
-//! Files and directories: temporary directories, the cgroup v2 mount.
+//! Files and directories: temporary directories, locks, the cgroup v2
+//! mount.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,23 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// An exclusive flock(2) on `path` (made, with its directory, if need
+/// be), held until dropped; waits for whoever holds it. For what test
+/// runs share on this machine, as flock(1) serves the scripts.
+pub fn lock(path: &Path) -> nix::fcntl::Flock<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("flock {}: {e}", path.display()))
 }
 
 /// Where cgroup v2 is mounted (pure v2, or the hybrid's unified tree).
