@@ -12,7 +12,7 @@ use serde_json::Value;
 const ECONNREFUSED: i32 = 111;
 
 fn daemon(net: &Net, syslog: &FakeSyslog, slack_url: &str, window: &str) -> Daemon {
-    Daemon::new([
+    Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",
@@ -285,7 +285,7 @@ fn a_hostile_process_name_is_escaped_everywhere() {
     let dir = TempDir::new("url");
     let file = dir.path().join("slack-url");
     std::fs::write(&file, format!("{}\n", slack.url())).unwrap();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--syslog-socket",
         syslog.path.to_str().unwrap(),
         "--slack-url-file",
@@ -325,7 +325,7 @@ fn a_missing_syslog_socket_is_said_once_and_detection_goes_on() {
         return;
     }
     let net = Net::new(26);
-    let d = Daemon::new(["--format", "json", "--syslog-socket", "/nonexistent/log"])
+    let d = Daemon::builder(["--format", "json", "--syslog-socket", "/nonexistent/log"])
         .args(net.watch_args())
         .start();
     let server = net.server_v4();
@@ -374,7 +374,7 @@ fn a_stalled_stdout_never_stops_detection_or_alerts() {
     }
     let net = Net::new(28);
     let syslog = FakeSyslog::start();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",

@@ -275,7 +275,7 @@ fn the_systemd_credential_is_the_webhook() {
     let dir = TempDir::new("cli-creds");
     std::fs::write(dir.path().join("slack-url"), format!("{}\n", slack.url())).unwrap();
     let creds = dir.path().to_str().unwrap().to_string();
-    let d = Daemon::new(["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"])
+    let d = Daemon::builder(["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"])
         .env("CREDENTIALS_DIRECTORY", &creds)
         .env("SLACK_URL", "")
         .start();

@@ -263,7 +263,7 @@ fn an_attempt_in_flight_at_start_is_reported_with_its_process() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let port = to.port().to_string();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -296,7 +296,7 @@ fn a_hanging_attempt_warns_before_it_fails() {
         &format!("ip daddr {} tcp dport 81 drop", net.server_v4()),
     ));
     let syslog = FakeSyslog::start();
-    let d = Daemon::new(["--format", "json", "--slow-after", "1s", "--syslog-socket"])
+    let d = Daemon::builder(["--format", "json", "--slow-after", "1s", "--syslog-socket"])
         .args([syslog.path.to_str().unwrap()])
         .args(net.watch_args())
         .start();

@@ -239,7 +239,7 @@ fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     }
     const PORT: u16 = 47_071;
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",
@@ -319,7 +319,7 @@ fn a_text_line_names_the_container() {
         return;
     }
     const PORT: u16 = 47_072;
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "text",
         "--no-syslog",
@@ -364,7 +364,7 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
     c.drop_syns(PORT);
     c.go();
     let sport = c.sport();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -508,7 +508,7 @@ fn a_failure_in_a_docker_container_names_it() {
     std::fs::create_dir_all(&x).unwrap();
     std::fs::write(x.join("client.py"), CLIENT).unwrap();
     let _ = dockerd.try_docker(&["rm", "-f", &name]);
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",

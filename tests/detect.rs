@@ -211,7 +211,7 @@ fn successes_and_unwatched_destinations_are_never_reported() {
     let net = Net::new(15);
     let listener = net.server_listener(sock(net.server_v4(), 80));
     // Watch one address and one port; fail to its neighbours.
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -258,7 +258,7 @@ fn text_format_and_verbose_state_changes() {
         return;
     }
     let net = Net::new(16);
-    let d = Daemon::new(["--verbose", "--no-syslog"])
+    let d = Daemon::builder(["--verbose", "--no-syslog"])
         .args(net.watch_args())
         .start();
     let to = sock(net.server_v6(), 9);

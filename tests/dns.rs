@@ -111,7 +111,7 @@ fn client(net: &Net, cmd: &str, args: &[&str]) -> (bool, String) {
 /// tcpstate watching `--dest NAME` (with the DNS hook on), inside the
 /// client namespace: it resolves through the test's dnsmasq too.
 fn watching(net: &Net, name: &str) -> Daemon {
-    Daemon::new([
+    Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -139,7 +139,7 @@ fn failures_carry_the_name_the_application_resolved() {
     // attach no DNS hook; on takes the fallback. Alerts to a real HTTP
     // server standing in for Slack and a real syslog datagram socket.
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--dns-names",

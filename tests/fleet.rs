@@ -229,7 +229,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     // must never be shown.
     let am_url = format!("http://tcpstate:SECRETPW@127.0.0.1:{}", am.port);
     let daemon = |host: &str, mport: u16, extra: &[&str]| {
-        Daemon::new([
+        Daemon::builder([
             "--format",
             "json",
             "--alert-window",
@@ -460,7 +460,7 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
     );
     let hook = FakeSlack::start();
     let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -560,7 +560,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
     }
     let net = Net::new(61);
     let mport = free_port();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "none",
         "--no-syslog",
@@ -631,7 +631,7 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     }
     let net = Net::new(62);
     let mport = free_port();
-    let d = Daemon::new([
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",

@@ -118,7 +118,7 @@ impl Drop for Flooder {
 }
 
 fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
-    Daemon::new([
+    Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",

@@ -99,7 +99,7 @@ impl Stopped {
     }
 }
 
-/// How a daemon is to be started: `Daemon::new(args)`, then what differs
+/// How a daemon is to be started: `Daemon::builder(args)`, then what differs
 /// (`.args`, `.env`, `.via`, `.hostname`, `.stalled`), then `.start()`.
 #[must_use = "nothing runs until .start()"]
 pub struct DaemonBuilder {
@@ -231,7 +231,7 @@ impl DaemonBuilder {
 
 impl Daemon {
     /// A daemon with these arguments, to be started with `.start()`.
-    pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> DaemonBuilder {
+    pub fn builder<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> DaemonBuilder {
         DaemonBuilder {
             prefix: Vec::new(),
             args: Vec::new(),

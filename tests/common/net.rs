@@ -105,7 +105,7 @@ impl Net {
     /// tcpstate for detection only: JSON lines, no syslog, watching this
     /// net's prefixes, and `extra`.
     pub fn json_daemon(&self, extra: &[&str]) -> Daemon {
-        Daemon::new(["--format", "json", "--no-syslog"])
+        Daemon::builder(["--format", "json", "--no-syslog"])
             .args(self.watch_args())
             .args(extra)
             .start()
