@@ -12,7 +12,7 @@ use serde_json::Value;
 const ECONNREFUSED: i32 = 111;
 
 fn daemon(net: &Net, syslog: &FakeSyslog, slack_url: &str, window: &str) -> Daemon {
-    let mut args: Vec<String> = [
+    Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",
@@ -21,12 +21,9 @@ fn daemon(net: &Net, syslog: &FakeSyslog, slack_url: &str, window: &str) -> Daem
         slack_url,
         "--alert-window",
         window,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(net.watch_args());
-    Daemon::start(&args, &[])
+    ])
+    .args(net.watch_args())
+    .start()
 }
 
 fn text(v: &Value) -> String {
@@ -235,12 +232,7 @@ fn with_slack_down_detection_and_syslog_go_on_and_losses_are_counted() {
     let net = Net::new(24);
     let syslog = FakeSyslog::start();
     // A port nobody listens on: every request is refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/services/T/B/SECRETTOKEN",
-        closed.local_addr().unwrap().port()
-    );
-    drop(closed);
+    let url = format!("http://127.0.0.1:{}/services/T/B/SECRETTOKEN", free_port());
     let d = daemon(&net, &syslog, &url, "60s");
     let server = net.server_v4();
     net.in_client("t-down", move || {
@@ -293,17 +285,14 @@ fn a_hostile_process_name_is_escaped_everywhere() {
     let dir = TempDir::new("url");
     let file = dir.path().join("slack-url");
     std::fs::write(&file, format!("{}\n", slack.url())).unwrap();
-    let mut args: Vec<String> = [
+    let d = Daemon::builder([
         "--syslog-socket",
         syslog.path.to_str().unwrap(),
         "--slack-url-file",
         file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    ])
+    .args(net.watch_args())
+    .start();
     let to = sock(net.server_v4(), 9);
     net.in_client("<!here>&x\nTCP", move || connect_err(to));
     let reqs = slack.wait_requests(1, Duration::from_secs(5));
@@ -336,12 +325,9 @@ fn a_missing_syslog_socket_is_said_once_and_detection_goes_on() {
         return;
     }
     let net = Net::new(26);
-    let mut args: Vec<String> = ["--format", "json", "--syslog-socket", "/nonexistent/log"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    let d = Daemon::builder(["--format", "json", "--syslog-socket", "/nonexistent/log"])
+        .args(net.watch_args())
+        .start();
     let server = net.server_v4();
     net.in_client("t-nolog", move || {
         for port in [9, 10] {
@@ -388,19 +374,17 @@ fn a_stalled_stdout_never_stops_detection_or_alerts() {
     }
     let net = Net::new(28);
     let syslog = FakeSyslog::start();
-    let mut args: Vec<String> = [
+    let d = Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",
         syslog.path.to_str().unwrap(),
         "--alert-window",
         "60s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start_stalled(&args, &[]);
+    ])
+    .args(net.watch_args())
+    .stalled()
+    .start();
     // About 600 KB of JSON lines in 50 drains: far more than a pipe
     // (64 KiB) and the stdout queue hold.
     let server = net.server_v4();

@@ -61,16 +61,6 @@ fn curl_in(net: &Net, cg: &Cgroup, url: &str, user: Option<&str>) {
     assert!(!st.success(), "curl to {url} should fail");
 }
 
-fn failure_to(out: &Stopped, port: u16) -> Value {
-    let hits: Vec<Value> = out
-        .failures()
-        .into_iter()
-        .filter(|v| v["dport"] == port)
-        .collect();
-    assert_eq!(hits.len(), 1, "{hits:?}\n{}", out.stdout.join("\n"));
-    hits.into_iter().next().unwrap()
-}
-
 #[test]
 fn units_containers_and_pods_are_named_from_the_cgroup() {
     if !require_root("units_containers_and_pods_are_named_from_the_cgroup") {
@@ -102,7 +92,7 @@ fn units_containers_and_pods_are_named_from_the_cgroup() {
     );
     let out = d.stop();
 
-    let v = failure_to(&out, 1001);
+    let v = out.failure_to(1001);
     assert_eq!(v["unit"], format!("api-{pid}.service"), "{v}");
     assert_eq!(v["container"], Value::Null, "{v}");
     assert_eq!(v["pod"], Value::Null, "{v}");
@@ -118,14 +108,14 @@ fn units_containers_and_pods_are_named_from_the_cgroup() {
     );
     assert_eq!(v["uid"], 0, "{v}");
 
-    let v = failure_to(&out, 1002);
+    let v = out.failure_to(1002);
     assert_eq!(v["unit"], format!("sync-{pid}.service"), "{v}");
 
-    let v = failure_to(&out, 1003);
+    let v = out.failure_to(1003);
     assert_eq!(v["container"], CONTAINER, "{v}");
     assert_eq!(v["unit"], format!("docker-{CONTAINER}.scope"), "{v}");
 
-    let v = failure_to(&out, 1004);
+    let v = out.failure_to(1004);
     eprintln!("a pod's container, as nobody: {v}");
     assert_eq!(v["container"], CONTAINER, "{v}");
     assert_eq!(v["pod"], POD, "{v}");
@@ -143,7 +133,7 @@ fn a_thread_with_its_own_name_shows_both_names() {
     // The thread is named by PR_SET_NAME (std names threads with it).
     net.in_client("t-worker", move || connect_err(to));
     let out = d.stop();
-    let v = failure_to(&out, 9);
+    let v = out.failure_to(9);
     let process = std::fs::read_to_string("/proc/self/comm").unwrap();
     assert_eq!(v["comm"], "t-worker", "{v}");
     assert_eq!(v["process"], process.trim_end(), "{v}");

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{bin, require_root, Daemon, FakeSlack, TempDir};
+use common::{bin, poll, require_root, Daemon, FakeSlack, TempDir};
 
 fn tcpstate(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
@@ -181,12 +181,12 @@ fn assert_refused_at_once(args: &[&str], env: &[(&str, &str)], needles: &[&str])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            panic!("{args:?} still running after 5 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let exited = poll("tcpstate to exit", Duration::from_secs(5), || {
+        child.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("{args:?} still running after 5 s");
     }
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -275,14 +275,10 @@ fn the_systemd_credential_is_the_webhook() {
     let dir = TempDir::new("cli-creds");
     std::fs::write(dir.path().join("slack-url"), format!("{}\n", slack.url())).unwrap();
     let creds = dir.path().to_str().unwrap().to_string();
-    let args: Vec<String> = ["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let d = Daemon::start(
-        &args,
-        &[("CREDENTIALS_DIRECTORY", &creds), ("SLACK_URL", "")],
-    );
+    let d = Daemon::builder(["--no-syslog", "--format", "none", "-d", "192.0.2.0/24"])
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("SLACK_URL", "")
+        .start();
     let stopped = d.stop();
     let want = format!("slack http://127.0.0.1:{}/***", slack.port);
     assert!(

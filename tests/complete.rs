@@ -263,21 +263,18 @@ fn an_attempt_in_flight_at_start_is_reported_with_its_process() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let port = to.port().to_string();
-    let d = Daemon::start(
-        &[
-            "--format",
-            "json",
-            "--no-syslog",
-            "--slow-after",
-            "0",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &port,
-        ]
-        .map(String::from),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--slow-after",
+        "0",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ])
+    .start();
     assert_eq!(client.join().unwrap(), ETIMEDOUT);
     let out = d.stop();
     let v = out.one("connect_failed", to);
@@ -299,13 +296,10 @@ fn a_hanging_attempt_warns_before_it_fails() {
         &format!("ip daddr {} tcp dport 81 drop", net.server_v4()),
     ));
     let syslog = FakeSyslog::start();
-    let mut args: Vec<String> = ["--format", "json", "--slow-after", "1s", "--syslog-socket"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(syslog.path.to_str().unwrap().to_string());
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    let d = Daemon::builder(["--format", "json", "--slow-after", "1s", "--syslog-socket"])
+        .args([syslog.path.to_str().unwrap()])
+        .args(net.watch_args())
+        .start();
     let to = sock(net.server_v4(), 81);
     let t0 = Instant::now();
     assert_eq!(net.in_client("t-hang", move || connect_err(to)), ETIMEDOUT);

@@ -1,6 +1,7 @@
 //! Containers by name, with real podman: Debian's podman with runc (crun
 //! refuses this machine's hybrid cgroups), on a debootstrapped rootfs
-//! (tests/containers-rootfs) mounted read-only, on an `--internal` network
+//! (tests/containers-rootfs: podman's own copy) mounted read-only, on an
+//! `--internal` network
 //! so nothing can leave the host. The clients are python3's sockets inside
 //! the container, connecting to the container's own loopback. Podman here
 //! uses the cgroupfs manager: its containers are in
@@ -10,7 +11,9 @@
 //! Real docker too (Debian's docker.io): the test starts its own dockerd
 //! (no bridge, no iptables; the default data root, where tcpstate reads
 //! names) unless one answers on /var/run/docker.sock, imports the same
-//! rootfs as an image, and runs the client with `--network none`. Docker
+//! debootstrap as an image (from its pristine tarball, never from the
+//! directory podman writes into), and runs the client with `--network
+//! none`. Docker
 //! here uses the cgroupfs driver: /docker/<id>.
 //!
 //! containerd's and CRI-O's on-disk formats, and docker's under
@@ -22,9 +25,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{require_root, Daemon, FakeSlack, FakeSyslog};
+use common::{poll, require_root, Daemon, FakeSlack, FakeSyslog};
 use serde_json::Value;
 
 const ETIMEDOUT: i32 = 110;
@@ -74,9 +77,13 @@ fn podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn rootfs() -> String {
+/// The client's root file system, made once and shared by the test
+/// threads and binaries: `"podman"`, podman's own copy (a directory), or
+/// `"tarball"`, the debootstrap as it came out, for `docker import`.
+fn rootfs(kind: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/containers-rootfs");
     let out = Command::new(&script)
+        .arg(kind)
         .output()
         .expect("running containers-rootfs");
     assert!(
@@ -99,7 +106,7 @@ struct Container {
 
 impl Container {
     fn start(tag: &str, port: u16, syncnt: u32) -> Container {
-        let rootfs = rootfs();
+        let rootfs = rootfs("podman");
         let pid = std::process::id();
         let name = format!("tsname-{tag}-{pid}");
         let net = format!("tsname-net-{tag}-{pid}");
@@ -216,35 +223,13 @@ impl Drop for Container {
 /// What the client wrote to /x/FILE (`dir` on the host), once it has;
 /// `logs` says what the container printed if it never does.
 fn wait_file(dir: &Path, file: &str, timeout: Duration, logs: impl Fn() -> String) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client wrote no /x/{file}: {}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// The one JSON failure to 127.0.0.1:port.
-fn failure_to(lines: &[String], port: u16) -> Value {
-    let found: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "connect_failed" && v["dport"] == port)
-        .collect();
-    assert_eq!(found.len(), 1, "one failure to port {port}: {lines:?}");
-    found.into_iter().next().unwrap()
+    let what = format!("the client's /x/{file}");
+    poll(&what, timeout, || {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("the client wrote no /x/{file}: {}", logs()))
 }
 
 #[test]
@@ -254,21 +239,19 @@ fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     }
     const PORT: u16 = 47_071;
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--syslog-socket",
-            syslog.path.to_str().unwrap(),
-            "--slack-url",
-            &slack.url(),
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url",
+        &slack.url(),
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let c = Container::start("live", PORT, 2);
     let pid = c.pid();
     c.go();
@@ -283,7 +266,7 @@ fn a_failure_in_a_podman_container_names_it_on_every_sink() {
     let lines = syslog.wait_for("TCP failure detected", 1, Duration::from_secs(5));
     let out = d.stop();
 
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!(
         "json: {}",
         out.stdout
@@ -336,18 +319,16 @@ fn a_text_line_names_the_container() {
         return;
     }
     const PORT: u16 = 47_072;
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "text",
-            "--no-syslog",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "text",
+        "--no-syslog",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let c = Container::start("text", PORT, 2);
     c.go();
     let sport = c.sport();
@@ -383,20 +364,18 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
     c.drop_syns(PORT);
     c.go();
     let sport = c.sport();
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--no-syslog",
-            "--slow-after",
-            "0",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--slow-after",
+        "0",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     assert_eq!(c.err(Duration::from_secs(30)), ETIMEDOUT);
     assert!(
         d.wait_line("\"connect_failed\"", Duration::from_secs(10)),
@@ -404,7 +383,7 @@ fn an_attempt_in_flight_in_a_container_at_start_names_its_process_and_container(
         d.lines()
     );
     let out = d.stop();
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!("json: {v}");
     assert_eq!(v["seen"], "at_start", "{v}");
     // The SYNs were dropped by this host's netfilter (the container's
@@ -455,15 +434,14 @@ impl Dockerd {
             .spawn()
             .unwrap_or_else(|e| panic!("running dockerd: {e} (.ci/deps installs docker.io)"));
         d.own = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while d.try_docker(&["info"]).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not answer in 30 s: {}",
-                std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let up = poll("dockerd to answer", Duration::from_secs(30), || {
+            d.try_docker(&["info"]).ok()
+        });
+        assert!(
+            up.is_some(),
+            "dockerd did not answer in 30 s: {}",
+            std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default()
+        );
         d
     }
 
@@ -485,27 +463,16 @@ impl Dockerd {
             .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
     }
 
-    /// The rootfs as an image, imported once (kept for the next run).
+    /// The rootfs as an image, imported once (kept for the next run) from
+    /// the tarball: a file made whole before anyone could see it, which
+    /// no container writes into. (Taring podman's directory instead
+    /// raced the podman tests on a first run: "tar: .: file changed as we
+    /// read it".) The image gets its name only once imported, so another
+    /// run that finds it finds it whole; two first runs both import it.
     fn image(&self) -> &'static str {
         const IMAGE: &str = "tcpstate-test-python:1";
         if self.try_docker(&["image", "inspect", IMAGE]).is_err() {
-            let rootfs = rootfs();
-            let mut tar = Command::new("tar")
-                .args(["-C", &rootfs, "-c", "."])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let out = Command::new("docker")
-                .args(["-H", &self.host, "import", "-", IMAGE])
-                .stdin(tar.stdout.take().unwrap())
-                .output()
-                .unwrap();
-            assert!(tar.wait().unwrap().success(), "tar of {rootfs}");
-            assert!(
-                out.status.success(),
-                "docker import: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            self.docker(&["import", &rootfs("tarball"), IMAGE]);
         }
         IMAGE
     }
@@ -518,10 +485,9 @@ impl Drop for Dockerd {
                 nix::unistd::Pid::from_raw(c.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            poll("dockerd to exit", Duration::from_secs(15), || {
+                c.try_wait().ok().flatten()
+            });
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -542,18 +508,16 @@ fn a_failure_in_a_docker_container_names_it() {
     std::fs::create_dir_all(&x).unwrap();
     std::fs::write(x.join("client.py"), CLIENT).unwrap();
     let _ = dockerd.try_docker(&["rm", "-f", &name]);
-    let d = Daemon::start(
-        &args(&[
-            "--format",
-            "json",
-            "--no-syslog",
-            "-d",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-        ]),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "-d",
+        "127.0.0.1",
+        "-p",
+        &PORT.to_string(),
+    ])
+    .start();
     let volume = format!("{}:/x", x.display());
     let id = dockerd.docker(&[
         "run",
@@ -602,7 +566,7 @@ fn a_failure_in_a_docker_container_names_it() {
         d.lines()
     );
     let out = d.stop();
-    let v = failure_to(&out.stdout, PORT);
+    let v = out.failure_to(PORT);
     eprintln!("json: {v}");
     assert_eq!(v["reason"], "refused", "{v}");
     assert_eq!(v["comm"], "python3", "{v}");

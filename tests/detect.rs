@@ -211,7 +211,7 @@ fn successes_and_unwatched_destinations_are_never_reported() {
     let net = Net::new(15);
     let listener = net.server_listener(sock(net.server_v4(), 80));
     // Watch one address and one port; fail to its neighbours.
-    let args: Vec<String> = [
+    let d = Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -221,11 +221,8 @@ fn successes_and_unwatched_destinations_are_never_reported() {
         "80",
         "-p",
         "9",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let d = Daemon::start(&args, &[]);
+    ])
+    .start();
     const N: usize = 300;
     let watched = sock(net.server_v4(), 9);
     let other_addr = sock(net.server_v4_extra(3), 9);
@@ -261,9 +258,9 @@ fn text_format_and_verbose_state_changes() {
         return;
     }
     let net = Net::new(16);
-    let mut args = vec!["--verbose".to_string(), "--no-syslog".to_string()];
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    let d = Daemon::builder(["--verbose", "--no-syslog"])
+        .args(net.watch_args())
+        .start();
     let to = sock(net.server_v6(), 9);
     net.in_client("t-text", move || connect_err(to));
     let out = d.stop();

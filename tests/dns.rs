@@ -65,13 +65,13 @@ impl Dns {
             _dir: dir,
         };
         // Ready when it answers.
-        for _ in 0..50 {
-            if client(net, "getent", &["hosts", "ready.tsdns.test"]).0 {
-                return d;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("dnsmasq did not answer");
+        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
+            client(net, "getent", &["hosts", "ready.tsdns.test"])
+                .0
+                .then_some(())
+        });
+        assert!(ready.is_some(), "dnsmasq did not answer");
+        d
     }
 }
 
@@ -111,11 +111,7 @@ fn client(net: &Net, cmd: &str, args: &[&str]) -> (bool, String) {
 /// tcpstate watching `--dest NAME` (with the DNS hook on), inside the
 /// client namespace: it resolves through the test's dnsmasq too.
 fn watching(net: &Net, name: &str) -> Daemon {
-    let args: Vec<String> = [
-        "netns",
-        "exec",
-        &net.client,
-        bin(),
+    Daemon::builder([
         "--format",
         "json",
         "--no-syslog",
@@ -123,11 +119,9 @@ fn watching(net: &Net, name: &str) -> Daemon {
         "on",
         "-d",
         name,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Daemon::start_via("ip", &args)
+    ])
+    .via(["ip", "netns", "exec", &net.client])
+    .start()
 }
 
 #[test]
@@ -145,7 +139,7 @@ fn failures_carry_the_name_the_application_resolved() {
     // attach no DNS hook; on takes the fallback. Alerts to a real HTTP
     // server standing in for Slack and a real syslog datagram socket.
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let mut args: Vec<String> = [
+    let d = Daemon::builder([
         "--format",
         "json",
         "--dns-names",
@@ -154,12 +148,9 @@ fn failures_carry_the_name_the_application_resolved() {
         syslog.path.to_str().unwrap(),
         "--slack-url",
         &slack.url(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(net.watch_args());
-    let d = Daemon::start(&args, &[]);
+    ])
+    .args(net.watch_args())
+    .start();
     // Nothing listens on port 8080: each is refused. A CNAME keeps the
     // name asked for; IPv6; then an address nobody resolved.
     for url in [

@@ -19,14 +19,6 @@ use serde_json::Value;
 const ECONNREFUSED: i32 = 111;
 const ETIMEDOUT: i32 = 110;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 GET on loopback: status and body.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(
@@ -77,20 +69,6 @@ fn dechunk(b: &str) -> String {
     out
 }
 
-/// Polls `f` until it gives Some, or panics with `what` at the deadline.
-fn poll<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("{what}: not within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A real server from Debian's packages, on a loopback port, in a
 /// temporary directory; killed on drop.
 struct Server {
@@ -126,18 +104,17 @@ impl Server {
             port,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let ready = poll(&format!("{name} ready"), Duration::from_secs(30), || {
             if let Ok((200, _)) = http_get(port, "/-/ready") {
-                break;
+                return Some(());
             }
             if let Some(st) = s.child.try_wait().unwrap() {
                 panic!("{name} exited ({st}) before it was ready:\n{}", s.log());
             }
-            if Instant::now() > deadline {
-                panic!("{name} not ready within 30 s:\n{}", s.log());
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            None
+        });
+        if ready.is_none() {
+            panic!("{name} not ready within 30 s:\n{}", s.log());
         }
         s
     }
@@ -204,23 +181,18 @@ impl Drop for Server {
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let what = format!("{} to exit", self.name);
+        if poll(&what, Duration::from_secs(5), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .is_some()
+        {
+            return;
         }
         eprintln!("{} did not stop on SIGTERM; killing it", self.name);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn args(list: &[&str], net: &Net) -> Vec<String> {
-    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-    v.extend(net.watch_args());
-    v
 }
 
 /// The metric lines of a scrape whose name is `name` (with labels).
@@ -257,23 +229,22 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     // must never be shown.
     let am_url = format!("http://tcpstate:SECRETPW@127.0.0.1:{}", am.port);
     let daemon = |host: &str, mport: u16, extra: &[&str]| {
-        let mut a = args(
-            &[
-                "--format",
-                "json",
-                "--alert-window",
-                "2s",
-                "--resolve-after",
-                "60s",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-                "--alertmanager-url",
-                &am_url,
-            ],
-            &net,
-        );
-        a.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::start_with_hostname(host, &a, &[])
+        Daemon::builder([
+            "--format",
+            "json",
+            "--alert-window",
+            "2s",
+            "--resolve-after",
+            "60s",
+            "--metrics-addr",
+            &format!("127.0.0.1:{mport}"),
+            "--alertmanager-url",
+            &am_url,
+        ])
+        .args(net.watch_args())
+        .args(extra)
+        .hostname(host)
+        .start()
     };
     let d1 = daemon(
         "fleet-h1",
@@ -298,7 +269,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     // (a) Prometheus: N for each instance.
     let q = format!("tcpstate_connect_failures_total{{destination=\"{to}\",reason=\"refused\"}}");
     let want = N.to_string();
-    let result = poll(
+    let result = wait(
         "Prometheus giving N for both instances",
         Duration::from_secs(30),
         || {
@@ -336,7 +307,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     );
 
     // (b) Alertmanager: one firing notification naming both instances.
-    let firing = poll("a firing notification", Duration::from_secs(20), || {
+    let firing = wait("a firing notification", Duration::from_secs(20), || {
         let r = hook.requests();
         (!r.is_empty()).then(|| r[0].1.clone())
     });
@@ -378,7 +349,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     net.in_client("t-fleet-ok", move || {
         TcpStream::connect(to).expect("connect to the listener");
     });
-    let resolved = poll("a resolved notification", Duration::from_secs(20), || {
+    let resolved = wait("a resolved notification", Duration::from_secs(20), || {
         let r = hook.requests();
         r.iter()
             .map(|x| x.1.clone())
@@ -424,7 +395,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     );
 
     // Slack (h1 only) got one short "recovered" message.
-    let recovered = poll("Slack's recovered message", Duration::from_secs(10), || {
+    let recovered = wait("Slack's recovered message", Duration::from_secs(10), || {
         let r: Vec<String> = slack
             .requests()
             .iter()
@@ -489,30 +460,26 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
     );
     let hook = FakeSlack::start();
     let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
-    let d = Daemon::start_with_hostname(
-        "fleet-hang",
-        &args(
-            &[
-                "--format",
-                "json",
-                "--no-syslog",
-                "--slow-after",
-                "1s",
-                "--alert-window",
-                "2s",
-                "--resolve-after",
-                "60s",
-                "--alertmanager-url",
-                &format!("http://127.0.0.1:{}", am.port),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--slow-after",
+        "1s",
+        "--alert-window",
+        "2s",
+        "--resolve-after",
+        "60s",
+        "--alertmanager-url",
+        &format!("http://127.0.0.1:{}", am.port),
+    ])
+    .args(net.watch_args())
+    .hostname("fleet-hang")
+    .start();
     let to = sock(net.server_v4(), 81);
     assert_eq!(net.in_client("t-hang", move || connect_err(to)), ETIMEDOUT);
 
-    let firing = poll("TCPConnectHanging firing", Duration::from_secs(20), || {
+    let firing = wait("TCPConnectHanging firing", Duration::from_secs(20), || {
         notifications(&hook, "TCPConnectHanging").into_iter().next()
     });
     assert_eq!(firing.0, "firing", "{firing:?}");
@@ -538,7 +505,7 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
         "{a}"
     );
     // The timeout that ended the attempt is the failures' alert.
-    let failures = poll("TCPConnectFailures firing", Duration::from_secs(20), || {
+    let failures = wait("TCPConnectFailures firing", Duration::from_secs(20), || {
         notifications(&hook, "TCPConnectFailures")
             .into_iter()
             .next()
@@ -551,7 +518,7 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
     net.in_client("t-hang-ok", move || {
         TcpStream::connect(to).expect("connect to the listener");
     });
-    let resolved = poll(
+    let resolved = wait(
         "TCPConnectHanging resolved",
         Duration::from_secs(20),
         || {
@@ -593,19 +560,15 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
     }
     let net = Net::new(61);
     let mport = free_port();
-    let d = Daemon::start(
-        &args(
-            &[
-                "--format",
-                "none",
-                "--no-syslog",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "none",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
     const DESTS: u16 = 3000;
     let server = net.server_v4();
     net.in_client("t-many", move || {
@@ -613,7 +576,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
             assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
         }
     });
-    let body = poll(
+    let body = wait(
         "a scrape counting every failure",
         Duration::from_secs(20),
         || {
@@ -668,19 +631,15 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     }
     let net = Net::new(62);
     let mport = free_port();
-    let d = Daemon::start(
-        &args(
-            &[
-                "--format",
-                "json",
-                "--no-syslog",
-                "--metrics-addr",
-                &format!("127.0.0.1:{mport}"),
-            ],
-            &net,
-        ),
-        &[],
-    );
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
     let addr = SocketAddr::from(([127, 0, 0, 1], mport));
     // More silent connections than the server takes at once, and one that
     // asks and never reads its answer.
@@ -697,7 +656,7 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
             assert_eq!(connect_err(to), ECONNREFUSED);
         }
     });
-    let seen = poll(
+    let seen = wait(
         "every failure on stdout while scrapers stall",
         Duration::from_secs(5),
         || {
@@ -724,7 +683,7 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
         closed_after.elapsed() + seen
     );
     // ... and then answers a real scraper, with every failure counted.
-    let body = poll("a scrape after the stall", Duration::from_secs(15), || {
+    let body = wait("a scrape after the stall", Duration::from_secs(15), || {
         let b = scrape(mport)?;
         let sum: f64 = samples(&b, "tcpstate_connect_failures_total")
             .iter()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,16 +117,8 @@ impl Drop for Flooder {
     }
 }
 
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
-    let mut args: Vec<String> = [
+    Daemon::builder([
         "--format",
         "json",
         "--syslog-socket",
@@ -137,12 +129,9 @@ fn daemon(syslog: &FakeSyslog, slack: &str, extra: &[&str]) -> Daemon {
         "5s",
         "-d",
         "127.0.0.0/8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Daemon::start(&args, &[])
+    ])
+    .args(extra)
+    .start()
 }
 
 fn victim(port: u16) {
@@ -162,19 +151,20 @@ fn a_flood_to_60000_destinations_never_hides_the_victims_failure() {
     let t0 = Instant::now();
     let flood = Flooder::spawn("destinations", 0);
     std::thread::sleep(Duration::from_millis(300));
-    let db = closed_port();
+    let db = free_port();
     victim(db);
     let named = format!("127.0.0.1:{db} reason=refused");
     let lines = syslog.wait_for(&named, 1, Duration::from_secs(20));
     let to_syslog = t0.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let in_slack = loop {
-        let all: String = slack.requests().iter().map(|r| r.1.to_string()).collect();
-        if all.contains(&format!("127.0.0.1:{db}")) || Instant::now() > deadline {
-            break all.contains(&format!("127.0.0.1:{db}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let in_slack = poll(
+        "the victim's destination in a Slack post",
+        Duration::from_secs(20),
+        || {
+            let all: String = slack.requests().iter().map(|r| r.1.to_string()).collect();
+            all.contains(&format!("127.0.0.1:{db}")).then_some(())
+        },
+    )
+    .is_some();
     flood.finish();
     let folds = syslog.wait_for("TCP failures folded", 1, Duration::from_secs(10));
     let out = d.stop();
@@ -215,7 +205,7 @@ fn a_full_pending_table_makes_room_from_the_flooder_and_says_so() {
     );
     let mut flood = Flooder::spawn("pending", port);
     flood.wait_for("holding");
-    let db = closed_port();
+    let db = free_port();
     victim(db);
     let warned = syslog.wait_for("connection attempts forgotten", 1, Duration::from_secs(5));
     let out = d.stop();
@@ -246,13 +236,10 @@ fn tcpstate_never_reports_its_own_connections() {
     }
     let syslog = FakeSyslog::start();
     // The webhook refuses: every post is a failed connect of tcpstate's.
-    let url = format!(
-        "http://127.0.0.1:{}/services/T/B/SECRETTOKEN",
-        closed_port()
-    );
+    let url = format!("http://127.0.0.1:{}/services/T/B/SECRETTOKEN", free_port());
     let d = daemon(&syslog, &url, &[]);
     let dpid = d.pid();
-    victim(closed_port());
+    victim(free_port());
     let said = syslog.wait_for("Slack webhook", 1, Duration::from_secs(5));
     let out = d.stop();
     let own: Vec<serde_json::Value> = out
