@@ -21,7 +21,7 @@ use crate::alert::resolve::Resolver;
 use crate::cli::Cli;
 use crate::daemon::notify::notify;
 use crate::daemon::signals::Signals;
-use crate::dns::watch::{Change, Watch};
+use crate::dns::watch::Watch;
 use crate::event::Family;
 use crate::log::Log;
 use crate::metrics::stats::Stats;
@@ -32,19 +32,20 @@ use crate::output::{Format, Printer};
 use crate::pipeline::correlate::Found;
 use crate::pipeline::engine::{self, Engine, NoAttribution, Out};
 use crate::sinks::Sinks;
-use crate::tracer::filter::Prefix;
 use crate::tracer::{self, Tracer};
 
 mod config;
 mod housekeeping;
 mod lines;
 pub mod losses;
+mod names;
 pub mod notify;
 pub mod signals;
 
-use config::{bpf_config, dns_config, resolve_config, sinks_config, DNS_GRACE, MAX_ALERT_DESTS};
+use config::{bpf_config, dns_config, resolve_config, sinks_config, MAX_ALERT_DESTS};
 use housekeeping::Housekeeping;
 use lines::{check_line, started_line, stop_line};
+use names::Names;
 
 /// Attempts pending longer than this are evicted. A kernel gives up on a
 /// SYN after about 127 s with the default tcp_syn_retries=6.
@@ -163,13 +164,6 @@ struct Daemon {
     metrics: Option<Arc<Shared>>,
 }
 
-/// The --dest names being followed, and their lookups' answers.
-struct Names {
-    watch: Watch,
-    res_tx: tokio::sync::mpsc::UnboundedSender<Resolved>,
-    res_rx: tokio::sync::mpsc::UnboundedReceiver<Resolved>,
-}
-
 /// Starts the sinks, the stdout thread and /metrics, and builds the engine
 /// that feeds them; also says where units come from.
 async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, String, Names)> {
@@ -202,7 +196,7 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     if tracer.info.features.dns != tracer::DnsHook::Off {
         engine.set_dns(dns_config());
     }
-    let names = follow_names(cli, tracer, &log).await;
+    let names = Names::start(&cli.dest, tracer, &log).await;
     // Answers applications receive for these names add their addresses.
     engine.watch_names(&crate::tracer::filter::names(&cli.dest));
     let pass = Pass {
@@ -218,36 +212,6 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
         metrics,
     };
     Ok((daemon, pass, attribution, names))
-}
-
-/// --dest names: resolved off the loop, for at most RESOLVE_AT_START, then
-/// followed by the loop. A name that does not resolve yet is warned about
-/// and retried, never fatal.
-async fn follow_names(cli: &Cli, tracer: &Tracer<'_>, log: &Log) -> Names {
-    let names = crate::tracer::filter::names(&cli.dest);
-    let mut watch = Watch::new(&names, DNS_GRACE.as_nanos() as u64);
-    let (res_tx, mut res_rx) = tokio::sync::mpsc::unbounded_channel();
-    resolve_due(&mut watch, &res_tx);
-    if !watch.is_empty() {
-        let until = Instant::now() + RESOLVE_AT_START;
-        while let Ok(Some((name, r))) = tokio::time::timeout_at(until, res_rx.recv()).await {
-            let ch = watch.resolved(&name, r, mono_now_ns());
-            apply(tracer, &ch, log);
-            if watch.errors().is_empty() && watch.describe().matches("(resolving)").count() == 0 {
-                break;
-            }
-        }
-        for (name, e) in watch.errors() {
-            log.warn(format_args!(
-                "--dest {name} does not resolve ({e}): not watched until it does; retrying"
-            ));
-        }
-    }
-    Names {
-        watch,
-        res_tx,
-        res_rx,
-    }
 }
 
 /// Tells systemd and the log that tracing runs, with the flags' warnings.
@@ -327,45 +291,21 @@ async fn event_loop(
             _ = drain_timer.tick(), if !idle => {}
             _ = second.tick() => {
                 house.run(tracer, &mut pass.borrow_mut().engine, &d.stats, &d.log);
-                resolve_due(&mut names.watch, &names.res_tx);
-                apply(tracer, &names.watch.expire(mono_now_ns()), &d.log);
+                names.tick(tracer, &d.log);
             }
-            Some((name, r)) = names.res_rx.recv() => {
-                let ch = names.watch.resolved(&name, r, mono_now_ns());
-                apply(tracer, &ch, &d.log);
-            }
+            Some((name, r)) = names.res_rx.recv() => names.resolved(&name, r, tracer, &d.log),
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
             }
         }
-        let n = match drain(rb, pass) {
-            Ok(n) => n,
+        match drain(rb, pass).and_then(|n| pace(n, &mut idle, ring)) {
+            Ok(true) => drain_timer.reset(),
+            Ok(false) => {}
             Err(e) => break Err(e),
-        };
-        if n > 0 && idle {
-            idle = false;
-            tracer.wake_on_next_record(false);
-            drain_timer.reset();
-        } else if n == 0 && !idle {
-            tracer.wake_on_next_record(true);
-            // A record the program committed before it could see the flag
-            // would not wake the loop: look once more.
-            match drain(rb, pass) {
-                Ok(0) => idle = true,
-                Ok(_) => tracer.wake_on_next_record(false),
-                Err(e) => break Err(e),
-            }
         }
         let p = &mut *pass.borrow_mut();
-        for a in p.out.followed.drain(..) {
-            let name = String::from_utf8_lossy(&a.name).into_owned();
-            apply(
-                tracer,
-                &names.watch.answer(&name, &a.addrs, mono_now_ns()),
-                &d.log,
-            );
-        }
+        names.follow(p.out.followed.drain(..), tracer, &d.log);
         ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
         publish(
             d.metrics.as_deref(),
@@ -483,6 +423,28 @@ struct Pass {
     now: u64,
 }
 
+/// After a drain of `n` records: goes idle when the ring is empty (the
+/// program then wakes the loop with the next record) and busy when records
+/// come again. True when the loop just went busy and its drain timer must
+/// restart.
+fn pace(n: usize, idle: &mut bool, ring: &Ring<'_, '_>) -> Result<bool> {
+    if n > 0 && *idle {
+        *idle = false;
+        ring.tracer.wake_on_next_record(false);
+        return Ok(true);
+    }
+    if n == 0 && !*idle {
+        ring.tracer.wake_on_next_record(true);
+        // A record the program committed before it could see the flag
+        // would not wake the loop: look once more.
+        match drain(ring.rb, ring.pass)? {
+            0 => *idle = true,
+            _ => ring.tracer.wake_on_next_record(false),
+        }
+    }
+    Ok(false)
+}
+
 /// Takes everything the ring holds through the engine; how many records.
 fn drain(rb: &RingBuffer<'_>, pass: &RefCell<Pass>) -> Result<usize> {
     pass.borrow_mut().now = mono_now_ns();
@@ -574,48 +536,4 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skippe
             dns_skipped,
         }
     });
-}
-
-/// How long the start waits for --dest names to resolve.
-const RESOLVE_AT_START: Duration = Duration::from_secs(2);
-/// One resolution's bound (the system resolver's own timeouts may be longer).
-const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
-
-type Resolved = (String, std::result::Result<Vec<std::net::IpAddr>, String>);
-
-/// Starts the resolutions that are due, each on the blocking pool
-/// (getaddrinfo blocks), bounded; results come back on `tx`.
-fn resolve_due(watch: &mut Watch, tx: &tokio::sync::mpsc::UnboundedSender<Resolved>) {
-    for name in watch.due(mono_now_ns()) {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            use std::net::ToSocketAddrs;
-            let n = name.clone();
-            let lookup = tokio::task::spawn_blocking(move || {
-                (n.as_str(), 0)
-                    .to_socket_addrs()
-                    .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>())
-                    .map_err(|e| e.to_string())
-            });
-            let r = match tokio::time::timeout(RESOLVE_WITHIN, lookup).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {}s", RESOLVE_WITHIN.as_secs())),
-            };
-            let _ = tx.send((name, r));
-        });
-    }
-}
-
-/// Puts a followed name's address changes into the BPF destination trie.
-fn apply(tracer: &Tracer<'_>, changes: &[Change], log: &Log) {
-    for c in changes {
-        let r = match *c {
-            Change::Add(a) => tracer.add_dest(Prefix::host(a)),
-            Change::Remove(a) => tracer.remove_dest(Prefix::host(a)),
-        };
-        if let Err(e) = r {
-            log.warn(format_args!("{e:#}"));
-        }
-    }
 }
