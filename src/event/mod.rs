@@ -1,7 +1,9 @@
 //! Safe, owned event types built from the raw ring-buffer record.
 //!
 //! Everything here is `Copy` and allocation-free: the hot path turns each
-//! record into a [`StateChange`] on the stack.
+//! event record into a [`Record`] on the stack. The other record kinds
+//! (seeds, cgroup names, DNS answers) are decoded where they are used:
+//! `tracer` reads them off the ring, `dns::answer` parses the answers.
 
 pub mod escape;
 pub mod hash;
