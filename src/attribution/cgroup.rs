@@ -441,7 +441,7 @@ mod tests {
     }
 
     fn tree() -> (Dir, Vec<PathBuf>) {
-        let d = Dir::new();
+        let d = Dir::new("cgroup");
         let mut dirs = Vec::new();
         for rel in [
             "system.slice/nginx.service",
@@ -455,26 +455,7 @@ mod tests {
         (d, dirs)
     }
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new() -> Dir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "tcpstate-cgroup-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::attribution::scratch::Scratch as Dir;
 
     fn ino(p: &Path) -> u64 {
         std::fs::metadata(p).unwrap().ino()

@@ -257,20 +257,9 @@ mod tests {
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     const ID2: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
-    struct Root(PathBuf);
+    use crate::attribution::scratch::Scratch as Root;
+
     impl Root {
-        fn new() -> Root {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "tcpstate-names-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Root(p)
-        }
         fn write(&self, rel: &str, content: &[u8]) {
             let p = self.0.join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -278,11 +267,6 @@ mod tests {
         }
         fn names(&self) -> Names {
             Names::new(&self.0, MAX_ENTRIES)
-        }
-    }
-    impl Drop for Root {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -297,7 +281,7 @@ mod tests {
     /// this machine (tests/containers.rs runs podman for real).
     #[test]
     fn docker_names_from_its_config() {
-        let r = Root::new();
+        let r = Root::new("names");
         r.write(
             &format!("var/lib/docker/containers/{ID}/config.v2.json"),
             br#"{"ID":"x","Name":"/web-1","Config":{"Labels":{}}}"#,
@@ -317,7 +301,7 @@ mod tests {
 
     #[test]
     fn podman_from_storage_then_its_bundle() {
-        let r = Root::new();
+        let r = Root::new("names");
         r.write(
             "var/lib/containers/storage/overlay-containers/containers.json",
             format!(r#"[{{"id":"{ID}","names":["tsname-web"]}}]"#).as_bytes(),
@@ -336,7 +320,7 @@ mod tests {
     /// kubelet runs here, so these are the documented formats.
     #[test]
     fn containerd_and_crio_pods_from_their_bundles() {
-        let r = Root::new();
+        let r = Root::new("names");
         r.write(
             &format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}/config.json"),
             br#"{"annotations":{"io.kubernetes.cri.container-name":"api",
@@ -377,7 +361,7 @@ mod tests {
 
     #[test]
     fn looked_up_once_and_kept_after_the_container_is_gone() {
-        let r = Root::new();
+        let r = Root::new("names");
         let p = format!("var/lib/docker/containers/{ID}/config.v2.json");
         r.write(&p, br#"{"Name":"/web-1"}"#);
         let mut n = r.names();
@@ -394,7 +378,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded() {
-        let r = Root::new();
+        let r = Root::new("names");
         let mut n = Names::new(&r.0, 2);
         for i in 0..5 {
             n.lookup(&c(&format!("{i:064x}"), None));
@@ -406,7 +390,7 @@ mod tests {
 
     #[test]
     fn huge_unreadable_or_hostile_files_are_refused_and_counted() {
-        let r = Root::new();
+        let r = Root::new("names");
         // Too large (sparse: no disk used).
         let big = r.0.join(DOCKER).join(ID).join("config.v2.json");
         std::fs::create_dir_all(big.parent().unwrap()).unwrap();
