@@ -107,12 +107,14 @@ struct Firing {
     containers: Vec<(String, u64)>,
 }
 
-/// One failure or hanging attempt, as the resolver keeps it.
-struct Sighting {
+/// One failure or hanging attempt, as the resolver keeps it. Borrows the
+/// failure's caller and name: a `Dname` is 254 bytes, and copying it (and
+/// the caller) for every failure cost the per-event path a memcpy each.
+struct Sighting<'a> {
     reason: Option<Reason>,
     ts_ns: u64,
-    caller: Option<Caller>,
-    dname: Option<crate::event::Dname>,
+    caller: Option<&'a Caller>,
+    dname: Option<&'a crate::event::Dname>,
     /// The caller's container or pod, as an annotation names it.
     container: Option<String>,
 }
@@ -160,11 +162,11 @@ impl Firing {
         }
     }
 
-    fn add(&mut self, s: &Sighting) {
+    fn add(&mut self, s: &Sighting<'_>) {
         self.last_ns = self.last_ns.max(s.ts_ns);
         // The latest name the application resolved for it.
-        if s.dname.is_some() {
-            self.dname = s.dname;
+        if let Some(n) = s.dname {
+            self.dname = Some(*n);
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
@@ -261,8 +263,8 @@ impl Resolver {
         let at = Sighting {
             reason: Some(f.reason),
             ts_ns: f.ts_ns,
-            caller: f.caller,
-            dname: f.dname,
+            caller: f.caller.as_ref(),
+            dname: f.dname.as_ref(),
             container: attr.and_then(container_label),
         };
         self.seen(key, at, now_ns, fleet);
@@ -281,15 +283,15 @@ impl Resolver {
         let at = Sighting {
             reason: None,
             ts_ns: s.ts_ns,
-            caller: s.caller,
-            dname: s.dname,
+            caller: s.caller.as_ref(),
+            dname: s.dname.as_ref(),
             container: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
 
     /// One more failure or hanging attempt for `key`: fires it if new.
-    fn seen(&mut self, key: Key, at: Sighting, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
+    fn seen(&mut self, key: Key, at: Sighting<'_>, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
         if let Some(x) = self.firing.get_mut(&key) {
             x.add(&at);
             return;
