@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, free_port, lock, require_root, FakeSlack};
+use common::{bin, free_port, require_root, FakeSlack};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,15 +157,6 @@ fn installs_alerts_stops_and_purges_in_a_booted_systemd() {
     let slack = FakeSlack::start();
     // A port nobody listens on, on the loopback the container shares.
     let port = free_port();
-    // packaging/test-in-nspawn debootstraps its rootfs on first use with
-    // no lock of its own (it clears a leftover $rootfs.tmp, then builds
-    // there): two runs at once on a fresh machine (two checkouts, two CI
-    // jobs) would build it over each other. One cycle at a time on this
-    // machine, then. Not $rootfs.lock: were the script to take that one
-    // itself, it would wait forever for this test.
-    let rootfs = std::env::var("TCPSTATE_TEST_ROOTFS")
-        .unwrap_or_else(|_| "/var/cache/tcpstate-test/bookworm-rootfs".into());
-    let _one_cycle_at_a_time = lock(Path::new(&format!("{rootfs}.test-lock")));
     let (ok, text) = run(Command::new(root().join("packaging/test-in-nspawn"))
         .arg(&deb)
         .arg(slack.url())
