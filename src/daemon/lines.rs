@@ -152,3 +152,131 @@ pub(super) fn stop_line(
         s.am_lost_alerts.get(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::policy::PolicyStats;
+    use crate::alert::resolve::ResolveStats;
+    use crate::dns::memory::MemoryStats;
+    use crate::pipeline::correlate::Counters;
+
+    /// Every counter a different value, so a swap shows.
+    fn engine() -> EngineStats {
+        EngineStats {
+            events: 1,
+            bad_records: 2,
+            correlate: Counters {
+                attempts: 3,
+                successes: 4,
+                failures: 5,
+                evicted_age: 6,
+                evicted_full: 7,
+                replaced: 8,
+                unmatched: 9,
+                at_start: 10,
+            },
+            policy: PolicyStats {
+                firsts: 11,
+                summaries: 12,
+                summarised: 13,
+                folded: 14,
+            },
+            pending: 15,
+            slow: 16,
+            names_refused: 17,
+            resolve: ResolveStats {
+                fired: 18,
+                reposts: 19,
+                resolved: 20,
+                untracked: 21,
+            },
+        }
+    }
+
+    fn stats() -> Stats {
+        let s = Stats::default();
+        for (i, c) in [
+            &s.stdout_dropped,
+            &s.syslog_lines,
+            &s.syslog_lost,
+            &s.syslog_queue_drops,
+            &s.slack_queue_drops,
+            &s.slack_messages,
+            &s.slack_alerts,
+            &s.slack_retries,
+            &s.slack_rate_limited,
+            &s.slack_folded,
+            &s.slack_lost_alerts,
+            &s.slack_lost_failures,
+            &s.am_posts,
+            &s.am_alerts,
+            &s.am_retries,
+            &s.am_queue_drops,
+            &s.am_lost_alerts,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.add(100 + i as u64);
+        }
+        s
+    }
+
+    fn dns() -> engine::DnsStats {
+        engine::DnsStats {
+            answers: 201,
+            ignored: 202,
+            malformed: 203,
+            bad_names: 204,
+            partial: 205,
+            addrs_dropped: 206,
+            memory: MemoryStats {
+                entries: 207,
+                bytes: 208,
+                learned: 209,
+                evicted: 210,
+                expired: 211,
+            },
+        }
+    }
+
+    #[test]
+    fn the_stop_line_is_pinned() {
+        let s = stats();
+        let line = stop_line("signal=SIGTERM", &engine(), 99, &s, None);
+        assert_eq!(
+            line,
+            "stopped: signal=SIGTERM events=1 attempts=3 successes=4 failures=5 \
+             slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
+             pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
+             stdout_dropped=100 alerts=11 summaries=12 folded=14 \
+             alert_queue_drops=207 syslog_lines=101 syslog_lost=102 \
+             slack_messages=105 slack_alerts=106 slack_retries=107 \
+             slack_rate_limited=108 slack_folded=109 slack_lost_alerts=110 \
+             slack_lost_failures=111 fired=18 resolved=20 am_posts=112 \
+             am_alerts=113 am_retries=114 am_queue_drops=115 am_lost_alerts=116"
+        );
+    }
+
+    #[test]
+    fn the_stop_line_with_dns_is_pinned() {
+        let s = stats();
+        let line = stop_line("signal=SIGTERM", &engine(), 99, &s, Some((dns(), 212)));
+        assert_eq!(
+            line,
+            "stopped: signal=SIGTERM events=1 attempts=3 successes=4 failures=5 \
+             slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
+             pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
+             stdout_dropped=100 alerts=11 summaries=12 folded=14 \
+             alert_queue_drops=207 syslog_lines=101 syslog_lost=102 \
+             slack_messages=105 slack_alerts=106 slack_retries=107 \
+             slack_rate_limited=108 slack_folded=109 slack_lost_alerts=110 \
+             slack_lost_failures=111 fired=18 resolved=20 am_posts=112 \
+             am_alerts=113 am_retries=114 am_queue_drops=115 am_lost_alerts=116 \
+             dns_answers=201 dns_ignored=202 dns_malformed=203 dns_bad_names=204 \
+             dns_partial=205 dns_addrs_dropped=206 dns_skipped=212 dns_learned=209 \
+             dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210"
+        );
+    }
+}

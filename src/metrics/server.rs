@@ -436,4 +436,66 @@ mod tests {
         }
         assert_eq!(text.matches("le=\"+Inf\"").count(), Reason::ALL.len());
     }
+
+    /// The whole body for fixed values, every scalar a different one.
+    #[test]
+    fn the_body_is_pinned() {
+        let mut m = Metrics::new(1);
+        let unit = m.unit("db.service");
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.slow("2001:db8::1".parse().unwrap(), 443);
+        let shared = Shared::new();
+        shared.want();
+        shared.publish_if_wanted(&m, || Totals {
+            events: 1,
+            attempts: 2,
+            successes: 3,
+            failures: 4,
+            evicted: 5,
+            unmatched: 6,
+            ring_drops: 7,
+            pending: 8,
+            alerts: 9,
+            summaries: 10,
+            fired: 11,
+            resolved: 12,
+            untracked: 13,
+            dns_answers: 14,
+            dns_names: 15,
+            dns_evicted: 16,
+            dns_skipped: 17,
+        });
+        let stats = Arc::new(Stats::default());
+        for (i, c) in [
+            &stats.stdout_dropped,
+            &stats.syslog_lines,
+            &stats.syslog_lost,
+            &stats.syslog_queue_drops,
+            &stats.slack_queue_drops,
+            &stats.slack_messages,
+            &stats.slack_alerts,
+            &stats.slack_retries,
+            &stats.slack_rate_limited,
+            &stats.slack_folded,
+            &stats.slack_lost_alerts,
+            &stats.slack_lost_failures,
+            &stats.am_posts,
+            &stats.am_alerts,
+            &stats.am_retries,
+            &stats.am_queue_drops,
+            &stats.am_lost_alerts,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.add(100 + i as u64);
+        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fleet { shared, stats }));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        let text = text.replace(env!("CARGO_PKG_VERSION"), "VERSION");
+        assert_eq!(text, include_str!("testdata/body.txt"));
+    }
 }
