@@ -3,7 +3,9 @@
 //! watches, where alerts go) and the stop line's counters.
 
 use crate::cli::Cli;
+use crate::metrics::counters::{self, Values};
 use crate::metrics::stats::Stats;
+use crate::metrics::Totals;
 use crate::pipeline::engine::{self, EngineStats};
 use crate::tracer::Tracer;
 
@@ -79,6 +81,55 @@ pub(super) fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> Str
     )
 }
 
+/// The loop's totals, as the stop line and /metrics show them: made here
+/// for both. Without DNS its counters are 0 (and `dns` false).
+pub(super) fn totals(
+    e: &EngineStats,
+    ring_drops: u64,
+    dns: Option<engine::DnsStats>,
+    dns_skipped: u64,
+) -> Totals {
+    let c = e.correlate;
+    let d = dns.unwrap_or_default();
+    Totals {
+        events: e.events,
+        attempts: c.attempts,
+        successes: c.successes,
+        failures: c.failures,
+        slow: e.slow,
+        evicted_age: c.evicted_age,
+        evicted_full: c.evicted_full,
+        replaced: c.replaced,
+        unmatched: c.unmatched,
+        at_start: c.at_start,
+        pending: e.pending as u64,
+        bad_records: e.bad_records,
+        names_refused: e.names_refused,
+        ring_drops,
+        alerts: e.policy.firsts,
+        summaries: e.policy.summaries,
+        folded: e.policy.folded,
+        fired: e.resolve.fired,
+        resolved: e.resolve.resolved,
+        untracked: e.resolve.untracked,
+        dns: dns.is_some(),
+        dns_answers: d.answers,
+        dns_ignored: d.ignored,
+        dns_malformed: d.malformed,
+        dns_bad_names: d.bad_names,
+        dns_partial: d.partial,
+        dns_addrs_dropped: d.addrs_dropped,
+        dns_skipped,
+        dns_learned: d.memory.learned,
+        dns_names: d.memory.entries as u64,
+        dns_bytes: d.memory.bytes as u64,
+        dns_expired: d.memory.expired,
+        dns_evicted: d.memory.evicted,
+    }
+}
+
+/// `stopped: <why>` and every counter of [`counters::COUNTERS`] that has
+/// a stop-line key.
 pub(super) fn stop_line(
     why: &str,
     e: &EngineStats,
@@ -86,71 +137,13 @@ pub(super) fn stop_line(
     s: &Stats,
     dns: Option<(engine::DnsStats, u64)>,
 ) -> String {
-    let c = e.correlate;
-    let dns = match dns {
-        Some((d, skipped)) => format!(
-            " dns_answers={} dns_ignored={} dns_malformed={} dns_bad_names={} dns_partial={} \
-             dns_addrs_dropped={} dns_skipped={skipped} dns_learned={} dns_names={} dns_bytes={} \
-             dns_expired={} dns_evicted={}",
-            d.answers,
-            d.ignored,
-            d.malformed,
-            d.bad_names,
-            d.partial,
-            d.addrs_dropped,
-            d.memory.learned,
-            d.memory.entries,
-            d.memory.bytes,
-            d.memory.expired,
-            d.memory.evicted,
-        ),
-        None => String::new(),
+    let t = totals(e, ring_drops, dns.map(|d| d.0), dns.map_or(0, |d| d.1));
+    let v = Values {
+        totals: &t,
+        stats: s,
+        max_dests: 0,
     };
-    format!(
-        "stopped: {why} events={} attempts={} successes={} failures={} slow={} evicted={} \
-         (age {} full {}) replaced={} unmatched={} at_start={} pending={} bad_records={} names_refused={} ringbuf_drops={} \
-         stdout_dropped={} alerts={} summaries={} folded={} alert_queue_drops={} syslog_lines={} syslog_lost={} \
-         slack_messages={} slack_alerts={} slack_retries={} slack_rate_limited={} \
-         slack_folded={} slack_lost_alerts={} slack_lost_failures={} \
-         fired={} resolved={} am_posts={} am_alerts={} am_retries={} am_queue_drops={} \
-         am_lost_alerts={}{dns}",
-        e.events,
-        c.attempts,
-        c.successes,
-        c.failures,
-        e.slow,
-        c.evicted_age + c.evicted_full,
-        c.evicted_age,
-        c.evicted_full,
-        c.replaced,
-        c.unmatched,
-        c.at_start,
-        e.pending,
-        e.bad_records,
-        e.names_refused,
-        ring_drops,
-        s.stdout_dropped.get(),
-        e.policy.firsts,
-        e.policy.summaries,
-        e.policy.folded,
-        s.syslog_queue_drops.get() + s.slack_queue_drops.get(),
-        s.syslog_lines.get(),
-        s.syslog_lost.get(),
-        s.slack_messages.get(),
-        s.slack_alerts.get(),
-        s.slack_retries.get(),
-        s.slack_rate_limited.get(),
-        s.slack_folded.get(),
-        s.slack_lost_alerts.get(),
-        s.slack_lost_failures.get(),
-        e.resolve.fired,
-        e.resolve.resolved,
-        s.am_posts.get(),
-        s.am_alerts.get(),
-        s.am_retries.get(),
-        s.am_queue_drops.get(),
-        s.am_lost_alerts.get(),
-    )
+    format!("stopped: {why}{}", counters::stop_fields(&v))
 }
 
 #[cfg(test)]
