@@ -244,7 +244,7 @@ mod tests {
              slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \
-             alert_queue_drops=207 syslog_lines=101 syslog_lost=102 \
+             alert_queue_drops=322 syslog_lines=101 syslog_lost=102 \
              slack_messages=105 slack_alerts=106 slack_retries=107 \
              slack_rate_limited=108 slack_folded=109 slack_lost_alerts=110 \
              slack_lost_failures=111 fired=18 resolved=20 am_posts=112 \
@@ -262,7 +262,7 @@ mod tests {
              slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \
-             alert_queue_drops=207 syslog_lines=101 syslog_lost=102 \
+             alert_queue_drops=322 syslog_lines=101 syslog_lost=102 \
              slack_messages=105 slack_alerts=106 slack_retries=107 \
              slack_rate_limited=108 slack_folded=109 slack_lost_alerts=110 \
              slack_lost_failures=111 fired=18 resolved=20 am_posts=112 \

@@ -152,8 +152,10 @@ pub const COUNTERS: &[Counter] = &[
     stop(Key("alerts"), |v| v.totals.alerts),
     stop(Key("summaries"), |v| v.totals.summaries),
     stop(Key("folded"), |v| v.totals.folded),
+    // Every sink's queue, Alertmanager's too: the sum of the queue drops
+    // /metrics counts per sink in tcpstate_alerts_dropped_total.
     stop(Key("alert_queue_drops"), |v| {
-        v.stats.syslog_queue_drops.get() + v.stats.slack_queue_drops.get()
+        sinks(v.stats).iter().map(|s| s.queue_drops).sum()
     }),
     stop(Key("syslog_lines"), |v| v.stats.syslog_lines.get()),
     stop(Key("syslog_lost"), |v| v.stats.syslog_lost.get()),
