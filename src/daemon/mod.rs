@@ -512,28 +512,7 @@ fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skippe
     let (Some(shared), Some(m)) = (shared, engine.metrics()) else {
         return;
     };
-    shared.publish_if_wanted(m, || {
-        let e = engine.stats();
-        let c = e.correlate;
-        let dns = engine.dns_stats();
-        metrics::Totals {
-            events: e.events,
-            attempts: c.attempts,
-            successes: c.successes,
-            failures: c.failures,
-            evicted: c.evicted_age + c.evicted_full,
-            unmatched: c.unmatched,
-            ring_drops,
-            pending: e.pending as u64,
-            alerts: e.policy.firsts,
-            summaries: e.policy.summaries,
-            fired: e.resolve.fired,
-            resolved: e.resolve.resolved,
-            untracked: e.resolve.untracked,
-            dns_answers: dns.map_or(0, |d| d.answers),
-            dns_names: dns.map_or(0, |d| d.memory.entries as u64),
-            dns_evicted: dns.map_or(0, |d| d.memory.evicted),
-            dns_skipped,
-        }
+    shared.publish_if_wanted(m, || -> metrics::Totals {
+        lines::totals(&engine.stats(), ring_drops, engine.dns_stats(), dns_skipped)
     });
 }

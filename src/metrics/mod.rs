@@ -6,6 +6,7 @@
 //! after its next drain (reusing the snapshot's buffers), and the server
 //! encodes that (see `server`). A scraper can never hold up the loop.
 
+pub mod counters;
 pub mod server;
 pub mod stats;
 
@@ -196,31 +197,53 @@ impl Metrics {
     }
 }
 
-/// Totals the loop knows besides the per-failure counts.
+/// Totals the loop knows besides the per-failure counts: what the stop
+/// line and /metrics' unlabelled families are written from (see
+/// [`counters`]). Made in one place, `daemon::lines::totals`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub events: u64,
     pub attempts: u64,
     pub successes: u64,
     pub failures: u64,
-    pub evicted: u64,
+    pub slow: u64,
+    pub evicted_age: u64,
+    pub evicted_full: u64,
+    pub replaced: u64,
     pub unmatched: u64,
-    pub ring_drops: u64,
+    pub at_start: u64,
     pub pending: u64,
+    /// Records that could not be decoded.
+    pub bad_records: u64,
+    /// Runtime files refused while naming containers.
+    pub names_refused: u64,
+    pub ring_drops: u64,
     pub alerts: u64,
     pub summaries: u64,
+    pub folded: u64,
     pub fired: u64,
     pub resolved: u64,
     /// Failures to destinations beyond the resolver's table (not alerted
     /// to Alertmanager).
     pub untracked: u64,
+    /// Whether DNS answers are read at all: without, the stop line leaves
+    /// the `dns_` counters out (/metrics shows them as 0).
+    pub dns: bool,
     /// DNS answers read, names held, and names forgotten before their
     /// time (the memory's bound) or never sent (the ring half full).
     /// Names are never labels: their number has no bound.
     pub dns_answers: u64,
-    pub dns_names: u64,
-    pub dns_evicted: u64,
+    pub dns_ignored: u64,
+    pub dns_malformed: u64,
+    pub dns_bad_names: u64,
+    pub dns_partial: u64,
+    pub dns_addrs_dropped: u64,
     pub dns_skipped: u64,
+    pub dns_learned: u64,
+    pub dns_names: u64,
+    pub dns_bytes: u64,
+    pub dns_expired: u64,
+    pub dns_evicted: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.

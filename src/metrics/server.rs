@@ -26,7 +26,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{Shared, BUCKETS_NS};
+use super::counters::{self, Kind, Metric, Values};
+use super::{Shared, Snapshot, Totals, BUCKETS_NS};
+use crate::alert::policy::Dest;
 use crate::event::Reason;
 use crate::metrics::stats::Stats;
 use crate::output::text::Endpoint;
@@ -137,248 +139,175 @@ struct Fleet {
     stats: Arc<Stats>,
 }
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    let c = ConstCounter::new(v);
-    let m = e.encode_descriptor(name, help, None, c.metric_type())?;
-    c.encode(m)
-}
-
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    let g = ConstGauge::new(v as i64);
-    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
-    g.encode(m)
-}
-
 impl Collector for Fleet {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = match self.shared.snapshot.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        let t = s.totals;
-        let st = &self.stats;
-
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_connect_failures",
-                "Failed outbound TCP connection attempts, by reason, destination (ip:port, or other beyond --metrics-max-destinations) and unit.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (k, n) in &s.failures {
-                let dest = match k.dest {
-                    Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
-                    None => "other".to_string(),
-                };
-                let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
-                let labels = [
-                    ("reason", Reason::ALL[k.reason as usize].name()),
-                    ("destination", dest.as_str()),
-                    ("unit", unit),
-                ];
-                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
-            }
+        failures(&mut e, &s)?;
+        durations(&mut e, &s)?;
+        slow(&mut e, &s)?;
+        let v = Values {
+            totals: &s.totals,
+            stats: &self.stats,
+            max_dests: s.max_dests as u64,
+        };
+        for (m, value) in counters::metrics() {
+            scalar(&mut e, &m, value(&v))?;
         }
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_connect_failure_duration_seconds",
-                "Time from SYN_SENT to the failure, by reason.",
-                None,
-                MetricType::Histogram,
-            )?;
-            for (i, h) in s.durations.iter().enumerate() {
-                // Per-bucket counts: the encoder accumulates them.
-                let mut buckets = Vec::with_capacity(BUCKETS_NS.len() + 1);
-                for (b, n) in BUCKETS_NS.iter().zip(h.buckets) {
-                    buckets.push((*b as f64 / 1e9, n));
-                }
-                buckets.push((f64::INFINITY, h.buckets[BUCKETS_NS.len()]));
-                let labels = [("reason", Reason::ALL[i].name())];
-                m.encode_family(&labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        h.sum_ns as f64 / 1e9,
-                        h.count,
-                        &buckets,
-                        None,
-                    )?;
-            }
-        }
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_connect_slow",
-                "Connection attempts still in SYN_SENT past the slow threshold, by destination.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (d, n) in &s.slow {
-                let dest = match d {
-                    Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
-                    None => "other".to_string(),
-                };
-                ConstCounter::new(*n)
-                    .encode(m.encode_family(&[("destination", dest.as_str())])?)?;
-            }
-        }
-        counter(
-            &mut e,
-            "tcpstate_connect_attempts",
-            "Connection attempts seen entering SYN_SENT.",
-            t.attempts,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_connect_successes",
-            "Connection attempts seen reaching ESTABLISHED.",
-            t.successes,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_events",
-            "Records read from the kernel's ring buffer.",
-            t.events,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_ringbuf_lost_events",
-            "Events the kernel could not queue: the ring buffer was full (lost, never seen).",
-            t.ring_drops,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_attempts_evicted",
-            "Attempts forgotten unconcluded: pending too long or the table full.",
-            t.evicted,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_attempts_unmatched",
-            "Attempt ends without a known start.",
-            t.unmatched,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_dns_answers",
-            "DNS answers to applications read from the kernel.",
-            t.dns_answers,
-        )?;
-        gauge(
-            &mut e,
-            "tcpstate_dns_names",
-            "Address-to-name pairs held (bounded).",
-            t.dns_names,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_dns_names_evicted",
-            "Address-to-name pairs forgotten before their TTL and grace: the memory was full.",
-            t.dns_evicted,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_dns_answers_skipped",
-            "DNS answers the kernel did not send because the ring buffer was half full.",
-            t.dns_skipped,
-        )?;
-        gauge(
-            &mut e,
-            "tcpstate_attempts_pending",
-            "Attempts in SYN_SENT now.",
-            t.pending,
-        )?;
-        counter(
-            &mut e,
-            "tcpstate_stdout_lines_dropped",
-            "Per-failure lines not written to stdout because its reader did not keep up.",
-            st.stdout_dropped.get(),
-        )?;
-        gauge(
-            &mut e,
-            "tcpstate_metrics_max_destinations",
-            "The bound on distinct destination label values (--metrics-max-destinations).",
-            s.max_dests as u64,
-        )?;
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_alerts",
-                "Alert decisions: first failures, window summaries, destinations fired and resolved, failures untracked (too many destinations firing).",
-                None,
-                MetricType::Counter,
-            )?;
-            for (kind, v) in [
-                ("first", t.alerts),
-                ("summary", t.summaries),
-                ("firing", t.fired),
-                ("resolved", t.resolved),
-                ("untracked", t.untracked),
-            ] {
-                ConstCounter::new(v).encode(m.encode_family(&[("kind", kind)])?)?;
-            }
-        }
-        let sinks = [
-            (
-                "syslog",
-                st.syslog_lines.get(),
-                st.syslog_queue_drops.get() + st.syslog_lost.get(),
-                0,
-            ),
-            (
-                "slack",
-                st.slack_alerts.get(),
-                st.slack_queue_drops.get() + st.slack_lost_alerts.get(),
-                st.slack_retries.get(),
-            ),
-            (
-                "alertmanager",
-                st.am_alerts.get(),
-                st.am_queue_drops.get() + st.am_lost_alerts.get(),
-                st.am_retries.get(),
-            ),
-        ];
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_alerts_delivered",
-                "Alerts delivered, per sink (syslog: lines written).",
-                None,
-                MetricType::Counter,
-            )?;
-            for (sink, v, _, _) in sinks {
-                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
-            }
-        }
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_alerts_dropped",
-                "Alerts lost, per sink: queue full, given up after retries, or not sent before exit.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (sink, _, v, _) in sinks {
-                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
-            }
-        }
-        {
-            let mut m = e.encode_descriptor(
-                "tcpstate_alert_retries",
-                "Deliveries retried after an error, per sink.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (sink, _, _, v) in sinks {
-                ConstCounter::new(v).encode(m.encode_family(&[("sink", sink)])?)?;
-            }
-        }
-        {
-            let g = ConstGauge::new(1i64);
-            let mut m = e.encode_descriptor(
-                "tcpstate_build_info",
-                "tcpstate's version.",
-                None,
-                g.metric_type(),
-            )?;
-            g.encode(m.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)?;
-        }
-        Ok(())
+        alerts(&mut e, &s.totals)?;
+        sinks(&mut e, &self.stats)?;
+        build_info(&mut e)
     }
+}
+
+/// One family of [`counters::COUNTERS`].
+fn scalar(e: &mut DescriptorEncoder, m: &Metric, v: u64) -> std::fmt::Result {
+    match m.kind {
+        Kind::Counter => {
+            let c = ConstCounter::new(v);
+            c.encode(e.encode_descriptor(m.name, m.help, None, c.metric_type())?)
+        }
+        Kind::Gauge => {
+            let g = ConstGauge::new(v as i64);
+            g.encode(e.encode_descriptor(m.name, m.help, None, g.metric_type())?)
+        }
+    }
+}
+
+fn destination(d: Option<Dest>) -> String {
+    match d {
+        Some(d) => Endpoint(d.addr, Some(d.port)).to_string(),
+        None => "other".to_string(),
+    }
+}
+
+fn failures(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        "tcpstate_connect_failures",
+        "Failed outbound TCP connection attempts, by reason, destination (ip:port, or other beyond --metrics-max-destinations) and unit.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (k, n) in &s.failures {
+        let dest = destination(k.dest);
+        let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
+        let labels = [
+            ("reason", Reason::ALL[k.reason as usize].name()),
+            ("destination", dest.as_str()),
+            ("unit", unit),
+        ];
+        ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn durations(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        "tcpstate_connect_failure_duration_seconds",
+        "Time from SYN_SENT to the failure, by reason.",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (i, h) in s.durations.iter().enumerate() {
+        // Per-bucket counts: the encoder accumulates them.
+        let mut buckets = Vec::with_capacity(BUCKETS_NS.len() + 1);
+        for (b, n) in BUCKETS_NS.iter().zip(h.buckets) {
+            buckets.push((*b as f64 / 1e9, n));
+        }
+        buckets.push((f64::INFINITY, h.buckets[BUCKETS_NS.len()]));
+        let labels = [("reason", Reason::ALL[i].name())];
+        m.encode_family(&labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum_ns as f64 / 1e9,
+                h.count,
+                &buckets,
+                None,
+            )?;
+    }
+    Ok(())
+}
+
+fn slow(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        "tcpstate_connect_slow",
+        "Connection attempts still in SYN_SENT past the slow threshold, by destination.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (d, n) in &s.slow {
+        let dest = destination(*d);
+        ConstCounter::new(*n).encode(m.encode_family(&[("destination", dest.as_str())])?)?;
+    }
+    Ok(())
+}
+
+/// A counter family with one label.
+fn labelled<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (l, v) in values {
+        ConstCounter::new(v).encode(m.encode_family(&[(label, l)])?)?;
+    }
+    Ok(())
+}
+
+fn alerts(e: &mut DescriptorEncoder, t: &Totals) -> std::fmt::Result {
+    labelled(
+        e,
+        "tcpstate_alerts",
+        "Alert decisions: first failures, window summaries, destinations fired and resolved, failures untracked (too many destinations firing).",
+        "kind",
+        [
+            ("first", t.alerts),
+            ("summary", t.summaries),
+            ("firing", t.fired),
+            ("resolved", t.resolved),
+            ("untracked", t.untracked),
+        ],
+    )
+}
+
+fn sinks(e: &mut DescriptorEncoder, st: &Stats) -> std::fmt::Result {
+    let sinks = counters::sinks(st);
+    labelled(
+        e,
+        "tcpstate_alerts_delivered",
+        "Alerts delivered, per sink (syslog: lines written).",
+        "sink",
+        sinks.map(|s| (s.name, s.delivered)),
+    )?;
+    labelled(
+        e,
+        "tcpstate_alerts_dropped",
+        "Alerts lost, per sink: queue full, given up after retries, or not sent before exit.",
+        "sink",
+        sinks.map(|s| (s.name, s.queue_drops + s.lost)),
+    )?;
+    labelled(
+        e,
+        "tcpstate_alert_retries",
+        "Deliveries retried after an error, per sink.",
+        "sink",
+        sinks.map(|s| (s.name, s.retries)),
+    )
+}
+
+fn build_info(e: &mut DescriptorEncoder) -> std::fmt::Result {
+    let g = ConstGauge::new(1i64);
+    let mut m = e.encode_descriptor(
+        "tcpstate_build_info",
+        "tcpstate's version.",
+        None,
+        g.metric_type(),
+    )?;
+    g.encode(m.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)
 }
 
 #[cfg(test)]
@@ -435,5 +364,69 @@ mod tests {
             assert!(text.contains(want), "{want} not in:\n{text}");
         }
         assert_eq!(text.matches("le=\"+Inf\"").count(), Reason::ALL.len());
+    }
+
+    /// The whole body for fixed values, every scalar a different one.
+    #[test]
+    fn the_body_is_pinned() {
+        let mut m = Metrics::new(1);
+        let unit = m.unit("db.service");
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.slow("2001:db8::1".parse().unwrap(), 443);
+        let shared = Shared::new();
+        shared.want();
+        shared.publish_if_wanted(&m, || Totals {
+            events: 1,
+            attempts: 2,
+            successes: 3,
+            failures: 4,
+            evicted_age: 2,
+            evicted_full: 3,
+            unmatched: 6,
+            ring_drops: 7,
+            pending: 8,
+            alerts: 9,
+            summaries: 10,
+            fired: 11,
+            resolved: 12,
+            untracked: 13,
+            dns_answers: 14,
+            dns_names: 15,
+            dns_evicted: 16,
+            dns_skipped: 17,
+            ..Totals::default()
+        });
+        let stats = Arc::new(Stats::default());
+        for (i, c) in [
+            &stats.stdout_dropped,
+            &stats.syslog_lines,
+            &stats.syslog_lost,
+            &stats.syslog_queue_drops,
+            &stats.slack_queue_drops,
+            &stats.slack_messages,
+            &stats.slack_alerts,
+            &stats.slack_retries,
+            &stats.slack_rate_limited,
+            &stats.slack_folded,
+            &stats.slack_lost_alerts,
+            &stats.slack_lost_failures,
+            &stats.am_posts,
+            &stats.am_alerts,
+            &stats.am_retries,
+            &stats.am_queue_drops,
+            &stats.am_lost_alerts,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.add(100 + i as u64);
+        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fleet { shared, stats }));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        let text = text.replace(env!("CARGO_PKG_VERSION"), "VERSION");
+        assert_eq!(text, include_str!("testdata/body.txt"));
     }
 }
