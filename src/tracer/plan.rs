@@ -208,8 +208,10 @@ impl Plan {
         }
     }
 
-    /// The features if every attach succeeds: the start line's words.
-    pub(super) fn expected(&self) -> Features {
+    /// The features if every attach succeeds: the start line's words
+    /// (the apply step sets them from what did attach).
+    #[cfg(test)]
+    fn expected(&self) -> Features {
         Features {
             connect_errors: self.connect.planned(),
             ..self.features.clone()
