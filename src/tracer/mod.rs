@@ -22,14 +22,16 @@ mod features;
 pub mod filter;
 mod libbpf_log;
 pub mod owner;
+mod plan;
 mod privileges;
 
 pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features};
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
 
-use features::{probe_features, trampoline_loads, Trampolines};
+use features::{probe_features, trampoline_loads};
 use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
+use plan::{Connect, Kernel, Modes, Plan, Progs};
 
 /// What the ring buffer holds.
 pub enum Record<'a> {
@@ -83,29 +85,6 @@ pub struct Tracer<'obj> {
 /// (see struct tcpstate_seed).
 pub type Seed = crate::event::skel::RawSeed;
 
-/// The trampoline, else the tracepoint (this kernel may refuse
-/// trampolines at attach: EPERM under some lockdown and hardening).
-fn attach_dns(
-    hook: DnsHook,
-    mode: DnsNames,
-    skel: &TcpstateSkel<'_>,
-    links: &mut Vec<libbpf_rs::Link>,
-) -> DnsHook {
-    if hook == DnsHook::Trampoline {
-        if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
-            links.push(l);
-            return DnsHook::Trampoline;
-        }
-    }
-    if hook != DnsHook::Off && mode == DnsNames::On && skel.progs.handle_dns_sys_exit.autoload() {
-        if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
-            links.push(l);
-            return DnsHook::Tracepoint;
-        }
-    }
-    DnsHook::Off
-}
-
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -113,9 +92,8 @@ fn kernel_release() -> String {
 }
 
 impl<'obj> Tracer<'obj> {
-    /// Opens, configures, loads and attaches. Errors are [`Fatal`] with the
-    /// exit code that fits, or plain errors for the unexpected.
-    /// Opens, configures, loads and attaches. Errors are [`Fatal`] with the
+    /// Probes the kernel, plans which programs to take, then opens,
+    /// configures, loads and attaches them. Errors are [`Fatal`] with the
     /// exit code that fits, or plain errors for the unexpected. `spare`
     /// holds a second open of the object, used only where the kernel
     /// refuses to load the trampolines (some refuse them at load, others
@@ -127,123 +105,15 @@ impl<'obj> Tracer<'obj> {
     ) -> Result<Self> {
         libbpf_rs::set_print(Some((PrintLevel::Info, capture_libbpf)));
         check_privileges()?;
-
-        let btf_source = match &cfg.btf {
-            Some(p) if !p.is_file() => {
-                return Err(Fatal::new(
-                    Kind::Usage,
-                    format!("--btf {}: no such file", p.display()),
-                )
-                .into())
-            }
-            Some(p) => p.display().to_string(),
-            None if Path::new(BTF_SYSFS).exists() => BTF_SYSFS.to_string(),
-            None => {
-                return Err(Fatal::new(
-                    Kind::Kernel,
-                    format!(
-                        "kernel {} has no BTF at {BTF_SYSFS} (needs CONFIG_DEBUG_INFO_BTF, Linux 5.8+); \
-                         pass --btf PATH with a BTF file for this kernel",
-                        kernel_release()
-                    ),
-                )
-                .into())
-            }
+        let btf_source = btf_source(cfg)?;
+        let modes = Modes {
+            connect_errors: cfg.connect_errors,
+            dns_names: cfg.dns_names,
         };
-
-        // Hooks the kernel lacks are not loaded: a program whose attach
-        // point is missing would fail the whole object.
-        let (mut features, tramp, sys_exit) = probe_features(Path::new(
-            cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
-        ));
-        features.dns_wanted = cfg.dns_names;
-        // The fallback only when asked for (--dns-names on).
-        if cfg.dns_names == DnsNames::Off
-            || (features.dns == DnsHook::Tracepoint && cfg.dns_names != DnsNames::On)
-        {
-            features.dns = DnsHook::Off;
-        }
-        // A kernel that refuses trampolines may say so at load, which
-        // would fail the whole object: one is tried alone first.
-        let want = cfg.connect_errors != ConnectErrors::Off;
-        let probe = if features.dns == DnsHook::Trampoline {
-            Some("handle_dns_fentry")
-        } else {
-            (want && tramp.complete()).then_some("exit_connect_file")
-        };
-        let mut refused = probe
-            .and_then(|p| trampoline_loads(&cfg.btf, p).err())
-            .map(|errno| format!("the kernel refused to load them ({errno})"));
-        if refused.is_some() && features.dns == DnsHook::Trampoline {
-            features.dns = if sys_exit && cfg.dns_names == DnsNames::On {
-                DnsHook::Tracepoint
-            } else {
-                DnsHook::Off
-            };
-        }
-        let hooks = Hooks {
-            tramp: want && tramp.complete() && refused.is_none(),
-            sock_getsockopt: tramp.sock_getsockopt,
-            sys_exit: want && sys_exit,
-            features: &features,
-        };
-        // A kernel may still refuse the connect trampolines that the probe
-        // did not load: then once more without them, into `spare`.
-        let skel = match open_and_load(cfg, obj, &hooks) {
-            Ok(skel) => skel,
-            Err(_) if hooks.tramp => {
-                refused = Some(format!(
-                    "the kernel refused to load them ({})",
-                    load_errno()
-                ));
-                let hooks = Hooks {
-                    tramp: false,
-                    ..hooks
-                };
-                open_and_load(cfg, spare, &hooks)?
-            }
-            Err(e) => return Err(e),
-        };
-
+        let plan = plan::plan(&probe(cfg, modes), modes);
+        let (skel, plan) = load_planned(cfg, obj, spare, plan)?;
         fill_filters(&skel, cfg)?;
-
-        let core = skel.progs.handle_set_state.attach().map_err(|e| {
-            Fatal::new(
-                Kind::Kernel,
-                format!(
-                    "attaching to tracepoint {TRACEPOINT} failed: {e}{}",
-                    libbpf_reason()
-                ),
-            )
-        })?;
-        let mut links = vec![core];
-        // The other hooks are extras: one that will not attach is off.
-        let mut extra = |on: &mut bool, prog: &libbpf_rs::ProgramMut<'_>| {
-            if *on {
-                match prog.attach() {
-                    Ok(l) => links.push(l),
-                    Err(_) => *on = false,
-                }
-            }
-        };
-        extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
-        extra(&mut features.retransmits, &skel.progs.handle_retransmit);
-        features.connect_errors = match refused {
-            _ if !want => ConnectHook::Off("--connect-errors off".into()),
-            Some(why) => attach_fallback(&skel, why, sys_exit, &mut links),
-            None => attach_connect_hook(&skel, tramp, sys_exit, &mut links),
-        };
-        if cfg.connect_errors == ConnectErrors::On && !features.connect_errors.on() {
-            return Err(Fatal::new(
-                Kind::Kernel,
-                format!(
-                    "--connect-errors on: {}",
-                    features.connect_errors.describe()
-                ),
-            )
-            .into());
-        }
-        features.dns = attach_dns(features.dns, cfg.dns_names, &skel, &mut links);
+        let (links, features) = attach(&skel, &plan, modes)?;
 
         let waiting = skel
             .maps
@@ -390,20 +260,72 @@ impl<'obj> Tracer<'obj> {
     }
 }
 
-/// Which programs one load takes.
-struct Hooks<'a> {
-    tramp: bool,
-    sock_getsockopt: bool,
-    sys_exit: bool,
-    features: &'a Features,
+/// Where the BTF comes from: --btf, else the kernel's own.
+fn btf_source(cfg: &Config) -> Result<String> {
+    match &cfg.btf {
+        Some(p) if !p.is_file() => {
+            Err(Fatal::new(Kind::Usage, format!("--btf {}: no such file", p.display())).into())
+        }
+        Some(p) => Ok(p.display().to_string()),
+        None if Path::new(BTF_SYSFS).exists() => Ok(BTF_SYSFS.to_string()),
+        None => Err(Fatal::new(
+            Kind::Kernel,
+            format!(
+                "kernel {} has no BTF at {BTF_SYSFS} (needs CONFIG_DEBUG_INFO_BTF, Linux 5.8+); \
+                 pass --btf PATH with a BTF file for this kernel",
+                kernel_release()
+            ),
+        )
+        .into()),
+    }
 }
 
+/// What this kernel has, from its BTF (hooks it lacks are not loaded: a
+/// program whose attach point is missing would fail the whole object),
+/// and whether it loads the one trampoline the plan would try first.
+fn probe(cfg: &Config, modes: Modes) -> Kernel {
+    let (features, tramp, sys_exit) = probe_features(Path::new(
+        cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
+    ));
+    let mut kernel = Kernel {
+        features,
+        tramp,
+        sys_exit,
+        tramp_refused: None,
+    };
+    kernel.tramp_refused =
+        plan::probe_target(&kernel, modes).and_then(|p| trampoline_loads(&cfg.btf, p).err());
+    kernel
+}
+
+/// Loads the plan's programs into `obj`. A kernel may still refuse the
+/// connect trampolines that the probe did not load: then once more
+/// without them, into `spare`, and the plan that loaded.
+fn load_planned<'obj>(
+    cfg: &Config,
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    spare: &'obj mut MaybeUninit<OpenObject>,
+    plan: Plan,
+) -> Result<(TcpstateSkel<'obj>, Plan)> {
+    match open_and_load(cfg, obj, &plan.progs()) {
+        Ok(skel) => Ok((skel, plan)),
+        Err(_) if plan.has_connect_trampolines() => {
+            let plan = plan.without_trampolines(&load_errno());
+            Ok((open_and_load(cfg, spare, &plan.progs())?, plan))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The skeleton before load.
+type OpenTcpstateSkel<'obj> = <TcpstateSkelBuilder as SkelBuilder<'obj>>::Output;
+
 /// Opens the object into `obj`, sets its filters and sizes, picks the
-/// programs `hooks` names, and loads it.
+/// programs `progs` names, and loads it.
 fn open_and_load<'obj>(
     cfg: &Config,
     obj: &'obj mut MaybeUninit<OpenObject>,
-    hooks: &Hooks<'_>,
+    progs: &Progs,
 ) -> Result<TcpstateSkel<'obj>> {
     let mut builder = TcpstateSkelBuilder::default();
     if let Some(p) = &cfg.btf {
@@ -429,119 +351,165 @@ fn open_and_load<'obj>(
     rodata.trace_all = cfg.trace_all;
     rodata.wakeup_bytes = cfg.wakeup_bytes;
     rodata.self_tgid = std::process::id();
-    rodata.connect_errors = hooks.tramp || hooks.sys_exit;
-    open.progs.exit_connect_file.set_autoload(hooks.tramp);
-    // One SOL_SOCKET getsockopt: sock_getsockopt where it is (it calls
-    // sk_getsockopt where both are).
-    open.progs
-        .enter_sock_getsockopt
-        .set_autoload(hooks.tramp && hooks.sock_getsockopt);
-    open.progs
-        .enter_sk_getsockopt
-        .set_autoload(hooks.tramp && !hooks.sock_getsockopt);
-    // Loaded beside the trampolines, attached only if they will not.
-    open.progs.handle_sys_exit.set_autoload(hooks.sys_exit);
-    let features = hooks.features;
-    open.progs
-        .handle_drop
-        .set_autoload(features.netfilter_drops);
-    open.progs
-        .handle_retransmit
-        .set_autoload(features.retransmits);
-    open.progs
-        .seed_pending
-        .set_autoload(features.in_flight_unheld);
-    open.progs
-        .seed_tasks
-        .set_autoload(features.in_flight_holders);
+    rodata.connect_errors = progs.exit_connect_file || progs.handle_sys_exit;
     rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
-    open.progs
-        .handle_dns_fentry
-        .set_autoload(features.dns == DnsHook::Trampoline);
-    open.progs
-        .handle_dns_sys_exit
-        .set_autoload(features.dns != DnsHook::Off && cfg.dns_names == DnsNames::On);
+    set_autoload(&mut open, progs);
     open.maps
         .events
         .set_max_entries(cfg.ring_bytes)
         .context("sizing the ring buffer")?;
 
-    open.load()
-        .map_err(|e| {
-            let why = libbpf_reason();
-            match e.kind() {
-                ErrorKind::PermissionDenied => Fatal::new(
-                    Kind::Privilege,
-                    format!(
-                        "the kernel refused to load the BPF program: permission denied \
-                         (missing CAP_BPF/CAP_PERFMON, or kernel lockdown){why}"
-                    ),
-                ),
-                _ => Fatal::new(
-                    Kind::Kernel,
-                    format!(
-                        "the kernel rejected the BPF program: {e}{why}; \
-                         tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
-                    ),
-                ),
-            }
-        })
-        .map_err(Into::into)
+    open.load().map_err(|e| load_error(&e).into())
 }
 
-/// The connect()/getsockopt() hook: trampolines where they attach, else
-/// the raw_syscalls fallback, else off; says which, and why.
-fn attach_connect_hook(
+/// Takes the programs `progs` names, and only those beside the core.
+fn set_autoload(open: &mut OpenTcpstateSkel<'_>, progs: &Progs) {
+    let p = &mut open.progs;
+    p.exit_connect_file.set_autoload(progs.exit_connect_file);
+    p.enter_sock_getsockopt
+        .set_autoload(progs.enter_sock_getsockopt);
+    p.enter_sk_getsockopt
+        .set_autoload(progs.enter_sk_getsockopt);
+    p.handle_sys_exit.set_autoload(progs.handle_sys_exit);
+    p.handle_drop.set_autoload(progs.handle_drop);
+    p.handle_retransmit.set_autoload(progs.handle_retransmit);
+    p.seed_pending.set_autoload(progs.seed_pending);
+    p.seed_tasks.set_autoload(progs.seed_tasks);
+    p.handle_dns_fentry.set_autoload(progs.handle_dns_fentry);
+    p.handle_dns_sys_exit
+        .set_autoload(progs.handle_dns_sys_exit);
+}
+
+/// The error for an object the kernel would not load.
+fn load_error(e: &libbpf_rs::Error) -> Fatal {
+    let why = libbpf_reason();
+    match e.kind() {
+        ErrorKind::PermissionDenied => Fatal::new(
+            Kind::Privilege,
+            format!(
+                "the kernel refused to load the BPF program: permission denied \
+                 (missing CAP_BPF/CAP_PERFMON, or kernel lockdown){why}"
+            ),
+        ),
+        _ => Fatal::new(
+            Kind::Kernel,
+            format!(
+                "the kernel rejected the BPF program: {e}{why}; \
+                 tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
+            ),
+        ),
+    }
+}
+
+/// Attaches the core tracepoint (fatal if it will not), then what the plan
+/// says: the other hooks are extras, and one that will not attach is off.
+/// Returns the links and what attached.
+fn attach(
     skel: &TcpstateSkel<'_>,
-    tramp: Trampolines,
-    sys_exit: bool,
+    plan: &Plan,
+    modes: Modes,
+) -> Result<(Vec<libbpf_rs::Link>, Features)> {
+    let core = skel.progs.handle_set_state.attach().map_err(|e| {
+        Fatal::new(
+            Kind::Kernel,
+            format!(
+                "attaching to tracepoint {TRACEPOINT} failed: {e}{}",
+                libbpf_reason()
+            ),
+        )
+    })?;
+    let mut links = vec![core];
+    let mut features = plan.features.clone();
+    let mut extra = |on: &mut bool, prog: &libbpf_rs::ProgramMut<'_>| {
+        if *on {
+            match prog.attach() {
+                Ok(l) => links.push(l),
+                Err(_) => *on = false,
+            }
+        }
+    };
+    extra(&mut features.netfilter_drops, &skel.progs.handle_drop);
+    extra(&mut features.retransmits, &skel.progs.handle_retransmit);
+    features.connect_errors = attach_connect(skel, &plan.connect, &mut links);
+    plan::require(modes, &features.connect_errors)?;
+    features.dns = attach_dns(plan, skel, &mut links);
+    Ok((links, features))
+}
+
+/// The connect()/getsockopt() hook the plan names: trampolines where they
+/// attach, else the raw_syscalls fallback, else off; says which, and why.
+fn attach_connect(
+    skel: &TcpstateSkel<'_>,
+    connect: &Connect,
     links: &mut Vec<libbpf_rs::Link>,
 ) -> ConnectHook {
-    let why = if tramp.complete() {
-        let getsockopt = if tramp.sock_getsockopt {
-            &skel.progs.enter_sock_getsockopt
-        } else {
-            &skel.progs.enter_sk_getsockopt
-        };
-        // Both or neither: one alone would still need the fallback, which
-        // costs the host the same.
-        match skel
-            .progs
-            .exit_connect_file
-            .attach()
-            .and_then(|c| getsockopt.attach().map(|g| [c, g]))
-        {
-            Ok(pair) => {
-                links.extend(pair);
-                return ConnectHook::Trampolines;
-            }
-            Err(e) => format!("the kernel refused to attach them: {e}"),
-        }
-    } else if !tramp.connect {
-        "no __sys_connect_file in the kernel's BTF".to_string()
-    } else {
-        "no sock_getsockopt or sk_getsockopt in the kernel's BTF".to_string()
+    let Connect::Trampolines {
+        sock_getsockopt,
+        fallback,
+    } = *connect
+    else {
+        return attach_fallback(skel, connect, links);
     };
-    attach_fallback(skel, why, sys_exit, links)
+    let getsockopt = if sock_getsockopt {
+        &skel.progs.enter_sock_getsockopt
+    } else {
+        &skel.progs.enter_sk_getsockopt
+    };
+    // Both or neither: one alone would still need the fallback, which
+    // costs the host the same.
+    match skel
+        .progs
+        .exit_connect_file
+        .attach()
+        .and_then(|c| getsockopt.attach().map(|g| [c, g]))
+    {
+        Ok(pair) => {
+            links.extend(pair);
+            ConnectHook::Trampolines
+        }
+        Err(e) => {
+            let next = plan::fallback(plan::refused_at_attach(&e), fallback);
+            attach_fallback(skel, &next, links)
+        }
+    }
 }
 
-/// raw_syscalls sys_exit, because the trampolines are not there (why).
+/// raw_syscalls sys_exit, because the trampolines are not there (why), or
+/// off as planned.
 fn attach_fallback(
     skel: &TcpstateSkel<'_>,
-    why: String,
-    sys_exit: bool,
+    connect: &Connect,
     links: &mut Vec<libbpf_rs::Link>,
 ) -> ConnectHook {
-    if !sys_exit {
-        return ConnectHook::Off(format!("{why}, and no raw_syscalls tracepoint"));
-    }
+    let Connect::RawSyscalls(why) = connect else {
+        return connect.planned();
+    };
     match skel.progs.handle_sys_exit.attach() {
         Ok(l) => {
             links.push(l);
-            ConnectHook::RawSyscalls(why)
+            ConnectHook::RawSyscalls(why.clone())
         }
         Err(e) => ConnectHook::Off(format!("{why}; raw_syscalls refused too: {e}")),
     }
+}
+
+/// The DNS trampoline, else the tracepoint where it is loaded (this
+/// kernel may refuse trampolines at attach: EPERM under some lockdown and
+/// hardening), else off.
+fn attach_dns(plan: &Plan, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
+    if plan.dns == DnsHook::Trampoline {
+        if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
+            links.push(l);
+            return DnsHook::Trampoline;
+        }
+    }
+    if plan.progs().handle_dns_sys_exit {
+        if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
+            links.push(l);
+            return DnsHook::Tracepoint;
+        }
+    }
+    DnsHook::Off
 }
 
 /// Runs an iterator program once and reads its records.
