@@ -215,6 +215,42 @@ mod tests {
     }
 
     #[test]
+    fn recoveries_and_bare_lists_are_pinned() {
+        let r = Recovery {
+            dest: Dest {
+                addr: "10.1.2.3".parse().unwrap(),
+                port: 5432,
+            },
+            count: 12,
+            first_ns: 0,
+            last_ns: 180_000_000_000,
+            at_ns: 200_000_000_000,
+            by: ResolvedBy::Success,
+        };
+        assert_eq!(
+            SyslogLine(&Alert::Resolved(r.clone())).to_string(),
+            "TCP recovered: 10.1.2.3:5432 (12 failures over 3m; a connection succeeded)"
+        );
+        let quiet = Recovery {
+            count: 1,
+            by: ResolvedBy::Quiet,
+            ..r
+        };
+        assert_eq!(
+            recovered(&quiet),
+            "recovered: 10.1.2.3:5432 (1 failure; no failures since)"
+        );
+        let mut s = summary();
+        s.procs.clear();
+        s.other_procs = 3;
+        s.units.clear();
+        assert_eq!(procs(&s), ",others×3");
+        assert_eq!(units(&s), "");
+        s.reasons.clear();
+        assert_eq!(reasons(&s), "");
+    }
+
+    #[test]
     fn windows() {
         assert_eq!(window(3_000_000_000), "3s");
         assert_eq!(window(90_000_000_000), "1m30s");

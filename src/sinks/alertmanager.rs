@@ -373,6 +373,16 @@ mod tests {
     use super::*;
     use crate::alert::policy::{Dest, Proc};
     use crate::event::{Comm, Reason};
+    const GOLDEN: [&str; 8] = [
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 fail: 12 failures over 2s (refused×10,timeout×2)"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"1","last_failure":"2023-11-14T22:13:21.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 fail: 1 failure (refused×10,timeout×2)"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 recovered: 12 failures over 2s (refused×10,timeout×2); a connection succeeded"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 recovered: 12 failures over 2s (refused×10,timeout×2); no failures since"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"error","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 hang: 12 attempts hanging over 2s"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"1","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 hang: 1 attempt hanging"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; a connection succeeded"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; no attempts hanging since"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+    ];
 
     #[test]
     fn urls_keep_credentials_but_never_show_them() {
@@ -510,6 +520,90 @@ mod tests {
             v[0]["annotations"]["summary"],
             "TCP connections from web-1 to [2001:db8::7]:5432 recovered: 3 attempts hanging over 2s; no attempts hanging since"
         );
+    }
+
+    /// Every shape of alert, to the byte, with a fixed clock: the body
+    /// Alertmanager gets must not change when the wording code does.
+    #[test]
+    fn every_alert_shape_renders_byte_for_byte() {
+        let stamps = Stamps::new(Clock::new(1_700_000_000_000_000_000));
+        let a = FleetAlert {
+            dest: Dest {
+                addr: "2001:db8::7".parse().unwrap(),
+                port: 5432,
+            },
+            trouble: Trouble::Failing,
+            reason: Some(Reason::Refused),
+            state: FleetState::Firing,
+            starts_ns: 1_000_000_000,
+            ends_ns: 241_000_000_000,
+            last_ns: 3_000_000_000,
+            count: 12,
+            reasons: vec![(Reason::Refused, 10), (Reason::Timeout, 2)],
+            procs: vec![
+                Proc {
+                    comm: Some(Comm::new(b"ps ql")),
+                    pid: Some(42),
+                    count: 9,
+                },
+                Proc {
+                    comm: None,
+                    pid: Some(7),
+                    count: 2,
+                },
+            ],
+            other_procs: 1,
+            dname: crate::event::Dname::new(b"db.example.com"),
+            containers: vec![("api".into(), 11)],
+        };
+        let h = FleetAlert {
+            trouble: Trouble::Hanging,
+            reason: None,
+            reasons: Vec::new(),
+            procs: Vec::new(),
+            other_procs: 0,
+            dname: None,
+            containers: Vec::new(),
+            ..a.clone()
+        };
+        let cases = [
+            a.clone(),
+            FleetAlert {
+                count: 1,
+                last_ns: 1_000_000_000,
+                ..a.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Success),
+                ..a.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Quiet),
+                reason: None,
+                ..a
+            },
+            h.clone(),
+            FleetAlert {
+                count: 1,
+                ..h.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Success),
+                ..h.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Quiet),
+                ..h
+            },
+        ];
+        let got: Vec<String> = cases
+            .iter()
+            .map(|a| one("web-1", "page", &stamps, a).to_string())
+            .collect();
+        assert_eq!(got.len(), GOLDEN.len());
+        for (g, w) in got.iter().zip(GOLDEN) {
+            assert_eq!(g, w);
+        }
     }
 
     #[test]
