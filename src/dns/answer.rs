@@ -215,6 +215,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const PIN_CHAIN: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false }";
+    const PIN_ODD: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true }";
+
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -332,6 +335,36 @@ mod tests {
             ],
         );
         assert_eq!(parse(&m).unwrap().addrs, vec![(a("192.0.2.1"), 9)]);
+    }
+
+    /// A chain longer than [`MAX_CHAIN`], a record of another class, and
+    /// rdata that does not parse: pinned as they are, to the field.
+    #[test]
+    fn long_chains_odd_classes_and_bad_rdata_are_pinned() {
+        let names: Vec<Vec<u8>> = (0..12).map(|i| name(&format!("n{i}.test"))).collect();
+        let mut recs = Vec::new();
+        for i in 0..11 {
+            let owner = if i == 0 {
+                QNAME.to_vec()
+            } else {
+                names[i].clone()
+            };
+            recs.push(rr(&owner, 5, 100 - i as u32, &names[i + 1]));
+            recs.push(rr(&names[i + 1], 1, 200, &[192, 0, 2, i as u8]));
+        }
+        let chain = parse(&response(&names[0], 1, &recs)).unwrap();
+        let mut ch = rr(&QNAME, 1, 5, &[192, 0, 2, 99]);
+        ch[5] = 3; // class CH (the owner is a 2-byte pointer)
+        let recs = [
+            ch,
+            rr(&QNAME, 5, 5, &[0xc0]),
+            rr(&QNAME, 1, 5, &[192, 0, 2]),
+            rr(&QNAME, 28, 5, &[0; 4]),
+            rr(&QNAME, 1, 7, &[192, 0, 2, 1]),
+        ];
+        let odd = parse(&response(&names[0], 255, &recs)).unwrap();
+        assert_eq!(format!("{chain:?}"), PIN_CHAIN);
+        assert_eq!(format!("{odd:?}"), PIN_ODD);
     }
 
     proptest! {
