@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
-use crate::alert::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
-use crate::alert::wording::span;
+use crate::alert::resolve::{FleetAlert, FleetState, Trouble};
+use crate::alert::wording::{count_over, counts, proc_counts, resolved_by};
 use crate::log::Log;
 use crate::metrics::stats::Stats;
 use crate::output::clock::{Clock, Stamps};
@@ -256,122 +256,99 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
     )
 }
 
+/// One alert as Alertmanager takes it: deciding only (the clock is in
+/// `stamps`); `deliver` does the posting.
 fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    let label = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
-    // People read the name; the label stays the address (a name may change).
-    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
-    let mut reasons = String::new();
-    for (i, (r, n)) in a.reasons.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(reasons, "{sep}{r}×{n}");
-    }
-    let mut procs = String::new();
-    for (i, p) in a.procs.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        match (p.comm, p.pid) {
-            (Some(c), Some(pid)) => {
-                let _ = write!(procs, "{sep}{c}[{pid}]×{}", p.count);
-            }
-            _ => {
-                let _ = write!(procs, "{sep}?×{}", p.count);
-            }
-        }
-    }
-    if a.other_procs > 0 {
-        let _ = write!(procs, ",others×{}", a.other_procs);
-    }
-    let mut containers = String::new();
-    for (i, (c, n)) in a.containers.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(containers, "{sep}{c}×{n}");
-    }
-    let span = span(a.last_ns.saturating_sub(a.starts_ns));
-    let (one, many) = match a.trouble {
-        Trouble::Failing => ("failure", "failures"),
-        Trouble::Hanging => ("attempt hanging", "attempts hanging"),
-    };
-    let count = if a.count == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{} {many} over {span}", a.count)
-    };
-    let what = match (a.trouble, a.state) {
-        (Trouble::Failing, FleetState::Firing) => format!("fail: {count} ({reasons})"),
-        (Trouble::Hanging, FleetState::Firing) => format!("hang: {count}"),
-        (Trouble::Failing, FleetState::Resolved(by)) => {
-            format!(
-                "recovered: {count} ({reasons}); {}",
-                resolved_by(by, "failures")
-            )
-        }
-        (Trouble::Hanging, FleetState::Resolved(by)) => {
-            format!(
-                "recovered: {count}; {}",
-                resolved_by(by, "attempts hanging")
-            )
-        }
-    };
-    let summary = format!("TCP connections from {host} to {dest} {what}");
-    let last = stamps.at(a.last_ns).to_string();
-    let (labels, annotations) = match a.trouble {
-        Trouble::Failing => (
-            json!({
-                "alertname": ALERTNAME,
-                "destination": label,
-                "reason": a.reason.map_or("error", |r| r.name()),
-                "instance": host,
-                "severity": severity,
-            }),
-            json!({
-                "summary": summary,
-                "failures": a.count.to_string(),
-                "reasons": reasons,
-                "processes": procs,
-                "last_failure": last,
-                "dname": a.dname.map(|n| n.to_string()),
-            }),
-        ),
-        // No reason: the attempts have not ended.
-        Trouble::Hanging => (
-            json!({
-                "alertname": ALERTNAME_HANGING,
-                "destination": label,
-                "instance": host,
-                "severity": severity,
-            }),
-            json!({
-                "summary": summary,
-                "attempts": a.count.to_string(),
-                "processes": procs,
-                "last_hanging": last,
-                "dname": a.dname.map(|n| n.to_string()),
-            }),
-        ),
-    };
-    let mut annotations = annotations;
-    // Only where a runtime named them: no empty annotation otherwise.
-    if !containers.is_empty() {
-        annotations["containers"] = Value::String(containers);
-    }
     json!({
-        "labels": labels,
-        "annotations": annotations,
+        "labels": labels(host, severity, a),
+        "annotations": annotations(host, stamps, a),
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),
     })
 }
 
-fn resolved_by(by: ResolvedBy, what: &str) -> String {
-    match by {
-        ResolvedBy::Success => "a connection succeeded".to_string(),
-        ResolvedBy::Quiet => format!("no {what} since"),
+/// The alert's identity, fixed for its life: the destination is the
+/// address, never the name (a name may change).
+fn labels(host: &str, severity: &str, a: &FleetAlert) -> Value {
+    let dest = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    match a.trouble {
+        Trouble::Failing => json!({
+            "alertname": ALERTNAME,
+            "destination": dest,
+            "reason": a.reason.map_or("error", |r| r.name()),
+            "instance": host,
+            "severity": severity,
+        }),
+        // No reason: the attempts have not ended.
+        Trouble::Hanging => json!({
+            "alertname": ALERTNAME_HANGING,
+            "destination": dest,
+            "instance": host,
+            "severity": severity,
+        }),
     }
+}
+
+/// What people read: the summary, and the counts behind it.
+fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
+    let summary = summary(host, a);
+    let procs = proc_counts(&a.procs, a.other_procs);
+    let last = stamps.at(a.last_ns).to_string();
+    let dname = a.dname.map(|n| n.to_string());
+    let mut annotations = match a.trouble {
+        Trouble::Failing => json!({
+            "summary": summary,
+            "failures": a.count.to_string(),
+            "reasons": counts(a.reasons.iter().copied()),
+            "processes": procs,
+            "last_failure": last,
+            "dname": dname,
+        }),
+        Trouble::Hanging => json!({
+            "summary": summary,
+            "attempts": a.count.to_string(),
+            "processes": procs,
+            "last_hanging": last,
+            "dname": dname,
+        }),
+    };
+    // Only where a runtime named them: no empty annotation otherwise.
+    if !a.containers.is_empty() {
+        let containers = counts(a.containers.iter().map(|(c, n)| (c, *n)));
+        annotations["containers"] = Value::String(containers);
+    }
+    annotations
+}
+
+/// `TCP connections from web-1 to [2001:db8::7]:5432 fail: 12 failures
+/// over 2s (refused×10,timeout×2)`, and how it hangs or recovered.
+fn summary(host: &str, a: &FleetAlert) -> String {
+    // People read the name; the label stays the address.
+    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
+    let (one, many) = match a.trouble {
+        Trouble::Failing => ("failure", "failures"),
+        Trouble::Hanging => ("attempt hanging", "attempts hanging"),
+    };
+    let count = count_over(a.count, (one, many), a.last_ns.saturating_sub(a.starts_ns));
+    let reasons = counts(a.reasons.iter().copied());
+    let what = match (a.trouble, a.state) {
+        (Trouble::Failing, FleetState::Firing) => format!("fail: {count} ({reasons})"),
+        (Trouble::Hanging, FleetState::Firing) => format!("hang: {count}"),
+        (Trouble::Failing, FleetState::Resolved(by)) => {
+            format!("recovered: {count} ({reasons}); {}", resolved_by(by, many))
+        }
+        (Trouble::Hanging, FleetState::Resolved(by)) => {
+            format!("recovered: {count}; {}", resolved_by(by, many))
+        }
+    };
+    format!("TCP connections from {host} to {dest} {what}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::policy::{Dest, Proc};
+    use crate::alert::resolve::ResolvedBy;
     use crate::event::{Comm, Reason};
     const GOLDEN: [&str; 8] = [
         r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 fail: 12 failures over 2s (refused×10,timeout×2)"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
