@@ -384,9 +384,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alerts_have_stable_labels_and_human_annotations() {
-        let a = FleetAlert {
+    /// 12 failures to `[2001:db8::7]:5432` over 2s, all from psql[42].
+    fn failing() -> FleetAlert {
+        FleetAlert {
             dest: Dest {
                 addr: "2001:db8::7".parse().unwrap(),
                 port: 5432,
@@ -407,7 +407,12 @@ mod tests {
             other_procs: 0,
             dname: None,
             containers: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn alerts_have_stable_labels_and_human_annotations() {
+        let a = failing();
         let v = render("web-1", "warning", std::slice::from_ref(&a));
         let one = &v[0];
         assert_eq!(
@@ -505,18 +510,6 @@ mod tests {
     fn every_alert_shape_renders_byte_for_byte() {
         let stamps = Stamps::new(Clock::new(1_700_000_000_000_000_000));
         let a = FleetAlert {
-            dest: Dest {
-                addr: "2001:db8::7".parse().unwrap(),
-                port: 5432,
-            },
-            trouble: Trouble::Failing,
-            reason: Some(Reason::Refused),
-            state: FleetState::Firing,
-            starts_ns: 1_000_000_000,
-            ends_ns: 241_000_000_000,
-            last_ns: 3_000_000_000,
-            count: 12,
-            reasons: vec![(Reason::Refused, 10), (Reason::Timeout, 2)],
             procs: vec![
                 Proc {
                     comm: Some(Comm::new(b"ps ql")),
@@ -532,6 +525,7 @@ mod tests {
             other_procs: 1,
             dname: crate::event::Dname::new(b"db.example.com"),
             containers: vec![("api".into(), 11)],
+            ..failing()
         };
         let h = FleetAlert {
             trouble: Trouble::Hanging,
