@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::policy::{Alert, Summary, What};
+use super::policy::{Alert, Proc, Summary, What};
 use super::resolve::{Recovery, ResolvedBy};
 use crate::output::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
 
@@ -37,72 +37,87 @@ pub fn span(ns: u64) -> String {
     }
 }
 
-/// `refused×1990,timeout×9`.
-pub fn reasons(s: &Summary) -> String {
+/// Counts joined with commas, most frequent first as given:
+/// `refused×1990,timeout×9`, `api×12,cron×1`.
+pub fn counts<T: fmt::Display>(items: impl IntoIterator<Item = (T, u64)>) -> String {
     let mut out = String::new();
-    for (i, (r, n)) in s.reasons.iter().enumerate() {
+    for (i, (x, n)) in items.into_iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{sep}{r}×{n}");
+        let _ = write!(out, "{sep}{x}×{n}");
     }
     out
 }
 
-/// `curl[77]×1333,wget[78]×666,others×3`; `?` for unknown processes.
-pub fn procs(s: &Summary) -> String {
-    let mut out = String::new();
-    for (i, p) in s.procs.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        match (p.comm, p.pid) {
-            (Some(c), Some(pid)) => {
-                let _ = write!(out, "{sep}{c}[{pid}]×{}", p.count);
-            }
-            _ => {
-                let _ = write!(out, "{sep}?×{}", p.count);
-            }
+/// `1 failure`, or `12 failures over 3m`: a count of `(one, many)`, and
+/// the span it took when there are several.
+pub fn count_over(count: u64, (one, many): (&str, &str), ns: u64) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many} over {}", span(ns))
+    }
+}
+
+/// `refused×1990,timeout×9`.
+pub fn reasons(s: &Summary) -> String {
+    counts(s.reasons.iter().copied())
+}
+
+/// A process as the lists show it: `curl[77]`, or `?` when unknown.
+struct Who<'a>(&'a Proc);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0.comm, self.0.pid) {
+            (Some(c), Some(pid)) => write!(f, "{c}[{pid}]"),
+            _ => f.write_str("?"),
         }
     }
-    if s.other_procs > 0 {
-        let _ = write!(out, ",others×{}", s.other_procs);
+}
+
+/// `curl[77]×1333,wget[78]×666,others×3`; `?` for unknown processes.
+pub fn proc_counts(procs: &[Proc], others: u64) -> String {
+    let mut out = counts(procs.iter().map(|p| (Who(p), p.count)));
+    if others > 0 {
+        let _ = write!(out, ",others×{others}");
     }
     out
+}
+
+/// A summary's processes: see [`proc_counts`].
+pub fn procs(s: &Summary) -> String {
+    proc_counts(&s.procs, s.other_procs)
 }
 
 /// `api.service×12,cron.service×1`.
 pub fn units(s: &Summary) -> String {
-    let mut out = String::new();
-    for (i, (u, n)) in s.units.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{sep}{}×{n}", Escaped(u));
-    }
-    out
+    counts(s.units.iter().map(|(u, n)| (Escaped(u), *n)))
 }
 
 /// A fold's `10.0.0.1:80×40,10.0.0.2:80×38`.
 pub fn top_dests(s: &Summary) -> String {
-    let mut out = String::new();
-    for (i, (d, n)) in s.top_dests.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{sep}{}×{n}", Endpoint(d.addr, Some(d.port)));
+    counts(
+        s.top_dests
+            .iter()
+            .map(|(d, n)| (Endpoint(d.addr, Some(d.port)), *n)),
+    )
+}
+
+/// How a destination recovered: `a connection succeeded`, or
+/// `no failures since` (`what` names what stopped).
+pub fn resolved_by(by: ResolvedBy, what: &str) -> String {
+    match by {
+        ResolvedBy::Success => "a connection succeeded".to_string(),
+        ResolvedBy::Quiet => format!("no {what} since"),
     }
-    out
 }
 
 /// `recovered: 10.1.2.3:5432 (12 failures over 3m)`, and how.
 pub fn recovered(r: &Recovery) -> String {
-    let how = match r.by {
-        ResolvedBy::Success => "a connection succeeded",
-        ResolvedBy::Quiet => "no failures since",
-    };
+    let how = resolved_by(r.by, "failures");
     let dest = Endpoint(r.dest.addr, Some(r.dest.port));
-    if r.count == 1 {
-        format!("recovered: {dest} (1 failure; {how})")
-    } else {
-        format!(
-            "recovered: {dest} ({} failures over {}; {how})",
-            r.count,
-            span(r.failing_ns())
-        )
-    }
+    let count = count_over(r.count, ("failure", "failures"), r.failing_ns());
+    format!("recovered: {dest} ({count}; {how})")
 }
 
 /// The syslog line for an alert: the first failure in the original tool's
@@ -212,6 +227,42 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn recoveries_and_bare_lists_are_pinned() {
+        let r = Recovery {
+            dest: Dest {
+                addr: "10.1.2.3".parse().unwrap(),
+                port: 5432,
+            },
+            count: 12,
+            first_ns: 0,
+            last_ns: 180_000_000_000,
+            at_ns: 200_000_000_000,
+            by: ResolvedBy::Success,
+        };
+        assert_eq!(
+            SyslogLine(&Alert::Resolved(r.clone())).to_string(),
+            "TCP recovered: 10.1.2.3:5432 (12 failures over 3m; a connection succeeded)"
+        );
+        let quiet = Recovery {
+            count: 1,
+            by: ResolvedBy::Quiet,
+            ..r
+        };
+        assert_eq!(
+            recovered(&quiet),
+            "recovered: 10.1.2.3:5432 (1 failure; no failures since)"
+        );
+        let mut s = summary();
+        s.procs.clear();
+        s.other_procs = 3;
+        s.units.clear();
+        assert_eq!(procs(&s), ",others×3");
+        assert_eq!(units(&s), "");
+        s.reasons.clear();
+        assert_eq!(reasons(&s), "");
     }
 
     #[test]

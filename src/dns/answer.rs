@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 use domain::base::name::ParsedName;
-use domain::base::Message;
+use domain::base::{Message, ParsedRecord, Question, RecordSection};
 use domain::rdata::{Aaaa, Cname, A};
 
 use super::name::MAX_LEN;
@@ -66,8 +66,31 @@ fn name_text<O: AsRef<[u8]>>(n: &ParsedName<O>) -> Result<Vec<u8>, Skip> {
     Ok(out)
 }
 
+type Name<'a> = ParsedName<&'a [u8]>;
+type Section<'a> = RecordSection<'a, &'a [u8]>;
+type Rec<'a> = ParsedRecord<'a, &'a [u8]>;
+
 pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
     let msg = Message::from_octets(bytes).map_err(|_| Skip::Malformed)?;
+    let q = address_question(&msg)?;
+    let mut ans = Answer {
+        name: name_text(q.qname())?,
+        addrs: Vec::new(),
+        dropped: 0,
+        partial: false,
+    };
+    let Ok(section) = msg.answer() else {
+        ans.partial = true;
+        return Ok(ans);
+    };
+    let chain = ans.follow_cnames(*q.qname(), section);
+    ans.take_addresses(&chain, section);
+    Ok(ans)
+}
+
+/// The one question of a standard-query NOERROR response, if it asks
+/// for addresses (A, AAAA or ANY) of class IN.
+fn address_question<'a>(msg: &'a Message<&'a [u8]>) -> Result<Question<Name<'a>>, Skip> {
     let h = msg.header();
     if !h.qr() || h.opcode() != Opcode::QUERY || h.rcode() != Rcode::NOERROR {
         return Err(Skip::NotAnAddressAnswer);
@@ -79,90 +102,97 @@ pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
     if q.qclass() != Class::IN || !matches!(q.qtype(), Rtype::A | Rtype::AAAA | Rtype::ANY) {
         return Err(Skip::NotAnAddressAnswer);
     }
-    let name = name_text(q.qname())?;
+    Ok(q)
+}
 
-    // The names that stand for the question: itself, then each CNAME
-    // target from one of them, however the records are ordered.
-    let mut chain: Vec<(ParsedName<&[u8]>, u32)> = vec![(*q.qname(), u32::MAX)];
-    let mut partial = false;
-    let Ok(section) = msg.answer() else {
-        return Ok(Answer {
-            name,
-            addrs: Vec::new(),
-            dropped: 0,
-            partial: true,
-        });
+/// A CNAME of class IN from a name in `chain`: its target, with the
+/// smallest TTL along the way; `Err` where its data does not parse.
+fn cname_from<'a>(chain: &[(Name<'a>, u32)], rec: &Rec<'a>) -> Result<Option<(Name<'a>, u32)>, ()> {
+    if rec.rtype() != Rtype::CNAME || rec.class() != Class::IN {
+        return Ok(None);
+    }
+    let owner = rec.owner();
+    let Some(&(_, ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
+        return Ok(None);
     };
-    let mut grew = true;
-    while grew && chain.len() <= MAX_CHAIN {
-        grew = false;
+    let Ok(Some(c)) = rec.to_record::<Cname<Name<'a>>>() else {
+        return Err(());
+    };
+    Ok(Some((*c.data().cname(), ttl.min(rec.ttl().as_secs()))))
+}
+
+/// An A or AAAA record's address; `None` where its data does not parse.
+fn address(rec: &Rec<'_>) -> Option<IpAddr> {
+    match rec.rtype() {
+        Rtype::A => rec
+            .to_record::<A>()
+            .ok()
+            .flatten()
+            .map(|r| IpAddr::from(r.data().addr().octets())),
+        _ => rec
+            .to_record::<Aaaa>()
+            .ok()
+            .flatten()
+            .map(|r| IpAddr::from(r.data().addr().octets())),
+    }
+}
+
+impl Answer {
+    /// The names that stand for the question: itself, then each CNAME
+    /// target from one of them, however the records are ordered; each
+    /// with the smallest TTL along its chain.
+    fn follow_cnames<'a>(&mut self, qname: Name<'a>, section: Section<'a>) -> Vec<(Name<'a>, u32)> {
+        let mut chain = vec![(qname, u32::MAX)];
+        let mut grew = true;
+        while grew && chain.len() <= MAX_CHAIN {
+            grew = false;
+            for rec in section {
+                let Ok(rec) = rec else {
+                    self.partial = true;
+                    break;
+                };
+                match cname_from(&chain, &rec) {
+                    Ok(None) => {}
+                    Err(()) => self.partial = true,
+                    Ok(Some((target, ttl))) => {
+                        if chain.iter().any(|(n, _)| *n == target) || chain.len() > MAX_CHAIN {
+                            continue;
+                        }
+                        chain.push((target, ttl));
+                        grew = true;
+                    }
+                }
+            }
+        }
+        chain
+    }
+
+    /// The addresses of the names in `chain`, up to [`MAX_ADDRS`]; the
+    /// rest counted as dropped.
+    fn take_addresses<'a>(&mut self, chain: &[(Name<'a>, u32)], section: Section<'a>) {
         for rec in section {
             let Ok(rec) = rec else {
-                partial = true;
+                self.partial = true;
                 break;
             };
-            if rec.rtype() != Rtype::CNAME || rec.class() != Class::IN {
+            if rec.class() != Class::IN || !matches!(rec.rtype(), Rtype::A | Rtype::AAAA) {
                 continue;
             }
             let owner = rec.owner();
-            let Some(&(_, ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
+            let Some(&(_, chain_ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
+                continue; // an address of some other name: not this question's
+            };
+            let Some(addr) = address(&rec) else {
+                self.partial = true;
                 continue;
             };
-            let Ok(Some(c)) = rec.to_record::<Cname<ParsedName<&[u8]>>>() else {
-                partial = true;
-                continue;
-            };
-            let target = *c.data().cname();
-            if chain.iter().any(|(n, _)| *n == target) || chain.len() > MAX_CHAIN {
+            if self.addrs.len() >= MAX_ADDRS {
+                self.dropped += 1;
                 continue;
             }
-            chain.push((target, ttl.min(rec.ttl().as_secs())));
-            grew = true;
+            self.addrs.push((addr, chain_ttl.min(rec.ttl().as_secs())));
         }
     }
-
-    let mut addrs = Vec::new();
-    let mut dropped = 0;
-    for rec in section {
-        let Ok(rec) = rec else {
-            partial = true;
-            break;
-        };
-        if rec.class() != Class::IN || !matches!(rec.rtype(), Rtype::A | Rtype::AAAA) {
-            continue;
-        }
-        let owner = rec.owner();
-        let Some(&(_, chain_ttl)) = chain.iter().find(|(n, _)| *n == owner) else {
-            continue; // an address of some other name: not this question's
-        };
-        let addr = match rec.rtype() {
-            Rtype::A => rec
-                .to_record::<A>()
-                .ok()
-                .flatten()
-                .map(|r| IpAddr::from(r.data().addr().octets())),
-            _ => rec
-                .to_record::<Aaaa>()
-                .ok()
-                .flatten()
-                .map(|r| IpAddr::from(r.data().addr().octets())),
-        };
-        let Some(addr) = addr else {
-            partial = true;
-            continue;
-        };
-        if addrs.len() >= MAX_ADDRS {
-            dropped += 1;
-            continue;
-        }
-        addrs.push((addr, chain_ttl.min(rec.ttl().as_secs())));
-    }
-    Ok(Answer {
-        name,
-        addrs,
-        dropped,
-        partial,
-    })
 }
 
 /// Builders of wire-format messages, for this module's tests and the
@@ -214,6 +244,9 @@ mod tests {
     use super::wire::*;
     use super::*;
     use proptest::prelude::*;
+
+    const PIN_CHAIN: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false }";
+    const PIN_ODD: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true }";
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -332,6 +365,36 @@ mod tests {
             ],
         );
         assert_eq!(parse(&m).unwrap().addrs, vec![(a("192.0.2.1"), 9)]);
+    }
+
+    /// A chain longer than [`MAX_CHAIN`], a record of another class, and
+    /// rdata that does not parse: pinned as they are, to the field.
+    #[test]
+    fn long_chains_odd_classes_and_bad_rdata_are_pinned() {
+        let names: Vec<Vec<u8>> = (0..12).map(|i| name(&format!("n{i}.test"))).collect();
+        let mut recs = Vec::new();
+        for i in 0..11 {
+            let owner = if i == 0 {
+                QNAME.to_vec()
+            } else {
+                names[i].clone()
+            };
+            recs.push(rr(&owner, 5, 100 - i as u32, &names[i + 1]));
+            recs.push(rr(&names[i + 1], 1, 200, &[192, 0, 2, i as u8]));
+        }
+        let chain = parse(&response(&names[0], 1, &recs)).unwrap();
+        let mut ch = rr(&QNAME, 1, 5, &[192, 0, 2, 99]);
+        ch[5] = 3; // class CH (the owner is a 2-byte pointer)
+        let recs = [
+            ch,
+            rr(&QNAME, 5, 5, &[0xc0]),
+            rr(&QNAME, 1, 5, &[192, 0, 2]),
+            rr(&QNAME, 28, 5, &[0; 4]),
+            rr(&QNAME, 1, 7, &[192, 0, 2, 1]),
+        ];
+        let odd = parse(&response(&names[0], 255, &recs)).unwrap();
+        assert_eq!(format!("{chain:?}"), PIN_CHAIN);
+        assert_eq!(format!("{odd:?}"), PIN_ODD);
     }
 
     proptest! {

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
-use crate::alert::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
-use crate::alert::wording::span;
+use crate::alert::resolve::{FleetAlert, FleetState, Trouble};
+use crate::alert::wording::{count_over, counts, proc_counts, resolved_by};
 use crate::log::Log;
 use crate::metrics::stats::Stats;
 use crate::output::clock::{Clock, Stamps};
@@ -256,123 +256,110 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
     )
 }
 
+/// One alert as Alertmanager takes it: deciding only (the clock is in
+/// `stamps`); `deliver` does the posting.
 fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    let label = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
-    // People read the name; the label stays the address (a name may change).
-    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
-    let mut reasons = String::new();
-    for (i, (r, n)) in a.reasons.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(reasons, "{sep}{r}×{n}");
-    }
-    let mut procs = String::new();
-    for (i, p) in a.procs.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        match (p.comm, p.pid) {
-            (Some(c), Some(pid)) => {
-                let _ = write!(procs, "{sep}{c}[{pid}]×{}", p.count);
-            }
-            _ => {
-                let _ = write!(procs, "{sep}?×{}", p.count);
-            }
-        }
-    }
-    if a.other_procs > 0 {
-        let _ = write!(procs, ",others×{}", a.other_procs);
-    }
-    let mut containers = String::new();
-    for (i, (c, n)) in a.containers.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(containers, "{sep}{c}×{n}");
-    }
-    let span = span(a.last_ns.saturating_sub(a.starts_ns));
-    let (one, many) = match a.trouble {
-        Trouble::Failing => ("failure", "failures"),
-        Trouble::Hanging => ("attempt hanging", "attempts hanging"),
-    };
-    let count = if a.count == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{} {many} over {span}", a.count)
-    };
-    let what = match (a.trouble, a.state) {
-        (Trouble::Failing, FleetState::Firing) => format!("fail: {count} ({reasons})"),
-        (Trouble::Hanging, FleetState::Firing) => format!("hang: {count}"),
-        (Trouble::Failing, FleetState::Resolved(by)) => {
-            format!(
-                "recovered: {count} ({reasons}); {}",
-                resolved_by(by, "failures")
-            )
-        }
-        (Trouble::Hanging, FleetState::Resolved(by)) => {
-            format!(
-                "recovered: {count}; {}",
-                resolved_by(by, "attempts hanging")
-            )
-        }
-    };
-    let summary = format!("TCP connections from {host} to {dest} {what}");
-    let last = stamps.at(a.last_ns).to_string();
-    let (labels, annotations) = match a.trouble {
-        Trouble::Failing => (
-            json!({
-                "alertname": ALERTNAME,
-                "destination": label,
-                "reason": a.reason.map_or("error", |r| r.name()),
-                "instance": host,
-                "severity": severity,
-            }),
-            json!({
-                "summary": summary,
-                "failures": a.count.to_string(),
-                "reasons": reasons,
-                "processes": procs,
-                "last_failure": last,
-                "dname": a.dname.map(|n| n.to_string()),
-            }),
-        ),
-        // No reason: the attempts have not ended.
-        Trouble::Hanging => (
-            json!({
-                "alertname": ALERTNAME_HANGING,
-                "destination": label,
-                "instance": host,
-                "severity": severity,
-            }),
-            json!({
-                "summary": summary,
-                "attempts": a.count.to_string(),
-                "processes": procs,
-                "last_hanging": last,
-                "dname": a.dname.map(|n| n.to_string()),
-            }),
-        ),
-    };
-    let mut annotations = annotations;
-    // Only where a runtime named them: no empty annotation otherwise.
-    if !containers.is_empty() {
-        annotations["containers"] = Value::String(containers);
-    }
     json!({
-        "labels": labels,
-        "annotations": annotations,
+        "labels": labels(host, severity, a),
+        "annotations": annotations(host, stamps, a),
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),
     })
 }
 
-fn resolved_by(by: ResolvedBy, what: &str) -> String {
-    match by {
-        ResolvedBy::Success => "a connection succeeded".to_string(),
-        ResolvedBy::Quiet => format!("no {what} since"),
+/// The alert's identity, fixed for its life: the destination is the
+/// address, never the name (a name may change).
+fn labels(host: &str, severity: &str, a: &FleetAlert) -> Value {
+    let dest = Endpoint(a.dest.addr, Some(a.dest.port)).to_string();
+    match a.trouble {
+        Trouble::Failing => json!({
+            "alertname": ALERTNAME,
+            "destination": dest,
+            "reason": a.reason.map_or("error", |r| r.name()),
+            "instance": host,
+            "severity": severity,
+        }),
+        // No reason: the attempts have not ended.
+        Trouble::Hanging => json!({
+            "alertname": ALERTNAME_HANGING,
+            "destination": dest,
+            "instance": host,
+            "severity": severity,
+        }),
     }
+}
+
+/// What people read: the summary, and the counts behind it.
+fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
+    let summary = summary(host, a);
+    let procs = proc_counts(&a.procs, a.other_procs);
+    let last = stamps.at(a.last_ns).to_string();
+    let dname = a.dname.map(|n| n.to_string());
+    let mut annotations = match a.trouble {
+        Trouble::Failing => json!({
+            "summary": summary,
+            "failures": a.count.to_string(),
+            "reasons": counts(a.reasons.iter().copied()),
+            "processes": procs,
+            "last_failure": last,
+            "dname": dname,
+        }),
+        Trouble::Hanging => json!({
+            "summary": summary,
+            "attempts": a.count.to_string(),
+            "processes": procs,
+            "last_hanging": last,
+            "dname": dname,
+        }),
+    };
+    // Only where a runtime named them: no empty annotation otherwise.
+    if !a.containers.is_empty() {
+        let containers = counts(a.containers.iter().map(|(c, n)| (c, *n)));
+        annotations["containers"] = Value::String(containers);
+    }
+    annotations
+}
+
+/// `TCP connections from web-1 to [2001:db8::7]:5432 fail: 12 failures
+/// over 2s (refused×10,timeout×2)`, and how it hangs or recovered.
+fn summary(host: &str, a: &FleetAlert) -> String {
+    // People read the name; the label stays the address.
+    let dest = NamedEndpoint(a.dname.as_ref(), a.dest.addr, a.dest.port).to_string();
+    let (one, many) = match a.trouble {
+        Trouble::Failing => ("failure", "failures"),
+        Trouble::Hanging => ("attempt hanging", "attempts hanging"),
+    };
+    let count = count_over(a.count, (one, many), a.last_ns.saturating_sub(a.starts_ns));
+    let reasons = counts(a.reasons.iter().copied());
+    let what = match (a.trouble, a.state) {
+        (Trouble::Failing, FleetState::Firing) => format!("fail: {count} ({reasons})"),
+        (Trouble::Hanging, FleetState::Firing) => format!("hang: {count}"),
+        (Trouble::Failing, FleetState::Resolved(by)) => {
+            format!("recovered: {count} ({reasons}); {}", resolved_by(by, many))
+        }
+        (Trouble::Hanging, FleetState::Resolved(by)) => {
+            format!("recovered: {count}; {}", resolved_by(by, many))
+        }
+    };
+    format!("TCP connections from {host} to {dest} {what}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::policy::{Dest, Proc};
+    use crate::alert::resolve::ResolvedBy;
     use crate::event::{Comm, Reason};
+    const GOLDEN: [&str; 8] = [
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 fail: 12 failures over 2s (refused×10,timeout×2)"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"1","last_failure":"2023-11-14T22:13:21.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 fail: 1 failure (refused×10,timeout×2)"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 recovered: 12 failures over 2s (refused×10,timeout×2); a connection succeeded"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"refused","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"containers":"api×11","dname":"db.example.com","failures":"12","last_failure":"2023-11-14T22:13:23.000000Z","processes":"ps\\x20ql[42]×9,?×2,others×1","reasons":"refused×10,timeout×2","summary":"TCP connections from web-1 to db.example.com (2001:db8::7):5432 recovered: 12 failures over 2s (refused×10,timeout×2); no failures since"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectFailures","destination":"[2001:db8::7]:5432","instance":"web-1","reason":"error","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 hang: 12 attempts hanging over 2s"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"1","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 hang: 1 attempt hanging"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; a connection succeeded"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+        r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; no attempts hanging since"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
+    ];
 
     #[test]
     fn urls_keep_credentials_but_never_show_them() {
@@ -397,9 +384,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alerts_have_stable_labels_and_human_annotations() {
-        let a = FleetAlert {
+    /// 12 failures to `[2001:db8::7]:5432` over 2s, all from psql[42].
+    fn failing() -> FleetAlert {
+        FleetAlert {
             dest: Dest {
                 addr: "2001:db8::7".parse().unwrap(),
                 port: 5432,
@@ -420,7 +407,12 @@ mod tests {
             other_procs: 0,
             dname: None,
             containers: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn alerts_have_stable_labels_and_human_annotations() {
+        let a = failing();
         let v = render("web-1", "warning", std::slice::from_ref(&a));
         let one = &v[0];
         assert_eq!(
@@ -510,6 +502,79 @@ mod tests {
             v[0]["annotations"]["summary"],
             "TCP connections from web-1 to [2001:db8::7]:5432 recovered: 3 attempts hanging over 2s; no attempts hanging since"
         );
+    }
+
+    /// Every shape of alert, to the byte, with a fixed clock: the body
+    /// Alertmanager gets must not change when the wording code does.
+    #[test]
+    fn every_alert_shape_renders_byte_for_byte() {
+        let stamps = Stamps::new(Clock::new(1_700_000_000_000_000_000));
+        let a = FleetAlert {
+            procs: vec![
+                Proc {
+                    comm: Some(Comm::new(b"ps ql")),
+                    pid: Some(42),
+                    count: 9,
+                },
+                Proc {
+                    comm: None,
+                    pid: Some(7),
+                    count: 2,
+                },
+            ],
+            other_procs: 1,
+            dname: crate::event::Dname::new(b"db.example.com"),
+            containers: vec![("api".into(), 11)],
+            ..failing()
+        };
+        let h = FleetAlert {
+            trouble: Trouble::Hanging,
+            reason: None,
+            reasons: Vec::new(),
+            procs: Vec::new(),
+            other_procs: 0,
+            dname: None,
+            containers: Vec::new(),
+            ..a.clone()
+        };
+        let cases = [
+            a.clone(),
+            FleetAlert {
+                count: 1,
+                last_ns: 1_000_000_000,
+                ..a.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Success),
+                ..a.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Quiet),
+                reason: None,
+                ..a
+            },
+            h.clone(),
+            FleetAlert {
+                count: 1,
+                ..h.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Success),
+                ..h.clone()
+            },
+            FleetAlert {
+                state: FleetState::Resolved(ResolvedBy::Quiet),
+                ..h
+            },
+        ];
+        let got: Vec<String> = cases
+            .iter()
+            .map(|a| one("web-1", "page", &stamps, a).to_string())
+            .collect();
+        assert_eq!(got.len(), GOLDEN.len());
+        for (g, w) in got.iter().zip(GOLDEN) {
+            assert_eq!(g, w);
+        }
     }
 
     #[test]
