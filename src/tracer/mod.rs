@@ -271,7 +271,7 @@ fn btf_source(cfg: &Config) -> Result<String> {
         None => Err(Fatal::new(
             Kind::Kernel,
             format!(
-                "kernel {} has no BTF at {BTF_SYSFS} (needs CONFIG_DEBUG_INFO_BTF, Linux 5.8+); \
+                "kernel {} has no BTF at {BTF_SYSFS} (needs CONFIG_DEBUG_INFO_BTF, Linux 5.10+); \
                  pass --btf PATH with a BTF file for this kernel",
                 kernel_release()
             ),
@@ -395,7 +395,7 @@ fn load_error(e: &libbpf_rs::Error) -> Fatal {
             Kind::Kernel,
             format!(
                 "the kernel rejected the BPF program: {e}{why}; \
-                 tcpstate needs Linux 5.8+ with BTF and the {TRACEPOINT} tracepoint"
+                 tcpstate needs Linux 5.10+ with BTF and the {TRACEPOINT} tracepoint"
             ),
         ),
     }
