@@ -167,27 +167,21 @@ impl<'obj> Tracer<'obj> {
 
     /// Watches one more address (a followed name's).
     pub fn add_dest(&self, p: Prefix) -> Result<()> {
-        let (prefixlen, addr) = p.lpm_key();
-        let key = LpmKey { prefixlen, addr };
-        // SAFETY: LpmKey is Plain; viewing it as bytes is sound.
-        let bytes = unsafe { plain::as_bytes(&key) };
+        let key = lpm_key(p);
         self.skel
             .maps
             .dests
-            .update(bytes, &[1], MapFlags::ANY)
+            .update(key_bytes(&key), &[1], MapFlags::ANY)
             .with_context(|| format!("adding destination {p} to the filter"))
     }
 
     /// Stops watching an address a followed name no longer has.
     pub fn remove_dest(&self, p: Prefix) -> Result<()> {
-        let (prefixlen, addr) = p.lpm_key();
-        let key = LpmKey { prefixlen, addr };
-        // SAFETY: as in add_dest.
-        let bytes = unsafe { plain::as_bytes(&key) };
+        let key = lpm_key(p);
         self.skel
             .maps
             .dests
-            .delete(bytes)
+            .delete(key_bytes(&key))
             .with_context(|| format!("removing destination {p} from the filter"))
     }
 
@@ -531,13 +525,9 @@ fn run_iter(prog: &libbpf_rs::ProgramMut<'_>, what: &str) -> Result<Vec<Seed>> {
 
 fn fill_filters(skel: &TcpstateSkel<'_>, cfg: &Config) -> Result<()> {
     for p in &cfg.dests {
-        let (prefixlen, addr) = p.lpm_key();
-        let key = LpmKey { prefixlen, addr };
-        // SAFETY: LpmKey is Plain (above); viewing it as bytes is sound.
-        let bytes = unsafe { plain::as_bytes(&key) };
         skel.maps
             .dests
-            .update(bytes, &[1], MapFlags::ANY)
+            .update(key_bytes(&lpm_key(*p)), &[1], MapFlags::ANY)
             .with_context(|| format!("adding destination {p} to the filter"))?;
     }
     for port in &cfg.ports {
@@ -590,3 +580,15 @@ const _: () = assert!(
         && std::mem::size_of::<RawDns>() != std::mem::size_of::<RawCgroupNames>()
         && std::mem::size_of::<RawEvent>() != std::mem::size_of::<RawCgroupNames>()
 );
+
+/// The destination trie's key for a prefix.
+fn lpm_key(p: Prefix) -> LpmKey {
+    let (prefixlen, addr) = p.lpm_key();
+    LpmKey { prefixlen, addr }
+}
+
+fn key_bytes(key: &LpmKey) -> &[u8] {
+    // SAFETY: LpmKey is Plain (fixed-width fields, no padding the kernel
+    // reads); viewing it as bytes is sound.
+    unsafe { plain::as_bytes(key) }
+}
