@@ -16,13 +16,14 @@
 //! [`WALK_INTERVAL`]. A cgroup path is attacker-chosen inside a container
 //! (or any delegated subtree): show it only through [`Escaped`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::attribution::bounded::Bounded;
 pub use crate::attribution::cgroup_path::{container, container_ref, pod, unit};
 use crate::attribution::containers::{self, NameStats, Names};
 pub use crate::attribution::runtime_names::{ContainerRef, Runtime};
@@ -60,10 +61,7 @@ impl Attribution {
 /// The cgroup v2 tree and a bounded cache of id → what it resolved to.
 pub struct Cgroups {
     root: PathBuf,
-    map: HashMap<u64, Arc<CgroupInfo>, FastHash>,
-    /// Insertion order, for evicting the oldest.
-    order: VecDeque<u64>,
-    cap: usize,
+    map: Bounded<u64, Arc<CgroupInfo>>,
     last_walk: Option<Instant>,
     walks: u64,
     /// The last id asked for and what it resolved to: a storm comes from
@@ -105,9 +103,7 @@ impl Cgroups {
     pub fn at(root: PathBuf, cap: usize) -> Self {
         Cgroups {
             root,
-            map: HashMap::default(),
-            order: VecDeque::new(),
-            cap: cap.max(1),
+            map: Bounded::new(cap),
             last_walk: None,
             walks: 0,
             last: None,
@@ -192,7 +188,7 @@ impl Cgroups {
         if info.container.is_none() || self.named.contains(&id) {
             return;
         }
-        if self.named.len() >= self.cap.saturating_mul(2) {
+        if self.named.len() >= self.map.cap().saturating_mul(2) {
             // Bounded: at worst a container's names are looked up again,
             // from the name cache.
             self.named.clear();
@@ -223,19 +219,7 @@ impl Cgroups {
 
     /// Caches an entry, evicting the oldest when full.
     pub fn insert(&mut self, info: CgroupInfo) {
-        let id = info.id;
-        if self.map.insert(id, Arc::new(info)).is_some() {
-            return; // replaced in place; keeps its age
-        }
-        self.order.push_back(id);
-        while self.map.len() > self.cap {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
-            }
-        }
+        self.map.insert(info.id, Arc::new(info));
     }
 }
 

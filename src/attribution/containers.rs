@@ -8,14 +8,13 @@
 //! format expected is refused, counted and said once (see
 //! [`Names::take_warnings`]); the container then has no name.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::attribution::bounded::Bounded;
 use crate::attribution::runtime_names::{self, ContainerNames, ContainerRef, Refused, Runtime};
-use crate::event::hash::FastHash;
 
 /// Container ids remembered (about 300 bytes each).
 pub const MAX_ENTRIES: usize = 4096;
@@ -48,9 +47,7 @@ pub struct NameStats {
 /// The cache, over the runtimes' files below `root` (`/` but in tests).
 pub struct Names {
     root: PathBuf,
-    map: HashMap<String, Arc<ContainerNames>, FastHash>,
-    order: VecDeque<String>,
-    cap: usize,
+    map: Bounded<String, Arc<ContainerNames>>,
     stats: NameStats,
     warnings: Vec<String>,
 }
@@ -59,9 +56,7 @@ impl Names {
     pub fn new(root: impl Into<PathBuf>, cap: usize) -> Self {
         Names {
             root: root.into(),
-            map: HashMap::default(),
-            order: VecDeque::new(),
-            cap: cap.max(1),
+            map: Bounded::new(cap),
             stats: NameStats::default(),
             warnings: Vec::new(),
         }
@@ -101,22 +96,8 @@ impl Names {
             self.stats.named += 1;
         }
         let names = Arc::new(names);
-        self.insert(c.id.clone(), names.clone());
+        self.map.insert(c.id.clone(), names.clone());
         names
-    }
-
-    fn insert(&mut self, id: String, names: Arc<ContainerNames>) {
-        if self.map.insert(id.clone(), names).is_none() {
-            self.order.push_back(id);
-        }
-        while self.map.len() > self.cap {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
-            }
-        }
     }
 
     /// The refusals to say since the last call, one line each.

@@ -5,6 +5,7 @@
 //! files their runtimes write (`containers`, with their formats parsed in
 //! `runtime_names`, pure).
 
+pub mod bounded;
 pub mod cgroup;
 pub mod cgroup_path;
 pub mod containers;
