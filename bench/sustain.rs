@@ -82,6 +82,8 @@ fn main() -> anyhow::Result<()> {
             max_alert_dests: 0,
             alert_share: 0,
             slow_after_ns: None,
+            // The product's default: failures wait for their verdict.
+            recovery_window_ns: 1_000_000_000,
         },
         Box::new(NoAttribution),
     );

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 
 pub use super::types::{Alert, Dest, Proc, Summary, Tally, What, MAX_PROCS, MAX_TOP_DESTS};
 use crate::event::hash::FastHash;
-use crate::event::{Attribution, Comm, Failure, Reason, Slow, Source};
+use crate::event::{Attribution, Comm, Failure, Fallback, Reason, Slow, Source};
 
 /// Destinations a fold counts one by one; the rest only in the total.
 const FOLD_DESTS: usize = 1024;
@@ -81,6 +81,8 @@ impl Window {
 /// A source's failures beyond its share, in one window.
 #[derive(Debug, Default)]
 struct Fold {
+    /// Failures, unless this policy counts degradations (see `on_recovered`).
+    what: What,
     window: Window,
     name: String,
     dests: HashMap<Dest, u64, FastHash>,
@@ -173,6 +175,32 @@ impl Policy {
         };
         self.count(What::Failures, dest, source, &seen, attr, now_ns)
             .then(|| Alert::First(*f, attr.cloned()))
+    }
+
+    /// A failure the application recovered from, at `now_ns`: the notice
+    /// to send now, if any. Keep these in a policy of their own, so their
+    /// windows and shares are apart from the failures' and their folds
+    /// say "degraded", never "failed".
+    pub fn on_recovered(
+        &mut self,
+        f: &Failure,
+        fb: &Fallback,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> Option<Alert> {
+        let dest = Dest {
+            addr: f.daddr,
+            port: f.dport,
+        };
+        let source = f.caller.map(|c| c.source()).unwrap_or_default();
+        let seen = Seen {
+            reason: Some(f.reason),
+            comm: f.caller.map(|c| c.comm),
+            pid: f.caller.map(|c| c.pid),
+            unit: who(attr),
+        };
+        self.count(What::Degraded, dest, source, &seen, attr, now_ns)
+            .then(|| Alert::Degraded(*f, *fb, attr.cloned()))
     }
 
     /// An attempt found hanging at `now_ns`: the alert to send now, if any.
@@ -286,6 +314,7 @@ impl Policy {
             self.folds.insert(
                 key,
                 Fold {
+                    what: What::Failures,
                     window: Window::new(ends, key),
                     name,
                     ..Default::default()
@@ -297,7 +326,7 @@ impl Policy {
 
     fn fold(
         &mut self,
-        _what: What,
+        what: What,
         dest: Dest,
         source: Source,
         seen: &Seen<'_>,
@@ -306,6 +335,9 @@ impl Policy {
     ) {
         self.stats.folded += 1;
         let fold = self.fold_of(source, attr, now_ns);
+        if what == What::Degraded {
+            fold.what = What::Degraded;
+        }
         fold.window.add(seen);
         if let Some(n) = fold.dests.get_mut(&dest) {
             *n += 1;
@@ -399,7 +431,7 @@ impl Policy {
 }
 
 fn fold_summary(f: &mut Fold, window_ns: u64) -> Summary {
-    let mut s = f.window.summary(What::Failures, None, window_ns);
+    let mut s = f.window.summary(f.what, None, window_ns);
     let mut top: Vec<(Dest, u64)> = f.dests.iter().map(|(d, n)| (*d, *n)).collect();
     top.sort_by_key(|t| std::cmp::Reverse(t.1));
     s.dests = top.len() as u64 + f.other_dests;

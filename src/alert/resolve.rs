@@ -52,6 +52,9 @@ pub enum Trouble {
     Failing,
     /// Connections to it hang in SYN_SENT (`TCPConnectHanging`).
     Hanging,
+    /// Connections to it fail but the applications recover through
+    /// another path (`TCPPathDegraded`, lower severity).
+    Degraded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +326,32 @@ impl Resolver {
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
 
+    /// A failure the application recovered from. Tracked only for
+    /// Alertmanager, like hanging attempts.
+    pub fn on_degraded(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
+        if !self.cfg.fleet {
+            return;
+        }
+        let dest = Dest {
+            addr: f.daddr,
+            port: f.dport,
+        };
+        let at = Sighting {
+            reason: Some(f.reason),
+            ts_ns: f.ts_ns,
+            caller: f.caller.as_ref(),
+            dname: f.dname.as_ref(),
+            container: attr.and_then(|a| self.last_label.of(a)),
+        };
+        self.seen((Trouble::Degraded, dest), at, now_ns, fleet);
+    }
+
     /// One more failure or hanging attempt for `key`: fires it if new.
     fn seen(&mut self, key: Key, at: Sighting<'_>, now_ns: u64, fleet: &mut Vec<FleetAlert>) {
         if let Some(x) = self.firing.get_mut(&key) {
@@ -358,7 +387,7 @@ impl Resolver {
             return;
         }
         let dest = Dest { addr, port };
-        for trouble in [Trouble::Failing, Trouble::Hanging] {
+        for trouble in [Trouble::Failing, Trouble::Hanging, Trouble::Degraded] {
             if let Some(x) = self.firing.remove(&(trouble, dest)) {
                 let by = ResolvedBy::Success;
                 self.resolve((trouble, dest), &x, now_ns, by, fleet, alerts);

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::event::{Attribution, Comm, Failure, Reason, Slow};
+use crate::event::{Attribution, Comm, Failure, Fallback, Reason, Slow};
 
 /// A destination as alerts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +30,15 @@ impl std::hash::Hash for Dest {
 }
 
 /// What a window counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum What {
+    #[default]
     Failures,
     /// Attempts still in SYN_SENT after `--slow-after`.
     Hanging,
+    /// Failed attempts the application recovered from: a broken path
+    /// behind a working one (notice, not page).
+    Degraded,
 }
 
 /// A process seen failing, and how often, in a summary; pid and comm are
@@ -81,13 +85,25 @@ pub enum Alert {
     Summary(Summary),
     /// A destination that stopped failing (see `resolve`).
     Resolved(Recovery),
+    /// The first failure to a destination that the application recovered
+    /// from, and what it fell back to: a notice, never a page.
+    Degraded(Failure, Fallback, Option<Attribution>),
 }
 
 impl Alert {
+    /// A notice that applications recovered from failures: not a page.
+    pub fn degraded(&self) -> bool {
+        match self {
+            Alert::Degraded(..) => true,
+            Alert::Summary(s) => s.what == What::Degraded,
+            _ => false,
+        }
+    }
+
     /// How many failures (or hanging attempts) the alert stands for.
     pub fn failures(&self) -> u64 {
         match self {
-            Alert::First(..) | Alert::Slow(..) => 1,
+            Alert::First(..) | Alert::Slow(..) | Alert::Degraded(..) => 1,
             Alert::Summary(s) => s.count,
             Alert::Resolved(_) => 0,
         }

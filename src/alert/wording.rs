@@ -6,7 +6,9 @@ use std::fmt::{self, Write as _};
 
 use super::policy::{Alert, Proc, Summary, What};
 use super::resolve::{Recovery, ResolvedBy};
-use crate::output::text::{AttributionMark, Endpoint, Escaped, FailureLine, SlowLine};
+use crate::output::text::{
+    AttributionMark, DegradedLine, Endpoint, Escaped, FailureLine, SlowLine,
+};
 
 /// `60s`, `5m`, `1h30m`.
 pub fn window(ns: u64) -> String {
@@ -130,9 +132,14 @@ impl fmt::Display for SyslogLine<'_> {
         match self.0 {
             Alert::First(e, a) => write!(f, "{}{}", FailureLine(e), AttributionMark(a.as_ref())),
             Alert::Slow(e, a) => write!(f, "{}{}", SlowLine(e), AttributionMark(a.as_ref())),
+            Alert::Degraded(e, fb, a) => {
+                write!(f, "{}{}", DegradedLine(e, fb), AttributionMark(a.as_ref()))
+            }
             Alert::Summary(s) => {
                 let head = match (s.what, s.dest) {
                     (What::Hanging, _) => "TCP connects still hanging",
+                    (What::Degraded, Some(_)) => "TCP path degraded, recovered from",
+                    (What::Degraded, None) => "TCP paths degraded, folded",
                     (What::Failures, Some(_)) => "TCP failures repeated",
                     (What::Failures, None) => "TCP failures folded",
                 };

@@ -23,7 +23,7 @@ use secret::webhook;
 pub use secret::{CMDLINE_URL_WARNING, CREDENTIAL, URL_PLACES};
 pub use usage::hide_urls;
 use usage::usage_error;
-use values::{parse_ring_size, parse_slow_after, parse_window};
+use values::{parse_recovery_window, parse_ring_size, parse_slow_after, parse_window};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,6 +141,19 @@ pub struct Cli {
     /// 500ms; 0 turns it off); its outcome is reported as usual.
     #[arg(long, value_name = "DURATION", default_value = "3s", env = "TCPSTATE_SLOW_AFTER", value_parser = parse_slow_after)]
     pub slow_after: Duration,
+
+    /// How long a failed attempt waits for the application to recover
+    /// (another address or family of the same name, a retry) before it
+    /// pages; recovered ones are degradation notices, not pages (like 1s,
+    /// 500ms; at most 30s; 0: every failure pages at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s", env = "TCPSTATE_RECOVERY_WINDOW", value_parser = parse_recovery_window)]
+    pub recovery_window: Duration,
+
+    /// Send degradation notices (failures the applications recovered
+    /// from) to Slack too; by default they go to syslog/the journal and
+    /// Alertmanager only.
+    #[arg(long, env = "TCPSTATE_SLACK_DEGRADED")]
+    pub slack_degraded: bool,
 
     /// The webhook, from --slack-url or --slack-url-file, checked.
     #[arg(skip)]

@@ -17,6 +17,22 @@ pub(super) fn parse_slow_after(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--recovery-window`: up to 30 s (a page must not wait longer), 0 off.
+pub(super) fn parse_recovery_window(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("'{s}' is not a duration ({e}); use values like 1s, 500ms, or 0 for off")
+    })?;
+    if d > Duration::from_secs(30) {
+        return Err(format!(
+            "'{s}' must be at most 30s (a failure waits this long before it pages), or 0 for off"
+        ));
+    }
+    Ok(d)
+}
+
 pub(super) fn parse_window(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("'{s}' is not a duration ({e}); use values like 3s, 30s, 5m"))?;

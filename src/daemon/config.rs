@@ -91,6 +91,7 @@ pub(super) fn sinks_config(cli: &Cli) -> sinks::Config {
             .iter()
             .map(|u| alertmanager::Config::new(u.clone(), host_name()))
             .collect(),
+        slack_degraded: cli.slack_degraded,
     }
 }
 

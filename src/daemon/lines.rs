@@ -96,6 +96,10 @@ pub(super) fn totals(
         attempts: c.attempts,
         successes: c.successes,
         failures: c.failures,
+        recovered: e.verdicts.recovered.iter().sum(),
+        verdicts_early: e.verdicts.early,
+        verdicts_successes_dropped: e.verdicts.successes_dropped,
+        verdicts_pending: e.held as u64,
         slow: e.slow,
         evicted_age: c.evicted_age,
         evicted_full: c.evicted_full,
@@ -153,6 +157,7 @@ mod tests {
     use crate::alert::resolve::ResolveStats;
     use crate::dns::memory::MemoryStats;
     use crate::pipeline::correlate::Counters;
+    use crate::pipeline::verdict::VerdictStats;
 
     /// Every counter a different value, so a swap shows.
     fn engine() -> EngineStats {
@@ -184,6 +189,13 @@ mod tests {
                 resolved: 20,
                 untracked: 21,
             },
+            verdicts: VerdictStats {
+                failed: 22,
+                recovered: [23, 24, 25, 26],
+                early: 27,
+                successes_dropped: 28,
+            },
+            held: 29,
         }
     }
 
@@ -236,6 +248,7 @@ mod tests {
 
     /// The stop line for `stats()` and `engine()`, without DNS.
     const PINNED: &str = "stopped: signal=SIGTERM events=1 attempts=3 successes=4 failures=5 \
+             recovered=98 verdicts_early=27 verdicts_successes_dropped=28 verdicts_pending=29 \
              slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \

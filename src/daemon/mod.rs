@@ -60,6 +60,9 @@ const BATCH: usize = 4096;
 const ALERT_SHARE: usize = 64;
 /// How often attempts are checked against --slow-after.
 const SLOW_CHECK: Duration = Duration::from_millis(250);
+/// While failures wait for their verdict, the loop wakes this often to
+/// page the ones whose recovery window ended.
+const VERDICT_TICK: Duration = Duration::from_millis(50);
 /// From SIGTERM to exit, whatever the sinks do (the unit allows 15 s).
 const STOP_WITHIN: Duration = Duration::from_millis(4500);
 
@@ -184,6 +187,7 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
             max_alert_dests: MAX_ALERT_DESTS,
             alert_share: ALERT_SHARE,
             slow_after_ns: (!cli.slow_after.is_zero()).then_some(cli.slow_after.as_nanos() as u64),
+            recovery_window_ns: cli.recovery_window.as_nanos() as u64,
         },
         attributor,
     );
@@ -273,6 +277,8 @@ async fn event_loop(
     second.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut slow_timer = interval(SLOW_CHECK);
     slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut verdict_timer = interval(VERDICT_TICK);
+    verdict_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut house = Housekeeping::new(&d.log);
     // Idle: the last tick found the ring empty, so the drain timer is off
     // and the program wakes the loop with the next record (sub-millisecond
@@ -294,6 +300,8 @@ async fn event_loop(
                 names.tick(tracer, &d.log);
             }
             Some((name, r)) = names.res_rx.recv() => names.resolved(&name, r, tracer, &d.log),
+            // The drain below runs the engine's verdict tick.
+            _ = verdict_timer.tick(), if pass.borrow().engine.verdicts_held() > 0 => {}
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);
@@ -333,7 +341,7 @@ async fn stop(
     drop(rb);
     {
         let p = &mut *pass.borrow_mut();
-        p.engine.finish(&mut p.out);
+        p.engine.finish(mono_now_ns(), &mut p.out);
         ship(&mut p.out, d.stdout.as_ref(), &d.sinks);
     }
     let ring_drops = tracer.ring_drops().unwrap_or(ring_drops_seen);

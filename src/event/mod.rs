@@ -209,6 +209,7 @@ impl Failure {
             ts_ns: 0,
             duration_ns: 0,
             retransmits: 0,
+            timeout_by: None,
             dname: None,
         }
     }
@@ -483,9 +484,77 @@ pub struct Failure {
     pub duration_ns: u64,
     /// SYNs retransmitted before the end.
     pub retransmits: u32,
+    /// For a timeout: who gave up waiting for the SYN's answer.
+    pub timeout_by: Option<TimeoutBy>,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,
+}
+
+/// How a failed attempt was found recovered (see `pipeline::verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    ByName,
+    Retry,
+    Race,
+    FamilySwitch,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 4] = [Rule::ByName, Rule::Retry, Rule::Race, Rule::FamilySwitch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::ByName => "by name",
+            Rule::Retry => "retry",
+            Rule::Race => "race",
+            Rule::FamilySwitch => "family switch",
+        }
+    }
+}
+
+/// What the application fell back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback {
+    pub family: Family,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub rule: Rule,
+}
+
+/// A failure's verdict (see `pipeline::verdict`).
+// Each carries a Failure by value, as correlate's Outcome does.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    Failed(Failure),
+    Recovered(Failure, Fallback),
+}
+
+impl Decided {
+    pub fn failure(&self) -> &Failure {
+        match self {
+            Decided::Failed(f) | Decided::Recovered(f, _) => f,
+        }
+    }
+}
+
+/// Who gave up on an unanswered SYN: the kernel (ETIMEDOUT, after its
+/// retransmissions or `TCP_USER_TIMEOUT`) or the application (its own
+/// connect timeout: it closed the socket while the SYN was unanswered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutBy {
+    Kernel,
+    Application,
+}
+
+impl TimeoutBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeoutBy::Kernel => "kernel",
+            TimeoutBy::Application => "application",
+        }
+    }
 }
 
 impl Failure {

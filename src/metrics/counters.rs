@@ -112,6 +112,30 @@ pub const COUNTERS: &[Counter] = &[
         |v| v.totals.successes,
     ),
     stop(Key("failures"), |v| v.totals.failures),
+    both(
+        Key("recovered"),
+        (13, "tcpstate_connect_failures_recovered", C),
+        "Failed attempts the application recovered from (another address or family of the name, or a retry, connected): degradation notices, not pages.",
+        |v| v.totals.recovered,
+    ),
+    both(
+        Key("verdicts_early"),
+        (14, "tcpstate_verdicts_early", C),
+        "Failures paged before their recovery window ended: their source held its share of the verdict table, or the table was full.",
+        |v| v.totals.verdicts_early,
+    ),
+    both(
+        Key("verdicts_successes_dropped"),
+        (15, "tcpstate_verdicts_successes_dropped", C),
+        "Successes not remembered for verdicts: too many sources at once (a failure they would have recovered pages).",
+        |v| v.totals.verdicts_successes_dropped,
+    ),
+    both(
+        Key("verdicts_pending"),
+        (16, "tcpstate_verdicts_pending", G),
+        "Failures waiting for their verdict now.",
+        |v| v.totals.verdicts_pending,
+    ),
     stop(Key("slow"), |v| v.totals.slow),
     both(
         Key("evicted"),

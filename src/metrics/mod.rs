@@ -49,6 +49,9 @@ pub struct UnitId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FailKey {
     pub reason: u8,
+    /// The application recovered from it (`outcome="recovered"`), or not
+    /// (`failed`): see `pipeline::verdict`.
+    pub recovered: bool,
     pub dest: Option<Dest>,
     pub unit: UnitId,
 }
@@ -139,8 +142,9 @@ impl Metrics {
         None
     }
 
-    /// One failure: the hot path. One lookup when the series exists.
-    pub fn failure(&mut self, f: &Failure, unit: UnitId) {
+    /// One failure, once its verdict is known: the hot path. One lookup
+    /// when the series exists.
+    pub fn failure(&mut self, f: &Failure, unit: UnitId, recovered: bool) {
         let reason = f.reason.index();
         // An unmatched failure's start is unknown: it has no duration.
         if let Some(ns) = f.duration() {
@@ -152,6 +156,7 @@ impl Metrics {
         };
         let key = FailKey {
             reason: reason as u8,
+            recovered,
             dest: Some(dest),
             unit,
         };
@@ -206,6 +211,11 @@ pub struct Totals {
     pub attempts: u64,
     pub successes: u64,
     pub failures: u64,
+    /// Verdicts (see `pipeline::verdict`).
+    pub recovered: u64,
+    pub verdicts_early: u64,
+    pub verdicts_successes_dropped: u64,
+    pub verdicts_pending: u64,
     pub slow: u64,
     pub evicted_age: u64,
     pub evicted_full: u64,
@@ -307,6 +317,7 @@ mod tests {
             m.failure(
                 &failure("192.0.2.9", port, Reason::Refused, 1000),
                 UnitId(0),
+                false,
             );
         }
         // The first ten again: still their own series.
@@ -314,6 +325,7 @@ mod tests {
             m.failure(
                 &failure("192.0.2.9", port, Reason::Timeout, 2_000_000_000),
                 UnitId(0),
+                false,
             );
         }
         let mut s = Snapshot::default();
@@ -353,7 +365,7 @@ mod tests {
             seen: crate::event::Seen::Unmatched,
             ..Failure::sample("192.0.2.1", 80, Reason::Refused)
         };
-        m.failure(&f, other);
+        m.failure(&f, other, false);
         assert_eq!(m.durations[Reason::Refused.index()].count, 0);
         assert_eq!(m.series(), 1);
     }
@@ -367,9 +379,9 @@ mod tests {
         assert_eq!(m.unit(""), UnitId(0));
         assert_ne!(a, b);
         let f = failure("2001:db8::1", 443, Reason::Refused, 1);
-        m.failure(&f, a);
-        m.failure(&f, b);
-        m.failure(&f, b);
+        m.failure(&f, a, false);
+        m.failure(&f, b, false);
+        m.failure(&f, b, false);
         assert_eq!(m.series(), 2);
         m.slow("2001:db8::1".parse().unwrap(), 443);
         let mut s = Snapshot::default();

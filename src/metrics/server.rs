@@ -186,7 +186,7 @@ fn destination(d: Option<Dest>) -> String {
 fn failures(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     let mut m = e.encode_descriptor(
         "tcpstate_connect_failures",
-        "Failed outbound TCP connection attempts, by reason, destination (ip:port, or other beyond --metrics-max-destinations) and unit.",
+        "Failed outbound TCP connection attempts, by reason, outcome (recovered: the application fell back to another path that worked; failed: nothing did), destination (ip:port, or other beyond --metrics-max-destinations) and unit.",
         None,
         MetricType::Counter,
     )?;
@@ -195,6 +195,7 @@ fn failures(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
         let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
         let labels = [
             ("reason", Reason::ALL[k.reason as usize].name()),
+            ("outcome", if k.recovered { "recovered" } else { "failed" }),
             ("destination", dest.as_str()),
             ("unit", unit),
         ];
@@ -329,9 +330,9 @@ mod tests {
     fn the_text_format_has_every_family_and_bounded_destinations() {
         let mut m = Metrics::new(1);
         let unit = m.unit("db.service");
-        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
-        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
-        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit, false);
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit, false);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0), false);
         m.slow("192.0.2.7".parse().unwrap(), 80);
         let shared = Shared::new();
         shared.want();
@@ -348,8 +349,8 @@ mod tests {
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
         for want in [
             "# TYPE tcpstate_connect_failures_total counter",
-            "tcpstate_connect_failures_total{reason=\"refused\",destination=\"[2001:db8::1]:443\",unit=\"db.service\"} 2",
-            "tcpstate_connect_failures_total{reason=\"timeout\",destination=\"other\",unit=\"\"} 1",
+            "tcpstate_connect_failures_total{reason=\"refused\",outcome=\"failed\",destination=\"[2001:db8::1]:443\",unit=\"db.service\"} 2",
+            "tcpstate_connect_failures_total{reason=\"timeout\",outcome=\"failed\",destination=\"other\",unit=\"\"} 1",
             "# TYPE tcpstate_connect_failure_duration_seconds histogram",
             "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.001\"} 0",
             "tcpstate_connect_failure_duration_seconds_bucket{reason=\"refused\",le=\"0.005\"} 2",
@@ -371,8 +372,8 @@ mod tests {
     fn the_body_is_pinned() {
         let mut m = Metrics::new(1);
         let unit = m.unit("db.service");
-        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit);
-        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0));
+        m.failure(&failure("2001:db8::1", 443, Reason::Refused), unit, false);
+        m.failure(&failure("192.0.2.7", 80, Reason::Timeout), UnitId(0), false);
         m.slow("2001:db8::1".parse().unwrap(), 443);
         let shared = Shared::new();
         shared.want();
@@ -395,6 +396,10 @@ mod tests {
             dns_names: 15,
             dns_evicted: 16,
             dns_skipped: 17,
+            recovered: 18,
+            verdicts_early: 19,
+            verdicts_successes_dropped: 20,
+            verdicts_pending: 21,
             ..Totals::default()
         });
         let stats = Arc::new(Stats::default());

@@ -8,7 +8,9 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::event::{Attribution, Caller, Comm, Dname, Failure, Family, Record, Slow};
+use crate::event::{
+    Attribution, Caller, Comm, Decided, Dname, Failure, Family, Record, Slow, TimeoutBy,
+};
 use crate::output::clock::Stamp;
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
@@ -151,6 +153,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(e.reason.name().as_bytes());
     line.extend_from_slice(b"\",\"errno\":");
     int(line, e.errno);
+    timeout_by(line, e.timeout_by);
     line.extend_from_slice(b",\"stage\":\"");
     line.extend_from_slice(e.stage.name().as_bytes());
     line.extend_from_slice(b"\",\"seen\":\"");
@@ -167,6 +170,47 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     end(line, b",\"duration_ms\":", e.duration(), e.retransmits);
 }
 
+/// Appends one `verdict` object and a newline: the failure it decides (its
+/// `ts`, caller and endpoints, as its `connect_failed` line gave them),
+/// `outcome` (`recovered` or `failed`), and for a recovery the `rule` and
+/// the `fallback` the application connected to.
+pub fn verdict(line: &mut Vec<u8>, ts: &Stamp, d: &Decided, attr: Option<&Attribution>) {
+    let (e, fallback) = match d {
+        Decided::Failed(f) => (f, None),
+        Decided::Recovered(f, fb) => (f, Some(fb)),
+    };
+    line.reserve(512);
+    line.extend_from_slice(b"{\"event\":\"verdict\",\"ts\":\"");
+    line.extend_from_slice(&ts.bytes());
+    match fallback {
+        Some(fb) => {
+            line.extend_from_slice(b"\",\"outcome\":\"recovered\",\"rule\":\"");
+            line.extend_from_slice(fb.rule.name().as_bytes());
+            line.extend_from_slice(b"\",\"fallback\":{\"daddr\":");
+            addr(line, fb.daddr);
+            line.extend_from_slice(b",\"dport\":");
+            int(line, fb.dport);
+            line.extend_from_slice(b"},\"reason\":\"");
+        }
+        None => line.extend_from_slice(
+            b"\",\"outcome\":\"failed\",\"rule\":null,\"fallback\":null,\"reason\":\"",
+        ),
+    }
+    line.extend_from_slice(e.reason.name().as_bytes());
+    line.push(b'"');
+    timeout_by(line, e.timeout_by);
+    line.push(b',');
+    who(line, &e.caller, attr);
+    source(line, e.family, e.saddr);
+    line.extend_from_slice(b",\"sport\":");
+    match e.sport {
+        Some(p) => int(line, p),
+        None => line.extend_from_slice(b"null"),
+    }
+    dest(line, e.daddr, e.dport, e.dname.as_ref());
+    line.extend_from_slice(b"}\n");
+}
+
 /// Appends one `connect_slow` object and a newline.
 pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>) {
     line.extend_from_slice(b"{\"event\":\"connect_slow\",\"ts\":\"");
@@ -178,6 +222,15 @@ pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>
     source(line, e.family, e.saddr);
     dest(line, e.daddr, e.dport, e.dname.as_ref());
     end(line, b",\"elapsed_ms\":", Some(e.elapsed_ns), e.retransmits);
+}
+
+/// `,"timeout_by":"kernel"|"application"|null`
+fn timeout_by(line: &mut Vec<u8>, by: Option<TimeoutBy>) {
+    line.extend_from_slice(match by {
+        Some(TimeoutBy::Kernel) => b",\"timeout_by\":\"kernel\"",
+        Some(TimeoutBy::Application) => b",\"timeout_by\":\"application\"",
+        None => b",\"timeout_by\":null",
+    });
 }
 
 /// `,"family":…,"saddr":…`
@@ -303,6 +356,7 @@ mod tests {
         ts: String,
         reason: &'static str,
         errno: u32,
+        timeout_by: Option<&'static str>,
         stage: &'static str,
         seen: &'static str,
         pid: Option<u32>,
@@ -339,6 +393,7 @@ mod tests {
             ts: ts.to_string(),
             reason: e.reason.name(),
             errno: e.errno,
+            timeout_by: e.timeout_by.map(|b| b.name()),
             stage: e.stage.name(),
             seen: e.seen.name(),
             pid: c.map(|c| c.pid),

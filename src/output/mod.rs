@@ -10,7 +10,7 @@ pub mod text;
 
 use std::io::Write;
 
-use crate::event::{Attribution, Failure, Record, Slow};
+use crate::event::{Attribution, Decided, Failure, Record, Slow};
 use crate::output::clock::{Clock, Stamps};
 use crate::output::text::{AttributionMark, FailureLine, SlowLine, StateChangeLine};
 
@@ -60,6 +60,18 @@ impl Printer {
             }
             Format::Json => crate::output::json::failure(w, &self.stamps.at(e.ts_ns), e, attr),
         }
+        true
+    }
+
+    /// JSON only: appends a failure's `verdict` line (recovered or failed),
+    /// written when it is known; false for the other formats, whose
+    /// readers get the verdict as alerts and notices.
+    pub fn verdict(&self, w: &mut Vec<u8>, d: &Decided, attr: Option<&Attribution>) -> bool {
+        if self.format != Format::Json {
+            return false;
+        }
+        let f = d.failure();
+        crate::output::json::verdict(w, &self.stamps.at(f.ts_ns), d, attr);
         true
     }
 

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::event::{Attribution, Caller, Dname, Failure, Reason, Record, Seen, Slow};
+use crate::event::{
+    Attribution, Caller, Dname, Failure, Fallback, Reason, Record, Seen, Slow, TimeoutBy,
+};
 use crate::output::clock::Stamp;
 
 /// `addr:port`, with IPv6 in brackets; an unknown port (no source port
@@ -166,6 +168,9 @@ impl fmt::Display for FailureLine<'_> {
         if matches!(e.reason, Reason::Error | Reason::Denied) {
             write!(f, " errno={}", e.errno)?;
         }
+        if let Some(by) = e.timeout_by {
+            write!(f, " timeout_by={}", by.name())?;
+        }
         write!(f, " stage={}{}", e.stage.name(), Who(&e.caller))?;
         write!(f, " saddr={}", e.saddr)?;
         if let Some(p) = e.sport {
@@ -176,6 +181,41 @@ impl fmt::Display for FailureLine<'_> {
             " after={}{}",
             MaybeMillis(e.duration()),
             SeenMark(e.seen)
+        )
+    }
+}
+
+/// `TCP path degraded: <name>:<port> [<daddr>] <reason> (<why>) pid=… comm=…
+/// uid=… fell back to <addr>:<port> (<rule>)`: a failure the application
+/// recovered from, said at notice level.
+pub struct DegradedLine<'a>(pub &'a Failure, pub &'a Fallback);
+
+impl fmt::Display for DegradedLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (e, fb) = (self.0, self.1);
+        f.write_str("TCP path degraded: ")?;
+        match &e.dname {
+            Some(n) => write!(f, "{n}:{} [{}]", e.dport, e.daddr)?,
+            None => Endpoint(e.daddr, Some(e.dport)).fmt(f)?,
+        }
+        write!(f, " {}", e.reason)?;
+        match e.timeout_by {
+            Some(TimeoutBy::Application) => write!(
+                f,
+                " (SYN unanswered; the application gave up after {})",
+                MaybeMillis(e.duration())
+            )?,
+            Some(TimeoutBy::Kernel) => {
+                write!(f, " (SYN unanswered; {} retransmits)", e.retransmits)?
+            }
+            None => {}
+        }
+        write!(
+            f,
+            "{} fell back to {} ({})",
+            Who(&e.caller),
+            Endpoint(fb.daddr, Some(fb.dport)),
+            fb.rule.name()
         )
     }
 }

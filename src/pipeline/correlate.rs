@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use crate::event::hash::FastHash;
 use crate::event::{
-    Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState,
+    Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState, TimeoutBy,
 };
 
 /// A socket found in SYN_SENT at start.
@@ -56,11 +56,23 @@ struct Attempt {
 pub enum Outcome {
     /// Not a conclusion (a new attempt, a note, or an event outside SYN_SENT).
     Nothing,
-    Established {
-        daddr: IpAddr,
-        dport: u16,
-    },
+    Established(Connected),
     Failed(Failure),
+}
+
+/// A connection that was made: what a verdict on another attempt of the
+/// same caller needs (see `verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connected {
+    /// None when its start was not on record.
+    pub caller: Option<Caller>,
+    pub family: Family,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// Monotonic ns of its SYN_SENT (its end when not on record) and of
+    /// its ESTABLISHED.
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -188,10 +200,14 @@ impl Correlator {
                     self.counters.unmatched += 1;
                 }
                 self.counters.successes += 1;
-                Outcome::Established {
+                Outcome::Established(Connected {
+                    caller: attempt.as_ref().and_then(|a| a.caller),
+                    family: ev.family,
                     daddr: ev.daddr,
                     dport: ev.dport,
-                }
+                    start_ns: attempt.as_ref().map_or(ev.ts_ns, |a| a.ts_ns),
+                    end_ns: ev.ts_ns,
+                })
             }
             TcpState::Close => {
                 self.counters.failures += 1;
@@ -222,6 +238,7 @@ impl Correlator {
             Some(a) => (a.caller, ev.ts_ns.saturating_sub(a.ts_ns), a.saddr),
             None => (Some(ev.caller), 0, ev.saddr),
         };
+        let reason = Reason::from_errno(ev.sk_err);
         Outcome::Failed(Failure {
             caller,
             family: ev.family,
@@ -229,13 +246,14 @@ impl Correlator {
             sport: ev.sport,
             daddr: ev.daddr,
             dport: ev.dport,
-            reason: Reason::from_errno(ev.sk_err),
+            reason,
             errno: ev.sk_err,
             stage: Stage::Connect,
             seen: attempt.map_or(Seen::Live, |a| a.seen),
             ts_ns: ev.ts_ns,
             duration_ns,
             retransmits: 0,
+            timeout_by: (reason == Reason::Timeout).then_some(TimeoutBy::Kernel),
             dname: None,
         })
     }
@@ -466,10 +484,20 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
     } else {
         reported_err
     };
-    let reason = if dropped {
-        Reason::Denied
-    } else {
-        Reason::from_errno(errno)
+    let duration_ns = close.ts_ns.saturating_sub(ts0);
+    let (reason, timeout_by) = match Reason::from_errno(errno) {
+        _ if dropped => (Reason::Denied, None),
+        Reason::Timeout => (Reason::Timeout, Some(TimeoutBy::Kernel)),
+        // Closed by the application with its SYN unanswered past what the
+        // destination could still answer in: its own connect timeout.
+        // Sooner, nothing is known of the destination (a Happy Eyeballs
+        // loser, an exit): canceled.
+        Reason::Canceled
+            if seen != Seen::Unmatched && (retransmits > 0 || duration_ns >= INITIAL_RTO_NS) =>
+        {
+            (Reason::Timeout, Some(TimeoutBy::Application))
+        }
+        r => (r, None),
     };
     Failure {
         caller,
@@ -487,11 +515,16 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         stage: Stage::Handshake,
         seen,
         ts_ns: close.ts_ns,
-        duration_ns: close.ts_ns.saturating_sub(ts0),
+        duration_ns,
         retransmits,
+        timeout_by,
         dname: None,
     }
 }
+
+/// The kernel's first SYN retransmission timeout (TCP_TIMEOUT_INIT, 1 s):
+/// an attempt abandoned after it went unanswered that long.
+const INITIAL_RTO_NS: u64 = 1_000_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -562,7 +595,7 @@ mod tests {
         );
         assert!(matches!(
             c.observe(&ev(1, 20, SynSent, Established, 0), 20),
-            Outcome::Established { dport: 443, .. }
+            Outcome::Established(Connected { dport: 443, .. })
         ));
         // What follows an established connection is not an attempt's end.
         assert_eq!(

@@ -11,7 +11,8 @@ use crate::event::{Attribution, Caller, Record, Slow};
 use crate::metrics::{Metrics, UnitId};
 use crate::output::clock::Clock;
 use crate::output::Printer;
-use crate::pipeline::correlate::{Correlator, Counters, Found, Outcome};
+use crate::pipeline::correlate::{Connected, Correlator, Counters, Found, Outcome};
+use crate::pipeline::verdict::{self, Decided, VerdictStats, Verdicts};
 
 /// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
 /// while the cgroup surely exists; `get` when it is shown.
@@ -54,6 +55,9 @@ pub struct Config {
     pub alert_share: usize,
     /// `--slow-after`; None: off.
     pub slow_after_ns: Option<u64>,
+    /// `--recovery-window`: how long a failure waits for a recovery before
+    /// it pages; 0: no verdicts, every failure pages at once.
+    pub recovery_window_ns: u64,
 }
 
 /// What a batch produced.
@@ -120,6 +124,9 @@ pub struct EngineStats {
     /// Runtime files refused while naming containers.
     pub names_refused: u64,
     pub resolve: ResolveStats,
+    pub verdicts: VerdictStats,
+    /// Failures waiting for their verdict.
+    pub held: usize,
 }
 
 pub struct Engine {
@@ -127,6 +134,10 @@ pub struct Engine {
     verbose: bool,
     correlator: Correlator,
     policy: Option<Policy>,
+    /// Degradations' windows: a policy of their own (see `on_recovered`).
+    degraded: Option<Policy>,
+    verdicts: Verdicts,
+    decided: Vec<Decided>,
     slow_after_ns: Option<u64>,
     slow: Vec<(u64, Slow)>,
     attributor: Box<dyn Attributor>,
@@ -150,6 +161,11 @@ impl Engine {
             policy: cfg
                 .alert_window_ns
                 .map(|w| Policy::new(w, cfg.max_alert_dests, cfg.alert_share)),
+            degraded: cfg
+                .alert_window_ns
+                .map(|w| Policy::new(w, cfg.max_alert_dests, cfg.alert_share)),
+            verdicts: Verdicts::new(verdict::Config::with_window(cfg.recovery_window_ns)),
+            decided: Vec::new(),
             slow_after_ns: cfg.slow_after_ns,
             slow: Vec::new(),
             attributor,
@@ -257,38 +273,99 @@ impl Engine {
         // The failure stays where observe() put it, and a name is copied
         // in only when there is one: with its inline Dname a Failure is
         // ~400 bytes, and moving it cost every failure two memcpys.
-        if let Outcome::Failed(f) = &mut outcome {
-            if let Some(n) = self.dname(f.caller, f.daddr, f.ts_ns) {
-                f.dname = Some(n);
+        match &mut outcome {
+            Outcome::Failed(f) => {
+                if let Some(n) = self.dname(f.caller, f.daddr, f.ts_ns) {
+                    f.dname = Some(n);
+                }
+                let f = &*f;
+                let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+                // The stream gets every attempt at once; pages wait for
+                // the verdict.
+                if self.printer.failure(&mut out.lines, f, attr) {
+                    out.line_count += 1;
+                }
+                let name = f
+                    .dname
+                    .as_ref()
+                    .map(|n| self.verdicts.name_key(n.as_bytes()));
+                self.verdicts
+                    .on_failure(*f, name, now_ns, &mut self.decided);
+                self.conclude(now_ns, out);
             }
-            let f = &*f;
+            Outcome::Established(c) => self.connected(c, now_ns, out),
+            Outcome::Nothing => {}
+        }
+    }
+
+    /// A connection was made: it resolves its destination's alerts and may
+    /// recover failures held for their verdict.
+    fn connected(&mut self, c: &Connected, now_ns: u64, out: &mut Out) {
+        // Hook: a success resolves its destination (free when none fires).
+        if let Some(r) = &mut self.resolver {
+            r.on_established(c.daddr, c.dport, now_ns, &mut out.fleet, &mut out.alerts);
+        }
+        let name = self
+            .dname(c.caller, c.daddr, c.end_ns)
+            .map(|n| self.verdicts.name_key(n.as_bytes()));
+        self.verdicts.on_success(c, name, &mut self.decided);
+        self.conclude(now_ns, out);
+    }
+
+    /// The verdicts reached: a `verdict` line each; failed ones page
+    /// (policy, resolver), recovered ones are degradation notices; both
+    /// are counted by outcome.
+    fn conclude(&mut self, now_ns: u64, out: &mut Out) {
+        if self.decided.is_empty() {
+            return;
+        }
+        // Taken and put back, so its buffer is reused.
+        let mut decided = std::mem::take(&mut self.decided);
+        for d in decided.drain(..) {
+            let f = d.failure();
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
-            if self.printer.failure(&mut out.lines, f, attr) {
+            if self.verdicts.window_ns() > 0 && self.printer.verdict(&mut out.lines, &d, attr) {
                 out.line_count += 1;
             }
-            if let Some(a) = self
-                .policy
-                .as_mut()
-                .and_then(|p| p.on_failure(f, attr, now_ns))
-            {
-                out.alerts.push(a);
-            }
-            // Hook: metrics and resolution, per failure.
             if let Some(m) = &mut self.metrics {
                 let unit = attr
                     .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
                     .map_or_else(UnitId::default, |u| m.unit(u));
-                m.failure(f, unit);
+                m.failure(f, unit, matches!(d, Decided::Recovered(..)));
             }
-            if let Some(r) = &mut self.resolver {
-                r.on_failure_in(f, attr, now_ns, &mut out.fleet);
-            }
-        } else if matches!(outcome, Outcome::Established { .. }) {
-            // Hook: a success resolves its destination (free when none fires).
-            if let Some(r) = &mut self.resolver {
-                r.on_established(ev.daddr, ev.dport, now_ns, &mut out.fleet, &mut out.alerts);
+            match &d {
+                Decided::Failed(f) => {
+                    if let Some(a) = self
+                        .policy
+                        .as_mut()
+                        .and_then(|p| p.on_failure(f, attr, now_ns))
+                    {
+                        out.alerts.push(a);
+                    }
+                    if let Some(r) = &mut self.resolver {
+                        r.on_failure_in(f, attr, now_ns, &mut out.fleet);
+                    }
+                }
+                Decided::Recovered(f, fb) => {
+                    if let Some(a) = self
+                        .degraded
+                        .as_mut()
+                        .and_then(|p| p.on_recovered(f, fb, attr, now_ns))
+                    {
+                        out.alerts.push(a);
+                    }
+                    if let Some(r) = &mut self.resolver {
+                        r.on_degraded(f, attr, now_ns, &mut out.fleet);
+                    }
+                }
             }
         }
+        self.decided = decided;
+    }
+
+    /// Failures waiting for their verdict (the daemon ticks while any do).
+    pub fn verdicts_held(&self) -> usize {
+        self.verdicts.held()
     }
 
     /// A cgroup's path as the kernel named it at an attempt.
@@ -317,7 +394,9 @@ impl Engine {
 
     /// After each batch: the alert windows that ended by `now_ns`.
     pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
-        if let Some(p) = &mut self.policy {
+        self.verdicts.tick(now_ns, &mut self.decided);
+        self.conclude(now_ns, out);
+        for p in [&mut self.policy, &mut self.degraded].into_iter().flatten() {
             p.tick(now_ns, &mut out.alerts);
         }
         if let Some(r) = &mut self.resolver {
@@ -364,6 +443,7 @@ impl Engine {
     /// Forgets attempts pending too long (the daemon calls it now and then).
     pub fn sweep(&mut self, now_ns: u64) {
         self.correlator.sweep(now_ns);
+        self.verdicts.sweep(now_ns);
         if let Some(d) = &mut self.dns {
             d.memory.sweep(now_ns);
         }
@@ -381,9 +461,12 @@ impl Engine {
         self.printer.set_clock(clock);
     }
 
-    /// At shutdown: summaries of the windows still open.
-    pub fn finish(&mut self, out: &mut Out) {
-        if let Some(p) = &mut self.policy {
+    /// At shutdown: the failures still held, decided failed (nothing can
+    /// recover them now), then summaries of the windows still open.
+    pub fn finish(&mut self, now_ns: u64, out: &mut Out) {
+        self.verdicts.flush(&mut self.decided);
+        self.conclude(now_ns, out);
+        for p in [&mut self.policy, &mut self.degraded].into_iter().flatten() {
             p.flush(&mut out.alerts);
         }
     }
@@ -402,6 +485,8 @@ impl Engine {
                 .as_ref()
                 .map(Resolver::stats)
                 .unwrap_or_default(),
+            verdicts: self.verdicts.stats(),
+            held: self.verdicts.held(),
         }
     }
 }
@@ -441,6 +526,7 @@ mod tests {
                 max_alert_dests: 16,
                 alert_share: 16,
                 slow_after_ns: Some(500),
+                recovery_window_ns: 0,
             },
             Box::new(NoAttribution),
         )
@@ -574,7 +660,7 @@ mod tests {
         let mut out = Out::default();
         e.event(&raw(1, 1, 7, 2, 0, 9), 1, &mut out);
         e.event(&raw(1, 2, 2, 7, 111, 9), 2, &mut out);
-        e.finish(&mut out);
+        e.finish(3, &mut out);
         assert_eq!((out.line_count, out.alerts.len()), (0, 0));
         assert_eq!(e.stats().correlate.failures, 1);
     }

@@ -5,3 +5,4 @@
 
 pub mod correlate;
 pub mod engine;
+pub mod verdict;

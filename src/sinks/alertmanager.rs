@@ -29,6 +29,10 @@ use crate::output::text::{Endpoint, NamedEndpoint};
 pub const ALERTNAME: &str = "TCPConnectFailures";
 /// Attempts to a destination hang in SYN_SENT (`connect_slow`).
 pub const ALERTNAME_HANGING: &str = "TCPConnectHanging";
+/// Failures the applications recovered from (another address or family
+/// worked): below the configured severity, always `info`.
+pub const ALERTNAME_DEGRADED: &str = "TCPPathDegraded";
+pub const SEVERITY_DEGRADED: &str = "info";
 
 /// An Alertmanager base URL, e.g. `http://user:pass@am.example:9093`.
 /// It may carry basic-auth credentials (ureq sends them), so only
@@ -286,6 +290,13 @@ fn labels(host: &str, severity: &str, a: &FleetAlert) -> Value {
             "instance": host,
             "severity": severity,
         }),
+        Trouble::Degraded => json!({
+            "alertname": ALERTNAME_DEGRADED,
+            "destination": dest,
+            "reason": a.reason.map_or("error", |r| r.name()),
+            "instance": host,
+            "severity": SEVERITY_DEGRADED,
+        }),
     }
 }
 
@@ -311,6 +322,14 @@ fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
             "last_hanging": last,
             "dname": dname,
         }),
+        Trouble::Degraded => json!({
+            "summary": summary,
+            "recovered_failures": a.count.to_string(),
+            "reasons": counts(a.reasons.iter().copied()),
+            "processes": procs,
+            "last_failure": last,
+            "dname": dname,
+        }),
     };
     // Only where a runtime named them: no empty annotation otherwise.
     if !a.containers.is_empty() {
@@ -328,6 +347,7 @@ fn summary(host: &str, a: &FleetAlert) -> String {
     let (one, many) = match a.trouble {
         Trouble::Failing => ("failure", "failures"),
         Trouble::Hanging => ("attempt hanging", "attempts hanging"),
+        Trouble::Degraded => ("failure recovered from", "failures recovered from"),
     };
     let count = count_over(a.count, (one, many), a.last_ns.saturating_sub(a.starts_ns));
     let reasons = counts(a.reasons.iter().copied());
@@ -339,6 +359,15 @@ fn summary(host: &str, a: &FleetAlert) -> String {
         }
         (Trouble::Hanging, FleetState::Resolved(by)) => {
             format!("recovered: {count}; {}", resolved_by(by, many))
+        }
+        (Trouble::Degraded, FleetState::Firing) => {
+            format!("fail, but the applications fell back to another path: {count} ({reasons})")
+        }
+        (Trouble::Degraded, FleetState::Resolved(by)) => {
+            format!(
+                "path works again: {count} ({reasons}); {}",
+                resolved_by(by, "failures")
+            )
         }
     };
     format!("TCP connections from {host} to {dest} {what}")

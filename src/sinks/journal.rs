@@ -237,6 +237,12 @@ pub struct AlertFields {
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
     pub duration_ms: Option<String>,
+    /// `kernel` or `application`, for a timeout.
+    pub timeout_by: Option<String>,
+    /// A degradation: what the application fell back to (`ip:port`) and
+    /// by which rule it was found (`by name`, `retry`, `race`, `family switch`).
+    pub fallback: Option<String>,
+    pub rule: Option<String>,
 }
 
 impl AlertFields {
@@ -261,6 +267,9 @@ impl AlertFields {
             ("TCPSTATE_POD_NAME", &self.pod_name),
             ("TCPSTATE_POD_NAMESPACE", &self.pod_namespace),
             ("TCPSTATE_DURATION_MS", &self.duration_ms),
+            ("TCPSTATE_TIMEOUT_BY", &self.timeout_by),
+            ("TCPSTATE_FALLBACK", &self.fallback),
+            ("TCPSTATE_RULE", &self.rule),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -305,6 +314,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.dname = e.dname.map(|n| n.to_string());
             f.event = Some("connect_failed".into());
             f.reason = Some(e.reason.name().into());
+            f.timeout_by = e.timeout_by.map(|b| b.name().into());
             f.saddr = Some(e.saddr.to_string());
             // Left out where the start is unknown (unmatched).
             f.duration_ms = e.duration().map(ms);
@@ -317,6 +327,19 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.event = Some("connect_slow".into());
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = Some(ms(e.elapsed_ns));
+            who(&mut f, &e.caller, attr);
+            f
+        }
+        Alert::Degraded(e, fb, attr) => {
+            let mut f = dest(e.daddr, e.dport);
+            f.dname = e.dname.map(|n| n.to_string());
+            f.event = Some("path_degraded".into());
+            f.reason = Some(e.reason.name().into());
+            f.timeout_by = e.timeout_by.map(|b| b.name().into());
+            f.saddr = Some(e.saddr.to_string());
+            f.duration_ms = e.duration().map(ms);
+            f.fallback = Some(Endpoint(fb.daddr, Some(fb.dport)).to_string());
+            f.rule = Some(fb.rule.name().into());
             who(&mut f, &e.caller, attr);
             f
         }
@@ -334,6 +357,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
                 match s.what {
                     What::Failures => "connect_failed",
                     What::Hanging => "connect_slow",
+                    What::Degraded => "path_degraded",
                 }
                 .into(),
             );

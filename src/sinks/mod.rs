@@ -32,6 +32,8 @@ pub struct Config {
     pub slack: Option<slack::Config>,
     /// One per Alertmanager URL (an HA pair gets each alert twice).
     pub alertmanager: Vec<alertmanager::Config>,
+    /// `--slack-degraded`: Slack gets degradation notices too.
+    pub slack_degraded: bool,
 }
 
 /// The running sinks.
@@ -39,6 +41,7 @@ pub struct Sinks {
     syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
     slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
     alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
+    slack_degraded: bool,
     stats: Arc<Stats>,
 }
 
@@ -60,6 +63,7 @@ impl Sinks {
                 syslog,
                 slack,
                 alertmanager,
+                slack_degraded: cfg.slack_degraded,
                 stats,
             },
             log,
@@ -92,7 +96,13 @@ impl Sinks {
                 self.stats.syslog_queue_drops.inc();
             }
         }
-        if let Some((tx, _)) = &self.slack {
+        // A degradation is not an outage: Slack (a page for most teams)
+        // gets it only when asked.
+        if let Some((tx, _)) = self
+            .slack
+            .as_ref()
+            .filter(|_| self.slack_degraded || !a.degraded())
+        {
             if tx.try_send(a.clone()).is_err() {
                 self.stats.slack_queue_drops.inc();
             }

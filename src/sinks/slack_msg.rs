@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use crate::alert::policy::{Alert, Summary, What};
 use crate::alert::wording::{procs, reasons, recovered, subject, top_dests, units, window};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
-use crate::output::text::{Escaped, Millis, NamedEndpoint};
+use crate::output::text::{Endpoint, Escaped, Millis, NamedEndpoint};
 
 /// WORD JOINER: invisible, and not a word break.
 const WJ: char = '\u{2060}';
@@ -229,10 +229,20 @@ fn one_line(a: &Alert) -> String {
             who(&e.caller),
             in_container(a.as_ref()),
         )),
+        Alert::Degraded(f, fb, a) => escape(&format!(
+            "{} {} ({}{}), recovered: fell back to {} ({})",
+            NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
+            f.reason,
+            who(&f.caller),
+            in_container(a.as_ref()),
+            Endpoint(fb.daddr, Some(fb.dport)),
+            fb.rule.name(),
+        )),
         Alert::Summary(s) => {
             let what = match s.what {
                 What::Failures => "more failures",
                 What::Hanging => "more hanging connects",
+                What::Degraded => "more failures recovered from",
             };
             escape(&format!(
                 "{}: {} {what} in {} ({}; {})",
@@ -280,6 +290,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             text = format!("TCP failures continue on {host}: {}", one_line(&alerts[0]));
             let what = match (s.what, s.dest) {
                 (What::Hanging, _) => "more hanging TCP connects",
+                (What::Degraded, _) => "more TCP failures recovered from",
                 (What::Failures, Some(_)) => "more TCP failures",
                 (What::Failures, None) => "TCP failures folded",
             };
@@ -290,6 +301,13 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                 window(s.window_ns)
             )));
             blocks.push(summary_fields(s));
+        }
+        [Alert::Degraded(..)] if folded.alerts == 0 => {
+            text = format!("TCP path degraded on {host}: {}", one_line(&alerts[0]));
+            blocks.push(section(format!(
+                ":warning: *TCP path degraded* on `{host}`: {}",
+                one_line(&alerts[0])
+            )));
         }
         [Alert::Resolved(r)] if folded.alerts == 0 => {
             text = format!("TCP {} on {host}", recovered(r));
@@ -311,6 +329,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                     Alert::Slow(..) => ":hourglass:",
                     Alert::Summary(_) => ":repeat:",
                     Alert::Resolved(_) => ":white_check_mark:",
+                    Alert::Degraded(..) => ":warning:",
                 };
                 blocks.push(section(format!("{mark} {}", one_line(a))));
             }

@@ -51,6 +51,16 @@ pub fn spawn(target: Target, stats: Arc<Stats>) -> (mpsc::Sender<SyslogMsg>, Joi
     (tx, task)
 }
 
+/// Failures warn; recoveries and degradations (failures the applications
+/// recovered from) are notices.
+fn severity(a: &Alert) -> Severity {
+    match a {
+        Alert::Resolved(_) => Severity::Notice,
+        a if a.degraded() => Severity::Notice,
+        _ => Severity::Warning,
+    }
+}
+
 /// The journal sink: one native-protocol entry per line or alert.
 async fn run_journal(mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
     use super::journal::{alert_entry, fields_of, priority, AlertFields, Journal};
@@ -63,13 +73,11 @@ async fn run_journal(mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats>) {
     };
     while let Some(m) = rx.recv().await {
         let entry = match m {
-            SyslogMsg::Alert(a) => {
-                let sev = match *a {
-                    Alert::Resolved(_) => Severity::Notice,
-                    _ => Severity::Warning,
-                };
-                alert_entry(&SyslogLine(&a).to_string(), priority(sev), &fields_of(&a))
-            }
+            SyslogMsg::Alert(a) => alert_entry(
+                &SyslogLine(&a).to_string(),
+                priority(severity(&a)),
+                &fields_of(&a),
+            ),
             SyslogMsg::Line(sev, text) => {
                 alert_entry(&text, priority(sev), &AlertFields::default())
             }
@@ -104,13 +112,7 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<SyslogMsg>, stats: Arc<Stats
     let mut buf = Vec::with_capacity(1024);
     while let Some(m) = rx.recv().await {
         let (sev, text) = match m {
-            SyslogMsg::Alert(a) => {
-                let sev = match *a {
-                    Alert::Resolved(_) => Severity::Notice,
-                    _ => Severity::Warning,
-                };
-                (sev, SyslogLine(&a).to_string())
-            }
+            SyslogMsg::Alert(a) => (severity(&a), SyslogLine(&a).to_string()),
             SyslogMsg::Line(sev, text) => (sev, text),
             SyslogMsg::Barrier(done) => {
                 let _ = done.send(());
