@@ -49,6 +49,7 @@ fn run(format: Format, alerts: bool, attempts: u64) -> f64 {
             max_alert_dests: 4096,
             alert_share: 64,
             slow_after_ns: Some(3_000_000_000),
+            recovery_window_ns: 1_000_000_000,
         },
         Box::new(NoAttribution),
     );
