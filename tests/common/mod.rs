@@ -7,19 +7,22 @@
 //! - `standins`: stand-ins for what cannot run here (Slack's webhook,
 //!   /dev/log);
 //! - `fs`: temporary directories and the cgroup v2 mount;
+//! - `dns`: a real resolver (dnsmasq) for the client namespace, and
+//!   running a client there;
 //!
 //! and here, what they all use: the root check, running a command, the
 //! binary under test, and the one way to wait for something (`poll`).
 #![allow(dead_code)] // each test binary uses a different part
 
 mod daemon;
+mod dns;
 mod fs;
 mod net;
 mod standins;
 
 // Each test binary uses a different part, so some go unused in each.
 #[allow(unused_imports)]
-pub use {daemon::*, fs::*, net::*, standins::*};
+pub use {daemon::*, dns::*, fs::*, net::*, standins::*};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
