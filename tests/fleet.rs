@@ -554,6 +554,85 @@ fn a_hanging_destination_alerts_alertmanager_and_resolves_on_success() {
 }
 
 #[test]
+fn a_degraded_path_alerts_alertmanager_at_info_and_resolves_when_it_works() {
+    if !require_root("a_degraded_path_alerts_alertmanager_at_info_and_resolves_when_it_works") {
+        return;
+    }
+    let net = Net::new(31);
+    // The IPv6 path to port 82 drops SYNs; the IPv4 one works.
+    net.server_nft(&format!(
+        "table inet tsdoc_degr {{\n  chain c {{\n    type filter hook input priority 0; policy accept;\n    ip6 daddr {} tcp dport 82 drop\n  }}\n}}\n",
+        net.server_v6()
+    ));
+    let (broken, working) = (sock(net.server_v6(), 82), sock(net.server_v4(), 82));
+    let v4 = net.server_listener(working);
+    let hook = FakeSlack::start();
+    let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--alert-window",
+        "2s",
+        "--resolve-after",
+        "60s",
+        "--alertmanager-url",
+        &format!("http://127.0.0.1:{}", am.port),
+    ])
+    .args(net.watch_args())
+    .hostname("fleet-degr")
+    .start();
+    // As a client walking a name's AAAA then A: the IPv6 attempt given up
+    // after 300 ms, then IPv4 from the same thread, which connects.
+    net.in_client("t-degr", move || {
+        assert!(TcpStream::connect_timeout(&broken, Duration::from_millis(300)).is_err());
+        TcpStream::connect(working).expect("the IPv4 path works");
+    });
+    let firing = wait("TCPPathDegraded firing", Duration::from_secs(20), || {
+        notifications(&hook, "TCPPathDegraded").into_iter().next()
+    });
+    assert_eq!(firing.0, "firing", "{firing:?}");
+    let a = &firing.1[0];
+    assert_eq!(a["labels"]["destination"], broken.to_string(), "{a}");
+    assert_eq!(a["labels"]["severity"], "info", "{a}");
+    assert_eq!(a["labels"]["instance"], "fleet-degr", "{a}");
+    assert_eq!(a["annotations"]["recovered_failures"], "1", "{a}");
+    let summary = a["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "fail, but the applications fell back to another path: 1 failure recovered from"
+        ),
+        "{summary}"
+    );
+    // The path works again: a connection over it succeeds.
+    net.server_nft("delete table inet tsdoc_degr\n");
+    let v6 = net.server_listener(broken);
+    net.in_client("t-degr-ok", move || {
+        TcpStream::connect(broken).expect("the IPv6 path works again");
+    });
+    let resolved = wait("TCPPathDegraded resolved", Duration::from_secs(20), || {
+        notifications(&hook, "TCPPathDegraded")
+            .into_iter()
+            .find(|n| n.0 == "resolved")
+    });
+    eprintln!(
+        "TCPPathDegraded firing: {}\nresolved: {}",
+        firing.1[0], resolved.1[0]
+    );
+    // Nothing paged: the request never failed.
+    assert!(
+        notifications(&hook, "TCPConnectFailures").is_empty(),
+        "{:?}",
+        hook.requests()
+    );
+    v4.stop();
+    v6.stop();
+    let out = d.stop();
+    assert_eq!(out.stat("recovered"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("am_lost_alerts"), 0, "{}", out.stderr);
+}
+
+#[test]
 fn thousands_of_destinations_stay_within_the_series_bound() {
     if !require_root("thousands_of_destinations_stay_within_the_series_bound") {
         return;

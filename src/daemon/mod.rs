@@ -60,9 +60,6 @@ const BATCH: usize = 4096;
 const ALERT_SHARE: usize = 64;
 /// How often attempts are checked against --slow-after.
 const SLOW_CHECK: Duration = Duration::from_millis(250);
-/// While failures wait for their verdict, the loop wakes this often to
-/// page the ones whose recovery window ended.
-const VERDICT_TICK: Duration = Duration::from_millis(50);
 /// From SIGTERM to exit, whatever the sinks do (the unit allows 15 s).
 const STOP_WITHIN: Duration = Duration::from_millis(4500);
 
@@ -277,8 +274,6 @@ async fn event_loop(
     second.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut slow_timer = interval(SLOW_CHECK);
     slow_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut verdict_timer = interval(VERDICT_TICK);
-    verdict_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut house = Housekeeping::new(&d.log);
     // Idle: the last tick found the ring empty, so the drain timer is off
     // and the program wakes the loop with the next record (sub-millisecond
@@ -288,6 +283,13 @@ async fn event_loop(
     let mut idle = false;
     // Whatever ends the loop, a signal or an error, the stop runs after.
     let ended: Result<&str> = loop {
+        // While failures wait for their verdict, wake when the first
+        // window ends, so an outage pages on time; idle otherwise.
+        let verdict_at = pass
+            .borrow()
+            .engine
+            .next_verdict_ns()
+            .map(|ns| Instant::now() + Duration::from_nanos(ns.saturating_sub(mono_now_ns())));
         tokio::select! {
             s = signals.recv() => break Ok(s),
             r = rb_fd.readable() => match r {
@@ -301,7 +303,7 @@ async fn event_loop(
             }
             Some((name, r)) = names.res_rx.recv() => names.resolved(&name, r, tracer, &d.log),
             // The drain below runs the engine's verdict tick.
-            _ = verdict_timer.tick(), if pass.borrow().engine.verdicts_held() > 0 => {}
+            _ = tokio::time::sleep_until(verdict_at.unwrap_or_else(Instant::now)), if verdict_at.is_some() => {}
             _ = slow_timer.tick(), if !cli.slow_after.is_zero() => {
                 let p = &mut *pass.borrow_mut();
                 p.engine.check_slow(mono_now_ns(), &mut p.out);

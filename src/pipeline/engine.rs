@@ -363,9 +363,10 @@ impl Engine {
         self.decided = decided;
     }
 
-    /// Failures waiting for their verdict (the daemon ticks while any do).
-    pub fn verdicts_held(&self) -> usize {
-        self.verdicts.held()
+    /// When the first held failure's window ends (monotonic ns), for the
+    /// daemon's timer; None when none waits.
+    pub fn next_verdict_ns(&self) -> Option<u64> {
+        self.verdicts.next_deadline()
     }
 
     /// A cgroup's path as the kernel named it at an attempt.

@@ -129,6 +129,11 @@ impl Verdicts {
         self.held_count
     }
 
+    /// When the next held failure's window ends (maybe one decided since).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.front().map(|d| d.0)
+    }
+
     pub fn window_ns(&self) -> u64 {
         self.cfg.window_ns
     }
