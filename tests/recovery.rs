@@ -212,7 +212,7 @@ fn recovered_requests_never_page_and_outages_page_within_2s() {
     }
     // A client that retries one address after refusals: nothing listens
     // on 8085 for its first tries.
-    let retry_to = format!("{v4}");
+    let retry_to = &v4;
     let retry = Command::new("ip")
         .args(["netns", "exec", &net.client, "python3", "-c"])
         .arg(format!(
@@ -331,7 +331,7 @@ fn recovered_requests_never_page_and_outages_page_within_2s() {
     assert!(slack_text.contains(":8090"), "{slack_text}");
     assert!(!slack_text.contains("degraded"), "{slack_text}");
     assert!(
-        out.stat("recovered") >= clients.len() as u64 + 1,
+        out.stat("recovered") > clients.len() as u64,
         "{}",
         out.stderr
     );
