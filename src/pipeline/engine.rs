@@ -6,6 +6,7 @@
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
+use crate::event::notice::{Notice, What};
 use crate::event::skel::{RawDns, RawEvent};
 use crate::event::{Attribution, Caller, Record, Slow};
 use crate::metrics::{Metrics, UnitId};
@@ -67,6 +68,9 @@ pub struct Out {
     /// Answers for names `--dest` watches (see `Engine::watch_names`):
     /// their addresses join the watch.
     pub followed: Vec<answer::Answer>,
+    /// Failures and slow attempts for the OTLP sink (see
+    /// `Engine::set_notices`).
+    pub notices: Vec<Notice>,
 }
 
 /// Destinations by name (see `dns`).
@@ -139,6 +143,8 @@ pub struct Engine {
     resolver: Option<Resolver>,
     /// Address→name memory (set by `set_dns`).
     dns: Option<Dns>,
+    /// Whether failures and slow attempts also go to `Out::notices`.
+    notices: bool,
 }
 
 impl Engine {
@@ -159,7 +165,14 @@ impl Engine {
             metrics: None,
             resolver: None,
             dns: None,
+            notices: false,
         }
+    }
+
+    /// Hands each failure and slow attempt, with its attribution, to
+    /// `Out::notices` from now on (for OTLP).
+    pub fn set_notices(&mut self) {
+        self.notices = true;
     }
 
     /// Learns names from DNS answers, and shows them on failures, from now on.
@@ -283,6 +296,12 @@ impl Engine {
             if let Some(r) = &mut self.resolver {
                 r.on_failure_in(f, attr, now_ns, &mut out.fleet);
             }
+            if self.notices {
+                out.notices.push(Notice {
+                    what: What::Failed(*f),
+                    attribution: attr.cloned(),
+                });
+            }
         } else if matches!(outcome, Outcome::Established { .. }) {
             // Hook: a success resolves its destination (free when none fires).
             if let Some(r) = &mut self.resolver {
@@ -357,6 +376,12 @@ impl Engine {
             // Hook: Alertmanager's TCPConnectHanging.
             if let Some(r) = &mut self.resolver {
                 r.on_slow(s, now_ns, &mut out.fleet);
+            }
+            if self.notices {
+                out.notices.push(Notice {
+                    what: What::Slow(*s),
+                    attribution: attr.cloned(),
+                });
             }
         }
     }

@@ -1,13 +1,15 @@
-//! Delivery: the journal or syslog, Slack and Alertmanager, each a task fed
+//! Delivery: the journal or syslog, Slack, Alertmanager and OTLP, each a task fed
 //! by a bounded channel, so no sink can slow detection. A full channel is a
 //! counted drop. The messages each sink writes are built by pure helpers
-//! beside it (`syslog_msg`, `journal`, `slack_msg`); the webhook sinks share
-//! an inbox, a pacer and an HTTP client.
+//! beside it (`syslog_msg`, `journal`, `slack_msg`, `otlp_msg`); the HTTP
+//! sinks share an inbox, a pacer and an HTTP client.
 
 pub mod alertmanager;
 pub mod http;
 pub mod inbox;
 pub mod journal;
+pub mod otlp;
+pub mod otlp_msg;
 pub mod pacer;
 pub mod slack;
 pub mod slack_msg;
@@ -23,6 +25,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::alert::policy::Alert;
 use crate::alert::resolve::FleetAlert;
+use crate::event::notice::Notice;
 use crate::log::Log;
 use crate::metrics::stats::Stats;
 use syslog::SyslogMsg;
@@ -32,6 +35,7 @@ pub struct Config {
     pub slack: Option<slack::Config>,
     /// One per Alertmanager URL (an HA pair gets each alert twice).
     pub alertmanager: Vec<alertmanager::Config>,
+    pub otlp: Option<otlp::Config>,
 }
 
 /// The running sinks.
@@ -39,6 +43,7 @@ pub struct Sinks {
     syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
     slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
     alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
+    otlp: Option<(mpsc::Sender<Notice>, JoinHandle<()>)>,
     stats: Arc<Stats>,
 }
 
@@ -55,11 +60,13 @@ impl Sinks {
             .into_iter()
             .map(|c| alertmanager::spawn(c, log.clone(), stats.clone()))
             .collect();
+        let otlp = cfg.otlp.map(|c| otlp::spawn(c, log.clone(), stats.clone()));
         (
             Sinks {
                 syslog,
                 slack,
                 alertmanager,
+                otlp,
                 stats,
             },
             log,
@@ -85,6 +92,20 @@ impl Sinks {
         }
     }
 
+    /// True when OTLP takes notices.
+    pub fn otlp(&self) -> bool {
+        self.otlp.is_some()
+    }
+
+    /// Hands a failure or slow attempt to OTLP; never waits.
+    pub fn send_notice(&self, n: Notice) {
+        if let Some((tx, _)) = &self.otlp {
+            if tx.try_send(n).is_err() {
+                self.stats.otlp_queue_drops.inc();
+            }
+        }
+    }
+
     /// Hands an alert to every sink; never waits.
     pub fn send(&self, a: &Alert) {
         if let Some((tx, _)) = &self.syslog {
@@ -104,14 +125,17 @@ impl Sinks {
     /// for the last lines. Then the counters are final.
     pub async fn settle(&mut self, deadline: Instant) {
         // Each Alertmanager task flushes on its own while Slack does.
-        let ams: Vec<JoinHandle<()>> = self.alertmanager.drain(..).map(|(_, h)| h).collect();
+        let mut flushing: Vec<JoinHandle<()>> =
+            self.alertmanager.drain(..).map(|(_, h)| h).collect();
+        // OTLP flushes its records on its own too.
+        flushing.extend(self.otlp.take().map(|(_, h)| h));
         if let Some((tx, handle)) = self.slack.take() {
             drop(tx);
             // The sink counts what it could not send by its own deadline;
             // this one only bounds the wait.
             let _ = timeout_at(deadline, handle).await;
         }
-        for h in ams {
+        for h in flushing {
             let _ = timeout_at(deadline, h).await;
         }
         if let Some((tx, _)) = &self.syslog {
