@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{poll, require_root};
+use common::{poll, require_root, TempDir};
 use serde_json::Value;
 
 fn root() -> &'static Path {
@@ -58,8 +58,8 @@ fn the_daemonset_pod_names_a_failing_container() {
     eprintln!("image size: {size} bytes");
     assert!(size.parse::<u64>().unwrap() < 20_000_000, "{size}");
 
-    let dir = std::env::temp_dir().join(format!("t33-kube-{pid}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("kube");
+    let dir = tmp.path();
     // kube play takes no --ulimit: runc here needs them set (see
     // tests/containers.rs), so through a containers.conf of the test's own.
     let conf = dir.join("containers.conf");
