@@ -213,6 +213,35 @@ fn scrape(port: u16) -> Option<String> {
     }
 }
 
+/// Every panel of packaging/examples/grafana-dashboard.json, its Grafana
+/// variables given values, returns data from this Prometheus, but the
+/// degradation panel (nothing hangs in this test; the hanging test has no
+/// Prometheus).
+fn dashboard_queries_return_data(prom: &Server) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/examples/grafana-dashboard.json"
+    );
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for p in dash["panels"].as_array().unwrap() {
+        let title = p["title"].as_str().unwrap();
+        let expr = p["targets"][0]["expr"].as_str().unwrap();
+        let q = expr
+            .replace("$instance", ".*")
+            .replace("$__rate_interval", "1m")
+            .replace("$__range", "5m");
+        if title.starts_with("Degradation") {
+            assert!(q.contains("tcpstate_connect_slow_total"), "{q}");
+            continue;
+        }
+        let r = wait(title, Duration::from_secs(15), || {
+            let r = prom.query(&q);
+            (!r.is_empty()).then_some(r)
+        });
+        eprintln!("panel {title:?}: {q} -> {} series, first {}", r.len(), r[0]);
+    }
+}
+
 #[test]
 fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
     if !require_root("two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager") {
@@ -290,6 +319,7 @@ fn two_hosts_are_scraped_by_prometheus_and_alerted_once_by_alertmanager() {
         "PromQL {q}:\n{}",
         serde_json::to_string_pretty(&result).unwrap()
     );
+    dashboard_queries_return_data(&prom);
     eprintln!(
         "scrape excerpt (fleet-h1):\n{}",
         scrape(m1)

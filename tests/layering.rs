@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sinks::syslog_msg", PURE),
     ("sinks::slack_msg", PURE),
     ("sinks::webhook", PURE),
+    ("sinks::otlp_msg", PURE),
     ("daemon::losses", PURE),
     ("pipeline", PURE),
     ("alert", PURE),

@@ -195,6 +195,23 @@ pub struct Cli {
     #[arg(skip)]
     pub alertmanager: Vec<crate::sinks::alertmanager::AmUrl>,
 
+    /// OpenTelemetry collector to send each failure to as a log record, and the counters as metrics (OTLP/HTTP with protobuf; its base URL, like http://collector:4318: records go to /v1/logs under it, metrics to /v1/metrics).
+    #[arg(
+        long = "otlp-endpoint",
+        value_name = "URL",
+        env = "TCPSTATE_OTLP_ENDPOINT",
+        hide_env_values = true
+    )]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often the counters are sent to --otlp-endpoint as metrics (like 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", env = "TCPSTATE_OTLP_INTERVAL", value_parser = parse_window)]
+    pub otlp_interval: Duration,
+
+    /// The OTLP endpoint, checked.
+    #[arg(skip)]
+    pub otlp: Option<crate::sinks::otlp_msg::OtlpUrl>,
+
     /// A destination that has not failed for this long is resolved (like 30s, 5m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "TCPSTATE_RESOLVE_AFTER", value_parser = parse_window)]
     pub resolve_after: Duration,
@@ -258,6 +275,15 @@ pub fn parse_from(args: Vec<OsString>, creds: Option<&Path>) -> Result<Cli, Fata
         creds,
     )?;
     cli.alertmanager = alertmanager_urls(&cli)?;
+    cli.otlp = match cli.otlp_endpoint.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(u) => Some(crate::sinks::otlp_msg::OtlpUrl::parse(u).map_err(|e| {
+            Fatal::new(
+                Kind::Usage,
+                format!("invalid OTLP endpoint from --otlp-endpoint/$TCPSTATE_OTLP_ENDPOINT: {e}"),
+            )
+        })?),
+    };
     if cli.webhook.is_some() && matches.value_source("slack_url") == Some(ValueSource::CommandLine)
     {
         cli.warnings.push(CMDLINE_URL_WARNING.to_string());
@@ -295,6 +321,13 @@ pub(crate) mod tests {
         assert_eq!(e.kind, Kind::Usage);
         assert!(!e.msg.contains("S3CRET"), "{}", e.msg);
         assert!(Cli::try_parse_from(["tcpstate", "--metrics-addr", "9100"]).is_err());
+        let c = parse_from(args(&["--otlp-endpoint", "http://127.0.0.1:4318"]), None).unwrap();
+        assert_eq!(c.otlp.unwrap().logs(), "http://127.0.0.1:4318/v1/logs");
+        assert_eq!(c.otlp_interval, Duration::from_secs(10));
+        let e = err(&["--otlp-endpoint", "ftp://x/S3CRET"]);
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.msg.contains("--otlp-endpoint"), "{}", e.msg);
+        assert!(!e.msg.contains("S3CRET"), "{}", e.msg);
         assert!(Cli::try_parse_from(["tcpstate", "--metrics-max-destinations", "0"]).is_err());
     }
 

@@ -1,12 +1,14 @@
 //! The command line turned into each part's configuration: the BPF
 //! filters, the sinks, the alert windows, the DNS memory's bounds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alert::resolve;
 use crate::cli::Cli;
+use crate::metrics::Shared;
 use crate::pipeline::engine;
-use crate::sinks::{self, alertmanager, slack, syslog};
+use crate::sinks::{self, alertmanager, otlp, slack, syslog};
 use crate::tracer;
 
 /// Destinations with an open alert window; beyond this they share one.
@@ -79,7 +81,9 @@ pub(super) fn syslog_target(cli: &Cli) -> Option<syslog::Target> {
     })
 }
 
-pub(super) fn sinks_config(cli: &Cli) -> sinks::Config {
+/// `shared`: the loop's snapshot of the counts, made whenever /metrics
+/// or OTLP want it.
+pub(super) fn sinks_config(cli: &Cli, shared: Option<&Arc<Shared>>) -> sinks::Config {
     sinks::Config {
         syslog: syslog_target(cli),
         slack: cli
@@ -92,6 +96,11 @@ pub(super) fn sinks_config(cli: &Cli) -> sinks::Config {
             .map(|u| alertmanager::Config::new(u.clone(), host_name()))
             .collect(),
         slack_degraded: cli.slack_degraded,
+        otlp: cli
+            .otlp
+            .clone()
+            .zip(shared)
+            .map(|(u, s)| otlp::Config::new(u, host_name(), cli.otlp_interval, s.clone())),
     }
 }
 

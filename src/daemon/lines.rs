@@ -219,6 +219,12 @@ mod tests {
             &s.am_retries,
             &s.am_queue_drops,
             &s.am_lost_alerts,
+            &s.otlp_records,
+            &s.otlp_retries,
+            &s.otlp_queue_drops,
+            &s.otlp_lost_records,
+            &s.otlp_metric_posts,
+            &s.otlp_metric_failed,
         ]
         .into_iter()
         .enumerate()
@@ -252,11 +258,13 @@ mod tests {
              slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \
-             alert_queue_drops=322 syslog_lines=101 syslog_lost=102 \
+             alert_queue_drops=441 syslog_lines=101 syslog_lost=102 \
              slack_messages=105 slack_alerts=106 slack_retries=107 \
              slack_rate_limited=108 slack_folded=109 slack_lost_alerts=110 \
              slack_lost_failures=111 fired=18 resolved=20 am_posts=112 \
-             am_alerts=113 am_retries=114 am_queue_drops=115 am_lost_alerts=116";
+             am_alerts=113 am_retries=114 am_queue_drops=115 am_lost_alerts=116 \
+             otlp_records=117 otlp_retries=118 otlp_queue_drops=119 otlp_lost=120 \
+             otlp_metric_posts=121 otlp_metric_failed=122";
 
     #[test]
     fn the_stop_line_is_pinned() {

@@ -168,7 +168,9 @@ struct Daemon {
 /// that feeds them; also says where units come from.
 async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, String, Names)> {
     let stats = Arc::new(Stats::default());
-    let (sinks, log) = Sinks::start(sinks_config(cli), stats.clone());
+    // The loop's copy of the counts, for /metrics and OTLP's metrics.
+    let shared = (cli.metrics_addr.is_some() || cli.otlp.is_some()).then(Shared::new);
+    let (sinks, log) = Sinks::start(sinks_config(cli, shared.as_ref()), stats.clone());
     let stdout = match cli.format {
         Format::None => None,
         _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
@@ -190,7 +192,10 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     );
     // Fleet: /metrics, and firing/resolved per destination for
     // Alertmanager, Slack and syslog (see `metrics`, `alert::resolve`).
-    let metrics = start_metrics(cli, &mut engine, &stats).await?;
+    let metrics = start_metrics(cli, shared, &mut engine, &stats).await?;
+    if sinks.otlp() {
+        engine.set_notices();
+    }
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(cli, sinks.fleet())));
     }
@@ -494,16 +499,25 @@ fn ship(out: &mut Out, stdout: Option<&StdoutSink>, sinks: &Sinks) {
     for a in out.fleet.drain(..) {
         sinks.send_fleet(&a);
     }
+    for n in out.notices.drain(..) {
+        sinks.send_notice(n);
+    }
 }
 
-/// Binds --metrics-addr and starts serving; the engine counts from now on.
+/// Binds --metrics-addr and starts serving; the engine counts from now on
+/// (also for OTLP alone: `shared` is there for either).
 async fn start_metrics(
     cli: &Cli,
+    shared: Option<Arc<Shared>>,
     engine: &mut Engine,
     stats: &Arc<Stats>,
 ) -> Result<Option<Arc<Shared>>> {
-    let Some(addr) = cli.metrics_addr else {
+    let Some(shared) = shared else {
         return Ok(None);
+    };
+    engine.set_metrics(Metrics::new(cli.metrics_max_destinations as usize));
+    let Some(addr) = cli.metrics_addr else {
+        return Ok(Some(shared));
     };
     let listener = metrics::server::bind(addr).await.map_err(|e| {
         crate::exit::Fatal::new(
@@ -511,8 +525,6 @@ async fn start_metrics(
             format!("cannot serve metrics on --metrics-addr/$TCPSTATE_METRICS_ADDR {addr}: {e}"),
         )
     })?;
-    engine.set_metrics(Metrics::new(cli.metrics_max_destinations as usize));
-    let shared = Shared::new();
     metrics::server::spawn(listener, shared.clone(), stats.clone());
     Ok(Some(shared))
 }

@@ -7,6 +7,7 @@
 
 pub mod escape;
 pub mod hash;
+pub mod notice;
 pub mod skel;
 
 use std::fmt;

@@ -203,6 +203,16 @@ pub const COUNTERS: &[Counter] = &[
     stop(Key("am_retries"), |v| v.stats.am_retries.get()),
     stop(Key("am_queue_drops"), |v| v.stats.am_queue_drops.get()),
     stop(Key("am_lost_alerts"), |v| v.stats.am_lost_alerts.get()),
+    stop(Key("otlp_records"), |v| v.stats.otlp_records.get()),
+    stop(Key("otlp_retries"), |v| v.stats.otlp_retries.get()),
+    stop(Key("otlp_queue_drops"), |v| v.stats.otlp_queue_drops.get()),
+    stop(Key("otlp_lost"), |v| v.stats.otlp_lost_records.get()),
+    stop(Key("otlp_metric_posts"), |v| {
+        v.stats.otlp_metric_posts.get()
+    }),
+    stop(Key("otlp_metric_failed"), |v| {
+        v.stats.otlp_metric_failed.get()
+    }),
     both(
         Dns("dns_answers"),
         (6, "tcpstate_dns_answers", C),
@@ -283,7 +293,7 @@ pub struct Sink {
     pub retries: u64,
 }
 
-pub fn sinks(s: &Stats) -> [Sink; 3] {
+pub fn sinks(s: &Stats) -> [Sink; 4] {
     [
         Sink {
             name: "syslog",
@@ -305,6 +315,14 @@ pub fn sinks(s: &Stats) -> [Sink; 3] {
             queue_drops: s.am_queue_drops.get(),
             lost: s.am_lost_alerts.get(),
             retries: s.am_retries.get(),
+        },
+        // Log records, not alerts: every failure and slow attempt.
+        Sink {
+            name: "otlp",
+            delivered: s.otlp_records.get(),
+            queue_drops: s.otlp_queue_drops.get(),
+            lost: s.otlp_lost_records.get(),
+            retries: s.otlp_retries.get(),
         },
     ]
 }

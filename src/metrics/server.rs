@@ -280,7 +280,7 @@ fn sinks(e: &mut DescriptorEncoder, st: &Stats) -> std::fmt::Result {
     labelled(
         e,
         "tcpstate_alerts_delivered",
-        "Alerts delivered, per sink (syslog: lines written).",
+        "Alerts delivered, per sink (syslog: lines written; otlp: log records).",
         "sink",
         sinks.map(|s| (s.name, s.delivered)),
     )?;

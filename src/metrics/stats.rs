@@ -49,4 +49,13 @@ pub struct Stats {
     pub am_retries: Counter,
     pub am_queue_drops: Counter,
     pub am_lost_alerts: Counter,
+    /// OTLP: log records delivered, POSTs retried, records its queue
+    /// could not take, records given up (rejected, retries exhausted, or
+    /// not sent before exit); metric exports sent and not sent.
+    pub otlp_records: Counter,
+    pub otlp_retries: Counter,
+    pub otlp_queue_drops: Counter,
+    pub otlp_lost_records: Counter,
+    pub otlp_metric_posts: Counter,
+    pub otlp_metric_failed: Counter,
 }

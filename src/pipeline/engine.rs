@@ -6,6 +6,7 @@
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
+use crate::event::notice::{Notice, What};
 use crate::event::skel::{RawDns, RawEvent};
 use crate::event::{Attribution, Caller, Record, Slow};
 use crate::metrics::{Metrics, UnitId};
@@ -71,6 +72,9 @@ pub struct Out {
     /// Answers for names `--dest` watches (see `Engine::watch_names`):
     /// their addresses join the watch.
     pub followed: Vec<answer::Answer>,
+    /// Failures and slow attempts for the OTLP sink (see
+    /// `Engine::set_notices`).
+    pub notices: Vec<Notice>,
 }
 
 /// Destinations by name (see `dns`).
@@ -150,6 +154,8 @@ pub struct Engine {
     resolver: Option<Resolver>,
     /// Address→name memory (set by `set_dns`).
     dns: Option<Dns>,
+    /// Whether failures and slow attempts also go to `Out::notices`.
+    notices: bool,
 }
 
 impl Engine {
@@ -175,7 +181,14 @@ impl Engine {
             metrics: None,
             resolver: None,
             dns: None,
+            notices: false,
         }
+    }
+
+    /// Hands each failure and slow attempt, with its attribution, to
+    /// `Out::notices` from now on (for OTLP).
+    pub fn set_notices(&mut self) {
+        self.notices = true;
     }
 
     /// Learns names from DNS answers, and shows them on failures, from now on.
@@ -345,6 +358,12 @@ impl Engine {
                     if let Some(r) = &mut self.resolver {
                         r.on_failure_in(f, attr, now_ns, &mut out.fleet);
                     }
+                    if self.notices {
+                        out.notices.push(Notice {
+                            what: What::Failed(*f),
+                            attribution: attr.cloned(),
+                        });
+                    }
                 }
                 Decided::Recovered(f, fb) => {
                     if let Some(a) = self
@@ -356,6 +375,12 @@ impl Engine {
                     }
                     if let Some(r) = &mut self.resolver {
                         r.on_degraded(f, attr, now_ns, &mut out.fleet);
+                    }
+                    if self.notices {
+                        out.notices.push(Notice {
+                            what: What::Degraded(*f, *fb),
+                            attribution: attr.cloned(),
+                        });
                     }
                 }
             }
@@ -437,6 +462,12 @@ impl Engine {
             // Hook: Alertmanager's TCPConnectHanging.
             if let Some(r) = &mut self.resolver {
                 r.on_slow(s, now_ns, &mut out.fleet);
+            }
+            if self.notices {
+                out.notices.push(Notice {
+                    what: What::Slow(*s),
+                    attribution: attr.cloned(),
+                });
             }
         }
     }

@@ -1,5 +1,6 @@
-//! One POST of a JSON body to a webhook, classified for the retry logic of
-//! the sinks. Blocking (ureq): the sinks run it on tokio's blocking pool.
+//! One POST of a JSON body to a webhook (or of a protobuf body to an OTLP
+//! collector), classified for the retry logic of the sinks. Blocking
+//! (ureq): the sinks run it on tokio's blocking pool.
 
 use std::time::Duration;
 
@@ -40,7 +41,21 @@ fn excerpt(r: ureq::Response) -> String {
 }
 
 pub fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> Sent {
-    match agent.post(url).send_json(body) {
+    classify(agent.post(url).send_json(body))
+}
+
+/// POSTs `body` as `content_type` (OTLP: application/x-protobuf).
+pub fn post_bytes(agent: &ureq::Agent, url: &str, content_type: &str, body: &[u8]) -> Sent {
+    classify(
+        agent
+            .post(url)
+            .set("Content-Type", content_type)
+            .send_bytes(body),
+    )
+}
+
+fn classify(r: Result<ureq::Response, ureq::Error>) -> Sent {
+    match r {
         Ok(r) if (200..300).contains(&r.status()) => Sent::Ok,
         // With redirects off, ureq answers Ok for a 3xx: it was not delivered.
         Ok(r) => Sent::Fatal(format!(

@@ -90,7 +90,17 @@ impl<T, Q: Queue<T>> Inbox<T, Q> {
         body: &Arc<Value>,
     ) -> Option<Sent> {
         let (agent, url, body) = (agent.clone(), url.to_string(), body.clone());
-        let mut post = tokio::task::spawn_blocking(move || http::post_json(&agent, &url, &body));
+        self.post_with(move || http::post_json(&agent, &url, &body))
+            .await
+    }
+
+    /// Runs `send` (a blocking POST) on the blocking pool, taking alerts
+    /// meanwhile; None when the shutdown deadline comes first.
+    pub async fn post_with(
+        &mut self,
+        send: impl FnOnce() -> Sent + Send + 'static,
+    ) -> Option<Sent> {
+        let mut post = tokio::task::spawn_blocking(send);
         loop {
             let deadline = self.closing;
             tokio::select! {

@@ -1,13 +1,15 @@
-//! Delivery: the journal or syslog, Slack and Alertmanager, each a task fed
+//! Delivery: the journal or syslog, Slack, Alertmanager and OTLP, each a task fed
 //! by a bounded channel, so no sink can slow detection. A full channel is a
 //! counted drop. The messages each sink writes are built by pure helpers
-//! beside it (`syslog_msg`, `journal`, `slack_msg`); the webhook sinks share
-//! an inbox, a pacer and an HTTP client.
+//! beside it (`syslog_msg`, `journal`, `slack_msg`, `otlp_msg`); the HTTP
+//! sinks share an inbox, a pacer and an HTTP client.
 
 pub mod alertmanager;
 pub mod http;
 pub mod inbox;
 pub mod journal;
+pub mod otlp;
+pub mod otlp_msg;
 pub mod pacer;
 pub mod slack;
 pub mod slack_msg;
@@ -23,6 +25,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::alert::policy::Alert;
 use crate::alert::resolve::FleetAlert;
+use crate::event::notice::Notice;
 use crate::log::Log;
 use crate::metrics::stats::Stats;
 use syslog::SyslogMsg;
@@ -34,6 +37,7 @@ pub struct Config {
     pub alertmanager: Vec<alertmanager::Config>,
     /// `--slack-degraded`: Slack gets degradation notices too.
     pub slack_degraded: bool,
+    pub otlp: Option<otlp::Config>,
 }
 
 /// The running sinks.
@@ -42,6 +46,7 @@ pub struct Sinks {
     slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
     alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
     slack_degraded: bool,
+    otlp: Option<(mpsc::Sender<Notice>, JoinHandle<()>)>,
     stats: Arc<Stats>,
 }
 
@@ -58,12 +63,14 @@ impl Sinks {
             .into_iter()
             .map(|c| alertmanager::spawn(c, log.clone(), stats.clone()))
             .collect();
+        let otlp = cfg.otlp.map(|c| otlp::spawn(c, log.clone(), stats.clone()));
         (
             Sinks {
                 syslog,
                 slack,
                 alertmanager,
                 slack_degraded: cfg.slack_degraded,
+                otlp,
                 stats,
             },
             log,
@@ -85,6 +92,20 @@ impl Sinks {
         for (tx, _) in &self.alertmanager {
             if tx.try_send(a.clone()).is_err() {
                 self.stats.am_queue_drops.inc();
+            }
+        }
+    }
+
+    /// True when OTLP takes notices.
+    pub fn otlp(&self) -> bool {
+        self.otlp.is_some()
+    }
+
+    /// Hands a failure or slow attempt to OTLP; never waits.
+    pub fn send_notice(&self, n: Notice) {
+        if let Some((tx, _)) = &self.otlp {
+            if tx.try_send(n).is_err() {
+                self.stats.otlp_queue_drops.inc();
             }
         }
     }
@@ -114,14 +135,17 @@ impl Sinks {
     /// for the last lines. Then the counters are final.
     pub async fn settle(&mut self, deadline: Instant) {
         // Each Alertmanager task flushes on its own while Slack does.
-        let ams: Vec<JoinHandle<()>> = self.alertmanager.drain(..).map(|(_, h)| h).collect();
+        let mut flushing: Vec<JoinHandle<()>> =
+            self.alertmanager.drain(..).map(|(_, h)| h).collect();
+        // OTLP flushes its records on its own too.
+        flushing.extend(self.otlp.take().map(|(_, h)| h));
         if let Some((tx, handle)) = self.slack.take() {
             drop(tx);
             // The sink counts what it could not send by its own deadline;
             // this one only bounds the wait.
             let _ = timeout_at(deadline, handle).await;
         }
-        for h in ams {
+        for h in flushing {
             let _ = timeout_at(deadline, h).await;
         }
         if let Some((tx, _)) = &self.syslog {

@@ -14,6 +14,17 @@ impl std::fmt::Debug for WebhookUrl {
     }
 }
 
+/// `https://host:port/***`: scheme, host and port only, for any URL that
+/// may hold a secret in its path.
+pub fn redacted(url: &url::Url) -> String {
+    let mut s = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(p) = url.port() {
+        let _ = write!(s, ":{p}");
+    }
+    s.push_str("/***");
+    s
+}
+
 impl WebhookUrl {
     /// Checks an `http(s)://host/...` URL. Errors never repeat the URL.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -35,16 +46,7 @@ impl WebhookUrl {
     /// `https://hooks.slack.com/***`: scheme, host and port only. Any part
     /// of the path may be the secret, whatever shape it has.
     pub fn redacted(&self) -> String {
-        let mut s = format!(
-            "{}://{}",
-            self.url.scheme(),
-            self.url.host_str().unwrap_or("")
-        );
-        if let Some(p) = self.url.port() {
-            let _ = write!(s, ":{p}");
-        }
-        s.push_str("/***");
-        s
+        redacted(&self.url)
     }
 
     /// Plain http is fine to a relay on this host, a risk anywhere else.
