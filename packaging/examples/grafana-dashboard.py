@@ -9,15 +9,19 @@ scraping a real tcpstate.
 import json
 
 SEL = 'instance=~"$instance"'
+# Failures nothing recovered: the outages (see docs/verdicts.md).
+FAILED = 'instance=~"$instance",outcome!="recovered"'
 PANELS = [
     ("Failures by reason", "timeseries",
-     f'sum by (reason) (rate(tcpstate_connect_failures_total{{{SEL}}}[$__rate_interval]))', "{{reason}}"),
+     f'sum by (reason) (rate(tcpstate_connect_failures_total{{{FAILED}}}[$__rate_interval]))', "{{reason}}"),
     ("Failures by unit or container", "timeseries",
-     f'topk(10, sum by (unit) (rate(tcpstate_connect_failures_total{{{SEL}}}[$__rate_interval])))', "{{unit}}"),
+     f'topk(10, sum by (unit) (rate(tcpstate_connect_failures_total{{{FAILED}}}[$__rate_interval])))', "{{unit}}"),
     ("Top failing destinations", "table",
-     f'topk(10, sum by (destination, reason) (increase(tcpstate_connect_failures_total{{{SEL}}}[$__range])))', ""),
+     f'topk(10, sum by (destination, reason) (increase(tcpstate_connect_failures_total{{{FAILED}}}[$__range])))', ""),
     ("Failures by node", "timeseries",
-     f'sum by (instance) (rate(tcpstate_connect_failures_total{{{SEL}}}[$__rate_interval]))', "{{instance}}"),
+     f'sum by (instance) (rate(tcpstate_connect_failures_total{{{FAILED}}}[$__rate_interval]))', "{{instance}}"),
+    ("Degradation: failures the applications recovered from (broken paths)", "timeseries",
+     f'sum by (destination, reason) (rate(tcpstate_connect_failures_total{{{SEL},outcome="recovered"}}[$__rate_interval]))', "{{destination}} {{reason}}"),
     ("Degradation: attempts hanging past --slow-after", "timeseries",
      f'sum by (destination) (rate(tcpstate_connect_slow_total{{{SEL}}}[$__rate_interval]))', "{{destination}}"),
     ("Time to failure (p90) by reason", "timeseries",
