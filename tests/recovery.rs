@@ -220,7 +220,8 @@ fn recovered_requests_never_page_and_outages_page_within_2s() {
         ))
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Its first try refused (seen by the daemon), then the server comes.
+    assert!(d.wait_line("\"dport\":8085,", Duration::from_secs(10)));
     let listener = net.server_listener(sock(net.server_v4(), 8085));
     let st = retry.wait_with_output().unwrap().status;
     assert!(st.success(), "the retrying client did not connect");
@@ -353,7 +354,7 @@ fn a_success_to_one_service_never_hides_another_on_the_same_port() {
         net.server_v4_extra(4).to_string(),
     );
     let hosts = format!(
-        "{up} ready.tsdns.test\n{up} db1.tsrec.test\n{down} db2.tsrec.test\n{dropped} multi.tsrec.test\n{up} multi.tsrec.test\n"
+        "{up} ready.tsdns.test\n{up} db1.tsrec.test\n{down} db2.tsrec.test\n{dropped} multi.tsrec.test\n{up} multi.tsrec.test\n{down} dead.tsrec.test\n{dropped} dead.tsrec.test\n"
     );
     let _dns = Dns::start(&net, &hosts, &[]);
     net.server_nft(&format!(
@@ -384,6 +385,22 @@ fn a_success_to_one_service_never_hides_another_on_the_same_port() {
         "import socket\nais = sorted(socket.getaddrinfo('multi.tsrec.test', 8080, socket.AF_INET, socket.SOCK_STREAM), key=lambda a: a[4][0] != '{dropped}')\nfor ai in ais:\n    try:\n        socket.create_connection(ai[4][:2], timeout=1).close(); break\n    except OSError:\n        pass\nelse:\n    raise SystemExit(1)\n"
     );
     succeeds(&net, &["python3", "-c", &walk]);
+    // Every address of a name failing: nothing left to wait for, paged
+    // at once, not after the recovery window.
+    let dead = "import socket\nfor ai in socket.getaddrinfo('dead.tsrec.test', 8080, socket.AF_INET, socket.SOCK_STREAM):\n    try:\n        socket.create_connection(ai[4][:2], timeout=1).close(); raise SystemExit(0)\n    except OSError:\n        pass\nraise SystemExit(1)\n";
+    let exited = {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &net.client, "python3", "-c", dead])
+            .status()
+            .unwrap();
+        assert!(!st.success(), "dead.tsrec.test answered");
+        Instant::now()
+    };
+    let dead_paged = poll("the dead name paged", Duration::from_secs(5), || {
+        (syslog.matching(":8080 dname=dead.tsrec.test").len() == 2).then(Instant::now)
+    })
+    .unwrap_or_else(|| panic!("not paged: {:?}", syslog.lines()))
+    .duration_since(exited);
     let paged = syslog.wait_for(
         &format!("TCP failure detected: {down}:5432"),
         1,
@@ -401,7 +418,13 @@ fn a_success_to_one_service_never_hides_another_on_the_same_port() {
     let v = verdicts(&out, &down, 5432);
     assert_eq!(v.len(), 4, "{v:?}");
     assert!(v.iter().all(|v| v["outcome"] == "failed"), "{v:?}");
-    let walked = verdicts(&out, &dropped, 8080);
+    let named = |daddr: &str, name: &str| -> Vec<Value> {
+        verdicts(&out, daddr, 8080)
+            .into_iter()
+            .filter(|v| v["dname"] == name)
+            .collect()
+    };
+    let walked = named(&dropped, "multi.tsrec.test");
     assert_eq!(walked.len(), 1, "{walked:?}");
     assert_eq!(walked[0]["outcome"], "recovered", "{walked:?}");
     assert_eq!(walked[0]["rule"], "by name", "{walked:?}");
@@ -412,6 +435,15 @@ fn a_success_to_one_service_never_hides_another_on_the_same_port() {
             .any(|l| l.contains(&format!("multi.tsrec.test:8080 [{dropped}] timeout"))),
         "{degraded:?}"
     );
-    eprintln!("two services: {}\nwalker: {}", paged[0], degraded[0]);
+    eprintln!(
+        "two services: {}\nwalker: {}\nevery address of a name failed: paged {dead_paged:?} after the client exited",
+        paged[0], degraded[0]
+    );
+    assert!(dead_paged < Duration::from_millis(500), "{dead_paged:?}");
+    for daddr in [&down, &dropped] {
+        let v = named(daddr, "dead.tsrec.test");
+        assert_eq!(v.len(), 1, "{daddr}: {v:?}");
+        assert_eq!(v[0]["outcome"], "failed", "{v:?}");
+    }
     let _ = n;
 }

@@ -194,6 +194,7 @@ mod tests {
                 recovered: [23, 24, 25, 26],
                 early: 27,
                 successes_dropped: 28,
+                exhausted: 30,
             },
             held: 29,
         }

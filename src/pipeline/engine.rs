@@ -235,6 +235,14 @@ impl Engine {
         d.stats.addrs_dropped += ans.dropped as u64;
         let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
         d.memory.learn(scope, &ans.name, &ans.addrs, raw.ts_ns);
+        // For verdicts: when the receiver has failed on every address.
+        let addrs: Vec<std::net::IpAddr> = ans.addrs.iter().map(|a| a.0.to_canonical()).collect();
+        let source = crate::event::Source {
+            cgroup_id: raw.cgroup_id,
+            uid: raw.uid,
+        };
+        let name = self.verdicts.name_key(&ans.name);
+        self.verdicts.learn_answer(source, name, &addrs, raw.ts_ns);
         if !ans.addrs.is_empty() && d.watched.contains(&ans.name) {
             out.followed.push(ans);
         }

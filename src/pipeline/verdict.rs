@@ -16,12 +16,15 @@
 //!     failure, went to the same port over the other address family (the
 //!     A and AAAA of one name) and connected.
 //!
-//! A failure nothing recovers within the window is `Failed` (and pages).
+//! A failure nothing recovers within the window is `Failed` (and pages);
+//! at once when there is nothing left to wait for: the source has failed
+//! on every address its DNS answers gave for that name.
 //! Held failures and recent successes are bounded per source, so one
 //! source's flood cannot decide another's early; what is decided early or
 //! not remembered is counted. Pure: time comes from the caller.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 use crate::event::hash::FastHash;
 pub use crate::event::{Decided, Fallback, Rule};
@@ -63,6 +66,9 @@ pub struct VerdictStats {
     pub early: u64,
     /// Successes not remembered: too many sources at once.
     pub successes_dropped: u64,
+    /// Failures paged before their window ended because the source had
+    /// failed on every address of the name: nothing left to wait for.
+    pub exhausted: u64,
 }
 
 /// A successful attempt moves the name its address resolved from along:
@@ -72,6 +78,15 @@ struct Success {
     c: Connected,
     name: Option<u64>,
 }
+
+#[derive(Debug, Default)]
+struct Answer {
+    addrs: Vec<IpAddr>,
+    at_ns: u64,
+}
+
+/// Addresses of one answer kept for knowing when all have failed.
+const MAX_ANSWER_ADDRS: usize = 16;
 
 struct Held {
     f: Failure,
@@ -87,6 +102,9 @@ pub struct Verdicts {
     /// `now + window` with a non-decreasing `now`. Stale when decided since.
     deadlines: VecDeque<(u64, Source, u64)>,
     recent: HashMap<Source, VecDeque<Success>, FastHash>,
+    /// The addresses each source's latest answers gave a name (A and
+    /// AAAA apart, merged), and when: to know when every one has failed.
+    answers: HashMap<(Source, u64), Answer, FastHash>,
     seq: u64,
     stats: VerdictStats,
     /// Keyed at random: names come from DNS servers, and one made to
@@ -109,6 +127,7 @@ impl Verdicts {
             held_count: 0,
             deadlines: VecDeque::new(),
             recent: HashMap::default(),
+            answers: HashMap::default(),
             seq: 0,
             stats: VerdictStats::default(),
             names: std::hash::RandomState::new(),
@@ -186,6 +205,9 @@ impl Verdicts {
         self.held_count += 1;
         self.deadlines
             .push_back((now_ns.saturating_add(self.cfg.window_ns), source, seq));
+        if let Some(name) = name {
+            self.exhausted(source, &f, name, out);
+        }
     }
 
     /// The oldest held failure of `source`, decided failed now.
@@ -241,6 +263,56 @@ impl Verdicts {
             }
         }
         self.remember(source, s);
+    }
+
+    /// A DNS answer `source` received: `name` (its [`Verdicts::name_key`])
+    /// has these addresses, all of one family, replacing that family's.
+    pub fn learn_answer(&mut self, source: Source, name: u64, addrs: &[IpAddr], now_ns: u64) {
+        let Some(v6) = addrs.first().map(IpAddr::is_ipv6) else {
+            return;
+        };
+        if !self.answers.contains_key(&(source, name)) && self.answers.len() >= self.cfg.max_sources
+        {
+            let keep = REMEMBER_NS.max(self.cfg.window_ns);
+            self.answers
+                .retain(|_, a| a.at_ns.saturating_add(keep) >= now_ns);
+            if self.answers.len() >= self.cfg.max_sources {
+                return; // not knowing them only means waiting the window
+            }
+        }
+        let a = self.answers.entry((source, name)).or_default();
+        a.addrs.retain(|x| x.is_ipv6() != v6);
+        a.addrs.extend(addrs.iter().take(MAX_ANSWER_ADDRS));
+        a.at_ns = now_ns;
+    }
+
+    /// After `f` (named `name`) was held: when the source has now failed
+    /// on every address its answers gave that name, on `f`'s port, those
+    /// failures are decided failed at once.
+    fn exhausted(&mut self, source: Source, f: &Failure, name: u64, out: &mut Vec<Decided>) {
+        let (Some(a), Some(q)) = (self.answers.get(&(source, name)), self.held.get(&source)) else {
+            return;
+        };
+        let failed_on = |addr: &IpAddr| {
+            q.iter()
+                .any(|h| h.name == Some(name) && h.f.dport == f.dport && h.f.daddr == *addr)
+        };
+        if a.addrs.is_empty() || !a.addrs.iter().all(failed_on) {
+            return;
+        }
+        let q = self.held.get_mut(&source).expect("found above");
+        let (done, kept): (VecDeque<Held>, VecDeque<Held>) = q
+            .drain(..)
+            .partition(|h| h.name == Some(name) && h.f.dport == f.dport);
+        *q = kept;
+        if q.is_empty() {
+            self.held.remove(&source);
+        }
+        self.held_count -= done.len();
+        for h in done {
+            self.stats.exhausted += 1;
+            self.decide(Decided::Failed(h.f), out);
+        }
     }
 
     fn remember(&mut self, source: Source, s: Success) {
@@ -585,6 +657,46 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.last().map(|d| rule(&[*d])[0]), Some(Some(Rule::Retry)));
+    }
+
+    #[test]
+    fn failing_on_every_address_of_the_name_pages_at_once() {
+        let mut v = verdicts();
+        let mut out = Vec::new();
+        let name = v.name_key(b"api.example");
+        let source = caller(7, 7).source();
+        v.learn_answer(
+            source,
+            name,
+            &["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()],
+            0,
+        );
+        v.learn_answer(source, name, &["2001:db8::1".parse().unwrap()], 0);
+        // Another port of the same name does not count.
+        v.on_failure(
+            fail("10.0.0.1", 80, Reason::Refused, 0, 1, 7),
+            Some(name),
+            MS,
+            &mut out,
+        );
+        for addr in ["10.0.0.1", "2001:db8::1"] {
+            v.on_failure(
+                fail(addr, 443, Reason::Refused, 1, 2, 7),
+                Some(name),
+                2 * MS,
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "10.0.0.2 is still to try");
+        v.on_failure(
+            fail("10.0.0.2", 443, Reason::Refused, 2, 3, 7),
+            Some(name),
+            3 * MS,
+            &mut out,
+        );
+        assert_eq!(rule(&out), [None, None, None]);
+        assert_eq!(v.stats().exhausted, 3);
+        assert_eq!(v.held(), 1, "port 80's failure still waits");
     }
 
     #[test]
