@@ -162,18 +162,7 @@ impl Policy {
         attr: Option<&Attribution>,
         now_ns: u64,
     ) -> Option<Alert> {
-        let dest = Dest {
-            addr: f.daddr,
-            port: f.dport,
-        };
-        let source = f.caller.map(|c| c.source()).unwrap_or_default();
-        let seen = Seen {
-            reason: Some(f.reason),
-            comm: f.caller.map(|c| c.comm),
-            pid: f.caller.map(|c| c.pid),
-            unit: who(attr),
-        };
-        self.count(What::Failures, dest, source, &seen, attr, now_ns)
+        self.count_failure(What::Failures, f, attr, now_ns)
             .then(|| Alert::First(*f, attr.cloned()))
     }
 
@@ -188,6 +177,17 @@ impl Policy {
         attr: Option<&Attribution>,
         now_ns: u64,
     ) -> Option<Alert> {
+        self.count_failure(What::Degraded, f, attr, now_ns)
+            .then(|| Alert::Degraded(*f, *fb, attr.cloned()))
+    }
+
+    fn count_failure(
+        &mut self,
+        what: What,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> bool {
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
@@ -199,8 +199,7 @@ impl Policy {
             pid: f.caller.map(|c| c.pid),
             unit: who(attr),
         };
-        self.count(What::Degraded, dest, source, &seen, attr, now_ns)
-            .then(|| Alert::Degraded(*f, *fb, attr.cloned()))
+        self.count(what, dest, source, &seen, attr, now_ns)
     }
 
     /// An attempt found hanging at `now_ns`: the alert to send now, if any.

@@ -291,11 +291,35 @@ impl Resolver {
         now_ns: u64,
         fleet: &mut Vec<FleetAlert>,
     ) {
+        self.failed(Trouble::Failing, f, attr, now_ns, fleet);
+    }
+
+    /// A failure the application recovered from. Tracked only for
+    /// Alertmanager, like hanging attempts.
+    pub fn on_degraded(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
+        if self.cfg.fleet {
+            self.failed(Trouble::Degraded, f, attr, now_ns, fleet);
+        }
+    }
+
+    fn failed(
+        &mut self,
+        trouble: Trouble,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
         let dest = Dest {
             addr: f.daddr,
             port: f.dport,
         };
-        let key = (Trouble::Failing, dest);
         let at = Sighting {
             reason: Some(f.reason),
             ts_ns: f.ts_ns,
@@ -303,7 +327,7 @@ impl Resolver {
             dname: f.dname.as_ref(),
             container: attr.and_then(|a| self.last_label.of(a)),
         };
-        self.seen(key, at, now_ns, fleet);
+        self.seen((trouble, dest), at, now_ns, fleet);
     }
 
     /// An attempt found hanging (`connect_slow`). Tracked only for
@@ -324,32 +348,6 @@ impl Resolver {
             container: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
-    }
-
-    /// A failure the application recovered from. Tracked only for
-    /// Alertmanager, like hanging attempts.
-    pub fn on_degraded(
-        &mut self,
-        f: &Failure,
-        attr: Option<&Attribution>,
-        now_ns: u64,
-        fleet: &mut Vec<FleetAlert>,
-    ) {
-        if !self.cfg.fleet {
-            return;
-        }
-        let dest = Dest {
-            addr: f.daddr,
-            port: f.dport,
-        };
-        let at = Sighting {
-            reason: Some(f.reason),
-            ts_ns: f.ts_ns,
-            caller: f.caller.as_ref(),
-            dname: f.dname.as_ref(),
-            container: attr.and_then(|a| self.last_label.of(a)),
-        };
-        self.seen((Trouble::Degraded, dest), at, now_ns, fleet);
     }
 
     /// One more failure or hanging attempt for `key`: fires it if new.

@@ -160,13 +160,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(e.seen.name().as_bytes());
     line.extend_from_slice(b"\",");
     who(line, &e.caller, attr);
-    source(line, e.family, e.saddr);
-    line.extend_from_slice(b",\"sport\":");
-    match e.sport {
-        Some(p) => int(line, p),
-        None => line.extend_from_slice(b"null"),
-    }
-    dest(line, e.daddr, e.dport, e.dname.as_ref());
+    ends(line, e);
     end(line, b",\"duration_ms\":", e.duration(), e.retransmits);
 }
 
@@ -201,13 +195,7 @@ pub fn verdict(line: &mut Vec<u8>, ts: &Stamp, d: &Decided, attr: Option<&Attrib
     timeout_by(line, e.timeout_by);
     line.push(b',');
     who(line, &e.caller, attr);
-    source(line, e.family, e.saddr);
-    line.extend_from_slice(b",\"sport\":");
-    match e.sport {
-        Some(p) => int(line, p),
-        None => line.extend_from_slice(b"null"),
-    }
-    dest(line, e.daddr, e.dport, e.dname.as_ref());
+    ends(line, e);
     line.extend_from_slice(b"}\n");
 }
 
@@ -222,6 +210,17 @@ pub fn slow(line: &mut Vec<u8>, ts: &Stamp, e: &Slow, attr: Option<&Attribution>
     source(line, e.family, e.saddr);
     dest(line, e.daddr, e.dport, e.dname.as_ref());
     end(line, b",\"elapsed_ms\":", Some(e.elapsed_ns), e.retransmits);
+}
+
+/// A failure's `,"family":…,"saddr":…,"sport":…,"daddr":…,"dport":…,"dname":…`.
+fn ends(line: &mut Vec<u8>, e: &Failure) {
+    source(line, e.family, e.saddr);
+    line.extend_from_slice(b",\"sport\":");
+    match e.sport {
+        Some(p) => int(line, p),
+        None => line.extend_from_slice(b"null"),
+    }
+    dest(line, e.daddr, e.dport, e.dname.as_ref());
 }
 
 /// `,"timeout_by":"kernel"|"application"|null`
