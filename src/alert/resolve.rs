@@ -411,6 +411,17 @@ impl Resolver {
         }
     }
 
+    /// Brings the firing posts of this batch up to date: a burst's
+    /// failures (decided together) fire the alert with the first and are
+    /// counted after it; its first post should say all of them.
+    pub fn refresh(&self, fleet: &mut [FleetAlert]) {
+        for a in fleet.iter_mut().filter(|a| a.state == FleetState::Firing) {
+            if let Some(x) = self.firing.get(&(a.trouble, a.dest)) {
+                *a = x.alert(a.dest, a.trouble, FleetState::Firing, a.ends_ns);
+            }
+        }
+    }
+
     /// The checks due by `now_ns`: resolves the quiet destinations and
     /// re-posts the others. O(1) when none is due (called after every drain).
     pub fn tick(&mut self, now_ns: u64, fleet: &mut Vec<FleetAlert>, alerts: &mut Vec<Alert>) {

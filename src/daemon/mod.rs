@@ -289,7 +289,7 @@ async fn event_loop(
     // Whatever ends the loop, a signal or an error, the stop runs after.
     let ended: Result<&str> = loop {
         // While failures wait for their verdict, wake when the first
-        // window ends, so an outage pages on time; idle otherwise.
+        // window ends: an outage pages on time; idle otherwise.
         let verdict_at = pass
             .borrow()
             .engine

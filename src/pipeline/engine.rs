@@ -435,6 +435,7 @@ impl Engine {
         }
         if let Some(r) = &mut self.resolver {
             r.tick(now_ns, &mut out.fleet, &mut out.alerts);
+            r.refresh(&mut out.fleet);
         }
     }
 

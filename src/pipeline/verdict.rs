@@ -118,6 +118,8 @@ const REMEMBER_NS: u64 = 30_000_000_000;
 /// "Right after": a race's loser closed after the winner connected, or a
 /// thread's next attempt after a failure.
 const RIGHT_AFTER_NS: u64 = 100_000_000;
+/// See [`Verdicts::tick`].
+const BATCH_NS: u64 = 20_000_000;
 
 impl Verdicts {
     pub fn new(cfg: Config) -> Self {
@@ -344,11 +346,12 @@ impl Verdicts {
         });
     }
 
-    /// The failures whose window ended by `now_ns`: failed. O(1) when
-    /// none is due.
+    /// The failures whose window ended by `now_ns` (or ends within
+    /// [`BATCH_NS`]: a burst's failures are decided, and alerted, together
+    /// rather than one per wake-up): failed. O(1) when none is due.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Decided>) {
         while let Some(&(at, source, seq)) = self.deadlines.front() {
-            if at > now_ns {
+            if at > now_ns.saturating_add(BATCH_NS) {
                 break;
             }
             self.deadlines.pop_front();
