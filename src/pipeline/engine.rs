@@ -75,6 +75,8 @@ pub struct DnsConfig {
     pub memory: memory::Config,
     /// The host's network namespace (its inode), for `Scope::of`.
     pub host_netns: Option<u32>,
+    /// tcpstate's own process id: its own lookups' answers are trusted.
+    pub own_pid: u32,
 }
 
 /// What the DNS answers came to.
@@ -93,12 +95,19 @@ pub struct DnsStats {
     pub partial: u64,
     /// Addresses past the most one answer keeps.
     pub addrs_dropped: u64,
+    /// Answers for a watched name that the watch did not follow: neither
+    /// the host's resolver's nor tcpstate's own.
+    pub untrusted: u64,
+    /// Answers to no query the receiving socket had outstanding (another
+    /// id or question), or from a source that is not port 53: not learned.
+    pub unmatched: u64,
     pub memory: MemoryStats,
 }
 
 struct Dns {
     memory: Memory,
     host_netns: Option<u32>,
+    own_pid: u32,
     stats: DnsStats,
     /// Names `--dest` watches, lowercased, no trailing dot.
     watched: Vec<Vec<u8>>,
@@ -167,6 +176,7 @@ impl Engine {
         self.dns = Some(Dns {
             memory: Memory::new(cfg.memory),
             host_netns: cfg.host_netns,
+            own_pid: cfg.own_pid,
             stats: DnsStats::default(),
             watched: Vec::new(),
         });
@@ -206,8 +216,16 @@ impl Engine {
         d.stats.addrs_dropped += ans.dropped as u64;
         let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
         d.memory.learn(scope, &ans.name, &ans.addrs, raw.ts_ns);
+        // A watch moves only on answers that cannot be forged by a user:
+        // the host's resolver's, and tcpstate's own lookups. Any other
+        // process can ask a server of its own for a watched name.
+        let trusted = scope == Scope::Host || raw.pid == d.own_pid;
         if !ans.addrs.is_empty() && d.watched.contains(&ans.name) {
-            out.followed.push(ans);
+            if trusted {
+                out.followed.push(ans);
+            } else {
+                d.stats.untrusted += 1;
+            }
         }
     }
 
