@@ -164,8 +164,13 @@ impl Memory {
     /// share, else whoever holds the most bytes.
     fn victim(&self, learner: Scope) -> Option<Scope> {
         let n = self.shares.len().max(1);
-        let over = |s: &Share| s.entries > self.cfg.max_entries / n || s.bytes > self.cfg.max_bytes / n;
-        if self.shares.get(&learner).is_some_and(|s| s.entries > 0 && over(s)) {
+        let over =
+            |s: &Share| s.entries > self.cfg.max_entries / n || s.bytes > self.cfg.max_bytes / n;
+        if self
+            .shares
+            .get(&learner)
+            .is_some_and(|s| s.entries > 0 && over(s))
+        {
             return Some(learner);
         }
         self.shares
@@ -387,7 +392,12 @@ mod tests {
     #[test]
     fn a_flood_from_one_source_evicts_its_own_names_first() {
         let mut m = mem(1000, 64 * 1024);
-        m.learn(Scope::Source(1), b"db.svc.test", &[(ip("192.0.2.5"), 3600)], 0);
+        m.learn(
+            Scope::Source(1),
+            b"db.svc.test",
+            &[(ip("192.0.2.5"), 3600)],
+            0,
+        );
         m.learn(Scope::Host, b"host.test", &[(ip("192.0.2.6"), 3600)], 0);
         for i in 0..72_000u32 {
             let n = format!("n{i}.flood.test");
@@ -413,7 +423,12 @@ mod tests {
     #[test]
     fn no_ttl_outlives_a_day() {
         let mut m = mem(10, 1 << 20);
-        m.learn(Scope::Source(1), b"long.test", &[(ip("192.0.2.1"), i32::MAX as u32)], 0);
+        m.learn(
+            Scope::Source(1),
+            b"long.test",
+            &[(ip("192.0.2.1"), i32::MAX as u32)],
+            0,
+        );
         let day = u64::from(MAX_TTL_S) * S;
         assert!(name(&m, 1, "192.0.2.1", day + 60 * S - 1).is_some());
         assert_eq!(name(&m, 1, "192.0.2.1", day + 60 * S), None);

@@ -106,8 +106,7 @@ impl Watch {
             }
             if n.addrs.len() >= MAX_ADDRS {
                 // The one leaving soonest makes room (ties: the lowest).
-                let Some(old) = n.addrs.iter().map(|(a, t)| (*t, *a)).min().map(|(_, a)| a)
-                else {
+                let Some(old) = n.addrs.iter().map(|(a, t)| (*t, *a)).min().map(|(_, a)| a) else {
                     continue;
                 };
                 n.addrs.remove(&old);
@@ -142,7 +141,8 @@ impl Watch {
             self.names.iter_mut().find(|n| n.name == name),
             addrs.iter().map(|a| a.1).min(),
         ) {
-            let at = now_ns + (u64::from(ttl.min(MAX_TTL_S)) * S).clamp(MIN_RESOLVE_NS, MAX_RESOLVE_NS);
+            let at =
+                now_ns + (u64::from(ttl.min(MAX_TTL_S)) * S).clamp(MIN_RESOLVE_NS, MAX_RESOLVE_NS);
             if !n.resolving {
                 n.next_resolve_ns = n.next_resolve_ns.min(at).max(now_ns);
             }

@@ -5,6 +5,7 @@
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
+use crate::dns::pending::Pending;
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
 use crate::event::skel::{RawDns, RawEvent};
 use crate::event::{Attribution, Caller, Record, Slow};
@@ -106,6 +107,8 @@ pub struct DnsStats {
 
 struct Dns {
     memory: Memory,
+    /// Queries sent, for the answers to be paired with.
+    pending: Pending,
     host_netns: Option<u32>,
     own_pid: u32,
     stats: DnsStats,
@@ -175,6 +178,7 @@ impl Engine {
     pub fn set_dns(&mut self, cfg: DnsConfig) {
         self.dns = Some(Dns {
             memory: Memory::new(cfg.memory),
+            pending: Pending::default(),
             host_netns: cfg.host_netns,
             own_pid: cfg.own_pid,
             stats: DnsStats::default(),
@@ -193,9 +197,15 @@ impl Engine {
         }
     }
 
-    /// A DNS answer an application received.
+    /// A DNS answer an application received, or a query it sent.
     pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
         let Some(d) = &mut self.dns else { return };
+        if raw.query != 0 {
+            if let Some(q) = answer::parse_query(&raw.payload()) {
+                d.pending.sent(raw.sk, q, raw.ts_ns);
+            }
+            return;
+        }
         d.stats.answers += 1;
         let ans = match answer::parse(&raw.payload()) {
             Ok(a) => a,
@@ -212,6 +222,12 @@ impl Engine {
                 return;
             }
         };
+        // Only an answer to a query its socket sent: the same id and
+        // question (issue 29).
+        if !d.pending.answered(raw.sk, &ans, raw.ts_ns) {
+            d.stats.unmatched += 1;
+            return;
+        }
         d.stats.partial += u64::from(ans.partial);
         d.stats.addrs_dropped += ans.dropped as u64;
         let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
@@ -384,6 +400,7 @@ impl Engine {
         self.correlator.sweep(now_ns);
         if let Some(d) = &mut self.dns {
             d.memory.sweep(now_ns);
+            d.pending.sweep(now_ns);
         }
     }
 
