@@ -1,19 +1,24 @@
 //! The queries each socket has outstanding, so an answer counts only if
 //! its socket asked that question with that id (issue 29): a server
 //! cannot slip in an answer to a question it was not asked, and an answer
-//! forged into a socket that sent no query is nothing. Bounded: a few
-//! queries per socket, a few thousand sockets, each kept for a while;
-//! what goes first is the oldest. Pure: the caller passes the time.
+//! forged into a socket that sent no query is nothing. Bounded: some
+//! queries per socket (a forwarder has many in flight on one), a few
+//! thousand sockets and queries in all, each kept for a while; what goes
+//! first is the socket that asked least recently. Pure: the caller
+//! passes the time.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::answer::{Answer, Query};
 use crate::event::hash::FastHash;
 
-/// Queries kept per socket (a resolver asks A and AAAA, maybe twice).
-pub const PER_SOCKET: usize = 4;
-/// Sockets kept; past it, the one that asked least recently goes.
+/// Queries kept per socket: a stub asks A and AAAA; a forwarder such as
+/// dnsmasq has many in flight on one socket.
+pub const PER_SOCKET: usize = 64;
+/// Sockets and queries kept in all; past either, the socket that asked
+/// least recently goes.
 pub const MAX_SOCKETS: usize = 4096;
+pub const MAX_QUERIES: usize = 16_384;
 /// An answer later than this is not to a query still outstanding.
 pub const MAX_AGE_NS: u64 = 30_000_000_000;
 
@@ -29,6 +34,8 @@ pub struct Pending {
     /// Sockets by their last query, oldest first, with the generation.
     order: VecDeque<(u64, u64)>,
     generation: u64,
+    /// Queries held, in all sockets.
+    queries: usize,
 }
 
 impl Pending {
@@ -42,16 +49,20 @@ impl Pending {
         });
         if asked.queries.len() == PER_SOCKET {
             asked.queries.pop_front();
+            self.queries -= 1;
         }
         asked.queries.push_back((q, now_ns));
+        self.queries += 1;
         asked.generation = generation;
         self.order.push_back((sk, generation));
-        while self.sockets.len() > MAX_SOCKETS {
+        while self.sockets.len() > MAX_SOCKETS || self.queries > MAX_QUERIES {
             let Some((old, g)) = self.order.pop_front() else {
                 break;
             };
             if self.sockets.get(&old).is_some_and(|a| a.generation == g) {
-                self.sockets.remove(&old);
+                if let Some(a) = self.sockets.remove(&old) {
+                    self.queries -= a.queries.len();
+                }
             }
         }
         if self.order.len() > 2 * self.sockets.len() + 64 {
@@ -75,6 +86,7 @@ impl Pending {
             return false;
         };
         asked.queries.remove(i);
+        self.queries -= 1;
         if asked.queries.is_empty() {
             self.sockets.remove(&sk);
         }
@@ -83,11 +95,14 @@ impl Pending {
 
     /// Forgets queries past [`MAX_AGE_NS`] (the daemon calls it now and then).
     pub fn sweep(&mut self, now_ns: u64) {
+        let mut held = 0;
         self.sockets.retain(|_, a| {
             a.queries
                 .retain(|(_, at)| now_ns.saturating_sub(*at) < MAX_AGE_NS);
+            held += a.queries.len();
             !a.queries.is_empty()
         });
+        self.queries = held;
         let sockets = &self.sockets;
         self.order
             .retain(|(s, g)| sockets.get(s).is_some_and(|a| a.generation == *g));
@@ -136,13 +151,19 @@ mod tests {
         let mut p = Pending::default();
         for i in 0..100_000u64 {
             p.sent(i % 10_000, q("x.test", 1), i);
-            assert!(p.sockets() <= MAX_SOCKETS);
+            assert!(p.sockets() <= MAX_SOCKETS && p.queries <= MAX_QUERIES);
             assert!(p.order.len() <= 2 * MAX_SOCKETS + 64);
         }
+        for i in 0..100_000u64 {
+            p.sent(1, q(&format!("n{i}.test"), 1), i);
+            assert!(p.queries <= MAX_QUERIES);
+        }
+        let held: usize = p.sockets.values().map(|a| a.queries.len()).sum();
+        assert_eq!(held, p.queries);
         // The newest sockets are kept, each with its last few.
         assert!(p.answered(9_999, &a("x.test", 1), 100_000));
         assert!(!p.answered(0, &a("x.test", 1), 100_000));
-        for _ in 0..10 {
+        for _ in 0..100 {
             p.sent(7, q("y.test", 1), 0);
         }
         assert_eq!(p.sockets[&7].queries.len(), PER_SOCKET);
