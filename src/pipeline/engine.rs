@@ -309,9 +309,20 @@ impl Engine {
             }
             // Hook: metrics and resolution, per failure.
             if let Some(m) = &mut self.metrics {
-                let unit = attr
-                    .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
-                    .map_or_else(UnitId::default, |u| m.unit(u));
+                let unit = match attr {
+                    // A user's unit never reads as the system's.
+                    Some(a) if a.user_unit.is_some() => {
+                        let u = format!(
+                            "{}/{}",
+                            a.unit.as_deref().unwrap_or("?"),
+                            a.user_unit.as_deref().unwrap_or("")
+                        );
+                        m.unit(&u)
+                    }
+                    _ => attr
+                        .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
+                        .map_or_else(UnitId::default, |u| m.unit(u)),
+                };
                 m.failure(f, unit);
             }
             if let Some(r) = &mut self.resolver {

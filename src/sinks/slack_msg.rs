@@ -145,6 +145,10 @@ fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
         (None, None, Some(u)) => out.push(field("Unit", &esc(u))),
         (None, None, None) => {}
     }
+    // A user's own unit, below its manager (`user@1000.service`).
+    if let Some(u) = &a.user_unit {
+        out.push(field("User unit", &esc(u)));
+    }
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
         out.push(field(
             "Pod",
@@ -630,7 +634,7 @@ mod tests {
         assert!(f.dname.is_some());
         let v = render(
             "h",
-            &[Alert::First(f.clone(), Some(attr.clone()))],
+            &[Alert::First(f, Some(attr.clone()))],
             Folded::default(),
         );
         let mut objs = Vec::new();
@@ -651,8 +655,8 @@ mod tests {
         let g = render(
             "h",
             &[
-                Alert::First(f.clone(), Some(attr.clone())),
-                Alert::First(f.clone(), Some(attr)),
+                Alert::First(f, Some(attr.clone())),
+                Alert::First(f, Some(attr)),
             ],
             Folded::default(),
         );
