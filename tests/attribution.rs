@@ -179,16 +179,10 @@ fn a_users_delegated_cgroups_never_pass_as_the_systems() {
     }
     let net = Net::new(52);
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--syslog-socket",
-        syslog.path.to_str().unwrap(),
-        "--slack-url",
-        &slack.url(),
-    ])
-    .args(net.watch_args())
-    .start();
+    let d = Daemon::builder(["--format", "json"])
+        .alerts_to(&syslog, &slack)
+        .args(net.watch_args())
+        .start();
     let server = net.server_v4();
     let pid = std::process::id();
     // A random container id, so no real container is named.

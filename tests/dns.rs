@@ -108,6 +108,18 @@ fn client(net: &Net, cmd: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// curl to `url` in the client namespace (it fails: nothing listens).
+fn curl(net: &Net, url: &str) {
+    client(net, "curl", &["-s", "-m", "2", url]);
+}
+
+/// tcpstate with the DNS hook on, watching the test's namespaces.
+fn named(net: &Net) -> Daemon {
+    Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
+        .args(net.watch_args())
+        .start()
+}
+
 /// tcpstate watching `--dest NAME` (with the DNS hook on), inside the
 /// client namespace: it resolves through the test's dnsmasq too.
 fn watching(net: &Net, name: &str) -> Daemon {
@@ -139,18 +151,10 @@ fn failures_carry_the_name_the_application_resolved() {
     // attach no DNS hook; on takes the fallback. Alerts to a real HTTP
     // server standing in for Slack and a real syslog datagram socket.
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--dns-names",
-        "on",
-        "--syslog-socket",
-        syslog.path.to_str().unwrap(),
-        "--slack-url",
-        &slack.url(),
-    ])
-    .args(net.watch_args())
-    .start();
+    let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
+        .alerts_to(&syslog, &slack)
+        .args(net.watch_args())
+        .start();
     // Nothing listens on port 8080: each is refused. A CNAME keeps the
     // name asked for; IPv6; then an address nobody resolved.
     for url in [
@@ -158,7 +162,7 @@ fn failures_carry_the_name_the_application_resolved() {
         "http://v6.tsdns.test:8080/".to_string(),
         format!("http://198.18.{n}.4:8080/"),
     ] {
-        client(&net, "curl", &["-s", "-m", "2", &url]);
+        curl(&net, &url);
     }
     let lines = syslog.wait_for("TCP failure detected", 3, Duration::from_secs(5));
     let reqs = slack.wait_requests(1, Duration::from_secs(5));
@@ -198,16 +202,8 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
     // The daemon resolves through the test's dnsmasq: it runs in the
     // client namespace, whose resolv.conf points there.
     let d = watching(&net, "api.tsdns.test");
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", "http://api.tsdns.test:8080/"],
-    );
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
-    );
+    curl(&net, "http://api.tsdns.test:8080/");
+    curl(&net, &format!("http://198.18.{n}.2:8080/"));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.stop();
     assert!(
@@ -241,7 +237,7 @@ fn a_watched_name_that_moves_is_followed() {
     let dns = Dns::start_ttl(&net, &at(3), &[], 1);
     let d = watching(&net, "moving.tsdns.test");
     let url = "http://moving.tsdns.test:8080/";
-    client(&net, "curl", &["-s", "-m", "2", url]);
+    curl(&net, url);
     dns.rewrite(&at(4));
     // Past the old answer's TTL; an application looks the name up (the
     // answer reaches tcpstate), then connects.
@@ -249,13 +245,9 @@ fn a_watched_name_that_moves_is_followed() {
     let (ok, moved) = client(&net, "getent", &["hosts", "moving.tsdns.test"]);
     assert!(ok && moved.contains(&format!("198.18.{n}.4")), "{moved}");
     std::thread::sleep(Duration::from_millis(300));
-    client(&net, "curl", &["-s", "-m", "2", url]);
+    curl(&net, url);
     // Nobody resolved .2 to a watched name: not watched.
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
-    );
+    curl(&net, &format!("http://198.18.{n}.2:8080/"));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.stop();
     assert!(
@@ -395,7 +387,7 @@ fn a_user_cannot_blind_a_watched_name() {
         "the failure at the new address",
         Duration::from_secs(15),
         || {
-            client(&net, "curl", &["-s", "-m", "2", url]);
+            curl(&net, url);
             let needle = format!("\"daddr\":\"198.18.{n}.4\"");
             d.lines().iter().any(|l| l.contains(&needle)).then_some(())
         },
@@ -436,27 +428,17 @@ fn an_answer_to_another_question_names_nothing() {
         net.server_v4()
     );
     std::fs::write(etc.join("resolv.conf"), conf).unwrap();
-    let d = Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
-        .args(net.watch_args())
-        .start();
+    let d = named(&net);
     // An honest answer first: its name is shown (the test can fail).
     let (ok, good) = client(&net, "getent", &["hosts", "good.tsdns.test"]);
     assert!(ok, "{good}");
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", "http://good.tsdns.test:8080/"],
-    );
+    curl(&net, "http://good.tsdns.test:8080/");
     // glibc refuses the swapped answer; the address is then tried bare.
     let (ok, _) = client(&net, "getent", &["hosts", "shop.tsdns.test"]);
     assert!(!ok, "glibc took an answer to another question");
     let _ = std::fs::remove_dir_all(&etc);
     let _swap2 = Hostile::start(&net, net.server_v4_extra(4), &["swap", &bank]);
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.3:8080/")],
-    );
+    curl(&net, &format!("http://198.18.{n}.3:8080/"));
     std::thread::sleep(Duration::from_millis(300));
     let out = d.stop();
     let good = out.one("connect_failed", sock(net.server_v4(), 8080));
@@ -478,9 +460,7 @@ fn a_datagram_read_over_a_forged_source_names_nothing() {
     let n = net.n;
     let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 real.tsdns.test\n");
     let _dns = Dns::start(&net, &hosts, &[]);
-    let d = Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
-        .args(net.watch_args())
-        .start();
+    let d = named(&net);
     let forged = format!("198.18.{n}.4");
     let (ok, _) = client(
         &net,
@@ -488,16 +468,8 @@ fn a_datagram_read_over_a_forged_source_names_nothing() {
         &[&hostile_py(), "trick", "forged.tsdns.test", &forged],
     );
     assert!(ok, "the trick ran");
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", "http://real.tsdns.test:8080/"],
-    );
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://{forged}:8080/")],
-    );
+    curl(&net, "http://real.tsdns.test:8080/");
+    curl(&net, &format!("http://{forged}:8080/"));
     std::thread::sleep(Duration::from_millis(300));
     let out = d.stop();
     let real = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
@@ -520,9 +492,7 @@ fn a_flood_from_one_source_leaves_another_sources_name() {
     let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 svc.tsdns.test\n");
     let _dns = Dns::start_ttl(&net, &hosts, &[], 3600);
     let _flood = Hostile::start(&net, net.server_v4_extra(4), &["flood"]);
-    let d = Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
-        .args(net.watch_args())
-        .start();
+    let d = named(&net);
     let (ok, _) = client(&net, "getent", &["hosts", "svc.tsdns.test"]);
     assert!(ok);
     let cg = OwnCgroup::new("flood");
@@ -533,11 +503,7 @@ fn a_flood_from_one_source_leaves_another_sources_name() {
         Some(&cg),
         &["ask", &server, "n{i}.flood.tsdns.test", "90000"]
     ));
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.3:8080/")],
-    );
+    curl(&net, &format!("http://198.18.{n}.3:8080/"));
     std::thread::sleep(Duration::from_millis(300));
     let out = d.stop();
     eprintln!("{}", out.stderr);
