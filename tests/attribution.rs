@@ -289,3 +289,45 @@ fn a_users_delegated_cgroups_never_pass_as_the_systems() {
     let slack_text: String = reqs.iter().map(|(_, b)| b.to_string()).collect();
     assert!(slack_text.contains("*User unit*"), "{slack_text}");
 }
+
+/// Issue 29, finding 8: cgroup names that are not UTF-8 are escaped byte
+/// by byte: two such cgroups never read the same.
+#[test]
+fn cgroups_named_in_bytes_that_are_not_utf8_read_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    if !require_root("cgroups_named_in_bytes_that_are_not_utf8_read_apart") {
+        return;
+    }
+    let net = Net::new(53);
+    let d = net.json_daemon(&[]);
+    let server = net.server_v4();
+    let pid = std::process::id();
+    let mut made = Vec::new();
+    for (b, port) in [(0xfe_u8, 1021), (0xff, 1022)] {
+        let mut name = format!("t29-{pid}-").into_bytes();
+        name.extend_from_slice(&[b, b'.']);
+        name.extend_from_slice(b"service");
+        let dir = cgroup_v2_root().join(std::ffi::OsStr::from_bytes(&name));
+        std::fs::create_dir(&dir).unwrap();
+        // The path as bytes, through "$1": curl_in's text would not do.
+        let script = format!(
+            "echo $$ > \"$1/cgroup.procs\" && exec ip netns exec {} curl -s --max-time 5 http://{server}:{port}/",
+            net.client
+        );
+        let st = Command::new("sh")
+            .args(["-c", &script, "sh"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(7), "curl, refused");
+        made.push(Cgroup {
+            made: vec![dir.clone()],
+            leaf: dir,
+        });
+    }
+    let out = d.stop();
+    let (a, b) = (out.failure_to(1021), out.failure_to(1022));
+    assert_eq!(a["unit"], format!(r"t29-{pid}-\\xfe.service"), "{a}");
+    assert_eq!(b["unit"], format!(r"t29-{pid}-\\xff.service"), "{b}");
+    assert_ne!(a["cgroup"], b["cgroup"]);
+}
