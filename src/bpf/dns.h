@@ -214,7 +214,12 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 	struct sock *sk;
 	__u16 port = 0;
 
-	if (n < 12 || !buf || bpf_probe_read_user(hdr, sizeof(hdr), buf))
+	if (n < 12 || !buf)
+		return;
+	/* A query is small: a large write (most of them) is not looked at. */
+	if (query && n > TCPSTATE_DNS_MAX)
+		return;
+	if (bpf_probe_read_user(hdr, sizeof(hdr), buf))
 		return;
 	/* QR as expected, a standard query's opcode, one question. */
 	if ((hdr[2] & 0xf8) != (query ? 0 : 0x80) || hdr[4] != 0 || hdr[5] != 1)
