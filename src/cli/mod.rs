@@ -100,9 +100,10 @@ pub struct Cli {
     pub connect_errors: ConnectErrors,
 
     /// Whether failures are named by the DNS name the application resolved
-    /// (and --dest names follow the answers applications receive): auto uses
-    /// a BPF trampoline on skb_consume_udp, which only UDP receives pay for,
-    /// where the kernel attaches one, and nothing elsewhere; on also takes
+    /// (and --dest names follow the answers the host's resolver receives):
+    /// auto uses BPF trampolines on skb_consume_udp and udp_send_skb, which
+    /// only UDP receives and sends pay for,
+    /// where the kernel attaches them, and nothing elsewhere; on also takes
     /// the raw_syscalls tracepoint, which every syscall on the host pays
     /// for, where the kernel refuses trampolines; off attaches neither.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = DnsNames::Auto, env = "TCPSTATE_DNS_NAMES")]
