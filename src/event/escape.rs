@@ -10,9 +10,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Bytes that should be text (a cgroup's directory name) as a string: as
-/// they are when UTF-8, else each byte that is not as `\xNN`, so two
-/// names never read the same as they would with U+FFFD in their place.
-/// (Shown through [`write`], the escape is escaped once more: `\\xff`.)
+/// they are when UTF-8, else each byte that is not as `\xNN`, so names
+/// that differ in such bytes read apart, as they would not with U+FFFD in
+/// their place. (A UTF-8 name that spells `\xff` itself still reads as
+/// the byte does: a string cannot hold both.) Shown through [`write`],
+/// the escape is escaped once more: `\\xff`.
 pub fn text_of(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(s);
