@@ -447,3 +447,59 @@ fn sigterm_ends_the_daemon_within_5s_with_slack_hanging() {
         out.stderr
     );
 }
+
+/// Issue 29, finding 7: Slack refuses a message as invalid (HTTP 400, as
+/// for `invalid_blocks`). The lone alert is sent again without blocks; a
+/// message of several is sent again alert by alert. None is lost.
+#[test]
+fn a_message_slack_refuses_is_sent_again_and_no_alert_is_lost() {
+    if !require_root("a_message_slack_refuses_is_sent_again_and_no_alert_is_lost") {
+        return;
+    }
+    let net = Net::new(87);
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    // 429 holds the first alert back (Retry-After 2 s) while the others
+    // queue; its retry is refused, then the batch of the others too.
+    slack.then_answer(&[
+        "429 Too Many Requests",
+        "400 Bad Request",
+        "200 OK",
+        "400 Bad Request",
+    ]);
+    let d = daemon(&net, &syslog, &slack.url(), "60s");
+    for port in [9, 10, 11, 12] {
+        let to = sock(net.server_v4(), port);
+        assert_eq!(
+            net.in_client("t-refused", move || connect_err(to)),
+            ECONNREFUSED
+        );
+        if port == 9 {
+            slack.wait_requests(1, Duration::from_secs(5));
+        }
+    }
+    let reqs = slack.wait_requests(7, Duration::from_secs(15));
+    let out = d.stop();
+    let bodies: Vec<&Value> = reqs.iter().map(|r| &r.1).collect();
+    assert_eq!(bodies.len(), 7, "{bodies:#?}");
+    // The lone alert, refused, went as plain text.
+    assert!(bodies[2].get("blocks").is_none(), "{}", bodies[2]);
+    assert!(text(bodies[2]).contains(":9 refused"), "{}", bodies[2]);
+    // The batch of three, refused, went one by one.
+    assert!(
+        text(bodies[3]).contains("3 TCP failure alerts"),
+        "{}",
+        bodies[3]
+    );
+    for (b, port) in bodies[4..].iter().zip([10, 11, 12]) {
+        let t = b["text"].as_str().unwrap();
+        assert!(t.starts_with("TCP failure detected on "), "{t}");
+        assert!(t.contains(&format!(":{port} refused")), "{t}");
+    }
+    assert_eq!(out.stat("slack_alerts"), 4, "{}", out.stderr);
+    assert_eq!(out.stat("slack_lost_alerts"), 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sending its 3 alerts again one by one"),
+        "{}",
+        out.stderr
+    );
+}

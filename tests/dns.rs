@@ -8,9 +8,26 @@
 
 mod common;
 
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+
+/// Every daemon sees every DNS answer on the host: the flood test runs
+/// alone, the others together.
+static QUIET: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// curl to `url` in the client namespace (it fails: nothing listens).
+fn curl(net: &Net, url: &str) {
+    client(net, "curl", &["-s", "-m", "2", url]);
+}
+
+/// tcpstate with the DNS hook on, watching the test's namespaces.
+fn named(net: &Net) -> Daemon {
+    Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
+        .args(net.watch_args())
+        .start()
+}
 
 /// tcpstate watching `--dest NAME` (with the DNS hook on), inside the
 /// client namespace: it resolves through the test's dnsmasq too.
@@ -33,6 +50,7 @@ fn failures_carry_the_name_the_application_resolved() {
     if !require_root("failures_carry_the_name_the_application_resolved") {
         return;
     }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(80);
     let n = net.n;
     let hosts = format!(
@@ -43,18 +61,10 @@ fn failures_carry_the_name_the_application_resolved() {
     // attach no DNS hook; on takes the fallback. Alerts to a real HTTP
     // server standing in for Slack and a real syslog datagram socket.
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--dns-names",
-        "on",
-        "--syslog-socket",
-        syslog.path.to_str().unwrap(),
-        "--slack-url",
-        &slack.url(),
-    ])
-    .args(net.watch_args())
-    .start();
+    let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
+        .alerts_to(&syslog, &slack)
+        .args(net.watch_args())
+        .start();
     // Nothing listens on port 8080: each is refused. A CNAME keeps the
     // name asked for; IPv6; then an address nobody resolved.
     for url in [
@@ -62,7 +72,7 @@ fn failures_carry_the_name_the_application_resolved() {
         "http://v6.tsdns.test:8080/".to_string(),
         format!("http://198.18.{n}.4:8080/"),
     ] {
-        client(&net, "curl", &["-s", "-m", "2", &url]);
+        curl(&net, &url);
     }
     let lines = syslog.wait_for("TCP failure detected", 3, Duration::from_secs(5));
     let reqs = slack.wait_requests(1, Duration::from_secs(5));
@@ -95,6 +105,7 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
     if !require_root("a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched") {
         return;
     }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(81);
     let n = net.n;
     let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 api.tsdns.test\n");
@@ -102,16 +113,8 @@ fn a_watched_name_is_resolved_in_its_namespace_and_only_it_is_watched() {
     // The daemon resolves through the test's dnsmasq: it runs in the
     // client namespace, whose resolv.conf points there.
     let d = watching(&net, "api.tsdns.test");
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", "http://api.tsdns.test:8080/"],
-    );
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
-    );
+    curl(&net, "http://api.tsdns.test:8080/");
+    curl(&net, &format!("http://198.18.{n}.2:8080/"));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.stop();
     assert!(
@@ -138,6 +141,7 @@ fn a_watched_name_that_moves_is_followed() {
     if !require_root("a_watched_name_that_moves_is_followed") {
         return;
     }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(82);
     let n = net.n;
     let at =
@@ -145,7 +149,7 @@ fn a_watched_name_that_moves_is_followed() {
     let dns = Dns::start_ttl(&net, &at(3), &[], 1);
     let d = watching(&net, "moving.tsdns.test");
     let url = "http://moving.tsdns.test:8080/";
-    client(&net, "curl", &["-s", "-m", "2", url]);
+    curl(&net, url);
     dns.rewrite(&at(4));
     // Past the old answer's TTL; an application looks the name up (the
     // answer reaches tcpstate), then connects.
@@ -153,13 +157,9 @@ fn a_watched_name_that_moves_is_followed() {
     let (ok, moved) = client(&net, "getent", &["hosts", "moving.tsdns.test"]);
     assert!(ok && moved.contains(&format!("198.18.{n}.4")), "{moved}");
     std::thread::sleep(Duration::from_millis(300));
-    client(&net, "curl", &["-s", "-m", "2", url]);
+    curl(&net, url);
     // Nobody resolved .2 to a watched name: not watched.
-    client(
-        &net,
-        "curl",
-        &["-s", "-m", "2", &format!("http://198.18.{n}.2:8080/")],
-    );
+    curl(&net, &format!("http://198.18.{n}.2:8080/"));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.stop();
     assert!(
@@ -178,4 +178,256 @@ fn a_watched_name_that_moves_is_followed() {
         "198.18.{n}.2 is not watched: {:?}",
         out.stdout
     );
+}
+
+/// tests/dns-hostile/hostile.py: a hostile DNS peer and client (Python,
+/// standard library), readable by nobody.
+fn hostile_py() -> String {
+    format!(
+        "{}/tests/dns-hostile/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A hostile DNS server on `addr`:53 in the server namespace; gone on drop.
+struct Hostile(Child);
+
+impl Hostile {
+    fn start(net: &Net, addr: std::net::Ipv4Addr, mode: &[&str]) -> Hostile {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.server,
+                "/usr/bin/python3",
+                &hostile_py(),
+                "serve",
+            ])
+            .arg(addr.to_string())
+            .args(mode)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "hostile server");
+        Hostile(child)
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A cgroup of its own under the cgroup v2 root (prefix t29), removed on
+/// drop.
+struct OwnCgroup(std::path::PathBuf);
+
+impl OwnCgroup {
+    fn new(tag: &str) -> OwnCgroup {
+        let p = cgroup_v2_root().join(format!("t29-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        OwnCgroup(p)
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Runs hostile.py with `args` in the client namespace as nobody, in
+/// `cg` if given: a local user with no privilege.
+fn as_nobody(net: &Net, cg: Option<&OwnCgroup>, args: &[&str]) -> bool {
+    let mut script = String::new();
+    if let Some(cg) = cg {
+        // Into the cgroup first: `ip netns exec` remounts /sys.
+        script += &format!("echo $$ > {}/cgroup.procs && ", cg.0.display());
+    }
+    script += &format!(
+        "exec ip netns exec {} setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 {}",
+        net.client,
+        hostile_py()
+    );
+    for a in args {
+        script += &format!(" '{a}'");
+    }
+    Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Issue 29, finding 2: a user fills a watched name with bogus addresses
+/// (TTL 2^31-1) from a server of its own; then the name really moves. The
+/// watch follows only tcpstate's own lookups and the host's resolver, so
+/// the failure at the new address is reported.
+#[test]
+fn a_user_cannot_blind_a_watched_name() {
+    if !require_root("a_user_cannot_blind_a_watched_name") {
+        return;
+    }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(83);
+    let n = net.n;
+    let at =
+        |host: u8| format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.{host} real.tsdns.test\n");
+    let dns = Dns::start_ttl(&net, &at(3), &[], 1);
+    let d = watching(&net, "real.tsdns.test");
+    let _bogus = Hostile::start(&net, net.server_v4_extra(4), &["bogus"]);
+    let asked = as_nobody(
+        &net,
+        None,
+        &[
+            "ask",
+            &net.server_v4_extra(4).to_string(),
+            "real.tsdns.test",
+            "4",
+        ],
+    );
+    assert!(asked, "the forged answers were received");
+    dns.rewrite(&at(4));
+    let url = "http://real.tsdns.test:8080/";
+    let moved = poll(
+        "the failure at the new address",
+        Duration::from_secs(15),
+        || {
+            curl(&net, url);
+            let needle = format!("\"daddr\":\"198.18.{n}.4\"");
+            d.lines().iter().any(|l| l.contains(&needle)).then_some(())
+        },
+    );
+    let out = d.stop();
+    assert!(moved.is_some(), "not reported: {}", out.stderr);
+    let moved: Vec<_> = out
+        .failures()
+        .into_iter()
+        .filter(|v| v["daddr"] == format!("198.18.{n}.4"))
+        .collect();
+    assert!(
+        moved.iter().all(|v| v["dname"] == "real.tsdns.test"),
+        "{moved:?}"
+    );
+    assert!(out.stat("dns_untrusted") >= 4, "{}", out.stderr);
+    assert!(
+        !out.stdout.iter().any(|l| l.contains("10.99.")),
+        "a bogus address was watched"
+    );
+}
+
+/// Issue 29, finding 4: a server answers `shop` with a response whose
+/// question is another name. The answer answers no query: no name.
+#[test]
+fn an_answer_to_another_question_names_nothing() {
+    if !require_root("an_answer_to_another_question_names_nothing") {
+        return;
+    }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(84);
+    let n = net.n;
+    let bank = format!("bank.tsdns.test=198.18.{n}.3");
+    let _swap = Hostile::start(&net, net.server_v4(), &["swap", &bank]);
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = format!(
+        "nameserver {}\noptions attempts:1 timeout:1\n",
+        net.server_v4()
+    );
+    std::fs::write(etc.join("resolv.conf"), conf).unwrap();
+    let d = named(&net);
+    // An honest answer first: its name is shown (the test can fail).
+    let (ok, good) = client(&net, "getent", &["hosts", "good.tsdns.test"]);
+    assert!(ok, "{good}");
+    curl(&net, "http://good.tsdns.test:8080/");
+    // glibc refuses the swapped answer; the address is then tried bare.
+    let (ok, _) = client(&net, "getent", &["hosts", "shop.tsdns.test"]);
+    assert!(!ok, "glibc took an answer to another question");
+    let _ = std::fs::remove_dir_all(&etc);
+    let _swap2 = Hostile::start(&net, net.server_v4_extra(4), &["swap", &bank]);
+    curl(&net, &format!("http://198.18.{n}.3:8080/"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = d.stop();
+    let good = out.one("connect_failed", sock(net.server_v4(), 8080));
+    assert_eq!(good["dname"], "good.tsdns.test", "{good}");
+    let shop = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert!(shop["dname"].is_null(), "{shop}");
+    assert!(out.stat("dns_unmatched") >= 1, "{}", out.stderr);
+}
+
+/// Issue 29, finding 3: on the fallback, a process sends itself an
+/// "answer" and reads it with recvfrom(addrlen=0) over a sockaddr that
+/// says port 53. It sent no query: no name.
+#[test]
+fn a_datagram_read_over_a_forged_source_names_nothing() {
+    if !require_root("a_datagram_read_over_a_forged_source_names_nothing") {
+        return;
+    }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(85);
+    let n = net.n;
+    let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 real.tsdns.test\n");
+    let _dns = Dns::start(&net, &hosts, &[]);
+    let d = named(&net);
+    let forged = format!("198.18.{n}.4");
+    let (ok, _) = client(
+        &net,
+        "/usr/bin/python3",
+        &[&hostile_py(), "trick", "forged.tsdns.test", &forged],
+    );
+    assert!(ok, "the trick ran");
+    curl(&net, "http://real.tsdns.test:8080/");
+    curl(&net, &format!("http://{forged}:8080/"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = d.stop();
+    let real = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert_eq!(real["dname"], "real.tsdns.test", "{real}");
+    let v = out.one("connect_failed", sock(net.server_v4_extra(4), 8080));
+    assert!(v["dname"].is_null(), "{v}");
+    assert!(out.stat("dns_unmatched") >= 1, "{}", out.stderr);
+}
+
+/// Issue 29, finding 5: nobody floods the name memory with unique names
+/// from a cgroup of its own, past its bound; a service's name, learned
+/// before, survives.
+#[test]
+fn a_flood_from_one_source_leaves_another_sources_name() {
+    if !require_root("a_flood_from_one_source_leaves_another_sources_name") {
+        return;
+    }
+    // Alone: every daemon sees the flood, and skips answers under it.
+    let _alone = QUIET.write().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(86);
+    let n = net.n;
+    let hosts = format!("198.18.{n}.2 ready.tsdns.test\n198.18.{n}.3 svc.tsdns.test\n");
+    let _dns = Dns::start_ttl(&net, &hosts, &[], 3600);
+    let _flood = Hostile::start(&net, net.server_v4_extra(4), &["flood"]);
+    let d = named(&net);
+    let (ok, _) = client(&net, "getent", &["hosts", "svc.tsdns.test"]);
+    assert!(ok);
+    let cg = OwnCgroup::new("flood");
+    let server = net.server_v4_extra(4).to_string();
+    // Past the memory's 65,536 names.
+    assert!(as_nobody(
+        &net,
+        Some(&cg),
+        &["ask", &server, "n{i}.flood.tsdns.test", "90000"]
+    ));
+    curl(&net, &format!("http://198.18.{n}.3:8080/"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = d.stop();
+    eprintln!("{}", out.stderr);
+    assert!(
+        out.stat("dns_evicted") > 0,
+        "the flood did not fill the memory"
+    );
+    let v = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
+    assert_eq!(v["dname"], "svc.tsdns.test", "{v}");
 }

@@ -845,3 +845,154 @@ fn a_busy_metrics_port_exits_2() {
         "{err}"
     );
 }
+
+/// The shipped example's Slack template (`key`: title or text) of
+/// `receiver`, as YAML folds its `>-` block: lines joined by spaces.
+fn example_template(receiver: &str, key: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/examples/alertmanager.yml"
+    );
+    let yml = std::fs::read_to_string(path).unwrap();
+    let from = yml.find(&format!("- name: {receiver}\n")).unwrap();
+    let rest = &yml[from..];
+    let at = rest.find(&format!("{key}: >-\n")).unwrap();
+    let mut lines = rest[at..].lines().skip(1);
+    let first = lines.next().unwrap();
+    let indent = first.len() - first.trim_start().len();
+    std::iter::once(first)
+        .chain(lines.take_while(|l| l.len() - l.trim_start().len() >= indent))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `template` rendered by amtool over a notification as Alertmanager's
+/// webhook sent it (the same data its Slack receiver renders).
+fn amtool_render(template: &str, data: &Value) -> String {
+    let dir = TempDir::new("t29-amtool");
+    std::fs::write(dir.path().join("empty.tmpl"), "").unwrap();
+    std::fs::write(dir.path().join("data.json"), data.to_string()).unwrap();
+    let out = Command::new("amtool")
+        .args(["template", "render"])
+        .arg(format!("--template.glob={}/*.tmpl", dir.path().display()))
+        .arg(format!("--template.text={template}"))
+        .arg(format!(
+            "--template.data={}/data.json",
+            dir.path().display()
+        ))
+        .output()
+        .expect("amtool (prometheus-alertmanager) installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issue 29, finding 6: a DNS name and a process name with Slack markup
+/// (`<!channel>`, `<http://x|y>`, `&`) reach the real Alertmanager as
+/// text, and the shipped example template renders them as text.
+#[test]
+fn slack_markup_reaches_alertmanager_and_its_template_as_text() {
+    if !require_root("slack_markup_reaches_alertmanager_and_its_template_as_text") {
+        return;
+    }
+    let net = Net::new(31);
+    let hook = FakeSlack::start();
+    let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
+    // A DNS server that answers any name with its own address.
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dns-hostile/hostile.py");
+    let server = net.server_v4().to_string();
+    let mut dns = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.server,
+            "/usr/bin/python3",
+            py,
+            "serve",
+        ])
+        .args([&server, "swap", "x=0.0.0.0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    dns.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--dns-names",
+        "on",
+        "--alertmanager-url",
+        &format!("http://127.0.0.1:{}", am.port),
+    ])
+    .args(net.watch_args())
+    .hostname("fleet-markup")
+    .start();
+    let name = "<!channel>&<http://evil.example|click>.echo.t";
+    let asked = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.client,
+            "/usr/bin/python3",
+            py,
+            "ask",
+            &server,
+            name,
+            "1",
+        ])
+        .status()
+        .unwrap();
+    assert!(asked.success());
+    let to = sock(net.server_v4(), 9);
+    assert_eq!(
+        net.in_client("<!here>&", move || connect_err(to)),
+        ECONNREFUSED
+    );
+    let firing = wait("TCPConnectFailures firing", Duration::from_secs(20), || {
+        hook.requests()
+            .into_iter()
+            .find(|r| r.1["groupLabels"]["alertname"] == "TCPConnectFailures")
+    });
+    let _ = dns.kill();
+    let _ = dns.wait();
+    let out = d.stop();
+    let posted = firing.1.to_string();
+    eprintln!("as Alertmanager sent it: {posted}");
+    let a = &firing.1["alerts"][0]["annotations"];
+    assert_eq!(
+        a["dname"], r"\x3c!channel\x3e\x26\x3chttp://evil.example|click\x3e.echo.t",
+        "{a}"
+    );
+    assert!(
+        a["processes"]
+            .as_str()
+            .unwrap()
+            .starts_with(r"\x3c!here\x3e\x26["),
+        "{a}"
+    );
+    assert!(!posted.contains(['<', '>', '&']), "{posted}");
+    for key in ["title", "text"] {
+        let t = example_template("tcpstate-slack", key);
+        let shown = amtool_render(&t, &firing.1);
+        eprintln!("{key}: {shown}");
+        assert!(
+            key == "title" || shown.contains(r"\x3c!channel\x3e"),
+            "{shown}"
+        );
+        assert!(!shown.contains("<!") && !shown.contains("<http"), "{shown}");
+    }
+    // The rules' receiver escapes label values Prometheus passes on raw.
+    let mut rule = firing.1.clone();
+    rule["alerts"][0]["annotations"]["description"] = "<!channel> & <http://x|y>".into();
+    let shown = amtool_render(&example_template("tcpstate-rules-slack", "text"), &rule);
+    assert!(
+        shown.contains("&lt;!channel&gt; &amp; &lt;http://x|y&gt;"),
+        "{shown}"
+    );
+    assert_eq!(out.stat("am_lost_alerts"), 0, "{}", out.stderr);
+}

@@ -18,15 +18,17 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::attribution::bounded::Bounded;
-pub use crate::attribution::cgroup_path::{container, container_ref, pod, unit};
+pub use crate::attribution::cgroup_path::{container, container_ref, delegation, pod, unit, units};
 use crate::attribution::containers::{self, NameStats, Names};
 pub use crate::attribution::runtime_names::{ContainerRef, Runtime};
+use crate::event::escape::text_of;
 use crate::event::hash::FastHash;
 use crate::event::Attribution;
 use crate::pipeline::engine::Attributor;
@@ -45,11 +47,25 @@ pub type CgroupInfo = Attribution;
 
 impl Attribution {
     pub fn new(id: u64, path: &str) -> Self {
+        Attribution::owned(id, path, None)
+    }
+
+    /// `owned`: the first directory of the path a non-root uid owns (its
+    /// component index, and the uid), as the walk found it.
+    pub fn owned(id: u64, path: &str, owned: Option<(usize, u32)>) -> Self {
+        let delegated = delegation(path, owned);
+        let (unit, user_unit) = units(path, delegated);
+        let container = container_ref(path);
+        // A container below where the subtree starts is the user's own
+        // (or a name it chose): only its own storage may name it.
+        let owner = delegated.map(|(_, uid)| uid);
         Attribution {
             id,
             path: path.to_string(),
-            unit: unit(path).map(str::to_string),
-            container: container(path),
+            unit: unit.map(str::to_string),
+            user_unit: user_unit.map(str::to_string),
+            owner,
+            container: container.map(|c| c.id),
             pod: pod(path),
             container_name: None,
             pod_name: None,
@@ -161,16 +177,16 @@ impl Cgroups {
         let mut found = Vec::new();
         walk(&self.root, &mut found);
         let mut wanted = None;
-        for (id, path) in found {
+        for (id, path, owned) in found {
             if Some(id) == want {
-                wanted = Some(path);
+                wanted = Some((path, owned));
             } else if !self.map.contains_key(&id) {
-                self.insert(CgroupInfo::new(id, &path));
+                self.insert(CgroupInfo::owned(id, &path, owned));
             }
         }
-        if let (Some(id), Some(path)) = (want, wanted) {
+        if let (Some(id), Some((path, owned))) = (want, wanted) {
             if !self.map.contains_key(&id) {
-                self.insert(CgroupInfo::new(id, &path));
+                self.insert(CgroupInfo::owned(id, &path, owned));
             }
         }
     }
@@ -194,9 +210,10 @@ impl Cgroups {
             self.named.clear();
         }
         self.named.insert(id);
-        let Some(c) = container_ref(&info.path) else {
+        let Some(mut c) = container_ref(&info.path) else {
             return;
         };
+        c.owner = info.owner;
         let n = names.lookup(&c);
         if n.is_empty() {
             return;
@@ -223,16 +240,22 @@ impl Cgroups {
     }
 }
 
-/// Every directory under `root` as (inode, "/relative/path"), the root
-/// itself as "/". Unreadable directories (a cgroup removed meanwhile) are
-/// skipped.
-fn walk(root: &Path, out: &mut Vec<(u64, String)>) {
+/// A directory the walk found: inode, "/relative/path", and the first
+/// directory on its way that a non-root uid owns (component index, uid).
+type Found = (u64, String, Option<(usize, u32)>);
+
+/// Every directory under `root`, the root itself as "/". Unreadable
+/// directories (a cgroup removed meanwhile) are skipped. Names that are
+/// not UTF-8 are escaped (`event::escape::text_of`). Each directory
+/// outside a delegated subtree is stat'ed for its owner; inside one, its
+/// children need not be.
+fn walk(root: &Path, out: &mut Vec<Found>) {
     let Ok(meta) = std::fs::metadata(root) else {
         return;
     };
-    out.push((meta.ino(), "/".to_string()));
-    let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
-    while let Some((dir, rel, depth)) = stack.pop() {
+    out.push((meta.ino(), "/".to_string(), None));
+    let mut stack = vec![(root.to_path_buf(), String::new(), 0usize, None)];
+    while let Some((dir, rel, depth, owned)) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -245,10 +268,14 @@ fn walk(root: &Path, out: &mut Vec<(u64, String)>) {
                 continue;
             }
             let name = e.file_name();
-            let child = format!("{rel}/{}", name.to_string_lossy());
-            out.push((e.ino(), child.clone()));
+            let child = format!("{rel}/{}", text_of(name.as_bytes()));
+            let owned = owned.or_else(|| {
+                let uid = e.metadata().ok()?.uid();
+                (uid != 0).then_some((depth, uid))
+            });
+            out.push((e.ino(), child.clone(), owned));
             if depth + 1 < MAX_DEPTH {
-                stack.push((e.path(), child, depth + 1));
+                stack.push((e.path(), child, depth + 1, owned));
             }
         }
     }
@@ -383,6 +410,8 @@ mod tests {
                 id: 42,
                 path: "/system.slice/nginx.service".into(),
                 unit: Some("nginx.service".into()),
+                user_unit: None,
+                owner: None,
                 container: None,
                 pod: None,
                 container_name: None,
@@ -390,6 +419,41 @@ mod tests {
                 pod_namespace: None,
             }
         );
+        // A user's: the manager is the unit, the user's own unit apart.
+        let p =
+            format!("/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID}.scope");
+        let i = CgroupInfo::new(43, &p);
+        assert_eq!(i.unit.as_deref(), Some("user@1000.service"));
+        assert_eq!(i.user_unit, Some(format!("docker-{ID}.scope")));
+        assert_eq!((i.owner, i.container.as_deref()), (Some(1000), Some(ID)));
+    }
+
+    /// Issue 29, finding 1: a directory a user owns starts its subtree,
+    /// found by the walk of the real tree (a scratch one, chowned).
+    #[test]
+    fn the_walk_finds_who_owns_a_subtree() {
+        let root = crate::attribution::scratch::Scratch::new("cg-owned");
+        let deleg = root.0.join("system.slice/build.service");
+        std::fs::create_dir_all(deleg.join("payload/postgresql.service")).unwrap();
+        let uid = nix::unistd::Uid::current();
+        let mut found = Vec::new();
+        walk(&root.0, &mut found);
+        let owner_of =
+            |found: &[Found], rel: &str| found.iter().find(|f| f.1 == rel).map(|f| f.2).expect(rel);
+        let pg = "/system.slice/build.service/payload/postgresql.service";
+        if uid.is_root() {
+            assert_eq!(owner_of(&found, pg), None, "root owns it all");
+            nix::unistd::chown(&deleg, Some(1001.into()), None).unwrap();
+            found.clear();
+            walk(&root.0, &mut found);
+            assert_eq!(owner_of(&found, pg), Some((1, 1001)));
+            assert_eq!(owner_of(&found, "/system.slice"), None);
+        } else {
+            // Not root: the scratch tree is this user's from its top.
+            assert_eq!(owner_of(&found, pg), Some((0, uid.as_raw())));
+        }
+        let i = CgroupInfo::owned(7, pg, owner_of(&found, pg));
+        assert_eq!(i.user_unit.as_deref(), Some("postgresql.service"));
     }
 
     #[test]
@@ -457,7 +521,8 @@ mod tests {
         assert_eq!(cg.walks(), 1);
         // Everything else came with the same walk: hits, no new walk.
         let foo = cg.lookup(ino(&dirs[1]), t0).expect("foo");
-        assert_eq!(foo.unit.as_deref(), Some("foo.service"));
+        assert_eq!(foo.unit.as_deref(), Some("user@1000.service"));
+        assert_eq!(foo.user_unit.as_deref(), Some("foo.service"));
         let dock = cg.lookup(ino(&dirs[2]), t0).expect("docker");
         assert_eq!(dock.container.as_deref(), Some(ID));
         let root = cg.lookup(ino(&d.0), t0).expect("root");

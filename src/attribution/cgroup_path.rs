@@ -1,7 +1,9 @@
 //! What a cgroup path says: the systemd unit, the container (and which
-//! runtime made it), the Kubernetes pod. Pure: the path is given, nothing
-//! is read. Every runtime's layouts, by driver, are listed at
-//! [`container_ref`].
+//! runtime made it), the Kubernetes pod, and whether it is in a user's
+//! delegated subtree ([`delegation`]), where the names below are the
+//! user's to choose. Pure: the path (and who owns which directory) is
+//! given, nothing is read. Every runtime's layouts, by driver, are listed
+//! at [`container_ref`].
 
 use crate::attribution::runtime_names::{ContainerRef, Runtime};
 
@@ -25,6 +27,46 @@ fn is_unit(c: &str) -> bool {
 /// nginx.service`) gets its inner service, by the same innermost rule.
 pub fn unit(path: &str) -> Option<&str> {
     components(path).rev().find(|c| is_unit(c))
+}
+
+/// `user@UID.service`: systemd's manager of that user's units, whose
+/// cgroup is delegated to the user (`Delegate=yes`).
+fn user_manager(c: &str) -> Option<u32> {
+    c.strip_prefix("user@")?
+        .strip_suffix(".service")?
+        .parse()
+        .ok()
+}
+
+/// Where a user's delegated subtree starts: the component index and the
+/// uid. The first of a `user@UID.service` component and `owned`, the
+/// first directory a non-root uid owns (found by the walk of the tree).
+/// Below it, the user may create any cgroup, named as anything: a system
+/// service's name, a system container's id.
+pub fn delegation(path: &str, owned: Option<(usize, u32)>) -> Option<(usize, u32)> {
+    let by_name = components(path)
+        .enumerate()
+        .find_map(|(i, c)| user_manager(c).map(|uid| (i, uid)));
+    match (by_name, owned) {
+        (Some(n), Some(o)) => Some(if n.0 <= o.0 { n } else { o }),
+        (n, o) => n.or(o),
+    }
+}
+
+/// The unit and, in a delegated subtree, the user's unit, as journald's
+/// `_SYSTEMD_UNIT` and `_SYSTEMD_USER_UNIT`: the innermost unit at or
+/// above where the subtree starts (`user@1000.service`, or the service
+/// that delegated it), and the innermost one below it.
+pub fn units(path: &str, delegated: Option<(usize, u32)>) -> (Option<&str>, Option<&str>) {
+    let Some((at, _)) = delegated else {
+        return (unit(path), None);
+    };
+    let comps: Vec<&str> = components(path).collect();
+    let (system, user) = comps.split_at((at + 1).min(comps.len()));
+    (
+        system.iter().rev().find(|c| is_unit(c)).copied(),
+        user.iter().rev().find(|c| is_unit(c)).copied(),
+    )
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -61,6 +103,7 @@ pub fn container_ref(path: &str) -> Option<ContainerRef> {
         Some(ContainerRef {
             id: id.to_string(),
             runtime,
+            owner: None,
         })
     };
     for (i, c) in comps.iter().enumerate().rev() {
@@ -192,6 +235,56 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(unit(path), *want, "{path}");
+        }
+    }
+
+    /// Issue 29, finding 1: below `user@UID.service`, or a directory a
+    /// user owns, the unit is the delegating one and the user's own unit
+    /// is apart.
+    #[test]
+    fn a_users_delegated_subtree_has_the_managers_unit_and_a_user_unit() {
+        let p = "/user.slice/user-1000.slice/user@1000.service/app.slice/postgresql.service";
+        let d = delegation(p, None);
+        assert_eq!(d, Some((2, 1000)));
+        assert_eq!(
+            units(p, d),
+            (Some("user@1000.service"), Some("postgresql.service"))
+        );
+        let p =
+            format!("/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID}.scope");
+        assert_eq!(
+            units(&p, delegation(&p, None)),
+            (
+                Some("user@1000.service"),
+                Some(format!("docker-{ID}.scope").as_str())
+            )
+        );
+        // The manager itself: no user unit.
+        let p = "/user.slice/user-1000.slice/user@1000.service";
+        assert_eq!(
+            units(p, delegation(p, None)),
+            (Some("user@1000.service"), None)
+        );
+        // A system service that delegates to its user (Delegate=yes,
+        // User=): the directory's owner says so.
+        let p = "/system.slice/build.service/payload/postgresql.service";
+        let d = delegation(p, Some((1, 1001)));
+        assert_eq!(d, Some((1, 1001)));
+        assert_eq!(
+            units(p, d),
+            (Some("build.service"), Some("postgresql.service"))
+        );
+        // The first of the two; none: the innermost unit as ever.
+        let p = "/user.slice/user-1000.slice/user@1000.service/a.service";
+        assert_eq!(delegation(p, Some((3, 1000))), Some((2, 1000)));
+        let p = "/system.slice/postgresql.service";
+        assert_eq!(delegation(p, None), None);
+        assert_eq!(units(p, None), (Some("postgresql.service"), None));
+        for odd in ["user@x.service", "user@.service", "user@1000.scope"] {
+            assert_eq!(
+                delegation(&format!("/user.slice/{odd}/a.service"), None),
+                None
+            );
         }
     }
 

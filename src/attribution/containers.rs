@@ -6,10 +6,19 @@
 //!
 //! A file that is too large, not a regular file, unreadable or not the
 //! format expected is refused, counted and said once (see
-//! [`Names::take_warnings`]); the container then has no name.
+//! [`Names::take_warnings`]), by its path and why, never its content; the
+//! container then has no name. Files are opened without following a
+//! symlink: no runtime writes these as one.
+//!
+//! A container id found in a user's delegated subtree (see
+//! `cgroup_path::delegation`) is the user's: any user can name a cgroup
+//! after a system container. It is looked up only in that user's own
+//! rootless storage (podman's and docker's, below the user's home and
+//! `/run/user/UID`), from files that user owns, and cached apart from the
+//! system's; else it has no name.
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,6 +42,17 @@ const DOCKER: &str = "var/lib/docker/containers";
 /// root.
 const STORAGE: &str = "var/lib/containers/storage/overlay-containers";
 const STORAGE_RUN: &str = "run/containers/storage/overlay-containers";
+/// A user's own, below the home directory (rootless docker and podman).
+const ROOTLESS_DOCKER: &str = ".local/share/docker/containers";
+const ROOTLESS_STORAGE: &str = ".local/share/containers/storage/overlay-containers";
+
+/// A user's home directory, from the password database.
+fn home_of(uid: u32) -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct NameStats {
@@ -47,7 +67,8 @@ pub struct NameStats {
 /// The cache, over the runtimes' files below `root` (`/` but in tests).
 pub struct Names {
     root: PathBuf,
-    map: Bounded<String, Arc<ContainerNames>>,
+    /// By owner (None: the system's runtimes) and id.
+    map: Bounded<(Option<u32>, String), Arc<ContainerNames>>,
     stats: NameStats,
     warnings: Vec<String>,
 }
@@ -66,18 +87,26 @@ impl Names {
         self.stats
     }
 
-    /// Already looked up (named or not).
+    /// Already looked up (named or not), for the system's runtimes.
     pub fn contains(&self, id: &str) -> bool {
-        self.map.contains_key(id)
+        self.map.contains_key(&(None, id.to_string()))
     }
 
     /// The names of container `c`: cached, or read once from its runtime's
-    /// files (each runtime's in turn where the cgroup path does not say).
+    /// files (each runtime's in turn where the cgroup path does not say);
+    /// a user's from that user's storage alone.
     pub fn lookup(&mut self, c: &ContainerRef) -> Arc<ContainerNames> {
-        if let Some(n) = self.map.get(&c.id) {
+        let key = (c.owner, c.id.clone());
+        if let Some(n) = self.map.get(&key) {
             return n.clone();
         }
         self.stats.lookups += 1;
+        if let Some(uid) = c.owner {
+            let names = Arc::new(self.read_rootless(uid, c.runtime, &c.id));
+            self.stats.named += u64::from(!names.is_empty());
+            self.map.insert(key, names.clone());
+            return names;
+        }
         let order: &[Runtime] = match c.runtime {
             Some(Runtime::Docker) => &[Runtime::Docker],
             Some(Runtime::Podman) => &[Runtime::Podman],
@@ -96,8 +125,46 @@ impl Names {
             self.stats.named += 1;
         }
         let names = Arc::new(names);
-        self.map.insert(c.id.clone(), names.clone());
+        self.map.insert(key, names.clone());
         names
+    }
+
+    /// A user's container, from that user's rootless storage: podman's
+    /// containers.json and bundles, docker's config.v2.json. Only files
+    /// the user owns count.
+    fn read_rootless(&mut self, uid: u32, runtime: Option<Runtime>, id: &str) -> ContainerNames {
+        let Some(home) = home_of(uid) else {
+            return ContainerNames::default();
+        };
+        let home = self.root.join(home.strip_prefix("/").unwrap_or(&home));
+        let owner = Some(uid);
+        if matches!(runtime, Some(Runtime::Docker) | None) {
+            let p = home.join(ROOTLESS_DOCKER).join(id).join("config.v2.json");
+            let n = self.parse(&p, MAX_CONFIG, owner, runtime_names::docker_config);
+            if !n.is_empty() {
+                return n;
+            }
+        }
+        if matches!(runtime, Some(Runtime::Podman) | None) {
+            let p = home.join(ROOTLESS_STORAGE).join("containers.json");
+            let n = self.parse(&p, MAX_STORAGE_LIST, owner, |j| {
+                runtime_names::storage_containers(j, id).map(Option::unwrap_or_default)
+            });
+            if !n.is_empty() {
+                return n;
+            }
+            let run = self
+                .root
+                .join(format!("run/user/{uid}/containers/overlay-containers"));
+            for base in [run, home.join(ROOTLESS_STORAGE)] {
+                let p = base.join(id).join("userdata/config.json");
+                let n = self.parse(&p, MAX_CONFIG, owner, runtime_names::oci_bundle);
+                if !n.is_empty() {
+                    return n;
+                }
+            }
+        }
+        ContainerNames::default()
     }
 
     /// The refusals to say since the last call, one line each.
@@ -109,11 +176,11 @@ impl Names {
         match r {
             Runtime::Docker => {
                 let p = self.root.join(DOCKER).join(id).join("config.v2.json");
-                self.parse(&p, MAX_CONFIG, runtime_names::docker_config)
+                self.parse(&p, MAX_CONFIG, None, runtime_names::docker_config)
             }
             Runtime::Podman => {
                 let p = self.root.join(STORAGE).join("containers.json");
-                let from_list = self.parse(&p, MAX_STORAGE_LIST, |j| {
+                let from_list = self.parse(&p, MAX_STORAGE_LIST, None, |j| {
                     runtime_names::storage_containers(j, id).map(Option::unwrap_or_default)
                 });
                 if !from_list.is_empty() {
@@ -134,7 +201,7 @@ impl Names {
                     .filter(|p| p.exists())
                     .collect();
                 for p in candidates {
-                    let n = self.parse(&p, MAX_CONFIG, runtime_names::oci_bundle);
+                    let n = self.parse(&p, MAX_CONFIG, None, runtime_names::oci_bundle);
                     if !n.is_empty() {
                         return n;
                     }
@@ -149,7 +216,7 @@ impl Names {
     fn bundles_of_storage(&mut self, id: &str) -> ContainerNames {
         for base in [STORAGE_RUN, STORAGE] {
             let p = self.root.join(base).join(id).join("userdata/config.json");
-            let n = self.parse(&p, MAX_CONFIG, runtime_names::oci_bundle);
+            let n = self.parse(&p, MAX_CONFIG, None, runtime_names::oci_bundle);
             if !n.is_empty() {
                 return n;
             }
@@ -163,9 +230,10 @@ impl Names {
         &mut self,
         path: &Path,
         limit: u64,
+        owner: Option<u32>,
         f: impl FnOnce(&[u8]) -> Result<ContainerNames, Refused>,
     ) -> ContainerNames {
-        let why = match read_bounded(path, limit) {
+        let why = match read_bounded(path, limit, owner) {
             Ok(None) => return ContainerNames::default(),
             Ok(Some(bytes)) => match f(&bytes) {
                 Ok(n) => return n,
@@ -192,12 +260,13 @@ impl Names {
 
 /// The file's bytes: None when it does not exist; an error (said) when it
 /// is larger than `limit`, not a regular file (a FIFO would block the
-/// loop) or unreadable.
-fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, String> {
+/// loop), a symlink, unreadable, or (with `owner`) not that uid's.
+fn read_bounded(path: &Path, limit: u64, owner: Option<u32>) -> Result<Option<Vec<u8>>, String> {
     let file = match std::fs::OpenOptions::new()
         .read(true)
-        // Never blocks, even where a FIFO or device was put in its place.
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        // Never blocks, even where a FIFO or device was put in its place;
+        // never follows a symlink put there.
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(f) => f,
@@ -210,6 +279,9 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, String> {
                  /usr/share/doc/tcpstate/docs/containers.md#names-under-the-packaged-unit)"
             ))
         }
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err("a symlink, not followed".into())
+        }
         Err(e) => return Err(format!("cannot open it: {e}")),
     };
     let meta = file
@@ -217,6 +289,12 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, String> {
         .map_err(|e| format!("cannot stat it: {e}"))?;
     if !meta.is_file() {
         return Err("not a regular file".into());
+    }
+    if let Some(uid) = owner.filter(|u| *u != meta.uid()) {
+        return Err(format!(
+            "owned by uid {}, not the container's user {uid}",
+            meta.uid()
+        ));
     }
     if meta.len() > limit {
         return Err(format!("{} bytes, over the {limit} allowed", meta.len()));
@@ -255,7 +333,63 @@ mod tests {
         ContainerRef {
             id: id.to_string(),
             runtime,
+            owner: None,
         }
+    }
+
+    /// Issue 29, finding 1: a user's cgroup named after a system
+    /// container: never the system's name, cached or not; the user's own
+    /// rootless storage names it, from a file the user owns, never
+    /// through a symlink.
+    #[test]
+    fn a_users_container_is_named_only_from_its_own_storage() {
+        let root = Root::new("names-owned");
+        root.write(
+            &format!("{DOCKER}/{ID}/config.v2.json"),
+            br#"{"Name":"/payments-db"}"#,
+        );
+        let mut n = root.names();
+        let system = c(ID, Some(Runtime::Docker));
+        let mine = ContainerRef {
+            owner: Some(u32::MAX - 7),
+            ..system.clone()
+        };
+        assert_eq!(n.lookup(&system).container.as_deref(), Some("payments-db"));
+        assert!(n.lookup(&mine).is_empty(), "no such user: no name");
+        // This process's user, with rootless docker in its home.
+        let uid = nix::unistd::Uid::current().as_raw();
+        let home = home_of(uid).unwrap();
+        let home = home
+            .strip_prefix("/")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        root.write(
+            &format!("{home}/{ROOTLESS_DOCKER}/{ID}/config.v2.json"),
+            br#"{"Name":"/mine"}"#,
+        );
+        let mine = ContainerRef {
+            owner: Some(uid),
+            ..system.clone()
+        };
+        assert_eq!(n.lookup(&mine).container.as_deref(), Some("mine"));
+        assert_eq!(n.lookup(&system).container.as_deref(), Some("payments-db"));
+        // A symlink to the system's file is not followed.
+        let id2_dir = root.0.join(&home).join(ROOTLESS_DOCKER).join(ID2);
+        std::fs::create_dir_all(&id2_dir).unwrap();
+        let target = root.0.join(DOCKER).join(ID).join("config.v2.json");
+        std::os::unix::fs::symlink(target, id2_dir.join("config.v2.json")).unwrap();
+        let linked = ContainerRef {
+            id: ID2.into(),
+            ..mine
+        };
+        assert!(n.lookup(&linked).is_empty());
+        let w = n.take_warnings();
+        assert!(
+            w.iter().any(|w| w.contains("a symlink, not followed")),
+            "{w:?}"
+        );
     }
 
     /// docker's on-disk format, in a temp dir: dockerd does not run on
@@ -400,7 +534,34 @@ mod tests {
         assert_eq!(w.len(), 4, "{w:?}");
         assert!(w[0].contains("over the 1048576 allowed"), "{}", w[0]);
         assert!(w[1].contains("not a regular file"), "{}", w[1]);
-        assert!(w[2].contains("not the expected JSON"), "{}", w[2]);
+        assert!(
+            w[2].contains("not the expected JSON (cut short at line 1"),
+            "{}",
+            w[2]
+        );
         assert!(n.take_warnings().is_empty());
+    }
+
+    /// Issue 29, finding 8: valid JSON of the wrong type is named and
+    /// why, never echoed (serde's message quotes the value).
+    #[test]
+    fn a_refused_file_is_never_echoed() {
+        let r = Root::new("names-echo");
+        let secret = format!("\"TOPSECRET-{}\"", "x".repeat(300_000));
+        r.write(&format!("{DOCKER}/{ID}/config.v2.json"), secret.as_bytes());
+        r.write(
+            &format!("{DOCKER}/{ID2}/config.v2.json"),
+            br#"{"Name": ["TOPSECRET"]}"#,
+        );
+        let mut n = r.names();
+        for id in [ID, ID2] {
+            assert!(n.lookup(&c(id, Some(Runtime::Docker))).is_empty());
+        }
+        let w = n.take_warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        for w in &w {
+            assert!(!w.contains("TOPSECRET") && w.len() < 400, "{w}");
+            assert!(w.contains("JSON of another shape at line 1 column"), "{w}");
+        }
     }
 }

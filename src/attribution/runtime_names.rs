@@ -41,6 +41,9 @@ pub enum Runtime {
 pub struct ContainerRef {
     pub id: String,
     pub runtime: Option<Runtime>,
+    /// In a user's delegated subtree: that uid, whose own (rootless)
+    /// storage alone may name it.
+    pub owner: Option<u32>,
 }
 
 /// The longest name kept (Kubernetes' own limit is 253).
@@ -83,8 +86,17 @@ impl fmt::Display for Refused {
     }
 }
 
+/// What is wrong, and where, never what the file holds: serde's message
+/// quotes the value it did not expect (a secret, or 300 KB of it).
 fn format_err(e: serde_json::Error) -> Refused {
-    Refused::Format(e.to_string())
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not JSON",
+        Category::Data => "JSON of another shape",
+        Category::Eof => "cut short",
+    };
+    Refused::Format(format!("{what} at line {} column {}", e.line(), e.column()))
 }
 
 /// A name as kept: refused when empty, too long or with a NUL.

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* DNS answers that applications receive, so a failure can name what the
- * application resolved: from fentry/skb_consume_udp, else sys_exit. */
+/* DNS answers that applications receive, and the queries they send, so a
+ * failure can name what the application resolved: from fentry on
+ * skb_consume_udp, udp_send_skb and udp_v6_send_skb, else sys_exit. */
 #ifndef __TCPSTATE_DNS_H
 #define __TCPSTATE_DNS_H
 
@@ -34,7 +35,17 @@
  * Only UDP from source port 53 goes on; its first TCPSTATE_DNS_MAX
  * bytes are sent, and parsed in user space. A DNS record never takes the
  * ring past dns_ring_limit: a flood of answers must not crowd out the
- * failures (what it skips is counted). */
+ * failures (what it skips is counted).
+ *
+ * The queries (UDP to port 53) are sent too, with the socket, so user
+ * space takes an answer only if its socket asked that question with that
+ * id (issue 29): a server cannot answer a question it was not asked, and
+ * an answer forged into a socket that sent no query is nothing. Where the
+ * source port is checked: the skb's own header on the trampoline; at a
+ * syscall's exit, the socket's peer when it is connected. An unconnected
+ * socket's source address there is the application's buffer (the kernel
+ * may have copied nothing into it), so it only pre-filters: such an
+ * answer counts only by its socket's query to port 53. */
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -56,7 +67,7 @@ static __always_inline struct tcpstate_dns *dns_reserve(void)
  * (user memory at a syscall's exit, else the kernel's) with who received
  * it: the current task. Discards the record if they cannot be read. */
 static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __u64 n,
-				     __u16 wire_len, bool user)
+				     __u16 wire_len, bool user, const struct sock *sk, __u8 query)
 {
 	struct task_struct *task;
 	__u64 id;
@@ -73,6 +84,8 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 	}
 	r->len = n;
 	r->wire_len = wire_len;
+	r->sk = (__u64)sk;
+	r->query = query;
 	r->ts_ns = bpf_ktime_get_ns();
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	id = bpf_get_current_pid_tgid();
@@ -86,7 +99,8 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 	bpf_ringbuf_submit(r, consumer_waiting ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void dns_answer(const struct sk_buff *skb, bool is_udp)
+static __always_inline void dns_answer(const struct sock *sk, const struct sk_buff *skb,
+				       bool is_udp)
 {
 	struct tcpstate_dns *r;
 	unsigned char *head;
@@ -131,48 +145,111 @@ static __always_inline void dns_answer(const struct sk_buff *skb, bool is_udp)
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, head + th + 8, n, ulen - 8, false);
+	dns_send(r, head + th + 8, n, ulen - 8, false, sk, 0);
 }
 
 SEC("fentry/skb_consume_udp")
 int BPF_PROG(handle_dns_fentry, struct sock *sk, struct sk_buff *skb, int len)
 {
-	dns_answer(skb, true);
+	dns_answer(sk, skb, true);
 	return 0;
 }
 
-/* The answer in a user buffer: from a UDP socket connected to port 53, or
- * one whose source address (`from`, a user sockaddr) has port 53. */
-static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, const void *from)
+/* A query leaving in a UDP skb for port `dport` (the flow's, network
+ * order), in the sending task: its UDP header is not written yet, its
+ * payload is in the linear part (a query is small). */
+static __always_inline void dns_query_skb(const struct sk_buff *skb, __u16 dport)
+{
+	struct tcpstate_dns *r;
+	unsigned char *head;
+	__u8 hdr[6];
+	__u16 th;
+	__u64 n, avail, off;
+
+	if (dport != bpf_htons(DNS_PORT))
+		return;
+	th = skb->transport_header;
+	if (th == (__u16)~0U)
+		return;
+	head = skb->head;
+	/* QR clear, a standard query, one question. */
+	if (bpf_probe_read_kernel(hdr, sizeof(hdr), head + th + 8) || (hdr[2] & 0xf8) != 0 ||
+	    hdr[4] != 0 || hdr[5] != 1)
+		return;
+	avail = skb->tail - th - 8;
+	off = th - (skb->data - head);
+	n = skb->len - off - 8;
+	if (n > avail)
+		n = avail;
+	r = dns_reserve();
+	if (!r)
+		return;
+	dns_send(r, head + th + 8, n, n > 0xffff ? 0xffff : n, false, skb->sk, 1);
+}
+
+SEC("fentry/udp_send_skb")
+int BPF_PROG(handle_dns_query4, struct sk_buff *skb, struct flowi4 *fl4, struct inet_cork *cork)
+{
+	dns_query_skb(skb, fl4->uli.ports.dport);
+	return 0;
+}
+
+SEC("fentry/udp_v6_send_skb")
+int BPF_PROG(handle_dns_query6, struct sk_buff *skb, struct flowi6 *fl6, struct inet_cork *cork)
+{
+	dns_query_skb(skb, fl6->uli.ports.dport);
+	return 0;
+}
+
+/* A DNS message in a user buffer, on a UDP socket: an answer (QR set)
+ * from port 53, or a query (QR clear) to it. The port is the socket's
+ * peer if it is connected, else the address the syscall names (`addr`, a
+ * user sockaddr): for a query, where the kernel sent it; for an answer
+ * only a hint (see the top of this file). */
+static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, const void *addr,
+					  __u8 query)
 {
 	struct tcpstate_dns *r;
 	__u8 hdr[6];
 	struct sock *sk;
 	__u16 port = 0;
 
-	if (n < 12 || !buf || bpf_probe_read_user(hdr, sizeof(hdr), buf))
+	if (n < 12 || !buf)
 		return;
-	/* QR set, a standard query's opcode, one question. */
-	if ((hdr[2] & 0xf8) != 0x80 || hdr[4] != 0 || hdr[5] != 1)
+	/* A query is small: a large write (most of them) is not looked at. */
+	if (query && n > TCPSTATE_DNS_MAX)
+		return;
+	if (bpf_probe_read_user(hdr, sizeof(hdr), buf))
+		return;
+	/* QR as expected, a standard query's opcode, one question. */
+	if ((hdr[2] & 0xf8) != (query ? 0 : 0x80) || hdr[4] != 0 || hdr[5] != 1)
 		return;
 	sk = sock_of_fd(fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
 		return;
-	port = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	if (port != bpf_htons(DNS_PORT)) {
-		/* sin_port and sin6_port sit at the same offset. */
-		if (!from || bpf_probe_read_user(&port, sizeof(port), from + 2) ||
-		    port != bpf_htons(DNS_PORT))
+	/* sin_port and sin6_port sit at the same offset. A query's named
+	 * address is where it went, even on a connected socket; an answer's,
+	 * on an unconnected one, is a hint. */
+	if (query && addr) {
+		if (bpf_probe_read_user(&port, sizeof(port), addr + 2))
+			return;
+	} else {
+		port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+		if (port != bpf_htons(DNS_PORT) && !query && addr &&
+		    bpf_probe_read_user(&port, sizeof(port), addr + 2))
 			return;
 	}
+	if (port != bpf_htons(DNS_PORT))
+		return;
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true);
+	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query);
 }
 
-/* The first iovec of a user msghdr, and its name (the source address). */
-static __always_inline void dns_from_msghdr(int fd, const struct user_msghdr *m, __u64 n)
+/* The first iovec of a user msghdr, and its name (the address). */
+static __always_inline void dns_from_msghdr(int fd, const struct user_msghdr *m, __u64 n,
+					    __u8 query)
 {
 	struct user_msghdr msg;
 	struct iovec iov;
@@ -182,31 +259,53 @@ static __always_inline void dns_from_msghdr(int fd, const struct user_msghdr *m,
 		return;
 	if (n > iov.iov_len)
 		n = iov.iov_len;
-	dns_from_user(fd, iov.iov_base, n, msg.msg_name);
+	dns_from_user(fd, iov.iov_base, n, msg.msg_namelen ? msg.msg_name : NULL, query);
+}
+
+/* Message i of a user mmsghdr vector, as the kernel left its length. */
+static __always_inline void dns_from_mmsg(int fd, struct mmsghdr *v, int i, __u8 query)
+{
+	__u32 len = 0;
+
+	if (!bpf_probe_read_user(&len, sizeof(len), &v[i].msg_len))
+		dns_from_msghdr(fd, (const struct user_msghdr *)&v[i].msg_hdr, len, query);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_dns_sys_exit, struct pt_regs *regs, long ret)
 {
 	long nr = syscall_nr(regs);
+	void *buf, *addr;
+	__u8 query;
 	int fd;
 
-	if (ret <= 0 || (nr != NR_READ && nr != NR_RECVFROM && nr != NR_RECVMSG && nr != NR_RECVMMSG))
+	if (ret <= 0)
+		return 0;
+	if (nr == NR_READ || nr == NR_RECVFROM || nr == NR_RECVMSG || nr == NR_RECVMMSG)
+		query = 0;
+	else if (nr == NR_WRITE || nr == NR_SENDTO || nr == NR_SENDMSG || nr == NR_SENDMMSG)
+		query = 1;
+	else
 		return 0;
 	fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	if (nr == NR_READ) {
-		dns_from_user(fd, (void *)PT_REGS_PARM2_CORE_SYSCALL(regs), ret, NULL);
-	} else if (nr == NR_RECVFROM) {
-		dns_from_user(fd, (void *)PT_REGS_PARM2_CORE_SYSCALL(regs), ret,
-			      (void *)PT_REGS_PARM5_CORE_SYSCALL(regs));
-	} else if (nr == NR_RECVMSG) {
-		dns_from_msghdr(fd, (void *)PT_REGS_PARM2_CORE_SYSCALL(regs), ret);
+	buf = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+	if (nr == NR_READ || nr == NR_WRITE) {
+		dns_from_user(fd, buf, ret, NULL, query);
+	} else if (nr == NR_RECVFROM || nr == NR_SENDTO) {
+		addr = (void *)PT_REGS_PARM5_CORE_SYSCALL(regs);
+		/* A send's address counts only with its length (sendto ignores
+		 * a pointer whose length is 0). */
+		if (query && !PT_REGS_PARM6_CORE_SYSCALL(regs))
+			addr = NULL;
+		dns_from_user(fd, buf, ret, addr, query);
+	} else if (nr == NR_RECVMSG || nr == NR_SENDMSG) {
+		dns_from_msghdr(fd, buf, ret, query);
 	} else {
-		struct mmsghdr *v = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
-		__u32 len = 0;
-
-		if (!bpf_probe_read_user(&len, sizeof(len), &v->msg_len))
-			dns_from_msghdr(fd, (const struct user_msghdr *)&v->msg_hdr, len);
+		/* recvmmsg: the first message; sendmmsg: the first two (glibc
+		 * sends its A and AAAA queries in one call). */
+		dns_from_mmsg(fd, buf, 0, query);
+		if (query && ret > 1)
+			dns_from_mmsg(fd, buf, 1, query);
 	}
 	return 0;
 }

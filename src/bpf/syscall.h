@@ -10,18 +10,26 @@
 
 #if defined(__TARGET_ARCH_x86)
 #define NR_READ 0
+#define NR_WRITE 1
 #define NR_CONNECT 42
+#define NR_SENDTO 44
 #define NR_RECVFROM 45
+#define NR_SENDMSG 46
 #define NR_RECVMSG 47
 #define NR_GETSOCKOPT 55
 #define NR_RECVMMSG 299
+#define NR_SENDMMSG 307
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
+#define NR_WRITE 64
 #define NR_CONNECT 203
+#define NR_SENDTO 206
 #define NR_RECVFROM 207
 #define NR_GETSOCKOPT 209
+#define NR_SENDMSG 211
 #define NR_RECVMSG 212
 #define NR_RECVMMSG 243
+#define NR_SENDMMSG 269
 #else
 #error "unsupported architecture: add its syscall numbers"
 #endif

@@ -82,18 +82,23 @@ struct tcpstate_seed {
 };
 
 /* A DNS answer an application received (UDP from port 53), as delivered
- * to it: who received it, and its first TCPSTATE_DNS_MAX bytes, parsed in
- * user space. A record of its own size in the same ring buffer. */
+ * to it, or a query it sent (UDP to port 53): who, on which socket, and
+ * the message's first TCPSTATE_DNS_MAX bytes, parsed in user space, where
+ * an answer counts only if it answers a query its socket sent. A record
+ * of its own size in the same ring buffer. */
 #define TCPSTATE_DNS_MAX 512
 struct tcpstate_dns {
 	__u64 ts_ns;
-	__u64 cgroup_id; /* the receiving task's cgroup v2 id */
+	__u64 cgroup_id; /* the receiving (sending) task's cgroup v2 id */
+	__u64 sk;        /* the socket's address: pairs answers with queries */
 	__u32 pid;       /* its tgid */
 	__u32 uid;
 	__u32 netns;     /* inode number of its network namespace */
-	__u16 len;       /* bytes of the answer in data */
-	__u16 wire_len;  /* the answer's length (more than len when cut) */
+	__u16 len;       /* bytes of the message in data */
+	__u16 wire_len;  /* the message's length (more than len when cut) */
 	__u8 comm[TCPSTATE_COMM_LEN];
+	__u8 query;      /* 1: a query sent; 0: an answer received */
+	__u8 _pad[7];
 	/* As u64 words: see tcpstate_cgroup_names. */
 	__u64 data[TCPSTATE_DNS_MAX / 8];
 };

@@ -41,14 +41,15 @@ error (any other errno).\n\n\
 JSON keys (--format json): event (connect_failed, connect_slow, state_change), ts, reason, \
 errno, stage (connect: connect() failed before any SYN; handshake: after it), seen (live, \
 at_start: in flight when tcpstate started, unmatched: its start was not seen), pid, tid, \
-comm (the thread), process (its process), uid, unit (systemd unit), container (id), \
+comm (the thread), process (its process), uid, unit (systemd unit; in a user's delegated \
+subtree its manager, user@UID.service), user_unit (the unit the user named there), container (id), \
 container_name, pod (UID), pod_name, pod_namespace (names as the container runtime wrote \
 them on the host), cgroup (path under the cgroup v2 mount), family, saddr, sport, daddr, \
 dport, duration_ms (elapsed_ms for connect_slow), retransmits. Unknown values are null; \
 untrusted text is escaped (\\xNN).\n\n\
 Journal fields (where journald runs): TCPSTATE_EVENT, TCPSTATE_REASON, TCPSTATE_DEST, \
 TCPSTATE_DADDR, TCPSTATE_DPORT, TCPSTATE_SADDR, TCPSTATE_PID, TCPSTATE_COMM, \
-TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_CONTAINER, \
+TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_USER_UNIT, TCPSTATE_CONTAINER, \
 TCPSTATE_CONTAINER_NAME, TCPSTATE_POD, TCPSTATE_POD_NAME, TCPSTATE_POD_NAMESPACE, \
 TCPSTATE_DURATION_MS; e.g. journalctl -u tcpstate TCPSTATE_UNIT=nginx.service.\n\n\
 Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
@@ -63,7 +64,7 @@ testing.md. Prometheus rules and an Alertmanager route: \
 /usr/share/doc/tcpstate/examples/."
 )]
 pub struct Cli {
-    /// Watch only these destinations (IP, CIDR or DNS name; repeatable or comma-separated). A name is resolved at start and followed: answers any application here receives for it add their addresses. Default: all.
+    /// Watch only these destinations (IP, CIDR or DNS name; repeatable or comma-separated). A name is resolved at start and followed: re-resolved at its TTL, and answers the host's resolver receives for it add their addresses. Default: all.
     #[arg(
         short = 'd',
         long = "dest",
@@ -99,9 +100,10 @@ pub struct Cli {
     pub connect_errors: ConnectErrors,
 
     /// Whether failures are named by the DNS name the application resolved
-    /// (and --dest names follow the answers applications receive): auto uses
-    /// a BPF trampoline on skb_consume_udp, which only UDP receives pay for,
-    /// where the kernel attaches one, and nothing elsewhere; on also takes
+    /// (and --dest names follow the answers the host's resolver receives):
+    /// auto uses BPF trampolines on skb_consume_udp and udp_send_skb, which
+    /// only UDP receives and sends pay for,
+    /// where the kernel attaches them, and nothing elsewhere; on also takes
     /// the raw_syscalls tracepoint, which every syscall on the host pays
     /// for, where the kernel refuses trampolines; off attaches neither.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = DnsNames::Auto, env = "TCPSTATE_DNS_NAMES")]

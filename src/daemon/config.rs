@@ -34,6 +34,7 @@ pub(super) fn dns_config() -> engine::DnsConfig {
         host_netns: std::fs::metadata("/proc/1/ns/net")
             .ok()
             .and_then(|m| u32::try_from(m.ino()).ok()),
+        own_pid: std::process::id(),
     }
 }
 

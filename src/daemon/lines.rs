@@ -129,6 +129,8 @@ pub(super) fn totals(
         dns_bytes: d.memory.bytes as u64,
         dns_expired: d.memory.expired,
         dns_evicted: d.memory.evicted,
+        dns_untrusted: d.untrusted,
+        dns_unmatched: d.unmatched,
     }
 }
 
@@ -243,6 +245,8 @@ mod tests {
             bad_names: 204,
             partial: 205,
             addrs_dropped: 206,
+            untrusted: 213,
+            unmatched: 214,
             memory: MemoryStats {
                 entries: 207,
                 bytes: 208,
@@ -287,7 +291,8 @@ mod tests {
             format!(
                 "{PINNED} dns_answers=201 dns_ignored=202 dns_malformed=203 dns_bad_names=204 \
                  dns_partial=205 dns_addrs_dropped=206 dns_skipped=212 dns_learned=209 \
-                 dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210"
+                 dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210 \
+                 dns_untrusted=213 dns_unmatched=214"
             )
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::dns::answer::Answer;
-use crate::dns::watch::{Change, Watch};
+use crate::dns::watch::{Change, Watch, MAX_ADDRS};
 use crate::log::Log;
 use crate::output::clock::mono_now_ns;
 use crate::tracer::filter::{Dest, Prefix};
@@ -26,6 +26,8 @@ type Resolved = (String, Lookup);
 /// The --dest names being followed, and their lookups' answers.
 pub(super) struct Names {
     pub(super) watch: Watch,
+    /// Per name, the replacements already warned about.
+    warned: Vec<(String, u64)>,
     res_tx: tokio::sync::mpsc::UnboundedSender<Resolved>,
     pub(super) res_rx: tokio::sync::mpsc::UnboundedReceiver<Resolved>,
 }
@@ -57,6 +59,7 @@ impl Names {
         }
         Names {
             watch,
+            warned: Vec::new(),
             res_tx,
             res_rx,
         }
@@ -66,6 +69,28 @@ impl Names {
     pub(super) fn tick(&mut self, tracer: &Tracer<'_>, log: &Log) {
         resolve_due(&mut self.watch, &self.res_tx);
         apply(tracer, &self.watch.expire(mono_now_ns()), log);
+        self.warn_replaced(log);
+    }
+
+    /// A name at its most addresses replaced some: said when it starts,
+    /// then when the count has doubled, so a flood is one line, not many.
+    fn warn_replaced(&mut self, log: &Log) {
+        for (name, n) in self.watch.replaced() {
+            let said = match self.warned.iter_mut().find(|(w, _)| *w == name) {
+                Some((_, said)) => said,
+                None => {
+                    self.warned.push((name.clone(), 0));
+                    &mut self.warned.last_mut().expect("pushed").1
+                }
+            };
+            if n >= 2 * (*said).max(1) || *said == 0 {
+                *said = n;
+                log.warn(format_args!(
+                    "--dest {name} holds its {MAX_ADDRS} addresses: {n} replaced by newer \
+                     ones so far (the oldest first)"
+                ));
+            }
+        }
     }
 
     /// A lookup's answer.

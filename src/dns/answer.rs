@@ -1,6 +1,7 @@
 //! DNS answers, parsed with the `domain` crate in place (no copy of the
 //! message): the name an application asked for, and the addresses the
-//! answer gives it, through any CNAME chain. Pure.
+//! answer gives it, through any CNAME chain; and the queries they answer
+//! (id and question), so an answer can be paired with one. Pure.
 
 use std::net::IpAddr;
 
@@ -19,6 +20,10 @@ pub const MAX_CHAIN: usize = 8;
 /// What one answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The message id and the question's type: with `name`, the query
+    /// this answers.
+    pub id: u16,
+    pub qtype: u16,
     /// The question name, lowercased, dot-joined, no trailing dot.
     pub name: Vec<u8>,
     /// Each address with its TTL in seconds (the smallest along the chain).
@@ -74,6 +79,8 @@ pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
     let msg = Message::from_octets(bytes).map_err(|_| Skip::Malformed)?;
     let q = address_question(&msg)?;
     let mut ans = Answer {
+        id: msg.header().id(),
+        qtype: q.qtype().to_int(),
         name: name_text(q.qname())?,
         addrs: Vec::new(),
         dropped: 0,
@@ -86,6 +93,41 @@ pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
     let chain = ans.follow_cnames(*q.qname(), section);
     ans.take_addresses(&chain, section);
     Ok(ans)
+}
+
+/// A query for addresses an application sent: what an answer must repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub id: u16,
+    pub qtype: u16,
+    /// As [`Answer::name`].
+    pub name: Vec<u8>,
+}
+
+/// A standard query with one question for addresses (A, AAAA or ANY) of
+/// class IN; None for anything else (no answer to it is learned from).
+pub fn parse_query(bytes: &[u8]) -> Option<Query> {
+    let msg = Message::from_octets(bytes).ok()?;
+    let h = msg.header();
+    if h.qr() || h.opcode() != Opcode::QUERY || msg.header_counts().qdcount() != 1 {
+        return None;
+    }
+    let q = msg.first_question()?;
+    if q.qclass() != Class::IN || !matches!(q.qtype(), Rtype::A | Rtype::AAAA | Rtype::ANY) {
+        return None;
+    }
+    Some(Query {
+        id: h.id(),
+        qtype: q.qtype().to_int(),
+        name: name_text(q.qname()).ok()?,
+    })
+}
+
+impl Answer {
+    /// Whether this answers `q`: the same id and question.
+    pub fn answers(&self, q: &Query) -> bool {
+        self.id == q.id && self.qtype == q.qtype && self.name == q.name
+    }
 }
 
 /// The one question of a standard-query NOERROR response, if it asks
@@ -221,6 +263,14 @@ pub mod wire {
         out
     }
 
+    /// The query (id 0x1234) that [`response`] answers.
+    pub fn query(qname: &[u8], qtype: u16) -> Vec<u8> {
+        let mut out = response(qname, qtype, &[]);
+        out[2] = 0x01; // QR clear, recursion desired
+        out[3] = 0;
+        out
+    }
+
     /// A response to `qname`/`qtype` with `answers` (already encoded).
     pub fn response(qname: &[u8], qtype: u16, answers: &[Vec<u8>]) -> Vec<u8> {
         let mut out = vec![0x12, 0x34, 0x81, 0x80, 0, 1];
@@ -245,8 +295,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const PIN_CHAIN: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false }";
-    const PIN_ODD: &str = "Answer { name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true }";
+    const PIN_CHAIN: &str = "Answer { id: 4660, qtype: 1, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false }";
+    const PIN_ODD: &str = "Answer { id: 4660, qtype: 255, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true }";
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -334,6 +384,35 @@ mod tests {
             parse(&response(&name(&long), 1, &[])),
             Err(Skip::BadName | Skip::Malformed)
         ));
+    }
+
+    /// Issue 29: an answer is paired with its query by id and question.
+    #[test]
+    fn an_answer_answers_only_its_query() {
+        let q = parse_query(&query(&name("Shop.T"), 1)).unwrap();
+        assert_eq!((q.id, q.qtype, &q.name[..]), (0x1234, 1, &b"shop.t"[..]));
+        let ok = parse(&response(
+            &name("shop.t"),
+            1,
+            &[rr(&QNAME, 1, 9, &[10, 70, 0, 1])],
+        ))
+        .unwrap();
+        assert!(ok.answers(&q));
+        let other = parse(&response(
+            &name("bank.example"),
+            1,
+            &[rr(&QNAME, 1, 9, &[10, 70, 0, 42])],
+        ))
+        .unwrap();
+        assert!(!other.answers(&q), "another question");
+        let aaaa = parse(&response(&name("shop.t"), 28, &[])).unwrap();
+        assert!(!aaaa.answers(&q), "another type");
+        let mut m = response(&name("shop.t"), 1, &[]);
+        m[1] = 0x35;
+        assert!(!parse(&m).unwrap().answers(&q), "another id");
+        // Not queries: a response, a PTR question.
+        assert_eq!(parse_query(&m), None);
+        assert_eq!(parse_query(&query(&name("x.test"), 12)), None);
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! - TTLs are honoured with a grace period, because connections outlive
 //!   TTLs (and applications cache answers past them).
 //! - The most recent answer for an address wins.
-//! - Bounded in entries and in bytes; the oldest entry goes first, and
-//!   every one forgotten before its time is counted.
+//! - Bounded in entries and in bytes, and fair: each scope (a source, or
+//!   the host's resolver) has a share, like the alert windows. When the
+//!   memory is full, a scope past its share loses its own oldest entry
+//!   first, so a flood of answers to one source erases only its own
+//!   names; else the scope holding the most bytes loses its oldest. Every
+//!   entry forgotten before its time is counted.
 //! - Only names learned from answers: never a reverse lookup, never a guess.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +30,9 @@ pub enum Scope {
     /// Received by a process of this cgroup (its id).
     Source(u64),
 }
+
+/// TTLs are cut to a day: an answer must not hold a name for years.
+pub const MAX_TTL_S: u32 = 86_400;
 
 /// The highest uid of a system user (Debian's and systemd's SYS_UID_MAX).
 pub const SYS_UID_MAX: u32 = 999;
@@ -72,6 +79,15 @@ pub struct MemoryStats {
 
 type Key = (Scope, IpAddr);
 
+/// One scope's part of the memory: its keys oldest-written first (with
+/// the generation written; older slots are stale), and what it holds.
+#[derive(Default)]
+struct Share {
+    queue: VecDeque<(IpAddr, u64)>,
+    entries: usize,
+    bytes: usize,
+}
+
 struct Entry {
     name: Box<[u8]>,
     expires_ns: u64,
@@ -82,8 +98,7 @@ struct Entry {
 pub struct Memory {
     cfg: Config,
     map: HashMap<Key, Entry, FastHash>,
-    /// Keys oldest-written first, with the generation written.
-    queue: VecDeque<(Key, u64)>,
+    shares: HashMap<Scope, Share, FastHash>,
     generation: u64,
     stats: MemoryStats,
 }
@@ -93,28 +108,31 @@ impl Memory {
         Memory {
             cfg,
             map: HashMap::with_hasher(FastHash::default()),
-            queue: VecDeque::new(),
+            shares: HashMap::with_hasher(FastHash::default()),
             generation: 0,
             stats: MemoryStats::default(),
         }
     }
 
-    /// One answer: `name` for each address, for TTL seconds plus grace.
+    /// One answer: `name` for each address, for TTL seconds (at most
+    /// [`MAX_TTL_S`]) plus grace.
     pub fn learn(&mut self, scope: Scope, name: &[u8], addrs: &[(IpAddr, u32)], now_ns: u64) {
         if Dname::new(name).is_none() {
             return;
         }
         for &(addr, ttl) in addrs {
-            let key = (scope, addr.to_canonical());
+            let addr = addr.to_canonical();
             let expires_ns = now_ns
-                .saturating_add(u64::from(ttl).saturating_mul(1_000_000_000))
+                .saturating_add(u64::from(ttl.min(MAX_TTL_S)) * 1_000_000_000)
                 .saturating_add(self.cfg.grace_ns);
             self.generation += 1;
             let generation = self.generation;
             self.stats.learned += 1;
-            match self.map.get_mut(&key) {
+            let share = self.shares.entry(scope).or_default();
+            match self.map.get_mut(&(scope, addr)) {
                 Some(e) => {
                     if *e.name != *name {
+                        share.bytes = share.bytes - e.name.len() + name.len();
                         self.stats.bytes = self.stats.bytes - e.name.len() + name.len();
                         e.name = name.into();
                     }
@@ -122,28 +140,60 @@ impl Memory {
                     e.generation = generation;
                 }
                 None => {
+                    share.entries += 1;
+                    share.bytes += ENTRY_COST + name.len();
                     self.stats.bytes += ENTRY_COST + name.len();
-                    self.map.insert(
-                        key,
-                        Entry {
-                            name: name.into(),
-                            expires_ns,
-                            generation,
-                        },
-                    );
+                    let entry = Entry {
+                        name: name.into(),
+                        expires_ns,
+                        generation,
+                    };
+                    self.map.insert((scope, addr), entry);
                 }
             }
-            self.queue.push_back((key, generation));
-            self.shrink();
+            share.queue.push_back((addr, generation));
+            self.shrink(scope);
         }
     }
 
-    /// Forgets the oldest until within bounds; drops stale queue slots.
-    fn shrink(&mut self) {
-        while self.map.len() > self.cfg.max_entries || self.stats.bytes > self.cfg.max_bytes {
-            let Some((key, generation)) = self.queue.pop_front() else {
+    fn full(&self) -> bool {
+        self.map.len() > self.cfg.max_entries || self.stats.bytes > self.cfg.max_bytes
+    }
+
+    /// Which scope loses an entry: `learner` when it holds more than its
+    /// share, else whoever holds the most bytes.
+    fn victim(&self, learner: Scope) -> Option<Scope> {
+        let n = self.shares.len().max(1);
+        let over =
+            |s: &Share| s.entries > self.cfg.max_entries / n || s.bytes > self.cfg.max_bytes / n;
+        if self
+            .shares
+            .get(&learner)
+            .is_some_and(|s| s.entries > 0 && over(s))
+        {
+            return Some(learner);
+        }
+        self.shares
+            .iter()
+            .filter(|(_, s)| s.entries > 0)
+            .max_by_key(|(_, s)| s.bytes)
+            .map(|(k, _)| *k)
+    }
+
+    /// Forgets entries until within bounds, fairly (see [`Memory::victim`]);
+    /// drops stale queue slots.
+    fn shrink(&mut self, learner: Scope) {
+        while self.full() {
+            let Some(scope) = self.victim(learner) else {
                 break;
             };
+            let Some(share) = self.shares.get_mut(&scope) else {
+                break;
+            };
+            let Some((addr, generation)) = share.queue.pop_front() else {
+                break;
+            };
+            let key = (scope, addr);
             if self
                 .map
                 .get(&key)
@@ -155,16 +205,24 @@ impl Memory {
         }
         // Renewals leave stale slots behind: compact before they outgrow
         // the live ones.
-        if self.queue.len() > 2 * self.map.len() + 64 {
-            let map = &self.map;
-            self.queue
-                .retain(|(k, g)| map.get(k).is_some_and(|e| e.generation == *g));
+        if let Some(share) = self.shares.get_mut(&learner) {
+            if share.queue.len() > 2 * share.entries + 64 {
+                let map = &self.map;
+                share
+                    .queue
+                    .retain(|(a, g)| map.get(&(learner, *a)).is_some_and(|e| e.generation == *g));
+            }
         }
     }
 
     fn remove(&mut self, key: &Key) {
         if let Some(e) = self.map.remove(key) {
-            self.stats.bytes -= ENTRY_COST + e.name.len();
+            let cost = ENTRY_COST + e.name.len();
+            self.stats.bytes -= cost;
+            if let Some(s) = self.shares.get_mut(&key.0) {
+                s.entries -= 1;
+                s.bytes -= cost;
+            }
         }
     }
 
@@ -182,20 +240,22 @@ impl Memory {
 
     /// Forgets what ran out (the daemon calls it now and then).
     pub fn sweep(&mut self, now_ns: u64) {
-        let before = self.map.len();
-        let mut bytes = 0;
-        self.map.retain(|_, e| {
-            let keep = e.expires_ns > now_ns;
-            if !keep {
-                bytes += ENTRY_COST + e.name.len();
-            }
-            keep
-        });
-        self.stats.expired += (before - self.map.len()) as u64;
-        self.stats.bytes -= bytes;
+        let gone: Vec<Key> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.expires_ns <= now_ns)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            self.remove(k);
+        }
+        self.stats.expired += gone.len() as u64;
         let map = &self.map;
-        self.queue
-            .retain(|(k, g)| map.get(k).is_some_and(|e| e.generation == *g));
+        self.shares.retain(|scope, s| {
+            s.queue
+                .retain(|(a, g)| map.get(&(*scope, *a)).is_some_and(|e| e.generation == *g));
+            s.entries > 0
+        });
     }
 
     pub fn stats(&self) -> MemoryStats {
@@ -323,7 +383,55 @@ mod tests {
         );
         // The newest are the ones kept.
         assert!(name(&m, 99_999 % 7, "10.1.134.159", 100_000).is_some());
-        assert!(m.queue.len() <= 2 * m.map.len() + 64);
+        let queued: usize = m.shares.values().map(|s| s.queue.len()).sum();
+        assert!(queued <= 2 * m.map.len() + 7 * 64);
+    }
+
+    /// Issue 29: one source's flood of unique names beside another
+    /// source's long-lived name and the host resolver's.
+    #[test]
+    fn a_flood_from_one_source_evicts_its_own_names_first() {
+        let mut m = mem(1000, 64 * 1024);
+        m.learn(
+            Scope::Source(1),
+            b"db.svc.test",
+            &[(ip("192.0.2.5"), 3600)],
+            0,
+        );
+        m.learn(Scope::Host, b"host.test", &[(ip("192.0.2.6"), 3600)], 0);
+        for i in 0..72_000u32 {
+            let n = format!("n{i}.flood.test");
+            let a = IpAddr::from((0x0a00_0000 | i).to_be_bytes());
+            m.learn(Scope::Source(2), n.as_bytes(), &[(a, 300)], u64::from(i));
+        }
+        assert_eq!(name(&m, 1, "192.0.2.5", S).as_deref(), Some("db.svc.test"));
+        assert_eq!(name(&m, 3, "192.0.2.6", S).as_deref(), Some("host.test"));
+        let s = m.stats();
+        assert!(s.entries <= 1000 && s.bytes <= 64 * 1024);
+        assert_eq!(s.evicted + s.entries as u64, 72_002);
+        // The flood kept its newest.
+        assert!(name(&m, 2, "10.1.25.63", S).is_some());
+        // When the small one outgrows its share, it loses its own oldest.
+        for i in 0..2000u32 {
+            let a = IpAddr::from((0x0b00_0000 | i).to_be_bytes());
+            m.learn(Scope::Source(1), b"many.test", &[(a, 300)], 72_000);
+        }
+        assert_eq!(name(&m, 1, "192.0.2.5", S), None);
+        assert_eq!(name(&m, 3, "192.0.2.6", S).as_deref(), Some("host.test"));
+    }
+
+    #[test]
+    fn no_ttl_outlives_a_day() {
+        let mut m = mem(10, 1 << 20);
+        m.learn(
+            Scope::Source(1),
+            b"long.test",
+            &[(ip("192.0.2.1"), i32::MAX as u32)],
+            0,
+        );
+        let day = u64::from(MAX_TTL_S) * S;
+        assert!(name(&m, 1, "192.0.2.1", day + 60 * S - 1).is_some());
+        assert_eq!(name(&m, 1, "192.0.2.1", day + 60 * S), None);
     }
 
     #[test]
@@ -334,6 +442,6 @@ mod tests {
         }
         assert_eq!(m.stats().entries, 1);
         assert_eq!(m.stats().evicted, 0);
-        assert!(m.queue.len() <= 66);
+        assert!(m.shares[&Scope::Host].queue.len() <= 66);
     }
 }

@@ -1,11 +1,13 @@
 //! Destinations by name: the DNS answers applications on this host
 //! receive (seen by the BPF program where each is delivered), parsed
-//! (`answer`), remembered per source (`memory`), and shown on failures as
-//! untrusted text (`name`). Pure: no I/O.
+//! (`answer`), paired with the queries their sockets sent (`pending`),
+//! remembered per source (`memory`), and shown on failures as untrusted
+//! text (`name`). Pure: no I/O.
 
 pub mod answer;
 pub mod memory;
 pub mod name;
+pub mod pending;
 pub mod watch;
 
 pub use memory::{Memory, MemoryStats, Scope};

@@ -1,9 +1,12 @@
 //! `--dest NAME`: the addresses a watched name has now. They come from
-//! resolving it (at start, then at its TTL) and from the answers any
-//! application on the host receives for it, so the watch follows CDN
-//! rotation; each leaves TTL plus grace after nothing renewed it. Pure:
-//! the daemon resolves, and fills the BPF destination trie with what
-//! comes out.
+//! resolving it (at start, then at its TTL) and from the answers the
+//! host's resolver receives for it (the engine passes only those and
+//! tcpstate's own: see `pipeline::engine`), so the watch follows CDN
+//! rotation; each leaves TTL (at most [`MAX_TTL_S`]) plus grace after
+//! nothing renewed it. A name holds at most [`MAX_ADDRS`]: a new address
+//! replaces the one leaving soonest, counted, so a burst of answers can
+//! never lock the name's real address out. Pure: the daemon resolves,
+//! and fills the BPF destination trie with what comes out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,6 +21,8 @@ pub const DEFAULT_TTL_S: u32 = 30;
 pub const RETRY_NS: u64 = 5 * S;
 /// Addresses one name may hold: the trie is shared and bounded.
 pub const MAX_ADDRS: usize = 64;
+/// TTLs are cut to a day: an answer must not hold an address for years.
+pub const MAX_TTL_S: u32 = 86_400;
 
 /// What the daemon does to the trie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +40,13 @@ struct Name {
     resolving: bool,
     /// The last resolution's error, until one succeeds.
     error: Option<String>,
+    /// Addresses that made room for newer ones (`MAX_ADDRS`).
+    replaced: u64,
 }
 
 pub struct Watch {
     names: Vec<Name>,
     grace_ns: u64,
-    /// Addresses a name wanted but `MAX_ADDRS` refused.
-    pub refused: u64,
 }
 
 impl Watch {
@@ -55,10 +60,10 @@ impl Watch {
                     next_resolve_ns: 0,
                     resolving: false,
                     error: None,
+                    replaced: 0,
                 })
                 .collect(),
             grace_ns,
-            refused: 0,
         }
     }
 
@@ -79,10 +84,10 @@ impl Watch {
     }
 
     /// Addresses (with TTL seconds) for `name`, from an answer or a
-    /// resolution; what joins the trie.
+    /// resolution; what joins the trie, and what leaves it to make room.
     fn renew(&mut self, name: &str, addrs: &[(IpAddr, u32)], now_ns: u64, out: &mut Vec<Change>) {
         let grace = self.grace_ns;
-        // Already in the trie for another name: no second add.
+        // Already in the trie for another name: no second add, no remove.
         let others: Vec<IpAddr> = self
             .names
             .iter()
@@ -94,19 +99,37 @@ impl Watch {
         };
         for &(a, ttl) in addrs {
             let a = a.to_canonical();
-            let until = now_ns + u64::from(ttl) * S + grace;
-            let held = n.addrs.len();
-            match n.addrs.get_mut(&a) {
-                Some(t) => *t = (*t).max(until),
-                None if held >= MAX_ADDRS => self.refused += 1,
-                None => {
-                    n.addrs.insert(a, until);
-                    if !others.contains(&a) {
-                        out.push(Change::Add(a));
-                    }
+            let until = now_ns + u64::from(ttl.min(MAX_TTL_S)) * S + grace;
+            if let Some(t) = n.addrs.get_mut(&a) {
+                *t = (*t).max(until);
+                continue;
+            }
+            if n.addrs.len() >= MAX_ADDRS {
+                // The one leaving soonest makes room (ties: the lowest).
+                let Some(old) = n.addrs.iter().map(|(a, t)| (*t, *a)).min().map(|(_, a)| a) else {
+                    continue;
+                };
+                n.addrs.remove(&old);
+                n.replaced += 1;
+                if !others.contains(&old) {
+                    out.push(Change::Remove(old));
                 }
             }
+            n.addrs.insert(a, until);
+            if !others.contains(&a) {
+                out.push(Change::Add(a));
+            }
         }
+    }
+
+    /// Addresses that made room for newer ones, per name, for the
+    /// warning and the stop line.
+    pub fn replaced(&self) -> Vec<(String, u64)> {
+        self.names
+            .iter()
+            .filter(|n| n.replaced > 0)
+            .map(|n| (n.name.clone(), n.replaced))
+            .collect()
     }
 
     /// An answer some application received for a watched name.
@@ -118,7 +141,8 @@ impl Watch {
             self.names.iter_mut().find(|n| n.name == name),
             addrs.iter().map(|a| a.1).min(),
         ) {
-            let at = now_ns + (u64::from(ttl) * S).clamp(MIN_RESOLVE_NS, MAX_RESOLVE_NS);
+            let at =
+                now_ns + (u64::from(ttl.min(MAX_TTL_S)) * S).clamp(MIN_RESOLVE_NS, MAX_RESOLVE_NS);
             if !n.resolving {
                 n.next_resolve_ns = n.next_resolve_ns.min(at).max(now_ns);
             }
@@ -281,7 +305,35 @@ mod tests {
         let many: Vec<_> = (0..100u8)
             .map(|i| (IpAddr::from([10, 0, 0, i]), 60))
             .collect();
-        assert_eq!(w.answer("a.test", &many, 0).len(), MAX_ADDRS);
-        assert_eq!(w.refused, 100 - MAX_ADDRS as u64);
+        let ch = w.answer("a.test", &many, 0);
+        let adds = ch.iter().filter(|c| matches!(c, Change::Add(_))).count();
+        assert_eq!((adds, ch.len() - adds), (100, 100 - MAX_ADDRS));
+        assert_eq!(w.replaced(), vec![("a.test".to_string(), 36)]);
+        assert_eq!(w.describe().matches('+').count(), MAX_ADDRS - 1);
+    }
+
+    /// The blinding attack of issue 29: a name filled with bogus
+    /// addresses for 2^31-1 s. TTLs are cut to a day, and the real
+    /// address, when it comes, replaces the bogus one leaving soonest.
+    #[test]
+    fn a_full_name_makes_room_and_no_ttl_outlives_a_day() {
+        let mut w = Watch::new(&["real.test".into()], 0);
+        let bogus: Vec<_> = (0..MAX_ADDRS as u8)
+            .map(|i| (IpAddr::from([10, 9, 0, i]), i32::MAX as u32))
+            .collect();
+        assert_eq!(w.answer("real.test", &bogus, 0).len(), MAX_ADDRS);
+        let ch = w.resolved("real.test", Ok(vec![ip("192.0.2.80")]), S);
+        assert_eq!(
+            ch,
+            vec![
+                Change::Remove(ip("10.9.0.0")),
+                Change::Add(ip("192.0.2.80"))
+            ]
+        );
+        assert_eq!(w.replaced(), vec![("real.test".to_string(), 1)]);
+        assert_eq!(w.expire(40 * S), vec![Change::Remove(ip("192.0.2.80"))]);
+        // A day (and grace 0) from 0: the bogus ones are gone.
+        assert!(w.expire(u64::from(MAX_TTL_S) * S - 1).is_empty());
+        assert_eq!(w.expire(u64::from(MAX_TTL_S) * S).len(), MAX_ADDRS - 1);
     }
 }

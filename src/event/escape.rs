@@ -6,7 +6,28 @@
 //! field separator or markup. Slack's `&<>` escaping is applied on top by
 //! its sink. Pure, and a leaf: everything that shows such a string uses it.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// Bytes that should be text (a cgroup's directory name) as a string: as
+/// they are when UTF-8, else each byte that is not as `\xNN`, so names
+/// that differ in such bytes read apart, as they would not with U+FFFD in
+/// their place. (A UTF-8 name that spells `\xff` itself still reads as
+/// the byte does: a string cannot hold both.) Shown through [`write`],
+/// the escape is escaped once more: `\\xff`.
+pub fn text_of(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Writes `bytes` escaped. Runs of safe bytes go out in one write: this is
 /// on the hot path.
@@ -34,6 +55,14 @@ mod tests {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             super::write(f, self.0)
         }
+    }
+
+    #[test]
+    fn non_utf8_names_are_escaped_not_replaced() {
+        assert_eq!(super::text_of(b"nginx.service"), "nginx.service");
+        assert_eq!(super::text_of(b"a\xff.service"), "a\\xff.service");
+        assert_ne!(super::text_of(b"a\xfe"), super::text_of(b"a\xff"));
+        assert_eq!(super::text_of(b"\xc3\xa9\xc3"), "é\\xc3");
     }
 
     #[test]

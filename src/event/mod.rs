@@ -241,8 +241,16 @@ pub struct Attribution {
     pub id: u64,
     /// The path under the cgroup v2 mount, with a leading `/`.
     pub path: String,
-    /// The innermost systemd unit (`*.service`, `*.scope`).
+    /// The innermost systemd unit (`*.service`, `*.scope`); in a user's
+    /// delegated subtree, the unit that delegated it (`user@1000.service`),
+    /// as journald's `_SYSTEMD_UNIT`.
     pub unit: Option<String>,
+    /// In a user's delegated subtree, the innermost unit the user named
+    /// below it, as journald's `_SYSTEMD_USER_UNIT`: the user chose it.
+    pub user_unit: Option<String>,
+    /// The uid whose delegated subtree this cgroup is in: `user@UID.service`
+    /// or a directory that uid owns (see `cgroup_path::delegation`).
+    pub owner: Option<u32>,
     /// A container's full id.
     pub container: Option<String>,
     /// A Kubernetes pod's UID.

@@ -59,7 +59,7 @@ impl RawCgroupNames {
             .map(|words| {
                 let n: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
                 let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
-                String::from_utf8_lossy(&n[..end]).into_owned()
+                crate::event::escape::text_of(&n[..end]).into_owned()
             })
             .filter(|n| !n.is_empty())
             .collect();

@@ -245,6 +245,8 @@ pub const COUNTERS: &[Counter] = &[
         "Address-to-name pairs forgotten before their TTL and grace: the memory was full.",
         |v| v.totals.dns_evicted,
     ),
+    stop(Dns("dns_untrusted"), |v| v.totals.dns_untrusted),
+    stop(Dns("dns_unmatched"), |v| v.totals.dns_unmatched),
     both(
         Stop::No,
         (12, "tcpstate_metrics_max_destinations", G),

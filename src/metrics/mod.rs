@@ -254,6 +254,11 @@ pub struct Totals {
     pub dns_bytes: u64,
     pub dns_expired: u64,
     pub dns_evicted: u64,
+    /// Answers for a watched name the watch did not follow (not the
+    /// host's resolver's, not tcpstate's own).
+    pub dns_untrusted: u64,
+    /// Answers to no outstanding query of their socket: not learned.
+    pub dns_unmatched: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.

@@ -114,6 +114,8 @@ fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
     }
     line.extend_from_slice(b",\"unit\":");
     opt_str(line, attr.and_then(|a| a.unit.as_deref()));
+    line.extend_from_slice(b",\"user_unit\":");
+    opt_str(line, attr.and_then(|a| a.user_unit.as_deref()));
     // Outside containers (most callers) the five keys that follow are
     // null: one copy instead of ten, on every failure.
     if attr.is_none_or(|a| {
@@ -364,6 +366,7 @@ mod tests {
         process: Option<String>,
         uid: Option<u32>,
         unit: Option<String>,
+        user_unit: Option<String>,
         container: Option<String>,
         container_name: Option<String>,
         pod: Option<String>,
@@ -401,6 +404,7 @@ mod tests {
             process: c.map(|c| c.process.to_string()),
             uid: c.map(|c| c.uid),
             unit: attr.and_then(|a| a.unit.as_deref()).map(esc),
+            user_unit: attr.and_then(|a| a.user_unit.as_deref()).map(esc),
             container: attr.and_then(|a| a.container.as_deref()).map(esc),
             container_name: attr.and_then(|a| a.container_name.as_deref()).map(esc),
             pod: attr.and_then(|a| a.pod.as_deref()).map(esc),
@@ -499,6 +503,8 @@ mod tests {
             id: 9,
             path: "/system.slice/a b\"\\.service".into(),
             unit: Some("a b\"\\.service".into()),
+            user_unit: Some("u\n<!here>.service".into()),
+            owner: Some(1000),
             container: None,
             pod: Some("0f2a".into()),
             container_name: None,

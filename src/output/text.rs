@@ -66,7 +66,7 @@ impl fmt::Display for SeenMark {
     }
 }
 
-/// ` unit=… container=… container_name=… pod=namespace/pod` where the
+/// ` unit=… user_unit=… container=… container_name=… pod=namespace/pod` where the
 /// caller's cgroup and its runtime name them; escaped as process names are
 /// (a cgroup path is chosen inside a container, names by whoever starts it).
 pub struct AttributionMark<'a>(pub Option<&'a Attribution>);
@@ -76,6 +76,9 @@ impl fmt::Display for AttributionMark<'_> {
         let Some(a) = self.0 else { return Ok(()) };
         if let Some(u) = &a.unit {
             write!(f, " unit={}", Escaped(u))?;
+        }
+        if let Some(u) = &a.user_unit {
+            write!(f, " user_unit={}", Escaped(u))?;
         }
         if let Some(c) = &a.container {
             write!(f, " container={}", Escaped(c))?;

@@ -5,6 +5,7 @@
 
 use crate::alert::policy::{Alert, Policy, PolicyStats};
 use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
+use crate::dns::pending::Pending;
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
 use crate::event::notice::{Notice, What};
 use crate::event::skel::{RawDns, RawEvent};
@@ -83,6 +84,8 @@ pub struct DnsConfig {
     pub memory: memory::Config,
     /// The host's network namespace (its inode), for `Scope::of`.
     pub host_netns: Option<u32>,
+    /// tcpstate's own process id: its own lookups' answers are trusted.
+    pub own_pid: u32,
 }
 
 /// What the DNS answers came to.
@@ -101,12 +104,21 @@ pub struct DnsStats {
     pub partial: u64,
     /// Addresses past the most one answer keeps.
     pub addrs_dropped: u64,
+    /// Answers for a watched name that the watch did not follow: neither
+    /// the host's resolver's nor tcpstate's own.
+    pub untrusted: u64,
+    /// Answers to no query the receiving socket had outstanding (another
+    /// id or question), or from a source that is not port 53: not learned.
+    pub unmatched: u64,
     pub memory: MemoryStats,
 }
 
 struct Dns {
     memory: Memory,
+    /// Queries sent, for the answers to be paired with.
+    pending: Pending,
     host_netns: Option<u32>,
+    own_pid: u32,
     stats: DnsStats,
     /// Names `--dest` watches, lowercased, no trailing dot.
     watched: Vec<Vec<u8>>,
@@ -195,7 +207,9 @@ impl Engine {
     pub fn set_dns(&mut self, cfg: DnsConfig) {
         self.dns = Some(Dns {
             memory: Memory::new(cfg.memory),
+            pending: Pending::default(),
             host_netns: cfg.host_netns,
+            own_pid: cfg.own_pid,
             stats: DnsStats::default(),
             watched: Vec::new(),
         });
@@ -212,9 +226,15 @@ impl Engine {
         }
     }
 
-    /// A DNS answer an application received.
+    /// A DNS answer an application received, or a query it sent.
     pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
         let Some(d) = &mut self.dns else { return };
+        if raw.query != 0 {
+            if let Some(q) = answer::parse_query(&raw.payload()) {
+                d.pending.sent(raw.sk, q, raw.ts_ns);
+            }
+            return;
+        }
         d.stats.answers += 1;
         let ans = match answer::parse(&raw.payload()) {
             Ok(a) => a,
@@ -231,6 +251,12 @@ impl Engine {
                 return;
             }
         };
+        // Only an answer to a query its socket sent: the same id and
+        // question (issue 29).
+        if !d.pending.answered(raw.sk, &ans, raw.ts_ns) {
+            d.stats.unmatched += 1;
+            return;
+        }
         d.stats.partial += u64::from(ans.partial);
         d.stats.addrs_dropped += ans.dropped as u64;
         let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
@@ -243,8 +269,16 @@ impl Engine {
         };
         let name = self.verdicts.name_key(&ans.name);
         self.verdicts.learn_answer(source, name, &addrs, raw.ts_ns);
+        // A watch moves only on answers that cannot be forged by a user:
+        // the host's resolver's, and tcpstate's own lookups. Any other
+        // process can ask a server of its own for a watched name.
+        let trusted = scope == Scope::Host || raw.pid == d.own_pid;
         if !ans.addrs.is_empty() && d.watched.contains(&ans.name) {
-            out.followed.push(ans);
+            if trusted {
+                out.followed.push(ans);
+            } else {
+                d.stats.untrusted += 1;
+            }
         }
     }
 
@@ -349,9 +383,20 @@ impl Engine {
                 out.line_count += 1;
             }
             if let Some(m) = &mut self.metrics {
-                let unit = attr
-                    .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
-                    .map_or_else(UnitId::default, |u| m.unit(u));
+                let unit = match attr {
+                    // A user's unit never reads as the system's.
+                    Some(a) if a.user_unit.is_some() => {
+                        let u = format!(
+                            "{}/{}",
+                            a.unit.as_deref().unwrap_or("?"),
+                            a.user_unit.as_deref().unwrap_or("")
+                        );
+                        m.unit(&u)
+                    }
+                    _ => attr
+                        .and_then(|a| a.unit.as_deref().or(a.container.as_deref()))
+                        .map_or_else(UnitId::default, |u| m.unit(u)),
+                };
                 m.failure(f, unit, matches!(d, Decided::Recovered(..)));
             }
             match &d {
@@ -487,6 +532,7 @@ impl Engine {
         self.verdicts.sweep(now_ns);
         if let Some(d) = &mut self.dns {
             d.memory.sweep(now_ns);
+            d.pending.sweep(now_ns);
         }
     }
 

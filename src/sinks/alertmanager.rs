@@ -263,12 +263,34 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
 /// One alert as Alertmanager takes it: deciding only (the clock is in
 /// `stamps`); `deliver` does the posting.
 fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    json!({
+    let mut v = json!({
         "labels": labels(host, severity, a),
         "annotations": annotations(host, stamps, a),
         "startsAt": stamps.at(a.starts_ns).to_string(),
         "endsAt": stamps.at(a.ends_ns).to_string(),
-    })
+    });
+    defuse(&mut v);
+    v
+}
+
+/// Alertmanager's receivers put these strings into Slack (`<!channel>`,
+/// `<http://x|y>` and `&` are its markup), HTML mail and chat alike, and
+/// the templates (the shipped one too) do not escape them. So every
+/// string posted has `<`, `>` and `&` as `\x3c`, `\x3e` and `\x26`: the
+/// escape every other untrusted byte already has (a backslash is doubled
+/// by it, so this reads one way), text wherever it is rendered.
+fn defuse(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains(['<', '>', '&']) => {
+            *s = s
+                .replace('<', "\\x3c")
+                .replace('>', "\\x3e")
+                .replace('&', "\\x26");
+        }
+        Value::Object(m) => m.values_mut().for_each(defuse),
+        Value::Array(a) => a.iter_mut().for_each(defuse),
+        _ => {}
+    }
 }
 
 /// The alert's identity, fixed for its life: the destination is the
@@ -389,6 +411,29 @@ mod tests {
         r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; a connection succeeded"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
         r#"{"annotations":{"attempts":"12","dname":null,"last_hanging":"2023-11-14T22:13:23.000000Z","processes":"","summary":"TCP connections from web-1 to [2001:db8::7]:5432 recovered: 12 attempts hanging over 2s; no attempts hanging since"},"endsAt":"2023-11-14T22:17:21.000000Z","labels":{"alertname":"TCPConnectHanging","destination":"[2001:db8::7]:5432","instance":"web-1","severity":"page"},"startsAt":"2023-11-14T22:13:21.000000Z"}"#,
     ];
+
+    /// Issue 29, finding 6: a DNS name, processes and containers with
+    /// Slack markup reach Alertmanager as text.
+    #[test]
+    fn slack_markup_reaches_alertmanager_as_text() {
+        let mut a = failing();
+        a.dname = crate::dns::Dname::new(b"<!channel>.echo.t");
+        a.containers = vec![("<http://evil.example|click>&".into(), 3)];
+        a.procs[0].comm = Some(Comm::new(b"<!here>"));
+        let body = render("web-1", "page", &[a]).to_string();
+        for raw in ["<", ">", "&"] {
+            assert!(!body.contains(raw), "{raw} in {body}");
+        }
+        assert!(
+            body.contains(r"to \\x3c!channel\\x3e.echo.t (2001:db8::7):5432"),
+            "{body}"
+        );
+        assert!(
+            body.contains(r"\\x3chttp://evil.example|click\\x3e\\x26×3"),
+            "{body}"
+        );
+        assert!(body.contains(r"\\x3c!here\\x3e"), "{body}");
+    }
 
     #[test]
     fn urls_keep_credentials_but_never_show_them() {

@@ -231,6 +231,7 @@ pub struct AlertFields {
     pub process: Option<String>,
     pub uid: Option<String>,
     pub unit: Option<String>,
+    pub user_unit: Option<String>,
     pub container: Option<String>,
     pub container_name: Option<String>,
     pub pod: Option<String>,
@@ -261,6 +262,7 @@ impl AlertFields {
             ("TCPSTATE_PROCESS", &self.process),
             ("TCPSTATE_UID", &self.uid),
             ("TCPSTATE_UNIT", &self.unit),
+            ("TCPSTATE_USER_UNIT", &self.user_unit),
             ("TCPSTATE_CONTAINER", &self.container),
             ("TCPSTATE_CONTAINER_NAME", &self.container_name),
             ("TCPSTATE_POD", &self.pod),
@@ -299,6 +301,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
         }
         if let Some(a) = attr {
             f.unit = a.unit.as_deref().map(|u| Escaped(u).to_string());
+            f.user_unit = a.user_unit.as_deref().map(|u| Escaped(u).to_string());
             f.container = a.container.as_deref().map(|u| Escaped(u).to_string());
             f.pod = a.pod.as_deref().map(|u| Escaped(u).to_string());
             let esc = |v: &Option<String>| v.as_deref().map(|u| Escaped(u).to_string());

@@ -2,7 +2,10 @@
 //! them in a bounded queue (folding what does not fit into a count), paces
 //! them to Slack's posting limit, groups what waits into one message, and
 //! retries. The blocking POST runs on tokio's blocking pool; the task keeps
-//! taking alerts meanwhile, so a slow Slack never fills the channel.
+//! taking alerts meanwhile, so a slow Slack never fills the channel. A
+//! message Slack refuses as invalid (HTTP 400) is sent again alert by
+//! alert, and an alert it still refuses as plain text without blocks, so
+//! one alert Slack will not take never takes others with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter, Pacer};
-use super::slack_msg::{render, Folded};
+use super::slack_msg::{plain, render, Folded};
 use crate::alert::policy::Alert;
 use crate::event::Source;
 use crate::log::Log;
@@ -132,6 +135,16 @@ impl Queue<Alert> for SlackQueue {
     }
 }
 
+/// How one message went.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Sent,
+    /// Counted lost, and said.
+    Lost,
+    /// Slack refused it as invalid (why): nothing counted yet.
+    Refused(String),
+}
+
 struct SlackSender {
     cfg: Config,
     agent: ureq::Agent,
@@ -166,17 +179,56 @@ impl SlackSender {
             } else {
                 Folded::default()
             };
-            let body = render(&self.cfg.host, &batch, folded);
-            let failures = batch.iter().map(Alert::failures).sum::<u64>() + folded.failures;
-            let alerts = batch.len() as u64 + folded.alerts;
-            if !self.deliver(body, alerts, failures).await && self.inbox.past_deadline() {
+            if !self.send_batch(&batch, folded).await && self.inbox.past_deadline() {
                 return self.give_up_rest();
             }
         }
     }
 
-    /// Sends one message, retrying; true when delivered.
-    async fn deliver(&mut self, body: Value, alerts: u64, failures: u64) -> bool {
+    /// Sends a batch as one message; if Slack refuses it as invalid, each
+    /// alert alone, then as plain text. True when all were delivered.
+    async fn send_batch(&mut self, batch: &[Alert], folded: Folded) -> bool {
+        let body = render(&self.cfg.host, batch, folded);
+        let failures = batch.iter().map(Alert::failures).sum::<u64>() + folded.failures;
+        let alerts = batch.len() as u64 + folded.alerts;
+        let why = match self.deliver(body, alerts, failures, true).await {
+            Delivery::Refused(why) => why,
+            d => return d == Delivery::Sent,
+        };
+        self.log.warn(format_args!(
+            "Slack webhook {}: {why}; sending its {alerts} alerts again one by one",
+            self.cfg.url.redacted()
+        ));
+        let mut all = true;
+        for (i, a) in batch.iter().enumerate() {
+            // The folded count rides with the first.
+            let f = if i == 0 { folded } else { Folded::default() };
+            let (n, fails) = (1 + f.alerts, a.failures() + f.failures);
+            if batch.len() > 1 {
+                let one = render(&self.cfg.host, std::slice::from_ref(a), f);
+                match self.deliver(one, n, fails, true).await {
+                    Delivery::Refused(_) => {}
+                    d => {
+                        all &= d == Delivery::Sent;
+                        continue;
+                    }
+                }
+            }
+            let text = plain(&self.cfg.host, a);
+            all &= self.deliver(text, n, fails, false).await == Delivery::Sent;
+        }
+        all
+    }
+
+    /// Sends one message, retrying. With `may_refuse`, a 400 (Slack's
+    /// `invalid_blocks` and the like) is handed back, not counted lost.
+    async fn deliver(
+        &mut self,
+        body: Value,
+        alerts: u64,
+        failures: u64,
+        may_refuse: bool,
+    ) -> Delivery {
         let body = Arc::new(body);
         let mut attempt = 0;
         loop {
@@ -192,7 +244,10 @@ impl SlackSender {
                 Sent::Ok => {
                     self.stats.slack_messages.inc();
                     self.stats.slack_alerts.add(alerts);
-                    return true;
+                    return Delivery::Sent;
+                }
+                Sent::Fatal(why) if may_refuse && why.starts_with("HTTP 400") => {
+                    return Delivery::Refused(why);
                 }
                 Sent::Fatal(why) => return self.lost(alerts, failures, &why),
                 _ if attempt + 1 >= self.cfg.max_attempts => {
@@ -225,14 +280,14 @@ impl SlackSender {
         }
     }
 
-    fn lost(&self, alerts: u64, failures: u64, why: &str) -> bool {
+    fn lost(&self, alerts: u64, failures: u64, why: &str) -> Delivery {
         self.stats.slack_lost_alerts.add(alerts);
         self.stats.slack_lost_failures.add(failures);
         self.log.error(format_args!(
             "Slack webhook {}: {why}; lost {alerts} alerts ({failures} failures)",
             self.cfg.url.redacted()
         ));
-        false
+        Delivery::Lost
     }
 
     fn give_up_rest(&mut self) {

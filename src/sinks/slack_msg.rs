@@ -30,6 +30,13 @@
 //!
 //! mrkdwn emphasis (`*`, `_`, `~`, backticks) in a process name can still
 //! change how it looks; it cannot notify anyone or link anywhere.
+//!
+//! Slack refuses a message whose blocks pass its limits ("text: maximum
+//! length for this field is 3000 characters" for a section, 2000 for
+//! each of its fields; Block Kit reference), with 400 `invalid_blocks`,
+//! and every alert in it would be lost: each text object is cut to its
+//! limit with an ellipsis ([`cut`]), and [`plain`] is the message without
+//! blocks that the sink sends if Slack refuses one anyway.
 
 use serde_json::{json, Value};
 
@@ -72,18 +79,40 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Slack's limits on a section's text, and on each of its fields.
+pub const SECTION_MAX: usize = 3000;
+pub const FIELD_MAX: usize = 2000;
+
+/// `text` cut to `max` characters, the last an ellipsis, never inside an
+/// entity that [`escape`] wrote (`&amp;`), so the cut shows as text.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let end = text
+        .char_indices()
+        .nth(max.saturating_sub(1))
+        .map_or(text.len(), |(i, _)| i);
+    text.truncate(end);
+    if let Some(amp) = text.rfind('&').filter(|&i| !text[i..].contains(';')) {
+        text.truncate(amp);
+    }
+    text.push('…');
+    text
+}
+
 /// A mrkdwn text object Slack leaves as it is: no automatic links,
-/// channel names or mentions.
-fn mrkdwn(text: String) -> Value {
-    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+/// channel names or mentions; cut to `max` characters.
+fn mrkdwn(text: String, max: usize) -> Value {
+    json!({"type": "mrkdwn", "text": cut(text, max), "verbatim": true})
 }
 
 fn field(title: &str, value: &str) -> Value {
-    mrkdwn(format!("*{title}*\n{value}"))
+    mrkdwn(format!("*{title}*\n{value}"), FIELD_MAX)
 }
 
 fn section(text: String) -> Value {
-    json!({"type": "section", "text": mrkdwn(text)})
+    json!({"type": "section", "text": mrkdwn(text, SECTION_MAX)})
 }
 
 /// `curl (pid 77)`, with the process if the thread is named otherwise.
@@ -115,6 +144,10 @@ fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
         (None, Some(id), _) => out.push(field("Container", &esc(id))),
         (None, None, Some(u)) => out.push(field("Unit", &esc(u))),
         (None, None, None) => {}
+    }
+    // A user's own unit, below its manager (`user@1000.service`).
+    if let Some(u) = &a.user_unit {
+        out.push(field("User unit", &esc(u)));
     }
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
         out.push(field(
@@ -339,11 +372,23 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
         blocks.push(json!({"type": "context", "elements": [mrkdwn(format!(
             "…and {} more alerts ({} failures) not shown: alerts came faster than Slack accepts them",
             folded.alerts, folded.failures
-        ))]}));
+        ), SECTION_MAX)]}));
     }
     json!({
         "text": text,
         "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "link_names": false,
+    })
+}
+
+/// The message without blocks, its text cut: what is sent when Slack
+/// refuses a message with blocks as invalid, so the alert still arrives.
+pub fn plain(host: &str, a: &Alert) -> Value {
+    let text = format!("TCP alert on {}: {}", escape(host), one_line(a));
+    json!({
+        "text": cut(text, SECTION_MAX),
         "unfurl_links": false,
         "unfurl_media": false,
         "link_names": false,
@@ -583,6 +628,74 @@ mod tests {
         let v = render("h", &[Alert::First(f, None)], Folded::default());
         assert!(!v["text"].as_str().unwrap().contains(" after "), "{v}");
         assert!(all_text(&v["blocks"]).contains("unknown (its start was not seen)"));
+    }
+
+    /// Issue 29, finding 7: 256-byte pod, namespace and container names
+    /// and a 253-byte DNS name, hostile and non-ASCII (each byte escaped
+    /// to four): every text object within Slack's limits, cut visibly.
+    #[test]
+    fn long_names_are_cut_to_slacks_limits() {
+        let long = |c: &str| c.repeat(256 / c.len());
+        let attr = Attribution {
+            container: Some(
+                "56aaf316b98dc6a25b199617246b6c470761d200aa2a61992d1aaac89f14594c".into(),
+            ),
+            container_name: Some(long("é")),
+            pod_name: Some(long("<&>")),
+            pod_namespace: Some(long("ü")),
+            unit: Some(long("&")),
+            ..Default::default()
+        };
+        let label = "<!channel>&".repeat(5);
+        let name = [&label[..55], &label[..55], &label[..55], &label[..55]].join(".");
+        let mut f = failure(b"curl");
+        f.dname = crate::dns::Dname::new(name.as_bytes());
+        assert!(f.dname.is_some());
+        let v = render(
+            "h",
+            &[Alert::First(f, Some(attr.clone()))],
+            Folded::default(),
+        );
+        let mut objs = Vec::new();
+        mrkdwn_objects(&v["blocks"], &mut objs);
+        let longest = objs
+            .iter()
+            .map(|o| o["text"].as_str().unwrap().chars().count())
+            .max();
+        assert!(longest.unwrap() <= FIELD_MAX, "{longest:?}");
+        assert!(all_text(&v["blocks"]).contains('…'));
+        for b in v["blocks"].as_array().unwrap() {
+            if let Some(t) = b["text"]["text"].as_str() {
+                assert!(t.chars().count() <= SECTION_MAX);
+            }
+            assert!(b["fields"].as_array().map_or(0, Vec::len) <= 10);
+        }
+        // Grouped, each alert's line is a section of its own, cut too.
+        let g = render(
+            "h",
+            &[
+                Alert::First(f, Some(attr.clone())),
+                Alert::First(f, Some(attr)),
+            ],
+            Folded::default(),
+        );
+        for b in g["blocks"].as_array().unwrap() {
+            let t = b["text"]["text"].as_str().unwrap();
+            assert!(t.chars().count() <= SECTION_MAX, "{}", t.len());
+            assert!(!t.contains("<!"), "{t}");
+        }
+        let p = plain("h", &Alert::First(f, None));
+        assert!(p["text"].as_str().unwrap().chars().count() <= SECTION_MAX);
+        assert!(p.get("blocks").is_none());
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_entity() {
+        assert_eq!(cut("abc".into(), 3), "abc");
+        assert_eq!(cut("abcdef".into(), 4), "abc…");
+        assert_eq!(cut("ab&amp;cd".into(), 5), "ab…");
+        assert_eq!(cut("ab&amp;cd".into(), 8), "ab&amp;…");
+        assert_eq!(cut("ééééé".into(), 3), "éé…");
     }
 
     #[test]

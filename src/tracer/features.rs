@@ -105,9 +105,11 @@ pub enum DnsHook {
     /// None: failures carry no names, and --dest names follow no answers.
     #[default]
     Off,
-    /// fentry/skb_consume_udp: UDP receives only.
+    /// fentry/skb_consume_udp, udp_send_skb and udp_v6_send_skb: UDP
+    /// receives and sends only.
     Trampoline,
-    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53.
+    /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53,
+    /// writes and sends to them.
     Tracepoint,
 }
 
@@ -135,9 +137,11 @@ impl Features {
                 "needs Linux 5.8 iter/task_file",
             ),
             match self.dns {
-                DnsHook::Trampoline => "dns-names via fentry/skb_consume_udp".to_string(),
-                DnsHook::Tracepoint => "dns-names via raw_syscalls (read/recvfrom/recvmsg/\
-                                        recvmmsg; every syscall on this host pays; \
+                DnsHook::Trampoline => {
+                    "dns-names via fentry/skb_consume_udp+udp_send_skb".to_string()
+                }
+                DnsHook::Tracepoint => "dns-names via raw_syscalls (reads, receives and sends \
+                                        of UDP; every syscall on this host pays; \
                                         --dns-names off turns it off)"
                     .to_string(),
                 DnsHook::Off if self.dns_wanted == DnsNames::Off => {
@@ -242,12 +246,17 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
     (features, trampolines, has("btf_trace_sys_exit"))
 }
 
-/// The trampoline where the kernel's BTF has the function, else the
+/// The trampolines where the kernel's BTF has the functions, else the
 /// tracepoint; which one really attaches is settled at attach.
 fn dns_hook(btf: &libbpf_rs::btf::Btf<'_>) -> DnsHook {
     use libbpf_rs::btf::types::Func;
     use libbpf_rs::btf::BtfType;
-    if btf.type_by_name::<Func<'_>>("skb_consume_udp").is_some() {
+    let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
+    // Answers, and the queries they must answer (v4 and v6).
+    if ["skb_consume_udp", "udp_send_skb", "udp_v6_send_skb"]
+        .iter()
+        .all(|f| func(f))
+    {
         DnsHook::Trampoline
     } else if btf
         .type_by_name::<BtfType<'_>>("btf_trace_sys_exit")

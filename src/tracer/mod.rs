@@ -370,6 +370,8 @@ fn set_autoload(open: &mut OpenTcpstateSkel<'_>, progs: &Progs) {
     p.seed_pending.set_autoload(progs.seed_pending);
     p.seed_tasks.set_autoload(progs.seed_tasks);
     p.handle_dns_fentry.set_autoload(progs.handle_dns_fentry);
+    p.handle_dns_query4.set_autoload(progs.handle_dns_fentry);
+    p.handle_dns_query6.set_autoload(progs.handle_dns_fentry);
     p.handle_dns_sys_exit
         .set_autoload(progs.handle_dns_sys_exit);
 }
@@ -492,8 +494,19 @@ fn attach_fallback(
 /// hardening), else off.
 fn attach_dns(plan: &Plan, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
     if plan.dns == DnsHook::Trampoline {
-        if let Ok(l) = skel.progs.handle_dns_fentry.attach() {
-            links.push(l);
+        // All three or none: answers count only with their queries.
+        let p = &skel.progs;
+        let tramps = [
+            &p.handle_dns_fentry,
+            &p.handle_dns_query4,
+            &p.handle_dns_query6,
+        ];
+        if let Ok(ls) = tramps
+            .iter()
+            .map(|p| p.attach())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            links.extend(ls);
             return DnsHook::Trampoline;
         }
     }

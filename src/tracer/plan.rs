@@ -245,8 +245,8 @@ mod tests {
         no trampolines: the kernel refused to load them (-EPERM); --connect-errors off turns it off)";
     const CONNECT_OFF: &str = "connect-errors off (--connect-errors off: errors before the SYN, \
         and errors read away with SO_ERROR, are not seen)";
-    const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp";
-    const DNS_RAW: &str = "dns-names via raw_syscalls (read/recvfrom/recvmsg/recvmmsg; every \
+    const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
+    const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP; every \
         syscall on this host pays; --dns-names off turns it off)";
     const DNS_OFF: &str = "dns-names off (--dns-names off: failures carry no DNS names)";
     const DNS_AUTO_OFF: &str = "dns-names off (no trampolines here; --dns-names on takes the \

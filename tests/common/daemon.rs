@@ -118,6 +118,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Alerts to the syslog and Slack stand-ins.
+    pub fn alerts_to(self, syslog: &super::FakeSyslog, slack: &super::FakeSlack) -> Self {
+        let socket = syslog.path.to_str().unwrap().to_string();
+        self.args(["--syslog-socket", &socket, "--slack-url", &slack.url()])
+    }
+
     /// An environment variable of its own.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));

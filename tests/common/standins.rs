@@ -13,6 +13,8 @@ use super::{poll, TempDir};
 /// A stand-in for Slack's incoming webhook: a real HTTP/1.1 server on
 /// loopback that records every request and answers from a script
 /// (default 200 "ok"), keep-alive included, as ureq pools connections.
+/// Like Slack, it refuses blocks past their documented limits with 400
+/// `invalid_blocks` (see [`invalid_blocks`]).
 pub struct FakeSlack {
     pub port: u16,
     requests: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
@@ -71,12 +73,17 @@ impl FakeSlack {
             let mut body = vec![0u8; len];
             rd.read_exact(&mut body).unwrap();
             let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let invalid = invalid_blocks(&json);
             requests.lock().unwrap().push((Instant::now(), json));
             let status = script
                 .lock()
                 .unwrap()
                 .pop_front()
                 .unwrap_or_else(|| "200 OK".into());
+            let (status, body) = match invalid {
+                true => ("400 Bad Request".to_string(), "invalid_blocks"),
+                false => (status, "ok"),
+            };
             let extra = if status.starts_with("429") {
                 "Retry-After: 2\r\n"
             } else {
@@ -84,7 +91,8 @@ impl FakeSlack {
             };
             let _ = write!(
                 w,
-                "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
             );
         }
     }
@@ -129,6 +137,26 @@ impl FakeSlack {
         })
         .unwrap_or_else(|| self.requests())
     }
+}
+
+/// Whether Slack would refuse these blocks (Block Kit reference): more
+/// than 50 blocks, a section's text over 3000 characters, more than 10
+/// fields or one over 2000, a context of more than 10 elements.
+fn invalid_blocks(msg: &serde_json::Value) -> bool {
+    let len = |v: &serde_json::Value| v["text"].as_str().map_or(0, |t| t.chars().count());
+    let Some(blocks) = msg["blocks"].as_array() else {
+        return false;
+    };
+    blocks.len() > 50
+        || blocks.iter().any(|b| {
+            let fields = b["fields"].as_array().map_or(&[][..], Vec::as_slice);
+            let elements = b["elements"].as_array().map_or(&[][..], Vec::as_slice);
+            len(&b["text"]) > 3000
+                || fields.len() > 10
+                || fields.iter().any(|f| len(f) > 2000)
+                || elements.len() > 10
+                || elements.iter().any(|e| len(e) > 3000)
+        })
 }
 
 /// A stand-in for /dev/log: a real Unix datagram socket, every datagram kept.
