@@ -88,6 +88,8 @@ pub struct FleetAlert {
     /// The containers (and pods) failing, by name, most frequent first, at
     /// most [`MAX_PROCS`]; escaped.
     pub containers: Vec<(String, u64)>,
+    /// The ICMP error of the latest failure that had one: who rejected it.
+    pub icmp: Option<crate::event::Icmp>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +111,7 @@ struct Firing {
     check_ns: u64,
     dname: Option<crate::event::Dname>,
     containers: Vec<(String, u64)>,
+    icmp: Option<crate::event::Icmp>,
 }
 
 /// One failure or hanging attempt, as the resolver keeps it. Borrows the
@@ -121,6 +124,7 @@ struct Sighting<'a> {
     dname: Option<&'a crate::event::Dname>,
     /// The caller's container or pod, as an annotation names it.
     container: Option<Rc<str>>,
+    icmp: Option<crate::event::Icmp>,
 }
 
 /// The last caller's container label and the four fields it is made of:
@@ -193,6 +197,7 @@ impl Firing {
             check_ns,
             dname: None,
             containers: Vec::new(),
+            icmp: None,
         }
     }
 
@@ -201,6 +206,9 @@ impl Firing {
         // The latest name the application resolved for it.
         if let Some(n) = s.dname {
             self.dname = Some(*n);
+        }
+        if s.icmp.is_some() {
+            self.icmp = s.icmp;
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
@@ -221,6 +229,7 @@ impl Firing {
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
             dname: self.dname,
+            icmp: self.icmp,
             containers: {
                 let mut c = self.containers.clone();
                 c.sort_by_key(|e| std::cmp::Reverse(e.1));
@@ -302,6 +311,7 @@ impl Resolver {
             caller: f.caller.as_ref(),
             dname: f.dname.as_ref(),
             container: attr.and_then(|a| self.last_label.of(a)),
+            icmp: f.icmp,
         };
         self.seen(key, at, now_ns, fleet);
     }
@@ -322,6 +332,7 @@ impl Resolver {
             caller: s.caller.as_ref(),
             dname: s.dname.as_ref(),
             container: None,
+            icmp: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
@@ -348,6 +359,7 @@ impl Resolver {
             caller: f.caller.as_ref(),
             dname: f.dname.as_ref(),
             container: attr.and_then(|a| self.last_label.of(a)),
+            icmp: f.icmp,
         };
         self.seen((Trouble::Degraded, dest), at, now_ns, fleet);
     }

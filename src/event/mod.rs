@@ -158,6 +158,8 @@ pub enum Kind {
     Drop,
     /// A SYN was retransmitted.
     Retrans,
+    /// An ICMP error reached a socket in SYN_SENT: `saddr` is its sender.
+    Icmp,
 }
 
 /// Who made an attempt, as the kernel saw it at the attempt (the failure
@@ -210,6 +212,7 @@ impl Failure {
             duration_ns: 0,
             retransmits: 0,
             timeout_by: None,
+            icmp: None,
             dname: None,
         }
     }
@@ -284,8 +287,12 @@ pub struct Record {
     pub dport: u16,
     pub oldstate: TcpState,
     pub newstate: TcpState,
-    /// sk_err at a state change; connect()'s error for ConnectErr.
+    /// sk_err at a state change; connect()'s error for ConnectErr; the
+    /// errno the ICMP error makes for Icmp.
     pub sk_err: u32,
+    /// For Icmp: the ICMP type and code.
+    pub icmp_type: u8,
+    pub icmp_code: u8,
 }
 
 fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
@@ -310,6 +317,7 @@ impl Record {
             2 => Kind::SkError,
             3 => Kind::Drop,
             4 => Kind::Retrans,
+            5 => Kind::Icmp,
             _ => return None,
         };
         Some(Record {
@@ -332,6 +340,8 @@ impl Record {
             oldstate: TcpState::from_raw(e.oldstate),
             newstate: TcpState::from_raw(e.newstate),
             sk_err: e.sk_err,
+            icmp_type: e.icmp_type,
+            icmp_code: e.icmp_code,
         })
     }
 }
@@ -486,6 +496,8 @@ pub struct Failure {
     pub retransmits: u32,
     /// For a timeout: who gave up waiting for the SYN's answer.
     pub timeout_by: Option<TimeoutBy>,
+    /// The ICMP error that made the errno, where it was seen (see `Icmp`).
+    pub icmp: Option<Icmp>,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,
@@ -553,6 +565,87 @@ impl TimeoutBy {
         match self {
             TimeoutBy::Kernel => "kernel",
             TimeoutBy::Application => "application",
+        }
+    }
+}
+
+/// An ICMP error that ended an attempt: who sent it (a router or firewall
+/// on the path, or the destination itself), its type and code, and the
+/// errno the kernel made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmp {
+    pub from: IpAddr,
+    /// ICMPv6 (else ICMP for IPv4).
+    pub v6: bool,
+    pub kind: u8,
+    pub code: u8,
+    pub errno: u32,
+}
+
+impl Icmp {
+    /// From an Icmp record; None for another kind.
+    pub fn from_record(r: &Record) -> Option<Icmp> {
+        (r.kind == Kind::Icmp).then(|| Icmp {
+            from: r.saddr,
+            v6: r.family == Family::Ipv6,
+            kind: r.icmp_type,
+            code: r.icmp_code,
+            errno: r.sk_err,
+        })
+    }
+
+    /// The type and code as operators and `iptables -j REJECT
+    /// --reject-with` name them: `admin-prohibited`, `host-unreachable`.
+    /// None for one without a usual name (shown as numbers).
+    pub fn name(&self) -> Option<&'static str> {
+        Some(match (self.v6, self.kind, self.code) {
+            // RFC 792, RFC 1812: destination unreachable.
+            (false, 3, 0) | (false, 3, 6) => "net-unreachable",
+            (false, 3, 1) | (false, 3, 7) => "host-unreachable",
+            (false, 3, 2) => "protocol-unreachable",
+            (false, 3, 3) => "port-unreachable",
+            (false, 3, 4) => "fragmentation-needed",
+            (false, 3, 9) => "net-prohibited",
+            (false, 3, 10) => "host-prohibited",
+            (false, 3, 13) => "admin-prohibited",
+            (false, 11, _) => "time-exceeded",
+            (false, 12, _) => "parameter-problem",
+            // RFC 4443: destination unreachable.
+            (true, 1, 0) => "no-route",
+            (true, 1, 1) => "admin-prohibited",
+            (true, 1, 2) => "beyond-scope",
+            (true, 1, 3) => "address-unreachable",
+            (true, 1, 4) => "port-unreachable",
+            (true, 1, 5) => "failed-policy",
+            (true, 1, 6) => "reject-route",
+            (true, 3, _) => "time-exceeded",
+            (true, 4, _) => "parameter-problem",
+            _ => return None,
+        })
+    }
+
+    /// `ICMP admin-prohibited`, `ICMPv6 no-route`, or with numbers
+    /// `ICMP type 5 code 1`.
+    pub fn describe(&self) -> String {
+        let proto = if self.v6 { "ICMPv6" } else { "ICMP" };
+        match self.name() {
+            Some(n) => format!("{proto} {n}"),
+            None => format!("{proto} type {} code {}", self.kind, self.code),
+        }
+    }
+
+    /// The words after a failure's reason: `rejected by 10.1.0.1 (ICMP
+    /// admin-prohibited), not by the destination`; the destination's own
+    /// ICMP error (`daddr`) says so instead.
+    pub fn wording(&self, daddr: IpAddr) -> String {
+        if self.from == daddr {
+            format!("rejected by the destination itself ({})", self.describe())
+        } else {
+            format!(
+                "rejected by {} ({}), not by the destination",
+                self.from,
+                self.describe()
+            )
         }
     }
 }

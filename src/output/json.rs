@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::event::{
-    Attribution, Caller, Comm, Decided, Dname, Failure, Family, Record, Slow, TimeoutBy,
+    Attribution, Caller, Comm, Decided, Dname, Failure, Family, Icmp, Record, Slow, TimeoutBy,
 };
 use crate::output::clock::Stamp;
 
@@ -154,6 +154,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(b"\",\"errno\":");
     int(line, e.errno);
     timeout_by(line, e.timeout_by);
+    icmp(line, e.icmp.as_ref());
     line.extend_from_slice(b",\"stage\":\"");
     line.extend_from_slice(e.stage.name().as_bytes());
     line.extend_from_slice(b"\",\"seen\":\"");
@@ -199,6 +200,7 @@ pub fn verdict(line: &mut Vec<u8>, ts: &Stamp, d: &Decided, attr: Option<&Attrib
     line.extend_from_slice(e.reason.name().as_bytes());
     line.push(b'"');
     timeout_by(line, e.timeout_by);
+    icmp(line, e.icmp.as_ref());
     line.push(b',');
     who(line, &e.caller, attr);
     source(line, e.family, e.saddr);
@@ -231,6 +233,24 @@ fn timeout_by(line: &mut Vec<u8>, by: Option<TimeoutBy>) {
         Some(TimeoutBy::Application) => b",\"timeout_by\":\"application\"",
         None => b",\"timeout_by\":null",
     });
+}
+
+/// `,"icmp_from":"10.1.0.1","icmp_type":3,"icmp_code":13`, or nulls
+/// where no ICMP error made the errno (or its sender was not seen).
+fn icmp(line: &mut Vec<u8>, i: Option<&Icmp>) {
+    match i {
+        Some(i) => {
+            line.extend_from_slice(b",\"icmp_from\":");
+            addr(line, i.from);
+            line.extend_from_slice(b",\"icmp_type\":");
+            int(line, i.kind);
+            line.extend_from_slice(b",\"icmp_code\":");
+            int(line, i.code);
+        }
+        None => {
+            line.extend_from_slice(b",\"icmp_from\":null,\"icmp_type\":null,\"icmp_code\":null")
+        }
+    }
 }
 
 /// `,"family":…,"saddr":…`
@@ -357,6 +377,9 @@ mod tests {
         reason: &'static str,
         errno: u32,
         timeout_by: Option<&'static str>,
+        icmp_from: Option<IpAddr>,
+        icmp_type: Option<u8>,
+        icmp_code: Option<u8>,
         stage: &'static str,
         seen: &'static str,
         pid: Option<u32>,
@@ -394,6 +417,9 @@ mod tests {
             reason: e.reason.name(),
             errno: e.errno,
             timeout_by: e.timeout_by.map(|b| b.name()),
+            icmp_from: e.icmp.map(|i| i.from),
+            icmp_type: e.icmp.map(|i| i.kind),
+            icmp_code: e.icmp.map(|i| i.code),
             stage: e.stage.name(),
             seen: e.seen.name(),
             pid: c.map(|c| c.pid),
@@ -550,6 +576,15 @@ mod tests {
         let mut e = base();
         e.saddr = "0.0.0.0".parse().unwrap();
         e.duration_ns = 127_000_000_000;
+        check(e, None);
+        let mut e = base();
+        e.icmp = Some(Icmp {
+            from: "2001:db8::fe".parse().unwrap(),
+            v6: true,
+            kind: 1,
+            code: 1,
+            errno: 13,
+        });
         check(e, None);
     }
 }

@@ -171,6 +171,13 @@ impl fmt::Display for FailureLine<'_> {
         if let Some(by) = e.timeout_by {
             write!(f, " timeout_by={}", by.name())?;
         }
+        if let Some(i) = e.icmp {
+            write!(
+                f,
+                " icmp_from={} icmp_type={} icmp_code={}",
+                i.from, i.kind, i.code
+            )?;
+        }
         write!(f, " stage={}{}", e.stage.name(), Who(&e.caller))?;
         write!(f, " saddr={}", e.saddr)?;
         if let Some(p) = e.sport {
@@ -209,6 +216,9 @@ impl fmt::Display for DegradedLine<'_> {
                 write!(f, " (SYN unanswered; {} retransmits)", e.retransmits)?
             }
             None => {}
+        }
+        if let Some(i) = e.icmp {
+            write!(f, " ({})", i.wording(e.daddr))?;
         }
         write!(
             f,

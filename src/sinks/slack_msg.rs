@@ -131,6 +131,12 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
     } else {
         f.reason.to_string()
     };
+    // `host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not
+    // by the destination`: the router is another team than the destination.
+    let reason = match f.icmp {
+        Some(i) => format!("{reason}: {}", i.wording(f.daddr)),
+        None => reason,
+    };
     let mut fields = vec![
         field(
             "Destination",
@@ -213,8 +219,12 @@ fn one_line(a: &Alert) -> String {
                 Some(ns) => format!(" after {}", Millis(ns)),
                 None => String::new(),
             };
+            let rejected = match f.icmp {
+                Some(i) => format!(": {}", i.wording(f.daddr)),
+                None => String::new(),
+            };
             escape(&format!(
-                "{} {} at {} ({}{}){after}",
+                "{} {}{rejected} at {} ({}{}){after}",
                 NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
                 f.reason,
                 f.stage.name(),
@@ -541,6 +551,23 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} not in {s}");
         }
+    }
+
+    #[test]
+    fn an_icmp_rejection_says_who_rejected() {
+        let mut f = failure(b"curl");
+        f.reason = Reason::HostUnreachable;
+        f.icmp = Some(crate::event::Icmp {
+            from: "10.1.0.1".parse().unwrap(),
+            v6: false,
+            kind: 3,
+            code: 13,
+            errno: 113,
+        });
+        let v = render("web-1", &[Alert::First(f, None)], Folded::default());
+        let want = "host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination";
+        assert!(v["text"].as_str().unwrap().contains(want), "{}", v["text"]);
+        assert!(all_text(&v["blocks"]).contains(want), "{v}");
     }
 
     #[test]
