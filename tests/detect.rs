@@ -378,3 +378,65 @@ fn a_router_rejecting_with_icmp_is_named_where_trampolines_attach() {
         }
     }
 }
+
+/// An address on the client's own link that nobody owns: the kernel asks
+/// ARP (NDP for IPv6), nobody answers, and it drops the queued SYN
+/// (SKB_DROP_REASON_NEIGH_FAILED) before the attempt fails with
+/// host_unreachable. The report names the neighbour that never answered
+/// and the device.
+#[test]
+fn a_neighbour_that_never_answers_is_named() {
+    if !require_root("a_neighbour_that_never_answers_is_named") {
+        return;
+    }
+    let net = Net::new(121);
+    // The kernel's SYN retries outlast ARP's 3 s (Net cuts them to 3 s).
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &net.client,
+            "sysctl",
+            "-qw",
+            "net.ipv4.tcp_syn_retries=3",
+        ],
+    );
+    let d = start(&net);
+    let v4 = sock(net.server_v4_extra(77), 80);
+    let v6 = sock(
+        format!("2001:db8:{}::77", net.n)
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap(),
+        80,
+    );
+    let (r4, r6) = std::thread::scope(|s| {
+        let a = s.spawn(|| net.in_client("t-neigh", move || connect_err(v4)));
+        let b = s.spawn(|| net.in_client("t-neigh", move || connect_err(v6)));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((r4, r6), (EHOSTUNREACH, EHOSTUNREACH));
+    let out = d.stop();
+    let started = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("tcpstate: started"))
+        .unwrap_or_else(|| panic!("no start line in {}", out.stderr));
+    // Drop reasons need Linux 5.17's kfree_skb reason.
+    let drops = started.contains("netfilter-drops on");
+    // IPv6's neighbour discovery frees the SYN without naming a reason
+    // (ndisc_error_report: kfree_skb), where ARP's says NEIGH_FAILED.
+    for (to, hop, why) in [
+        (v4, v4.ip(), "neigh_failed"),
+        (v6, v6.ip(), "not_specified"),
+    ] {
+        let v = assert_one(&out, to, "host_unreachable", EHOSTUNREACH, "t-neigh");
+        if drops {
+            assert_eq!(v["drop_reason"], why, "{v}");
+            assert_eq!(v["drop_next_hop"], hop.to_string(), "{v}");
+            assert_eq!(v["drop_dev"], "eth0", "{v}");
+        } else {
+            assert!(v["drop_reason"].is_null(), "{v}");
+        }
+    }
+}

@@ -90,6 +90,8 @@ pub struct FleetAlert {
     pub containers: Vec<(String, u64)>,
     /// The ICMP error of the latest failure that had one: who rejected it.
     pub icmp: Option<crate::event::Icmp>,
+    /// The latest packet this host dropped, and why.
+    pub dropped: Option<crate::event::Dropped>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,7 @@ struct Firing {
     dname: Option<crate::event::Dname>,
     containers: Vec<(String, u64)>,
     icmp: Option<crate::event::Icmp>,
+    dropped: Option<crate::event::Dropped>,
 }
 
 /// One failure or hanging attempt, as the resolver keeps it. Borrows the
@@ -125,6 +128,7 @@ struct Sighting<'a> {
     /// The caller's container or pod, as an annotation names it.
     container: Option<Rc<str>>,
     icmp: Option<crate::event::Icmp>,
+    dropped: Option<crate::event::Dropped>,
 }
 
 /// The last caller's container label and the four fields it is made of:
@@ -198,6 +202,7 @@ impl Firing {
             dname: None,
             containers: Vec::new(),
             icmp: None,
+            dropped: None,
         }
     }
 
@@ -209,6 +214,9 @@ impl Firing {
         }
         if s.icmp.is_some() {
             self.icmp = s.icmp;
+        }
+        if s.dropped.is_some() {
+            self.dropped = s.dropped;
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
@@ -230,6 +238,7 @@ impl Firing {
             other_procs: self.tally.other_procs,
             dname: self.dname,
             icmp: self.icmp,
+            dropped: self.dropped,
             containers: {
                 let mut c = self.containers.clone();
                 c.sort_by_key(|e| std::cmp::Reverse(e.1));
@@ -312,6 +321,7 @@ impl Resolver {
             dname: f.dname.as_ref(),
             container: attr.and_then(|a| self.last_label.of(a)),
             icmp: f.icmp,
+            dropped: f.dropped,
         };
         self.seen(key, at, now_ns, fleet);
     }
@@ -333,6 +343,7 @@ impl Resolver {
             dname: s.dname.as_ref(),
             container: None,
             icmp: None,
+            dropped: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }
@@ -360,6 +371,7 @@ impl Resolver {
             dname: f.dname.as_ref(),
             container: attr.and_then(|a| self.last_label.of(a)),
             icmp: f.icmp,
+            dropped: f.dropped,
         };
         self.seen((Trouble::Degraded, dest), at, now_ns, fleet);
     }

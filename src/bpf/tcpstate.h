@@ -27,6 +27,11 @@ enum tcpstate_kind {
 	 * sender, which may be a router, not the destination), icmp_type and
 	 * icmp_code its type and code, sk_err the errno it makes. */
 	TCPSTATE_EV_ICMP = 5,
+	/* This host dropped a packet of a socket in SYN_SENT for another
+	 * reason (skb:kfree_skb, 5.17+): `drop_reason`; `saddr` is the next
+	 * hop the packet was for (the gateway, else the destination), `comm`
+	 * the device's name. */
+	TCPSTATE_EV_SKB_DROP = 6,
 };
 
 struct tcpstate_event {
@@ -50,7 +55,9 @@ struct tcpstate_event {
 	__u8 daddr[16];
 	__u8 comm[TCPSTATE_COMM_LEN];  /* the calling thread's name */
 	__u8 pcomm[TCPSTATE_COMM_LEN]; /* its process's (thread-group leader's) */
-	__u32 _pad2;
+	/* TCPSTATE_EV_DROP, TCPSTATE_EV_SKB_DROP: the kernel's enum
+	 * skb_drop_reason value (user space names it from the kernel's BTF) */
+	__u32 drop_reason;
 };
 
 /* The names of a cgroup and its ancestors, leaf first, sent the first

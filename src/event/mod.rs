@@ -160,6 +160,10 @@ pub enum Kind {
     Retrans,
     /// An ICMP error reached a socket in SYN_SENT: `saddr` is its sender.
     Icmp,
+    /// This host dropped a packet of a socket in SYN_SENT for a reason
+    /// other than netfilter: `saddr` is the next hop, `caller.comm` the
+    /// device.
+    SkbDrop,
 }
 
 /// Who made an attempt, as the kernel saw it at the attempt (the failure
@@ -213,6 +217,7 @@ impl Failure {
             retransmits: 0,
             timeout_by: None,
             icmp: None,
+            dropped: None,
             dname: None,
         }
     }
@@ -293,6 +298,8 @@ pub struct Record {
     /// For Icmp: the ICMP type and code.
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// For Drop and SkbDrop: the kernel's enum skb_drop_reason value.
+    pub drop_reason: u32,
 }
 
 fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
@@ -318,6 +325,7 @@ impl Record {
             3 => Kind::Drop,
             4 => Kind::Retrans,
             5 => Kind::Icmp,
+            6 => Kind::SkbDrop,
             _ => return None,
         };
         Some(Record {
@@ -342,6 +350,7 @@ impl Record {
             sk_err: e.sk_err,
             icmp_type: e.icmp_type,
             icmp_code: e.icmp_code,
+            drop_reason: e.drop_reason,
         })
     }
 }
@@ -498,6 +507,8 @@ pub struct Failure {
     pub timeout_by: Option<TimeoutBy>,
     /// The ICMP error that made the errno, where it was seen (see `Icmp`).
     pub icmp: Option<Icmp>,
+    /// A packet of the attempt this host dropped, and why (see `Dropped`).
+    pub dropped: Option<Dropped>,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,
@@ -646,6 +657,64 @@ impl Icmp {
                 self.from,
                 self.describe()
             )
+        }
+    }
+}
+
+/// A packet of an attempt that this host dropped, with the kernel's reason
+/// (skb:kfree_skb, 5.17+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// The kernel's enum skb_drop_reason value: its names differ between
+    /// kernels, so `name` is read from this kernel's BTF.
+    pub reason: u32,
+    /// `neigh_failed`, `netfilter_drop`: SKB_DROP_REASON_* in lower case
+    /// without the prefix; None where the kernel's BTF did not name it.
+    pub name: Option<&'static str>,
+    /// The next hop the packet was for (the gateway, else the destination);
+    /// None for a netfilter drop.
+    pub next_hop: Option<IpAddr>,
+    /// The device it was to leave by (any bytes: escaped when shown).
+    pub dev: Comm,
+}
+
+impl Dropped {
+    /// From a Drop or SkbDrop record, unnamed; None for another kind.
+    pub fn from_record(r: &Record) -> Option<Dropped> {
+        match r.kind {
+            Kind::Drop => Some(Dropped {
+                reason: r.drop_reason,
+                name: None,
+                next_hop: None,
+                dev: Comm::default(),
+            }),
+            Kind::SkbDrop => Some(Dropped {
+                reason: r.drop_reason,
+                name: None,
+                next_hop: Some(r.saddr),
+                dev: r.caller.comm,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What operators call it: `no ARP answer for 10.68.0.77 on eth0` (NDP
+    /// for IPv6); else `dropped here: qdisc_drop (next hop 10.0.0.1 on
+    /// eth0)`.
+    pub fn wording(&self) -> String {
+        let name = self.name.unwrap_or("unknown");
+        let on = if self.dev.as_bytes().is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", self.dev)
+        };
+        match (name, self.next_hop) {
+            ("neigh_failed", Some(hop)) => {
+                let proto = if hop.is_ipv4() { "ARP" } else { "NDP" };
+                format!("no {proto} answer for {hop}{on}")
+            }
+            (_, Some(hop)) => format!("dropped here: {name} (next hop {hop}{on})"),
+            (_, None) => format!("dropped here: {name}"),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::event::{
-    Attribution, Caller, Comm, Decided, Dname, Failure, Family, Icmp, Record, Slow, TimeoutBy,
+    Attribution, Caller, Comm, Decided, Dname, Dropped, Failure, Family, Icmp, Record, Slow,
+    TimeoutBy,
 };
 use crate::output::clock::Stamp;
 
@@ -155,6 +156,7 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     int(line, e.errno);
     timeout_by(line, e.timeout_by);
     icmp(line, e.icmp.as_ref());
+    dropped(line, e.dropped.as_ref());
     line.extend_from_slice(b",\"stage\":\"");
     line.extend_from_slice(e.stage.name().as_bytes());
     line.extend_from_slice(b"\",\"seen\":\"");
@@ -201,6 +203,7 @@ pub fn verdict(line: &mut Vec<u8>, ts: &Stamp, d: &Decided, attr: Option<&Attrib
     line.push(b'"');
     timeout_by(line, e.timeout_by);
     icmp(line, e.icmp.as_ref());
+    dropped(line, e.dropped.as_ref());
     line.push(b',');
     who(line, &e.caller, attr);
     source(line, e.family, e.saddr);
@@ -250,6 +253,36 @@ fn icmp(line: &mut Vec<u8>, i: Option<&Icmp>) {
         None => {
             line.extend_from_slice(b",\"icmp_from\":null,\"icmp_type\":null,\"icmp_code\":null")
         }
+    }
+}
+
+/// `,"drop_reason":"neigh_failed","drop_next_hop":"10.0.0.1","drop_dev":"eth0"`,
+/// or nulls where this host dropped none of the attempt's packets.
+fn dropped(line: &mut Vec<u8>, d: Option<&Dropped>) {
+    let Some(d) = d else {
+        line.extend_from_slice(b",\"drop_reason\":null,\"drop_next_hop\":null,\"drop_dev\":null");
+        return;
+    };
+    line.extend_from_slice(b",\"drop_reason\":");
+    match d.name {
+        // From the kernel's BTF: [a-z0-9_], nothing to escape.
+        Some(n) => {
+            line.push(b'"');
+            line.extend_from_slice(n.as_bytes());
+            line.push(b'"');
+        }
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"drop_next_hop\":");
+    match d.next_hop {
+        Some(a) => addr(line, a),
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"drop_dev\":");
+    if d.dev.as_bytes().is_empty() {
+        line.extend_from_slice(b"null");
+    } else {
+        comm(line, &d.dev);
     }
 }
 
@@ -380,6 +413,9 @@ mod tests {
         icmp_from: Option<IpAddr>,
         icmp_type: Option<u8>,
         icmp_code: Option<u8>,
+        drop_reason: Option<&'static str>,
+        drop_next_hop: Option<IpAddr>,
+        drop_dev: Option<String>,
         stage: &'static str,
         seen: &'static str,
         pid: Option<u32>,
@@ -420,6 +456,12 @@ mod tests {
             icmp_from: e.icmp.map(|i| i.from),
             icmp_type: e.icmp.map(|i| i.kind),
             icmp_code: e.icmp.map(|i| i.code),
+            drop_reason: e.dropped.and_then(|d| d.name),
+            drop_next_hop: e.dropped.and_then(|d| d.next_hop),
+            drop_dev: e
+                .dropped
+                .filter(|d| !d.dev.as_bytes().is_empty())
+                .map(|d| d.dev.to_string()),
             stage: e.stage.name(),
             seen: e.seen.name(),
             pid: c.map(|c| c.pid),
@@ -584,6 +626,12 @@ mod tests {
             kind: 1,
             code: 1,
             errno: 13,
+        });
+        e.dropped = Some(Dropped {
+            reason: 52,
+            name: Some("neigh_failed"),
+            next_hop: Some("10.68.0.77".parse().unwrap()),
+            dev: Comm::new(b"et\"h0"),
         });
         check(e, None);
     }

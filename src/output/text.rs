@@ -178,6 +178,15 @@ impl fmt::Display for FailureLine<'_> {
                 i.from, i.kind, i.code
             )?;
         }
+        if let Some(d) = e.dropped {
+            write!(f, " drop_reason={}", d.name.unwrap_or("unknown"))?;
+            if let Some(hop) = d.next_hop {
+                write!(f, " next_hop={hop}")?;
+            }
+            if !d.dev.as_bytes().is_empty() {
+                write!(f, " dev={}", d.dev)?;
+            }
+        }
         write!(f, " stage={}{}", e.stage.name(), Who(&e.caller))?;
         write!(f, " saddr={}", e.saddr)?;
         if let Some(p) = e.sport {
@@ -219,6 +228,9 @@ impl fmt::Display for DegradedLine<'_> {
         }
         if let Some(i) = e.icmp {
             write!(f, " ({})", i.wording(e.daddr))?;
+        }
+        if let Some(d) = e.dropped {
+            write!(f, " ({})", d.wording())?;
         }
         write!(
             f,

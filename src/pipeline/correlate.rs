@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use crate::event::hash::FastHash;
 use crate::event::{
-    Caller, Failure, Family, Icmp, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState,
-    TimeoutBy,
+    Caller, Dropped, Failure, Family, Icmp, Kind, Reason, Record, Seen, Slow, Source, Stage,
+    TcpState, TimeoutBy,
 };
 
 /// A socket found in SYN_SENT at start.
@@ -48,6 +48,8 @@ struct Attempt {
     dropped: bool,
     /// The last ICMP error that reached it, with its sender.
     icmp: Option<Icmp>,
+    /// The first of its packets this host dropped, and why.
+    drop: Option<Dropped>,
     retransmits: u32,
     slow_said: bool,
 }
@@ -151,11 +153,17 @@ impl Correlator {
         match ev.kind {
             Kind::State => self.state(ev, now_ns),
             Kind::ConnectErr => self.connect_err(ev),
-            Kind::SkError | Kind::Drop | Kind::Retrans | Kind::Icmp => {
+            Kind::SkError | Kind::Drop | Kind::Retrans | Kind::Icmp | Kind::SkbDrop => {
                 if let Some(a) = self.pending.get_mut(&ev.skaddr) {
                     match ev.kind {
                         Kind::SkError => a.reported_err = ev.sk_err,
-                        Kind::Drop => a.dropped = true,
+                        // The first drop is the cause; the kernel may free
+                        // the same packet again with a vaguer reason.
+                        Kind::Drop => {
+                            a.dropped = true;
+                            a.drop = a.drop.or(Dropped::from_record(ev));
+                        }
+                        Kind::SkbDrop => a.drop = a.drop.or(Dropped::from_record(ev)),
                         Kind::Icmp => a.icmp = Icmp::from_record(ev),
                         _ => a.retransmits += 1,
                     }
@@ -180,6 +188,7 @@ impl Correlator {
                 reported_err: 0,
                 dropped: false,
                 icmp: None,
+                drop: None,
                 retransmits: 0,
                 slow_said: false,
             };
@@ -260,6 +269,7 @@ impl Correlator {
             retransmits: 0,
             timeout_by: (reason == Reason::Timeout).then_some(TimeoutBy::Kernel),
             icmp: None,
+            dropped: None,
             dname: None,
         })
     }
@@ -282,6 +292,7 @@ impl Correlator {
             reported_err: 0,
             dropped: false,
             icmp: None,
+            drop: None,
             retransmits: 0,
             slow_said: false,
         };
@@ -531,6 +542,7 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         retransmits,
         timeout_by,
         icmp,
+        dropped: a.and_then(|a| a.drop),
         dname: None,
     }
 }
@@ -578,6 +590,7 @@ mod tests {
             sk_err: err,
             icmp_type: 0,
             icmp_code: 0,
+            drop_reason: 0,
         }
     }
 
@@ -619,6 +632,20 @@ mod tests {
         c.observe(&icmp(3, 11, "10.1.0.1", 1, 113), 11);
         let f = failed(c.observe(&ev(3, 12, SynSent, Close, 111), 12));
         assert_eq!((f.reason, f.icmp), (Reason::Refused, None));
+        // A SYN dropped here for want of an ARP answer: kept, with the
+        // next hop and device, for whatever errno follows.
+        c.observe(&ev(5, 10, Close, SynSent, 0), 10);
+        let mut d = rec(Kind::SkbDrop, 5, 11, Close, Close, 0);
+        d.drop_reason = 52;
+        d.saddr = "10.68.0.77".parse().unwrap();
+        d.caller.comm = Comm::new(b"eth0");
+        c.observe(&d, 11);
+        let f = failed(c.observe(&ev(5, 12, SynSent, Close, 113), 12));
+        assert_eq!(f.reason, Reason::HostUnreachable);
+        let mut drop = f.dropped.unwrap();
+        assert_eq!(drop.reason, 52);
+        drop.name = Some("neigh_failed");
+        assert_eq!(drop.wording(), "no ARP answer for 10.68.0.77 on eth0");
         // One for a socket with no attempt on record is dropped.
         c.observe(&icmp(4, 11, "10.1.0.1", 1, 113), 11);
         assert_eq!(c.pending(), 0);

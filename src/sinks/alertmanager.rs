@@ -341,6 +341,10 @@ fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
     if let Some(i) = a.icmp {
         annotations["rejected_by"] = Value::String(i.wording(a.dest.addr));
     }
+    // A packet this host dropped: `no ARP answer for 10.68.0.77 on eth0`.
+    if let Some(d) = a.dropped {
+        annotations["dropped_here"] = Value::String(d.wording());
+    }
     annotations
 }
 
@@ -442,6 +446,7 @@ mod tests {
             dname: None,
             containers: Vec::new(),
             icmp: None,
+            dropped: None,
         }
     }
 
@@ -660,6 +665,7 @@ mod tests {
             dname: None,
             containers: Vec::new(),
             icmp: None,
+            dropped: None,
         };
         q.push(a.clone());
         q.push(FleetAlert {

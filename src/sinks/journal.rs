@@ -243,6 +243,11 @@ pub struct AlertFields {
     pub icmp_from: Option<String>,
     pub icmp_type: Option<String>,
     pub icmp_code: Option<String>,
+    /// A packet this host dropped: the kernel's reason, the next hop, the
+    /// device (escaped).
+    pub drop_reason: Option<String>,
+    pub drop_next_hop: Option<String>,
+    pub drop_dev: Option<String>,
     /// A degradation: what the application fell back to (`ip:port`) and
     /// by which rule it was found (`by name`, `retry`, `race`, `family switch`).
     pub fallback: Option<String>,
@@ -275,6 +280,9 @@ impl AlertFields {
             ("TCPSTATE_ICMP_FROM", &self.icmp_from),
             ("TCPSTATE_ICMP_TYPE", &self.icmp_type),
             ("TCPSTATE_ICMP_CODE", &self.icmp_code),
+            ("TCPSTATE_DROP_REASON", &self.drop_reason),
+            ("TCPSTATE_DROP_NEXT_HOP", &self.drop_next_hop),
+            ("TCPSTATE_DROP_DEV", &self.drop_dev),
             ("TCPSTATE_FALLBACK", &self.fallback),
             ("TCPSTATE_RULE", &self.rule),
         ]
@@ -322,6 +330,13 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.icmp_code = Some(i.code.to_string());
         }
     };
+    let dropped = |f: &mut AlertFields, d: Option<crate::event::Dropped>| {
+        if let Some(d) = d {
+            f.drop_reason = Some(d.name.unwrap_or("unknown").into());
+            f.drop_next_hop = d.next_hop.map(|h| h.to_string());
+            f.drop_dev = (!d.dev.as_bytes().is_empty()).then(|| d.dev.to_string());
+        }
+    };
     match a {
         Alert::First(e, attr) => {
             let mut f = dest(e.daddr, e.dport);
@@ -330,6 +345,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.reason = Some(e.reason.name().into());
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
             icmp(&mut f, e.icmp);
+            dropped(&mut f, e.dropped);
             f.saddr = Some(e.saddr.to_string());
             // Left out where the start is unknown (unmatched).
             f.duration_ms = e.duration().map(ms);
@@ -352,6 +368,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.reason = Some(e.reason.name().into());
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
             icmp(&mut f, e.icmp);
+            dropped(&mut f, e.dropped);
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = e.duration().map(ms);
             f.fallback = Some(Endpoint(fb.daddr, Some(fb.dport)).to_string());

@@ -125,6 +125,17 @@ fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
     out
 }
 
+/// Where it failed, where tcpstate saw it: a packet this host dropped
+/// (no ARP answer: the kernel then also sends itself an ICMP error, which
+/// names this host), else the ICMP error and who sent it.
+fn why(f: &Failure) -> Option<String> {
+    match (f.dropped.filter(|d| d.next_hop.is_some()), f.icmp) {
+        (Some(d), _) => Some(d.wording()),
+        (None, Some(i)) => Some(i.wording(f.daddr)),
+        (None, None) => None,
+    }
+}
+
 fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
     let reason = if matches!(f.reason, Reason::Error | Reason::Denied) {
         format!("{} (errno {})", f.reason, f.errno)
@@ -133,8 +144,8 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
     };
     // `host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not
     // by the destination`: the router is another team than the destination.
-    let reason = match f.icmp {
-        Some(i) => format!("{reason}: {}", i.wording(f.daddr)),
+    let reason = match why(f) {
+        Some(why) => format!("{reason}: {why}"),
         None => reason,
     };
     let mut fields = vec![
@@ -219,10 +230,7 @@ fn one_line(a: &Alert) -> String {
                 Some(ns) => format!(" after {}", Millis(ns)),
                 None => String::new(),
             };
-            let rejected = match f.icmp {
-                Some(i) => format!(": {}", i.wording(f.daddr)),
-                None => String::new(),
-            };
+            let rejected = why(f).map_or(String::new(), |w| format!(": {w}"));
             escape(&format!(
                 "{} {}{rejected} at {} ({}{}){after}",
                 NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),

@@ -248,6 +248,27 @@ pub(super) fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), 
     r
 }
 
+/// The kernel's drop reasons (enum skb_drop_reason, 5.17+), by value:
+/// `SKB_DROP_REASON_NEIGH_FAILED` as `neigh_failed`. Their values differ
+/// between kernels; empty where the BTF has none.
+pub(super) fn drop_reasons(btf_path: &Path) -> Vec<(u32, String)> {
+    use libbpf_rs::btf::types::Enum;
+    use libbpf_rs::btf::Btf;
+    let Ok(btf) = Btf::from_path(btf_path) else {
+        return Vec::new();
+    };
+    let Some(e) = btf.type_by_name::<Enum<'_>>("skb_drop_reason") else {
+        return Vec::new();
+    };
+    e.iter()
+        .filter_map(|m| {
+            let name = m.name?.to_str()?;
+            let short = name.strip_prefix("SKB_DROP_REASON_")?;
+            Some((m.value as u32, short.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
 /// Which hooks this kernel has, from its BTF.
 pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
     use libbpf_rs::btf::types::{Enum, Func};

@@ -29,7 +29,7 @@ pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, Icmp
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
 
-use features::{probe_features, trampoline_loads};
+use features::{drop_reasons, probe_features, trampoline_loads};
 use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
 use plan::{Connect, Kernel, Modes, Plan, Progs};
 
@@ -70,6 +70,8 @@ pub struct Loaded {
     pub btf_source: String,
     pub kernel: String,
     pub features: Features,
+    /// The kernel's drop reasons by value, named (see `drop_reasons`).
+    pub drop_reasons: Vec<(u32, String)>,
 }
 
 pub struct Tracer<'obj> {
@@ -129,6 +131,9 @@ impl<'obj> Tracer<'obj> {
                 btf_source,
                 kernel: kernel_release(),
                 features,
+                drop_reasons: drop_reasons(Path::new(
+                    cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
+                )),
             },
         })
     }
