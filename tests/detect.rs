@@ -286,6 +286,14 @@ fn text_format_and_verbose_state_changes() {
     );
 }
 
+/// The daemon's start line: which hooks it has here.
+fn start_line(out: &Stopped) -> &str {
+    out.stderr
+        .lines()
+        .find(|l| l.contains("tcpstate: started"))
+        .unwrap_or_else(|| panic!("no start line in {}", out.stderr))
+}
+
 /// A router between client and server rejects with ICMP, as a firewall on
 /// the path does: admin-prohibited, host- and net-unreachable for IPv4,
 /// admin-prohibited, no-route and address-unreachable for IPv6. Each
@@ -340,11 +348,7 @@ fn a_router_rejecting_with_icmp_is_named_where_trampolines_attach() {
         );
     }
     let out = d.stop();
-    let started = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("tcpstate: started"))
-        .unwrap_or_else(|| panic!("no start line in {}", out.stderr));
+    let started = start_line(&out);
     let seen = started.contains("icmp-sender via fentry");
     if !seen {
         assert!(
@@ -417,11 +421,7 @@ fn a_neighbour_that_never_answers_is_named() {
     });
     assert_eq!((r4, r6), (EHOSTUNREACH, EHOSTUNREACH));
     let out = d.stop();
-    let started = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("tcpstate: started"))
-        .unwrap_or_else(|| panic!("no start line in {}", out.stderr));
+    let started = start_line(&out);
     // Drop reasons need Linux 5.17's kfree_skb reason.
     let drops = started.contains("netfilter-drops on");
     // IPv6's neighbour discovery frees the SYN without naming a reason

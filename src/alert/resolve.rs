@@ -131,6 +131,21 @@ struct Sighting<'a> {
     dropped: Option<crate::event::Dropped>,
 }
 
+impl<'a> Sighting<'a> {
+    /// A failure's, with its caller's container label.
+    fn of(f: &'a Failure, container: Option<Rc<str>>) -> Self {
+        Sighting {
+            reason: Some(f.reason),
+            ts_ns: f.ts_ns,
+            caller: f.caller.as_ref(),
+            dname: f.dname.as_ref(),
+            container,
+            icmp: f.icmp,
+            dropped: f.dropped,
+        }
+    }
+}
+
 /// The last caller's container label and the four fields it is made of:
 /// a storm comes from one container, and formatting (and allocating) the
 /// label for every failure cost a containerised caller more than a third
@@ -314,15 +329,7 @@ impl Resolver {
             port: f.dport,
         };
         let key = (Trouble::Failing, dest);
-        let at = Sighting {
-            reason: Some(f.reason),
-            ts_ns: f.ts_ns,
-            caller: f.caller.as_ref(),
-            dname: f.dname.as_ref(),
-            container: attr.and_then(|a| self.last_label.of(a)),
-            icmp: f.icmp,
-            dropped: f.dropped,
-        };
+        let at = Sighting::of(f, attr.and_then(|a| self.last_label.of(a)));
         self.seen(key, at, now_ns, fleet);
     }
 
@@ -364,15 +371,7 @@ impl Resolver {
             addr: f.daddr,
             port: f.dport,
         };
-        let at = Sighting {
-            reason: Some(f.reason),
-            ts_ns: f.ts_ns,
-            caller: f.caller.as_ref(),
-            dname: f.dname.as_ref(),
-            container: attr.and_then(|a| self.last_label.of(a)),
-            icmp: f.icmp,
-            dropped: f.dropped,
-        };
+        let at = Sighting::of(f, attr.and_then(|a| self.last_label.of(a)));
         self.seen((Trouble::Degraded, dest), at, now_ns, fleet);
     }
 

@@ -12,29 +12,30 @@
 #include "ring.h"
 #include "sock.h"
 
-/* Events about a socket in SYN_SENT that the correlation keeps with the
- * attempt: an error reported, a SYN dropped here, a SYN retransmitted. */
-static __always_inline void attempt_note(const struct sock *sk, __u8 kind, __u32 err)
+/* A record about a watched socket in SYN_SENT that the correlation keeps
+ * with the attempt (a SYN dropped here or retransmitted, an ICMP error),
+ * reserved with its kind, socket, ports and addresses; NULL for any other
+ * socket. The caller adds what it knows and submits it. */
+static __always_inline struct tcpstate_event *attempt_event(const struct sock *sk, __u8 kind)
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
 	__u16 family, dport;
 
 	if (!is_tcp(sk) || sk->__sk_common.skc_state != TCP_SYN_SENT)
-		return;
+		return NULL;
 	family = sk->__sk_common.skc_family;
 	dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
-		return;
+		return NULL;
 	e = reserve();
 	if (!e)
-		return;
+		return NULL;
 	e->kind = kind;
 	e->skaddr = (__u64)sk;
-	e->sk_err = err;
 	e->dport = dport;
 	sk_addrs(e, sk, family, &key);
-	submit(e);
+	return e;
 }
 
 /* The next hop a packet of `sk` was for: the IPv4 route's gateway (5.2+,
@@ -72,33 +73,21 @@ static __always_inline void next_hop(struct tcpstate_event *e, const struct sk_b
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
 	struct net_device *dev;
 	struct sock *sk = skb->sk;
-	__u16 family, dport;
 	bool netfilter;
 
 	if (!sk || reason == SKB_NOT_DROPPED_YET ||
 	    (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	     reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED)))
 		return 0;
-	if (!is_tcp(sk) || sk->__sk_common.skc_state != TCP_SYN_SENT)
-		return 0;
-	family = sk->__sk_common.skc_family;
-	dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
-		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
 	netfilter = reason == bpf_core_enum_value(enum skb_drop_reason,
 						  SKB_DROP_REASON_NETFILTER_DROP);
-	e->kind = netfilter ? TCPSTATE_EV_DROP : TCPSTATE_EV_SKB_DROP;
-	e->skaddr = (__u64)sk;
+	e = attempt_event(sk, netfilter ? TCPSTATE_EV_DROP : TCPSTATE_EV_SKB_DROP);
+	if (!e)
+		return 0;
 	e->drop_reason = reason;
-	e->dport = dport;
-	sk_addrs(e, sk, family, &key);
 	if (!netfilter) {
 		__builtin_memcpy(e->saddr, e->daddr, 16);
 		next_hop(e, skb);
@@ -113,7 +102,10 @@ int BPF_PROG(handle_drop, struct sk_buff *skb, void *location, enum skb_drop_rea
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_retransmit, const struct sock *sk)
 {
-	attempt_note(sk, TCPSTATE_EV_RETRANS, 0);
+	struct tcpstate_event *e = attempt_event(sk, TCPSTATE_EV_RETRANS);
+
+	if (e)
+		submit(e);
 	return 0;
 }
 

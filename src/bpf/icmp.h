@@ -19,6 +19,7 @@
 #include "maps.h"
 #include "ring.h"
 #include "sock.h"
+#include "drops.h" /* attempt_event */
 
 /* Offsets in the wire formats (RFC 791, RFC 8200, RFC 792, RFC 4443),
  * not kernel structs: no CO-RE needed. */
@@ -31,26 +32,16 @@
 static __always_inline void icmp_note(const struct sock *sk, const struct sk_buff *skb,
 				      int err, bool v6)
 {
-	struct tcpstate_lpm_key key = {};
-	struct tcpstate_event *e;
+	struct tcpstate_event *e = attempt_event(sk, TCPSTATE_EV_ICMP);
 	unsigned char *head;
 	__u8 tc[2];
-	__u16 family, dport;
 
-	if (!is_tcp(sk) || sk->__sk_common.skc_state != TCP_SYN_SENT)
-		return;
-	family = sk->__sk_common.skc_family;
-	dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
-		return;
-	e = reserve();
 	if (!e)
 		return;
 	head = skb->head;
-	e->kind = TCPSTATE_EV_ICMP;
-	e->skaddr = (__u64)sk;
 	e->sk_err = err > 0 ? err : 0;
-	e->dport = dport;
+	/* The sender in saddr, in the ICMP packet's own family. */
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	if (v6) {
 		e->family = AF_INET6;
 		bpf_probe_read_kernel(e->saddr, 16, head + skb->network_header + IPV6_SADDR_OFF);

@@ -781,6 +781,61 @@ mod tests {
     }
 
     #[test]
+    fn icmp_errors_and_drops_are_worded_as_operators_say_them() {
+        let i = Icmp {
+            from: "10.1.0.1".parse().unwrap(),
+            v6: false,
+            kind: 3,
+            code: 13,
+            errno: 113,
+        };
+        let dest: IpAddr = "10.2.0.9".parse().unwrap();
+        assert_eq!(
+            i.wording(dest),
+            "rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination"
+        );
+        let own = Icmp {
+            from: dest,
+            code: 3,
+            ..i
+        };
+        assert_eq!(
+            own.wording(dest),
+            "rejected by the destination itself (ICMP port-unreachable)"
+        );
+        let odd = Icmp {
+            kind: 5,
+            code: 1,
+            ..i
+        };
+        assert_eq!(odd.describe(), "ICMP type 5 code 1");
+        let v6 = Icmp {
+            v6: true,
+            kind: 1,
+            code: 0,
+            ..i
+        };
+        assert_eq!(v6.describe(), "ICMPv6 no-route");
+
+        let mut d = Dropped {
+            reason: 52,
+            name: Some("neigh_failed"),
+            next_hop: Some("2001:db8::77".parse().unwrap()),
+            dev: Comm::new(b"eth 0"),
+        };
+        assert_eq!(d.wording(), "no NDP answer for 2001:db8::77 on eth\\x200");
+        d.name = Some("qdisc_drop");
+        d.dev = Comm::default();
+        assert_eq!(
+            d.wording(),
+            "dropped here: qdisc_drop (next hop 2001:db8::77)"
+        );
+        d.next_hop = None;
+        d.name = None;
+        assert_eq!(d.wording(), "dropped here: unknown");
+    }
+
+    #[test]
     fn states_have_kernel_names() {
         assert_eq!(TcpState::from_raw(2), TcpState::SynSent);
         assert_eq!(TcpState::from_raw(7).to_string(), "CLOSE");

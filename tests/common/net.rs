@@ -140,9 +140,7 @@ impl Net {
         comm: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> T {
-        Net::in_ns(&self.client, comm, f)
-            .join()
-            .expect("client thread")
+        in_ns_done(&self.client, comm, f)
     }
 
     /// A listener in the server namespace that accepts and closes until
@@ -322,9 +320,7 @@ impl Routed {
         comm: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> T {
-        Net::in_ns(&self.client, comm, f)
-            .join()
-            .expect("client thread")
+        in_ns_done(&self.client, comm, f)
     }
 }
 
@@ -353,6 +349,15 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Runs `f` as `Net::in_ns` does and waits for its result.
+fn in_ns_done<T: Send + 'static>(
+    ns: &str,
+    comm: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    Net::in_ns(ns, comm, f).join().expect("client thread")
 }
 
 /// Loads an nftables ruleset (text) into namespace `ns`.
