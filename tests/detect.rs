@@ -285,3 +285,158 @@ fn text_format_and_verbose_state_changes() {
         out.stdout.join("\n")
     );
 }
+
+/// The daemon's start line: which hooks it has here.
+fn start_line(out: &Stopped) -> &str {
+    out.stderr
+        .lines()
+        .find(|l| l.contains("tcpstate: started"))
+        .unwrap_or_else(|| panic!("no start line in {}", out.stderr))
+}
+
+/// A router between client and server rejects with ICMP, as a firewall on
+/// the path does: admin-prohibited, host- and net-unreachable for IPv4,
+/// admin-prohibited, no-route and address-unreachable for IPv6. Each
+/// failure is reported with the errno the router's ICMP error made; who
+/// sent it (`icmp_from`, the router, not the destination) is reported
+/// where the kernel attaches trampolines, and where it does not (this
+/// machine) the start line says the sender is not seen and the fields are
+/// null. tests/kernels/checks proves the sender on the matrix's kernels.
+#[test]
+fn a_router_rejecting_with_icmp_is_named_where_trampolines_attach() {
+    if !require_root("a_router_rejecting_with_icmp_is_named_where_trampolines_attach") {
+        return;
+    }
+    const EACCES: i32 = 13;
+    let net = Routed::new(120);
+    let (s4, s6) = (net.server_v4(), net.server_v6());
+    net.router_nft(&format!(
+        "table inet tcpstate_test {{
+           chain forward {{
+             type filter hook forward priority 0; policy accept;
+             ip daddr {s4} tcp dport 91 reject with icmp type admin-prohibited
+             ip daddr {s4} tcp dport 92 reject with icmp type host-unreachable
+             ip daddr {s4} tcp dport 93 reject with icmp type net-unreachable
+             ip6 daddr {s6} tcp dport 91 reject with icmpv6 type admin-prohibited
+             ip6 daddr {s6} tcp dport 92 reject with icmpv6 type addr-unreachable
+             ip6 daddr {s6} tcp dport 93 reject with icmpv6 type no-route
+           }}
+         }}"
+    ));
+    let d = net.json_daemon(&[]);
+    // (destination, errno, reason, ICMP type, code)
+    let cases = [
+        (sock(s4, 91), EACCES, "host_unreachable", 3, 13),
+        (sock(s4, 92), EHOSTUNREACH, "host_unreachable", 3, 1),
+        (sock(s4, 93), ENETUNREACH, "net_unreachable", 3, 0),
+        (sock(s6, 91), EACCES, "denied", 1, 1),
+        (sock(s6, 92), EHOSTUNREACH, "host_unreachable", 1, 3),
+        (sock(s6, 93), ENETUNREACH, "net_unreachable", 1, 0),
+    ];
+    for (to, errno, ..) in &cases {
+        let (to, errno) = (*to, *errno);
+        // ICMP admin-prohibited is EHOSTUNREACH for IPv4 (icmp_err_convert).
+        let want = if to.is_ipv4() && errno == EACCES {
+            EHOSTUNREACH
+        } else {
+            errno
+        };
+        assert_eq!(
+            net.in_client("t-routed", move || connect_err(to)),
+            want,
+            "{to}"
+        );
+    }
+    let out = d.stop();
+    let started = start_line(&out);
+    let seen = started.contains("icmp-sender via fentry");
+    if !seen {
+        assert!(
+            started.contains("icmp-sender off (") && started.contains("do not say who sent it"),
+            "the start line must say the sender is not seen: {started}"
+        );
+    }
+    for (to, errno, reason, icmp_type, icmp_code) in cases {
+        let errno = if to.is_ipv4() && errno == EACCES {
+            EHOSTUNREACH
+        } else {
+            errno
+        };
+        let v = assert_one(&out, to, reason, errno, "t-routed");
+        let router = if to.is_ipv4() {
+            net.router_v4().to_string()
+        } else {
+            net.router_v6().to_string()
+        };
+        if seen {
+            assert_eq!(v["icmp_from"], router.as_str(), "{v}");
+            assert_eq!(
+                (v["icmp_type"].clone(), v["icmp_code"].clone()),
+                (icmp_type.into(), icmp_code.into()),
+                "{v}"
+            );
+        } else {
+            for k in ["icmp_from", "icmp_type", "icmp_code"] {
+                assert!(v[k].is_null(), "{k} must be null where not seen: {v}");
+            }
+        }
+    }
+}
+
+/// An address on the client's own link that nobody owns: the kernel asks
+/// ARP (NDP for IPv6), nobody answers, and it drops the queued SYN
+/// (SKB_DROP_REASON_NEIGH_FAILED) before the attempt fails with
+/// host_unreachable. The report names the neighbour that never answered
+/// and the device.
+#[test]
+fn a_neighbour_that_never_answers_is_named() {
+    if !require_root("a_neighbour_that_never_answers_is_named") {
+        return;
+    }
+    let net = Net::new(121);
+    // The kernel's SYN retries outlast ARP's 3 s (Net cuts them to 3 s).
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &net.client,
+            "sysctl",
+            "-qw",
+            "net.ipv4.tcp_syn_retries=3",
+        ],
+    );
+    let d = start(&net);
+    let v4 = sock(net.server_v4_extra(77), 80);
+    let v6 = sock(
+        format!("2001:db8:{}::77", net.n)
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap(),
+        80,
+    );
+    let (r4, r6) = std::thread::scope(|s| {
+        let a = s.spawn(|| net.in_client("t-neigh", move || connect_err(v4)));
+        let b = s.spawn(|| net.in_client("t-neigh", move || connect_err(v6)));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((r4, r6), (EHOSTUNREACH, EHOSTUNREACH));
+    let out = d.stop();
+    let started = start_line(&out);
+    // Drop reasons need Linux 5.17's kfree_skb reason.
+    let drops = started.contains("netfilter-drops on");
+    // IPv6's neighbour discovery frees the SYN without naming a reason
+    // (ndisc_error_report: kfree_skb), where ARP's says NEIGH_FAILED.
+    for (to, hop, why) in [
+        (v4, v4.ip(), "neigh_failed"),
+        (v6, v6.ip(), "not_specified"),
+    ] {
+        let v = assert_one(&out, to, "host_unreachable", EHOSTUNREACH, "t-neigh");
+        if drops {
+            assert_eq!(v["drop_reason"], why, "{v}");
+            assert_eq!(v["drop_next_hop"], hop.to_string(), "{v}");
+            assert_eq!(v["drop_dev"], "eth0", "{v}");
+        } else {
+            assert!(v["drop_reason"].is_null(), "{v}");
+        }
+    }
+}

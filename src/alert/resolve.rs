@@ -88,6 +88,10 @@ pub struct FleetAlert {
     /// The containers (and pods) failing, by name, most frequent first, at
     /// most [`MAX_PROCS`]; escaped.
     pub containers: Vec<(String, u64)>,
+    /// The ICMP error of the latest failure that had one: who rejected it.
+    pub icmp: Option<crate::event::Icmp>,
+    /// The latest packet this host dropped, and why.
+    pub dropped: Option<crate::event::Dropped>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +113,8 @@ struct Firing {
     check_ns: u64,
     dname: Option<crate::event::Dname>,
     containers: Vec<(String, u64)>,
+    icmp: Option<crate::event::Icmp>,
+    dropped: Option<crate::event::Dropped>,
 }
 
 /// One failure or hanging attempt, as the resolver keeps it. Borrows the
@@ -121,6 +127,23 @@ struct Sighting<'a> {
     dname: Option<&'a crate::event::Dname>,
     /// The caller's container or pod, as an annotation names it.
     container: Option<Rc<str>>,
+    icmp: Option<crate::event::Icmp>,
+    dropped: Option<crate::event::Dropped>,
+}
+
+impl<'a> Sighting<'a> {
+    /// A failure's, with its caller's container label.
+    fn of(f: &'a Failure, container: Option<Rc<str>>) -> Self {
+        Sighting {
+            reason: Some(f.reason),
+            ts_ns: f.ts_ns,
+            caller: f.caller.as_ref(),
+            dname: f.dname.as_ref(),
+            container,
+            icmp: f.icmp,
+            dropped: f.dropped,
+        }
+    }
 }
 
 /// The last caller's container label and the four fields it is made of:
@@ -193,6 +216,8 @@ impl Firing {
             check_ns,
             dname: None,
             containers: Vec::new(),
+            icmp: None,
+            dropped: None,
         }
     }
 
@@ -201,6 +226,12 @@ impl Firing {
         // The latest name the application resolved for it.
         if let Some(n) = s.dname {
             self.dname = Some(*n);
+        }
+        if s.icmp.is_some() {
+            self.icmp = s.icmp;
+        }
+        if s.dropped.is_some() {
+            self.dropped = s.dropped;
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
@@ -221,6 +252,8 @@ impl Firing {
             procs: self.tally.procs_by_count(),
             other_procs: self.tally.other_procs,
             dname: self.dname,
+            icmp: self.icmp,
+            dropped: self.dropped,
             containers: {
                 let mut c = self.containers.clone();
                 c.sort_by_key(|e| std::cmp::Reverse(e.1));
@@ -320,13 +353,7 @@ impl Resolver {
             addr: f.daddr,
             port: f.dport,
         };
-        let at = Sighting {
-            reason: Some(f.reason),
-            ts_ns: f.ts_ns,
-            caller: f.caller.as_ref(),
-            dname: f.dname.as_ref(),
-            container: attr.and_then(|a| self.last_label.of(a)),
-        };
+        let at = Sighting::of(f, attr.and_then(|a| self.last_label.of(a)));
         self.seen((trouble, dest), at, now_ns, fleet);
     }
 
@@ -346,6 +373,8 @@ impl Resolver {
             caller: s.caller.as_ref(),
             dname: s.dname.as_ref(),
             container: None,
+            icmp: None,
+            dropped: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }

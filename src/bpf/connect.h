@@ -18,12 +18,18 @@
 
 /* Macros, so vmlinux.h does not carry them. */
 #define EINTR 4
+#define EACCES 13
+#define ENONET 64
+#define EPROTO 71
+#define ENOPROTOOPT 92
+#define EOPNOTSUPP 95
 #define ENOTSOCK 88
 #define ENETUNREACH 101
 #define ECONNRESET 104
 #define EISCONN 106
 #define ETIMEDOUT 110
 #define ECONNREFUSED 111
+#define EHOSTDOWN 112
 #define EHOSTUNREACH 113
 #define EALREADY 114
 #define EINPROGRESS 115
@@ -44,6 +50,16 @@ static __always_inline bool connect_failed(long ret)
 	if (ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -ECONNRESET)
 		return false;
 	return true;
+}
+
+/* The errnos an ICMP error ends a handshake with (icmp_err_convert in
+ * net/ipv4/icmp.c, icmpv6_err_convert in net/ipv6/icmp.c; ECONNREFUSED is
+ * left out above already). */
+static __always_inline bool icmp_errno(long ret)
+{
+	return ret == -EHOSTUNREACH || ret == -ENETUNREACH || ret == -EACCES ||
+	       ret == -EHOSTDOWN || ret == -ENONET || ret == -ENOPROTOOPT ||
+	       ret == -EPROTO || ret == -EOPNOTSUPP;
 }
 
 /* connect() failed on a watched TCP socket and no SYN left: an error the
@@ -68,9 +84,9 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 	 * Here the socket is already disconnected (tcp_disconnect() zeroes
 	 * segs_out), but write_seq stays: 0 until tcp_v4_connect() has a port
 	 * and a route, then set. A connect() error on a socket that connected
-	 * before is still reported, unless its errno is a handshake's. */
-	if (BPF_CORE_READ((struct tcp_sock *)sk, write_seq) &&
-	    (ret == -EHOSTUNREACH || ret == -ENETUNREACH))
+	 * before is still reported, unless its errno is a handshake's (one an
+	 * ICMP error makes: ICMPv6 admin-prohibited is EACCES). */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, write_seq) && icmp_errno(ret))
 		return;
 	if (!addr || len < (int)sizeof(struct sockaddr_in))
 		return;

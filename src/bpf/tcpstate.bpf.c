@@ -13,6 +13,8 @@
  * - skb:kfree_skb with its drop reason (5.17+): this host's netfilter
  *   dropping a SYN;
  * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
+ * - fentry on ip_icmp_error/ipv6_icmp_error: who sent the ICMP error that
+ *   ends an attempt (trampolines only; no fallback);
  * - iter/task_file and iter/tcp: the attempts already in SYN_SENT when
  *   tcpstate starts, in every network namespace, with who holds them;
  * - DNS answers the applications receive, so a failure can name the
@@ -32,6 +34,7 @@
 #include "state.h"   /* sock:inet_sock_set_state */
 #include "connect.h" /* connect() and SO_ERROR errors */
 #include "drops.h"   /* netfilter drops, SYN retransmits */
+#include "icmp.h"    /* ICMP errors' senders */
 #include "seed.h"    /* attempts in flight at start */
 #include "dns.h"     /* DNS answers */
 #ifdef TCPSTATE_SYNTHETIC

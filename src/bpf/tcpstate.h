@@ -22,6 +22,16 @@ enum tcpstate_kind {
 	TCPSTATE_EV_DROP = 3,
 	/* A SYN was retransmitted. */
 	TCPSTATE_EV_RETRANS = 4,
+	/* An ICMP error reached a socket in SYN_SENT (ip_icmp_error,
+	 * ipv6_icmp_error): `family` and `saddr` are the ICMP packet's (its
+	 * sender, which may be a router, not the destination), icmp_type and
+	 * icmp_code its type and code, sk_err the errno it makes. */
+	TCPSTATE_EV_ICMP = 5,
+	/* This host dropped a packet of a socket in SYN_SENT for another
+	 * reason (skb:kfree_skb, 5.17+): `drop_reason`; `saddr` is the next
+	 * hop the packet was for (the gateway, else the destination), `comm`
+	 * the device's name. */
+	TCPSTATE_EV_SKB_DROP = 6,
 };
 
 struct tcpstate_event {
@@ -38,12 +48,16 @@ struct tcpstate_event {
 	__u8 oldstate;   /* TCP_* state numbers as in include/net/tcp_states.h */
 	__u8 newstate;
 	__u8 kind;       /* enum tcpstate_kind */
-	__u8 _pad[3];
+	__u8 icmp_type;  /* TCPSTATE_EV_ICMP only */
+	__u8 icmp_code;
+	__u8 _pad;
 	__u8 saddr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
 	__u8 daddr[16];
 	__u8 comm[TCPSTATE_COMM_LEN];  /* the calling thread's name */
 	__u8 pcomm[TCPSTATE_COMM_LEN]; /* its process's (thread-group leader's) */
-	__u32 _pad2;
+	/* TCPSTATE_EV_DROP, TCPSTATE_EV_SKB_DROP: the kernel's enum
+	 * skb_drop_reason value (user space names it from the kernel's BTF) */
+	__u32 drop_reason;
 };
 
 /* The names of a cgroup and its ancestors, leaf first, sent the first

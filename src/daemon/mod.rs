@@ -199,6 +199,7 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     if sinks.any() || sinks.fleet() {
         engine.set_resolver(Resolver::new(resolve_config(cli, sinks.fleet())));
     }
+    engine.set_drop_reasons(tracer.info.drop_reasons.clone());
     if tracer.info.features.dns != tracer::DnsHook::Off {
         engine.set_dns(dns_config());
     }

@@ -159,6 +159,12 @@ pub enum Kind {
     Drop,
     /// A SYN was retransmitted.
     Retrans,
+    /// An ICMP error reached a socket in SYN_SENT: `saddr` is its sender.
+    Icmp,
+    /// This host dropped a packet of a socket in SYN_SENT for a reason
+    /// other than netfilter: `saddr` is the next hop, `caller.comm` the
+    /// device.
+    SkbDrop,
 }
 
 /// Who made an attempt, as the kernel saw it at the attempt (the failure
@@ -211,6 +217,8 @@ impl Failure {
             duration_ns: 0,
             retransmits: 0,
             timeout_by: None,
+            icmp: None,
+            dropped: None,
             dname: None,
         }
     }
@@ -293,8 +301,14 @@ pub struct Record {
     pub dport: u16,
     pub oldstate: TcpState,
     pub newstate: TcpState,
-    /// sk_err at a state change; connect()'s error for ConnectErr.
+    /// sk_err at a state change; connect()'s error for ConnectErr; the
+    /// errno the ICMP error makes for Icmp.
     pub sk_err: u32,
+    /// For Icmp: the ICMP type and code.
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// For Drop and SkbDrop: the kernel's enum skb_drop_reason value.
+    pub drop_reason: u32,
 }
 
 fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
@@ -319,6 +333,8 @@ impl Record {
             2 => Kind::SkError,
             3 => Kind::Drop,
             4 => Kind::Retrans,
+            5 => Kind::Icmp,
+            6 => Kind::SkbDrop,
             _ => return None,
         };
         Some(Record {
@@ -341,6 +357,9 @@ impl Record {
             oldstate: TcpState::from_raw(e.oldstate),
             newstate: TcpState::from_raw(e.newstate),
             sk_err: e.sk_err,
+            icmp_type: e.icmp_type,
+            icmp_code: e.icmp_code,
+            drop_reason: e.drop_reason,
         })
     }
 }
@@ -495,6 +514,10 @@ pub struct Failure {
     pub retransmits: u32,
     /// For a timeout: who gave up waiting for the SYN's answer.
     pub timeout_by: Option<TimeoutBy>,
+    /// The ICMP error that made the errno, where it was seen (see `Icmp`).
+    pub icmp: Option<Icmp>,
+    /// A packet of the attempt this host dropped, and why (see `Dropped`).
+    pub dropped: Option<Dropped>,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,
@@ -566,6 +589,145 @@ impl TimeoutBy {
     }
 }
 
+/// An ICMP error that ended an attempt: who sent it (a router or firewall
+/// on the path, or the destination itself), its type and code, and the
+/// errno the kernel made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmp {
+    pub from: IpAddr,
+    /// ICMPv6 (else ICMP for IPv4).
+    pub v6: bool,
+    pub kind: u8,
+    pub code: u8,
+    pub errno: u32,
+}
+
+impl Icmp {
+    /// From an Icmp record; None for another kind.
+    pub fn from_record(r: &Record) -> Option<Icmp> {
+        (r.kind == Kind::Icmp).then(|| Icmp {
+            from: r.saddr,
+            v6: r.family == Family::Ipv6,
+            kind: r.icmp_type,
+            code: r.icmp_code,
+            errno: r.sk_err,
+        })
+    }
+
+    /// The type and code as operators and `iptables -j REJECT
+    /// --reject-with` name them: `admin-prohibited`, `host-unreachable`.
+    /// None for one without a usual name (shown as numbers).
+    pub fn name(&self) -> Option<&'static str> {
+        Some(match (self.v6, self.kind, self.code) {
+            // RFC 792, RFC 1812: destination unreachable.
+            (false, 3, 0) | (false, 3, 6) => "net-unreachable",
+            (false, 3, 1) | (false, 3, 7) => "host-unreachable",
+            (false, 3, 2) => "protocol-unreachable",
+            (false, 3, 3) => "port-unreachable",
+            (false, 3, 4) => "fragmentation-needed",
+            (false, 3, 9) => "net-prohibited",
+            (false, 3, 10) => "host-prohibited",
+            (false, 3, 13) => "admin-prohibited",
+            (false, 11, _) => "time-exceeded",
+            (false, 12, _) => "parameter-problem",
+            // RFC 4443: destination unreachable.
+            (true, 1, 0) => "no-route",
+            (true, 1, 1) => "admin-prohibited",
+            (true, 1, 2) => "beyond-scope",
+            (true, 1, 3) => "address-unreachable",
+            (true, 1, 4) => "port-unreachable",
+            (true, 1, 5) => "failed-policy",
+            (true, 1, 6) => "reject-route",
+            (true, 3, _) => "time-exceeded",
+            (true, 4, _) => "parameter-problem",
+            _ => return None,
+        })
+    }
+
+    /// `ICMP admin-prohibited`, `ICMPv6 no-route`, or with numbers
+    /// `ICMP type 5 code 1`.
+    pub fn describe(&self) -> String {
+        let proto = if self.v6 { "ICMPv6" } else { "ICMP" };
+        match self.name() {
+            Some(n) => format!("{proto} {n}"),
+            None => format!("{proto} type {} code {}", self.kind, self.code),
+        }
+    }
+
+    /// The words after a failure's reason: `rejected by 10.1.0.1 (ICMP
+    /// admin-prohibited), not by the destination`; the destination's own
+    /// ICMP error (`daddr`) says so instead.
+    pub fn wording(&self, daddr: IpAddr) -> String {
+        if self.from == daddr {
+            format!("rejected by the destination itself ({})", self.describe())
+        } else {
+            format!(
+                "rejected by {} ({}), not by the destination",
+                self.from,
+                self.describe()
+            )
+        }
+    }
+}
+
+/// A packet of an attempt that this host dropped, with the kernel's reason
+/// (skb:kfree_skb, 5.17+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// The kernel's enum skb_drop_reason value: its names differ between
+    /// kernels, so `name` is read from this kernel's BTF.
+    pub reason: u32,
+    /// `neigh_failed`, `netfilter_drop`: SKB_DROP_REASON_* in lower case
+    /// without the prefix; None where the kernel's BTF did not name it.
+    pub name: Option<&'static str>,
+    /// The next hop the packet was for (the gateway, else the destination);
+    /// None for a netfilter drop.
+    pub next_hop: Option<IpAddr>,
+    /// The device it was to leave by (any bytes: escaped when shown).
+    pub dev: Comm,
+}
+
+impl Dropped {
+    /// From a Drop or SkbDrop record, unnamed; None for another kind.
+    pub fn from_record(r: &Record) -> Option<Dropped> {
+        match r.kind {
+            Kind::Drop => Some(Dropped {
+                reason: r.drop_reason,
+                name: None,
+                next_hop: None,
+                dev: Comm::default(),
+            }),
+            Kind::SkbDrop => Some(Dropped {
+                reason: r.drop_reason,
+                name: None,
+                next_hop: Some(r.saddr),
+                dev: r.caller.comm,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What operators call it: `no ARP answer for 10.68.0.77 on eth0` (NDP
+    /// for IPv6); else `dropped here: qdisc_drop (next hop 10.0.0.1 on
+    /// eth0)`.
+    pub fn wording(&self) -> String {
+        let name = self.name.unwrap_or("unknown");
+        let on = if self.dev.as_bytes().is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", self.dev)
+        };
+        match (name, self.next_hop) {
+            ("neigh_failed", Some(hop)) => {
+                let proto = if hop.is_ipv4() { "ARP" } else { "NDP" };
+                format!("no {proto} answer for {hop}{on}")
+            }
+            (_, Some(hop)) => format!("dropped here: {name} (next hop {hop}{on})"),
+            (_, None) => format!("dropped here: {name}"),
+        }
+    }
+}
+
 impl Failure {
     /// From the attempt's start to the failure; None where the start is
     /// unknown (an unmatched attempt), which reports say as unknown, not 0.
@@ -625,6 +787,61 @@ mod tests {
         assert_eq!(Comm::new(b"<!here>&x").to_string(), "<!here>&x");
         // Never longer than the kernel's 16 bytes, even without a NUL.
         assert_eq!(Comm::new(&[b'a'; 20]).as_bytes().len(), 16);
+    }
+
+    #[test]
+    fn icmp_errors_and_drops_are_worded_as_operators_say_them() {
+        let i = Icmp {
+            from: "10.1.0.1".parse().unwrap(),
+            v6: false,
+            kind: 3,
+            code: 13,
+            errno: 113,
+        };
+        let dest: IpAddr = "10.2.0.9".parse().unwrap();
+        assert_eq!(
+            i.wording(dest),
+            "rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination"
+        );
+        let own = Icmp {
+            from: dest,
+            code: 3,
+            ..i
+        };
+        assert_eq!(
+            own.wording(dest),
+            "rejected by the destination itself (ICMP port-unreachable)"
+        );
+        let odd = Icmp {
+            kind: 5,
+            code: 1,
+            ..i
+        };
+        assert_eq!(odd.describe(), "ICMP type 5 code 1");
+        let v6 = Icmp {
+            v6: true,
+            kind: 1,
+            code: 0,
+            ..i
+        };
+        assert_eq!(v6.describe(), "ICMPv6 no-route");
+
+        let mut d = Dropped {
+            reason: 52,
+            name: Some("neigh_failed"),
+            next_hop: Some("2001:db8::77".parse().unwrap()),
+            dev: Comm::new(b"eth 0"),
+        };
+        assert_eq!(d.wording(), "no NDP answer for 2001:db8::77 on eth\\x200");
+        d.name = Some("qdisc_drop");
+        d.dev = Comm::default();
+        assert_eq!(
+            d.wording(),
+            "dropped here: qdisc_drop (next hop 2001:db8::77)"
+        );
+        d.next_hop = None;
+        d.name = None;
+        assert_eq!(d.wording(), "dropped here: unknown");
     }
 
     #[test]

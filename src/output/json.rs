@@ -9,7 +9,8 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::event::{
-    Attribution, Caller, Comm, Decided, Dname, Failure, Family, Record, Slow, TimeoutBy,
+    Attribution, Caller, Comm, Decided, Dname, Dropped, Failure, Family, Icmp, Record, Slow,
+    TimeoutBy,
 };
 use crate::output::clock::Stamp;
 
@@ -156,6 +157,8 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(b"\",\"errno\":");
     int(line, e.errno);
     timeout_by(line, e.timeout_by);
+    icmp(line, e.icmp.as_ref());
+    dropped(line, e.dropped.as_ref());
     line.extend_from_slice(b",\"stage\":\"");
     line.extend_from_slice(e.stage.name().as_bytes());
     line.extend_from_slice(b"\",\"seen\":\"");
@@ -195,6 +198,8 @@ pub fn verdict(line: &mut Vec<u8>, ts: &Stamp, d: &Decided, attr: Option<&Attrib
     line.extend_from_slice(e.reason.name().as_bytes());
     line.push(b'"');
     timeout_by(line, e.timeout_by);
+    icmp(line, e.icmp.as_ref());
+    dropped(line, e.dropped.as_ref());
     line.push(b',');
     who(line, &e.caller, attr);
     ends(line, e);
@@ -232,6 +237,54 @@ fn timeout_by(line: &mut Vec<u8>, by: Option<TimeoutBy>) {
         Some(TimeoutBy::Application) => b",\"timeout_by\":\"application\"",
         None => b",\"timeout_by\":null",
     });
+}
+
+/// `,"icmp_from":"10.1.0.1","icmp_type":3,"icmp_code":13`, or nulls
+/// where no ICMP error made the errno (or its sender was not seen).
+fn icmp(line: &mut Vec<u8>, i: Option<&Icmp>) {
+    match i {
+        Some(i) => {
+            line.extend_from_slice(b",\"icmp_from\":");
+            addr(line, i.from);
+            line.extend_from_slice(b",\"icmp_type\":");
+            int(line, i.kind);
+            line.extend_from_slice(b",\"icmp_code\":");
+            int(line, i.code);
+        }
+        None => {
+            line.extend_from_slice(b",\"icmp_from\":null,\"icmp_type\":null,\"icmp_code\":null")
+        }
+    }
+}
+
+/// `,"drop_reason":"neigh_failed","drop_next_hop":"10.0.0.1","drop_dev":"eth0"`,
+/// or nulls where this host dropped none of the attempt's packets.
+fn dropped(line: &mut Vec<u8>, d: Option<&Dropped>) {
+    let Some(d) = d else {
+        line.extend_from_slice(b",\"drop_reason\":null,\"drop_next_hop\":null,\"drop_dev\":null");
+        return;
+    };
+    line.extend_from_slice(b",\"drop_reason\":");
+    match d.name {
+        // From the kernel's BTF: [a-z0-9_], nothing to escape.
+        Some(n) => {
+            line.push(b'"');
+            line.extend_from_slice(n.as_bytes());
+            line.push(b'"');
+        }
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"drop_next_hop\":");
+    match d.next_hop {
+        Some(a) => addr(line, a),
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"drop_dev\":");
+    if d.dev.as_bytes().is_empty() {
+        line.extend_from_slice(b"null");
+    } else {
+        comm(line, &d.dev);
+    }
 }
 
 /// `,"family":…,"saddr":…`
@@ -358,6 +411,12 @@ mod tests {
         reason: &'static str,
         errno: u32,
         timeout_by: Option<&'static str>,
+        icmp_from: Option<IpAddr>,
+        icmp_type: Option<u8>,
+        icmp_code: Option<u8>,
+        drop_reason: Option<&'static str>,
+        drop_next_hop: Option<IpAddr>,
+        drop_dev: Option<String>,
         stage: &'static str,
         seen: &'static str,
         pid: Option<u32>,
@@ -396,6 +455,15 @@ mod tests {
             reason: e.reason.name(),
             errno: e.errno,
             timeout_by: e.timeout_by.map(|b| b.name()),
+            icmp_from: e.icmp.map(|i| i.from),
+            icmp_type: e.icmp.map(|i| i.kind),
+            icmp_code: e.icmp.map(|i| i.code),
+            drop_reason: e.dropped.and_then(|d| d.name),
+            drop_next_hop: e.dropped.and_then(|d| d.next_hop),
+            drop_dev: e
+                .dropped
+                .filter(|d| !d.dev.as_bytes().is_empty())
+                .map(|d| d.dev.to_string()),
             stage: e.stage.name(),
             seen: e.seen.name(),
             pid: c.map(|c| c.pid),
@@ -555,6 +623,21 @@ mod tests {
         let mut e = base();
         e.saddr = "0.0.0.0".parse().unwrap();
         e.duration_ns = 127_000_000_000;
+        check(e, None);
+        let mut e = base();
+        e.icmp = Some(Icmp {
+            from: "2001:db8::fe".parse().unwrap(),
+            v6: true,
+            kind: 1,
+            code: 1,
+            errno: 13,
+        });
+        e.dropped = Some(Dropped {
+            reason: 52,
+            name: Some("neigh_failed"),
+            next_hop: Some("10.68.0.77".parse().unwrap()),
+            dev: Comm::new(b"et\"h0"),
+        });
         check(e, None);
     }
 }

@@ -174,6 +174,22 @@ impl fmt::Display for FailureLine<'_> {
         if let Some(by) = e.timeout_by {
             write!(f, " timeout_by={}", by.name())?;
         }
+        if let Some(i) = e.icmp {
+            write!(
+                f,
+                " icmp_from={} icmp_type={} icmp_code={}",
+                i.from, i.kind, i.code
+            )?;
+        }
+        if let Some(d) = e.dropped {
+            write!(f, " drop_reason={}", d.name.unwrap_or("unknown"))?;
+            if let Some(hop) = d.next_hop {
+                write!(f, " next_hop={hop}")?;
+            }
+            if !d.dev.as_bytes().is_empty() {
+                write!(f, " dev={}", d.dev)?;
+            }
+        }
         write!(f, " stage={}{}", e.stage.name(), Who(&e.caller))?;
         write!(f, " saddr={}", e.saddr)?;
         if let Some(p) = e.sport {
@@ -212,6 +228,12 @@ impl fmt::Display for DegradedLine<'_> {
                 write!(f, " (SYN unanswered; {} retransmits)", e.retransmits)?
             }
             None => {}
+        }
+        if let Some(i) = e.icmp {
+            write!(f, " ({})", i.wording(e.daddr))?;
+        }
+        if let Some(d) = e.dropped {
+            write!(f, " ({})", d.wording())?;
         }
         write!(
             f,

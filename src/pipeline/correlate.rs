@@ -15,7 +15,8 @@ use std::net::IpAddr;
 
 use crate::event::hash::FastHash;
 use crate::event::{
-    Caller, Failure, Family, Kind, Reason, Record, Seen, Slow, Source, Stage, TcpState, TimeoutBy,
+    Caller, Dropped, Failure, Family, Icmp, Kind, Reason, Record, Seen, Slow, Source, Stage,
+    TcpState, TimeoutBy,
 };
 
 /// A socket found in SYN_SENT at start.
@@ -45,6 +46,10 @@ struct Attempt {
     reported_err: u32,
     /// This host's netfilter dropped one of its SYNs.
     dropped: bool,
+    /// The last ICMP error that reached it, with its sender.
+    icmp: Option<Icmp>,
+    /// The first of its packets this host dropped, and why.
+    drop: Option<Dropped>,
     retransmits: u32,
     slow_said: bool,
 }
@@ -148,11 +153,18 @@ impl Correlator {
         match ev.kind {
             Kind::State => self.state(ev, now_ns),
             Kind::ConnectErr => self.connect_err(ev),
-            Kind::SkError | Kind::Drop | Kind::Retrans => {
+            Kind::SkError | Kind::Drop | Kind::Retrans | Kind::Icmp | Kind::SkbDrop => {
                 if let Some(a) = self.pending.get_mut(&ev.skaddr) {
                     match ev.kind {
                         Kind::SkError => a.reported_err = ev.sk_err,
-                        Kind::Drop => a.dropped = true,
+                        // The first drop is the cause; the kernel may free
+                        // the same packet again with a vaguer reason.
+                        Kind::Drop => {
+                            a.dropped = true;
+                            a.drop = a.drop.or(Dropped::from_record(ev));
+                        }
+                        Kind::SkbDrop => a.drop = a.drop.or(Dropped::from_record(ev)),
+                        Kind::Icmp => a.icmp = Icmp::from_record(ev),
                         _ => a.retransmits += 1,
                     }
                 }
@@ -175,6 +187,8 @@ impl Correlator {
                 seen: Seen::Live,
                 reported_err: 0,
                 dropped: false,
+                icmp: None,
+                drop: None,
                 retransmits: 0,
                 slow_said: false,
             };
@@ -254,6 +268,8 @@ impl Correlator {
             duration_ns,
             retransmits: 0,
             timeout_by: (reason == Reason::Timeout).then_some(TimeoutBy::Kernel),
+            icmp: None,
+            dropped: None,
             dname: None,
         })
     }
@@ -275,6 +291,8 @@ impl Correlator {
             seen: Seen::AtStart,
             reported_err: 0,
             dropped: false,
+            icmp: None,
+            drop: None,
             retransmits: 0,
             slow_said: false,
         };
@@ -485,6 +503,11 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         reported_err
     };
     let duration_ns = close.ts_ns.saturating_sub(ts0);
+    // The ICMP error is the failure's only where it made the errno the
+    // application saw (not a later timeout or reset of its own).
+    let icmp = a
+        .and_then(|a| a.icmp)
+        .filter(|i| i.errno == errno && !dropped);
     let (reason, timeout_by) = match Reason::from_errno(errno) {
         _ if dropped => (Reason::Denied, None),
         Reason::Timeout => (Reason::Timeout, Some(TimeoutBy::Kernel)),
@@ -518,6 +541,8 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         duration_ns,
         retransmits,
         timeout_by,
+        icmp,
+        dropped: a.and_then(|a| a.drop),
         dname: None,
     }
 }
@@ -563,7 +588,67 @@ mod tests {
             oldstate: old,
             newstate: new,
             sk_err: err,
+            icmp_type: 0,
+            icmp_code: 0,
+            drop_reason: 0,
         }
+    }
+
+    /// An ICMP error from `from` (type 3, `code`) making errno `err`.
+    fn icmp(skaddr: u64, ts_ns: u64, from: &str, code: u8, err: u32) -> Record {
+        Record {
+            saddr: from.parse().unwrap(),
+            icmp_type: 3,
+            icmp_code: code,
+            ..rec(Kind::Icmp, skaddr, ts_ns, Close, Close, err)
+        }
+    }
+
+    #[test]
+    fn an_icmp_error_names_its_sender_when_it_made_the_errno() {
+        let mut c = corr();
+        // Admin-prohibited from a router, kept in sk_err_soft, read at close.
+        c.observe(&ev(1, 10, Close, SynSent, 0), 10);
+        c.observe(&icmp(1, 11, "10.1.0.1", 13, 113), 11);
+        let f = failed(c.observe(&ev(1, 12, SynSent, Close, 113), 12));
+        assert_eq!(f.reason, Reason::HostUnreachable);
+        let i = f.icmp.unwrap();
+        assert_eq!(
+            (i.from.to_string(), i.kind, i.code),
+            ("10.1.0.1".into(), 3, 13)
+        );
+        assert_eq!(
+            i.wording(f.daddr),
+            "rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination"
+        );
+        // Read away with SO_ERROR: the close carries no error.
+        c.observe(&ev(2, 10, Close, SynSent, 0), 10);
+        c.observe(&icmp(2, 11, "10.1.0.1", 1, 113), 11);
+        c.observe(&rec(Kind::SkError, 2, 11, Close, Close, 113), 11);
+        let f = failed(c.observe(&ev(2, 12, SynSent, Close, 0), 12));
+        assert_eq!(f.icmp.unwrap().code, 1);
+        // An ICMP error that did not make the errno (a later RST) is not it.
+        c.observe(&ev(3, 10, Close, SynSent, 0), 10);
+        c.observe(&icmp(3, 11, "10.1.0.1", 1, 113), 11);
+        let f = failed(c.observe(&ev(3, 12, SynSent, Close, 111), 12));
+        assert_eq!((f.reason, f.icmp), (Reason::Refused, None));
+        // A SYN dropped here for want of an ARP answer: kept, with the
+        // next hop and device, for whatever errno follows.
+        c.observe(&ev(5, 10, Close, SynSent, 0), 10);
+        let mut d = rec(Kind::SkbDrop, 5, 11, Close, Close, 0);
+        d.drop_reason = 52;
+        d.saddr = "10.68.0.77".parse().unwrap();
+        d.caller.comm = Comm::new(b"eth0");
+        c.observe(&d, 11);
+        let f = failed(c.observe(&ev(5, 12, SynSent, Close, 113), 12));
+        assert_eq!(f.reason, Reason::HostUnreachable);
+        let mut drop = f.dropped.unwrap();
+        assert_eq!(drop.reason, 52);
+        drop.name = Some("neigh_failed");
+        assert_eq!(drop.wording(), "no ARP answer for 10.68.0.77 on eth0");
+        // One for a socket with no attempt on record is dropped.
+        c.observe(&icmp(4, 11, "10.1.0.1", 1, 113), 11);
+        assert_eq!(c.pending(), 0);
     }
 
     fn ev(skaddr: u64, ts_ns: u64, old: TcpState, new: TcpState, err: u32) -> Record {

@@ -168,6 +168,8 @@ pub struct Engine {
     dns: Option<Dns>,
     /// Whether failures and slow attempts also go to `Out::notices`.
     notices: bool,
+    /// The kernel's drop reasons by value (set by `set_drop_reasons`).
+    drop_names: std::collections::HashMap<u32, &'static str>,
 }
 
 impl Engine {
@@ -193,6 +195,7 @@ impl Engine {
             metrics: None,
             resolver: None,
             dns: None,
+            drop_names: Default::default(),
             notices: false,
         }
     }
@@ -201,6 +204,16 @@ impl Engine {
     /// `Out::notices` from now on (for OTLP).
     pub fn set_notices(&mut self) {
         self.notices = true;
+    }
+
+    /// Names drop reasons from now on: the kernel's enum skb_drop_reason,
+    /// values and names, as its BTF has them. Kept for the process's life
+    /// (a failure is `Copy` and names them by `&'static str`).
+    pub fn set_drop_reasons(&mut self, names: Vec<(u32, String)>) {
+        self.drop_names = names
+            .into_iter()
+            .map(|(v, n)| (v, &*Box::leak(n.into_boxed_str())))
+            .collect();
     }
 
     /// Learns names from DNS answers, and shows them on failures, from now on.
@@ -332,6 +345,9 @@ impl Engine {
             Outcome::Failed(f) => {
                 if let Some(n) = self.dname(f.caller, f.daddr, f.ts_ns) {
                     f.dname = Some(n);
+                }
+                if let Some(d) = &mut f.dropped {
+                    d.name = self.drop_names.get(&d.reason).copied();
                 }
                 let f = &*f;
                 let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));

@@ -358,6 +358,15 @@ fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
         let containers = counts(a.containers.iter().map(|(c, n)| (c, *n)));
         annotations["containers"] = Value::String(containers);
     }
+    // Who rejected it, where an ICMP error said: a router or firewall on
+    // the path is another team than the destination's.
+    if let Some(i) = a.icmp {
+        annotations["rejected_by"] = Value::String(i.wording(a.dest.addr));
+    }
+    // A packet this host dropped: `no ARP answer for 10.68.0.77 on eth0`.
+    if let Some(d) = a.dropped {
+        annotations["dropped_here"] = Value::String(d.wording());
+    }
     annotations
 }
 
@@ -481,7 +490,31 @@ mod tests {
             other_procs: 0,
             dname: None,
             containers: Vec::new(),
+            icmp: None,
+            dropped: None,
         }
+    }
+
+    #[test]
+    fn an_icmp_rejection_names_who_rejected() {
+        let mut a = failing();
+        assert!(
+            render("web-1", "page", std::slice::from_ref(&a))[0]["annotations"]
+                .get("rejected_by")
+                .is_none()
+        );
+        a.icmp = Some(crate::event::Icmp {
+            from: "2001:db8::1".parse().unwrap(),
+            v6: true,
+            kind: 1,
+            code: 1,
+            errno: 13,
+        });
+        let v = render("web-1", "page", std::slice::from_ref(&a));
+        assert_eq!(
+            v[0]["annotations"]["rejected_by"],
+            "rejected by 2001:db8::1 (ICMPv6 admin-prohibited), not by the destination"
+        );
     }
 
     #[test]
@@ -676,6 +709,8 @@ mod tests {
             other_procs: 0,
             dname: None,
             containers: Vec::new(),
+            icmp: None,
+            dropped: None,
         };
         q.push(a.clone());
         q.push(FleetAlert {

@@ -240,6 +240,15 @@ pub struct AlertFields {
     pub duration_ms: Option<String>,
     /// `kernel` or `application`, for a timeout.
     pub timeout_by: Option<String>,
+    /// The ICMP error that made the errno: its sender, type and code.
+    pub icmp_from: Option<String>,
+    pub icmp_type: Option<String>,
+    pub icmp_code: Option<String>,
+    /// A packet this host dropped: the kernel's reason, the next hop, the
+    /// device (escaped).
+    pub drop_reason: Option<String>,
+    pub drop_next_hop: Option<String>,
+    pub drop_dev: Option<String>,
     /// A degradation: what the application fell back to (`ip:port`) and
     /// by which rule it was found (`by name`, `retry`, `race`, `family switch`).
     pub fallback: Option<String>,
@@ -270,6 +279,12 @@ impl AlertFields {
             ("TCPSTATE_POD_NAMESPACE", &self.pod_namespace),
             ("TCPSTATE_DURATION_MS", &self.duration_ms),
             ("TCPSTATE_TIMEOUT_BY", &self.timeout_by),
+            ("TCPSTATE_ICMP_FROM", &self.icmp_from),
+            ("TCPSTATE_ICMP_TYPE", &self.icmp_type),
+            ("TCPSTATE_ICMP_CODE", &self.icmp_code),
+            ("TCPSTATE_DROP_REASON", &self.drop_reason),
+            ("TCPSTATE_DROP_NEXT_HOP", &self.drop_next_hop),
+            ("TCPSTATE_DROP_DEV", &self.drop_dev),
             ("TCPSTATE_FALLBACK", &self.fallback),
             ("TCPSTATE_RULE", &self.rule),
         ]
@@ -311,6 +326,20 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
         }
     };
     let ms = |ns: u64| format!("{}.{:03}", ns / 1_000_000, ns / 1000 % 1000);
+    let icmp = |f: &mut AlertFields, i: Option<crate::event::Icmp>| {
+        if let Some(i) = i {
+            f.icmp_from = Some(i.from.to_string());
+            f.icmp_type = Some(i.kind.to_string());
+            f.icmp_code = Some(i.code.to_string());
+        }
+    };
+    let dropped = |f: &mut AlertFields, d: Option<crate::event::Dropped>| {
+        if let Some(d) = d {
+            f.drop_reason = Some(d.name.unwrap_or("unknown").into());
+            f.drop_next_hop = d.next_hop.map(|h| h.to_string());
+            f.drop_dev = (!d.dev.as_bytes().is_empty()).then(|| d.dev.to_string());
+        }
+    };
     match a {
         Alert::First(e, attr) => {
             let mut f = dest(e.daddr, e.dport);
@@ -318,6 +347,8 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.event = Some("connect_failed".into());
             f.reason = Some(e.reason.name().into());
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
+            icmp(&mut f, e.icmp);
+            dropped(&mut f, e.dropped);
             f.saddr = Some(e.saddr.to_string());
             // Left out where the start is unknown (unmatched).
             f.duration_ms = e.duration().map(ms);
@@ -339,6 +370,8 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.event = Some("path_degraded".into());
             f.reason = Some(e.reason.name().into());
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
+            icmp(&mut f, e.icmp);
+            dropped(&mut f, e.dropped);
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = e.duration().map(ms);
             f.fallback = Some(Endpoint(fb.daddr, Some(fb.dport)).to_string());

@@ -158,11 +158,28 @@ fn attribution_fields(attr: Option<&Attribution>) -> Vec<Value> {
     out
 }
 
+/// Where it failed, where tcpstate saw it: a packet this host dropped
+/// (no ARP answer: the kernel then also sends itself an ICMP error, which
+/// names this host), else the ICMP error and who sent it.
+fn why(f: &Failure) -> Option<String> {
+    match (f.dropped.filter(|d| d.next_hop.is_some()), f.icmp) {
+        (Some(d), _) => Some(d.wording()),
+        (None, Some(i)) => Some(i.wording(f.daddr)),
+        (None, None) => None,
+    }
+}
+
 fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
     let reason = if matches!(f.reason, Reason::Error | Reason::Denied) {
         format!("{} (errno {})", f.reason, f.errno)
     } else {
         f.reason.to_string()
+    };
+    // `host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not
+    // by the destination`: the router is another team than the destination.
+    let reason = match why(f) {
+        Some(why) => format!("{reason}: {why}"),
+        None => reason,
     };
     let mut fields = vec![
         field(
@@ -246,8 +263,9 @@ fn one_line(a: &Alert) -> String {
                 Some(ns) => format!(" after {}", Millis(ns)),
                 None => String::new(),
             };
+            let rejected = why(f).map_or(String::new(), |w| format!(": {w}"));
             escape(&format!(
-                "{} {} at {} ({}{}){after}",
+                "{} {}{rejected} at {} ({}{}){after}",
                 NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
                 f.reason,
                 f.stage.name(),
@@ -586,6 +604,23 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} not in {s}");
         }
+    }
+
+    #[test]
+    fn an_icmp_rejection_says_who_rejected() {
+        let mut f = failure(b"curl");
+        f.reason = Reason::HostUnreachable;
+        f.icmp = Some(crate::event::Icmp {
+            from: "10.1.0.1".parse().unwrap(),
+            v6: false,
+            kind: 3,
+            code: 13,
+            errno: 113,
+        });
+        let v = render("web-1", &[Alert::First(f, None)], Folded::default());
+        let want = "host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination";
+        assert!(v["text"].as_str().unwrap().contains(want), "{}", v["text"]);
+        assert!(all_text(&v["blocks"]).contains(want), "{v}");
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Features {
     pub netfilter_drops: bool,
     /// tcp:tcp_retransmit_skb: SYN retransmits.
     pub retransmits: bool,
+    /// Who sent the ICMP error that ended an attempt.
+    pub icmp_sender: IcmpHook,
     /// iter/task_file (5.8+) and iter/tcp (5.9+): attempts already in
     /// flight at start, with their holders.
     pub in_flight_at_start: bool,
@@ -97,6 +99,41 @@ pub struct Features {
     pub dns: DnsHook,
     /// What --dns-names allowed.
     pub dns_wanted: DnsNames,
+}
+
+/// How the sender of an ICMP error is seen: only through trampolines on
+/// the functions that hand it to a connecting socket. There is no
+/// tracepoint there, and a hook on every received packet would tax the
+/// whole host for a rare event, so where trampolines do not attach it is
+/// not seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IcmpHook {
+    /// fentry/ip_icmp_error, and fentry/ipv6_icmp_error where BTF has it.
+    Fentry { v6: bool },
+    /// Not seen (why).
+    Off(String),
+}
+
+impl Default for IcmpHook {
+    fn default() -> Self {
+        IcmpHook::Off("not probed".into())
+    }
+}
+
+impl IcmpHook {
+    pub fn describe(&self) -> String {
+        match self {
+            IcmpHook::Fentry { v6: true } => {
+                "icmp-sender via fentry/ip_icmp_error,ipv6_icmp_error".into()
+            }
+            IcmpHook::Fentry { v6: false } => {
+                "icmp-sender via fentry/ip_icmp_error (IPv4 only: no ipv6_icmp_error in BTF)".into()
+            }
+            IcmpHook::Off(why) => format!(
+                "icmp-sender off ({why}: failures an ICMP error ended do not say who sent it)"
+            ),
+        }
+    }
 }
 
 /// The hook that sees DNS answers, the cheapest the kernel allows.
@@ -131,6 +168,7 @@ impl Features {
                 "needs Linux 5.17 drop reasons: SYNs dropped here read as timeout",
             ),
             f(self.retransmits, "retransmits", "no tcp:tcp_retransmit_skb"),
+            self.icmp_sender.describe(),
             f(
                 self.in_flight_at_start,
                 "in-flight-at-start",
@@ -169,6 +207,9 @@ pub(super) struct Trampolines {
     pub(super) connect: bool,
     pub(super) sock_getsockopt: bool,
     pub(super) sk_getsockopt: bool,
+    /// Where ICMP errors reach a connecting socket (see [`IcmpHook`]).
+    pub(super) ip_icmp_error: bool,
+    pub(super) ipv6_icmp_error: bool,
 }
 
 impl Trampolines {
@@ -211,6 +252,27 @@ pub(super) fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), 
     r
 }
 
+/// The kernel's drop reasons (enum skb_drop_reason, 5.17+), by value:
+/// `SKB_DROP_REASON_NEIGH_FAILED` as `neigh_failed`. Their values differ
+/// between kernels; empty where the BTF has none.
+pub(super) fn drop_reasons(btf_path: &Path) -> Vec<(u32, String)> {
+    use libbpf_rs::btf::types::Enum;
+    use libbpf_rs::btf::Btf;
+    let Ok(btf) = Btf::from_path(btf_path) else {
+        return Vec::new();
+    };
+    let Some(e) = btf.type_by_name::<Enum<'_>>("skb_drop_reason") else {
+        return Vec::new();
+    };
+    e.iter()
+        .filter_map(|m| {
+            let name = m.name?.to_str()?;
+            let short = name.strip_prefix("SKB_DROP_REASON_")?;
+            Some((m.value as u32, short.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
 /// Which hooks this kernel has, from its BTF.
 pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
     use libbpf_rs::btf::types::{Enum, Func};
@@ -231,6 +293,7 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         connect_errors: ConnectHook::Unknown,
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
+        icmp_sender: IcmpHook::default(),
         in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
         in_flight_holders: has("bpf_iter__task_file"),
         in_flight_unheld: has("bpf_iter__tcp"),
@@ -242,6 +305,8 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         connect: func("__sys_connect_file"),
         sock_getsockopt: func("sock_getsockopt"),
         sk_getsockopt: func("sk_getsockopt"),
+        ip_icmp_error: func("ip_icmp_error"),
+        ipv6_icmp_error: func("ipv6_icmp_error"),
     };
     (features, trampolines, has("btf_trace_sys_exit"))
 }

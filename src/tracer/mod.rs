@@ -25,11 +25,11 @@ pub mod owner;
 mod plan;
 mod privileges;
 
-pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features};
+pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook};
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
 
-use features::{probe_features, trampoline_loads};
+use features::{drop_reasons, probe_features, trampoline_loads};
 use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
 use plan::{Connect, Kernel, Modes, Plan, Progs};
 
@@ -70,6 +70,8 @@ pub struct Loaded {
     pub btf_source: String,
     pub kernel: String,
     pub features: Features,
+    /// The kernel's drop reasons by value, named (see `drop_reasons`).
+    pub drop_reasons: Vec<(u32, String)>,
 }
 
 pub struct Tracer<'obj> {
@@ -129,6 +131,9 @@ impl<'obj> Tracer<'obj> {
                 btf_source,
                 kernel: kernel_release(),
                 features,
+                drop_reasons: drop_reasons(Path::new(
+                    cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
+                )),
             },
         })
     }
@@ -303,7 +308,7 @@ fn load_planned<'obj>(
 ) -> Result<(TcpstateSkel<'obj>, Plan)> {
     match open_and_load(cfg, obj, &plan.progs()) {
         Ok(skel) => Ok((skel, plan)),
-        Err(_) if plan.has_connect_trampolines() => {
+        Err(_) if plan.has_trampolines() => {
             let plan = plan.without_trampolines(&load_errno());
             Ok((open_and_load(cfg, spare, &plan.progs())?, plan))
         }
@@ -374,6 +379,10 @@ fn set_autoload(open: &mut OpenTcpstateSkel<'_>, progs: &Progs) {
     p.handle_dns_query6.set_autoload(progs.handle_dns_fentry);
     p.handle_dns_sys_exit
         .set_autoload(progs.handle_dns_sys_exit);
+    p.enter_ip_icmp_error
+        .set_autoload(progs.enter_ip_icmp_error);
+    p.enter_ipv6_icmp_error
+        .set_autoload(progs.enter_ipv6_icmp_error);
 }
 
 /// The error for an object the kernel would not load.
@@ -429,7 +438,37 @@ fn attach(
     features.connect_errors = attach_connect(skel, &plan.connect, &mut links);
     plan::require(modes, &features.connect_errors)?;
     features.dns = attach_dns(plan, skel, &mut links);
+    features.icmp_sender = attach_icmp(&plan.features.icmp_sender, skel, &mut links);
     Ok((links, features))
+}
+
+/// The ICMP sender's trampolines, as planned: IPv4's, and IPv6's where the
+/// kernel has it; off, with the kernel's word, if one will not attach.
+fn attach_icmp(
+    planned: &IcmpHook,
+    skel: &TcpstateSkel<'_>,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> IcmpHook {
+    let IcmpHook::Fentry { v6 } = *planned else {
+        return planned.clone();
+    };
+    let p = &skel.progs;
+    let attached = p.enter_ip_icmp_error.attach().and_then(|l4| {
+        let l6 = if v6 {
+            Some(p.enter_ipv6_icmp_error.attach()?)
+        } else {
+            None
+        };
+        Ok((l4, l6))
+    });
+    match attached {
+        Ok((l4, l6)) => {
+            links.push(l4);
+            links.extend(l6);
+            IcmpHook::Fentry { v6 }
+        }
+        Err(e) => IcmpHook::Off(format!("no trampolines: {}", plan::refused_at_attach(&e))),
+    }
 }
 
 /// The connect()/getsockopt() hook the plan names: trampolines where they

@@ -3,7 +3,9 @@
 //! test. `Tracer::load` probes, plans, then applies the plan; the kernel
 //! can still refuse at load or attach, and the plan says what then.
 
-use super::features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, Trampolines};
+use super::features::{
+    ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, Trampolines,
+};
 use crate::exit::{Fatal, Kind};
 
 /// What the kernel offers, probed before load.
@@ -78,6 +80,8 @@ pub(super) struct Progs {
     pub(super) seed_tasks: bool,
     pub(super) handle_dns_fentry: bool,
     pub(super) handle_dns_sys_exit: bool,
+    pub(super) enter_ip_icmp_error: bool,
+    pub(super) enter_ipv6_icmp_error: bool,
 }
 
 /// The DNS hook the modes allow before any trampoline is tried: the
@@ -96,9 +100,21 @@ fn dns_allowed(k: &Kernel, m: Modes) -> DnsHook {
 pub(super) fn probe_target(k: &Kernel, m: Modes) -> Option<&'static str> {
     if dns_allowed(k, m) == DnsHook::Trampoline {
         Some("handle_dns_fentry")
+    } else if m.connect_errors != ConnectErrors::Off && k.tramp.complete() {
+        Some("exit_connect_file")
     } else {
-        (m.connect_errors != ConnectErrors::Off && k.tramp.complete())
-            .then_some("exit_connect_file")
+        k.tramp.ip_icmp_error.then_some("enter_ip_icmp_error")
+    }
+}
+
+/// The ICMP sender's hook: trampolines only (see [`IcmpHook`]).
+fn icmp_plan(k: &Kernel, refused: Option<&str>) -> IcmpHook {
+    match refused {
+        Some(why) => IcmpHook::Off(format!("no trampolines: {why}")),
+        None if k.tramp.ip_icmp_error => IcmpHook::Fentry {
+            v6: k.tramp.ipv6_icmp_error,
+        },
+        None => IcmpHook::Off("no ip_icmp_error in the kernel's BTF".into()),
     }
 }
 
@@ -149,14 +165,15 @@ pub(super) fn plan(k: &Kernel, m: Modes) -> Plan {
         hook => hook,
     };
     Plan {
-        connect: connect_plan(k, m, refused),
-        dns,
         features: Features {
             connect_errors: ConnectHook::Unknown,
+            icmp_sender: icmp_plan(k, refused.as_deref()),
             dns,
             dns_wanted: m.dns_names,
             ..k.features.clone()
         },
+        connect: connect_plan(k, m, refused),
+        dns,
     }
 }
 
@@ -186,26 +203,34 @@ impl Plan {
             handle_dns_fentry: self.dns == DnsHook::Trampoline,
             // Loaded beside the trampoline, attached only if it will not.
             handle_dns_sys_exit: self.dns != DnsHook::Off && f.dns_wanted == DnsNames::On,
+            enter_ip_icmp_error: matches!(f.icmp_sender, IcmpHook::Fentry { .. }),
+            enter_ipv6_icmp_error: f.icmp_sender == IcmpHook::Fentry { v6: true },
         }
     }
 
-    /// Whether the connect trampolines are in this load: if the kernel
-    /// refuses the object, [`Plan::without_trampolines`] is tried.
-    pub(super) fn has_connect_trampolines(&self) -> bool {
+    /// Whether the connect or ICMP trampolines are in this load: if the
+    /// kernel refuses the object, [`Plan::without_trampolines`] is tried.
+    pub(super) fn has_trampolines(&self) -> bool {
         matches!(self.connect, Connect::Trampolines { .. })
+            || matches!(self.features.icmp_sender, IcmpHook::Fentry { .. })
     }
 
-    /// The plan once the kernel refused to load the connect trampolines
-    /// (errno): the fallback in their place, the rest as it was.
+    /// The plan once the kernel refused to load the trampolines (errno):
+    /// the connect fallback in their place, the ICMP sender off, the rest
+    /// as it was.
     pub(super) fn without_trampolines(&self, errno: &str) -> Plan {
-        let sys_exit = match self.connect {
-            Connect::Trampolines { fallback, .. } => fallback,
-            _ => return self.clone(),
-        };
-        Plan {
-            connect: fallback(refused_at_load(errno), sys_exit),
-            ..self.clone()
+        let mut plan = self.clone();
+        if let Connect::Trampolines {
+            fallback: sys_exit, ..
+        } = self.connect
+        {
+            plan.connect = fallback(refused_at_load(errno), sys_exit);
         }
+        if matches!(self.features.icmp_sender, IcmpHook::Fentry { .. }) {
+            plan.features.icmp_sender =
+                IcmpHook::Off(format!("no trampolines: {}", refused_at_load(errno)));
+        }
+        plan
     }
 
     /// The features if every attach succeeds: the start line's words
@@ -245,6 +270,8 @@ mod tests {
         no trampolines: the kernel refused to load them (-EPERM); --connect-errors off turns it off)";
     const CONNECT_OFF: &str = "connect-errors off (--connect-errors off: errors before the SYN, \
         and errors read away with SO_ERROR, are not seen)";
+    const ICMP_EPERM: &str = "icmp-sender off (no trampolines: the kernel refused to load \
+        them (-EPERM): failures an ICMP error ended do not say who sent it)";
     const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
     const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP; every \
         syscall on this host pays; --dns-names off turns it off)";
@@ -270,6 +297,8 @@ mod tests {
                 connect: true,
                 sock_getsockopt: sock,
                 sk_getsockopt: sk,
+                ip_icmp_error: true,
+                ipv6_icmp_error: true,
             },
             sys_exit: true,
             tramp_refused: refuses.map(String::from),
@@ -364,7 +393,9 @@ mod tests {
     #[test]
     fn nothing_is_probed_when_nothing_wants_a_trampoline() {
         let m = modes(ConnectErrors::Off, DnsNames::Off);
-        assert_eq!(probe_target(&no_trampolines(), m), None);
+        let mut k = no_trampolines();
+        k.tramp.ip_icmp_error = false;
+        assert_eq!(probe_target(&k, m), None);
         let m = modes(ConnectErrors::Auto, DnsNames::Off);
         assert_eq!(probe_target(&linux_6_12(), m), Some("exit_connect_file"));
     }
@@ -401,8 +432,8 @@ mod tests {
         assert_eq!(
             p.expected().describe(),
             format!(
-                "{EPERM_LOAD}, netfilter-drops on, retransmits on, in-flight-at-start on, \
-                 {DNS_AUTO_OFF}"
+                "{EPERM_LOAD}, netfilter-drops on, retransmits on, {ICMP_EPERM}, \
+                 in-flight-at-start on, {DNS_AUTO_OFF}"
             )
         );
     }
@@ -468,6 +499,42 @@ mod tests {
     }
 
     #[test]
+    fn the_icmp_sender_is_seen_only_through_trampolines() {
+        for k in [linux_5_10(), linux_6_1(), linux_6_12()] {
+            for c in MODES {
+                for d in [DnsNames::Auto, DnsNames::Off] {
+                    let p = planned(k.clone(), modes(c, d));
+                    assert_eq!(p.features.icmp_sender, IcmpHook::Fentry { v6: true });
+                    assert!(p.progs().enter_ip_icmp_error && p.progs().enter_ipv6_icmp_error);
+                    assert!(p.has_trampolines());
+                }
+            }
+        }
+        // With nothing else wanting one, the ICMP trampoline is the probe.
+        let m = modes(ConnectErrors::Off, DnsNames::Off);
+        assert_eq!(
+            probe_target(&no_trampolines(), m),
+            Some("enter_ip_icmp_error")
+        );
+        for c in MODES {
+            let p = planned(no_trampolines(), modes(c, DnsNames::Auto));
+            assert_eq!(p.features.icmp_sender.describe(), ICMP_EPERM);
+            assert!(!p.progs().enter_ip_icmp_error && !p.progs().enter_ipv6_icmp_error);
+        }
+        // Refused only at the full load: off with the errno.
+        let p = planned(linux_6_12(), modes(ConnectErrors::Off, DnsNames::Off));
+        let q = p.without_trampolines("-EPERM");
+        assert_eq!(q.features.icmp_sender.describe(), ICMP_EPERM);
+        assert!(!q.has_trampolines());
+        // A kernel without ipv6_icmp_error: IPv4 only, said.
+        let mut k = linux_6_12();
+        k.tramp.ipv6_icmp_error = false;
+        let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Auto));
+        assert!(p.progs().enter_ip_icmp_error && !p.progs().enter_ipv6_icmp_error);
+        assert!(p.features.icmp_sender.describe().contains("IPv4 only"));
+    }
+
+    #[test]
     fn a_getsockopt_missing_is_said() {
         let k = kernel(false, false, true, None);
         let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Off));
@@ -480,9 +547,9 @@ mod tests {
     #[test]
     fn refused_at_full_load_falls_back_and_keeps_dns() {
         let p = planned(linux_6_12(), modes(ConnectErrors::Auto, DnsNames::Auto));
-        assert!(p.has_connect_trampolines());
+        assert!(p.has_trampolines());
         let q = p.without_trampolines("-EPERM");
-        assert!(!q.has_connect_trampolines());
+        assert!(!q.has_trampolines());
         assert_eq!(q.dns, DnsHook::Trampoline);
         assert!(q.progs().handle_sys_exit && !q.progs().exit_connect_file);
         assert!(!q.progs().enter_sk_getsockopt);

@@ -1,6 +1,7 @@
 //! Shared pieces of the end-to-end tests, by job:
 //!
-//! - `net`: a client/server pair of network namespaces joined by veth,
+//! - `net`: a client/server pair of network namespaces joined by veth (or
+//!   client/router/server: `Routed`),
 //!   nftables in them, listeners, and the connects that fail;
 //! - `daemon`: the real daemon run as a child with a real NOTIFY_SOCKET,
 //!   and what it said once stopped;

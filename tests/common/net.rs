@@ -113,20 +113,7 @@ impl Net {
 
     /// Loads an nftables ruleset (text) into the server namespace.
     pub fn server_nft(&self, ruleset: &str) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.server, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running nft (is nftables installed?)");
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), ruleset.as_bytes()).unwrap();
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft(&self.server, ruleset);
     }
 
     /// Runs `f` on a new thread named `comm` inside namespace `ns`; the
@@ -153,9 +140,7 @@ impl Net {
         comm: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> T {
-        Net::in_ns(&self.client, comm, f)
-            .join()
-            .expect("client thread")
+        in_ns_done(&self.client, comm, f)
     }
 
     /// A listener in the server namespace that accepts and closes until
@@ -197,6 +182,156 @@ impl Drop for Net {
     }
 }
 
+/// Three network namespaces, client / router / server, over two veth
+/// pairs: what a client behind a router or firewall sees. Test `n` gets
+/// client 198.18.n.1 / 2001:db8:n::1, router 198.18.n.254 / 2001:db8:n::fe
+/// on the client's side and 198.19.n.254 / 2001:db8:n:1::fe on the
+/// server's, server 198.19.n.2 / 2001:db8:n:1::2. The router forwards, its
+/// ICMP rate limits are off (each rejection is answered), and it can
+/// reject with nftables (`router_nft`). Removed on drop.
+pub struct Routed {
+    pub n: u8,
+    pub client: String,
+    pub router: String,
+    pub server: String,
+}
+
+impl Routed {
+    pub fn new(n: u8) -> Routed {
+        let pid = std::process::id();
+        let name = |role: &str| format!("tcpst-{pid}-{n}-{role}");
+        let net = Routed {
+            n,
+            client: name("c"),
+            router: name("r"),
+            server: name("s"),
+        };
+        let (c, r, s) = (&net.client, &net.router, &net.server);
+        for ns in [c, r, s] {
+            run("ip", &["netns", "add", ns]);
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        let veth = |a: &str, dev_a: &str, b: &str| {
+            run(
+                "ip",
+                &[
+                    "-n", a, "link", "add", dev_a, "type", "veth", "peer", "name", "eth0", "netns",
+                    b,
+                ],
+            );
+        };
+        veth(r, "eth0", c);
+        veth(r, "eth1", s);
+        let addrs = [
+            (
+                c.as_str(),
+                "eth0",
+                format!("198.18.{n}.1/24"),
+                format!("2001:db8:{n}::1/64"),
+            ),
+            (
+                r,
+                "eth0",
+                format!("198.18.{n}.254/24"),
+                format!("2001:db8:{n}::fe/64"),
+            ),
+            (
+                r,
+                "eth1",
+                format!("198.19.{n}.254/24"),
+                format!("2001:db8:{n}:1::fe/64"),
+            ),
+            (
+                s,
+                "eth0",
+                format!("198.19.{n}.2/24"),
+                format!("2001:db8:{n}:1::2/64"),
+            ),
+        ];
+        for (ns, dev, v4, v6) in &addrs {
+            run("ip", &["-n", ns, "addr", "add", v4, "dev", dev]);
+            // nodad: the address is usable at once, not after DAD.
+            run("ip", &["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
+            run("ip", &["-n", ns, "link", "set", dev, "up"]);
+        }
+        // Routes only to the other side of the router: nothing else exists.
+        for (ns, v4, v6, gw4, gw6) in [
+            (
+                c,
+                format!("198.19.{n}.0/24"),
+                format!("2001:db8:{n}:1::/64"),
+                format!("198.18.{n}.254"),
+                format!("2001:db8:{n}::fe"),
+            ),
+            (
+                s,
+                format!("198.18.{n}.0/24"),
+                format!("2001:db8:{n}::/64"),
+                format!("198.19.{n}.254"),
+                format!("2001:db8:{n}:1::fe"),
+            ),
+        ] {
+            run("ip", &["-n", ns, "route", "add", &v4, "via", &gw4]);
+            run("ip", &["-n", ns, "-6", "route", "add", &v6, "via", &gw6]);
+        }
+        for (ns, sysctl) in [
+            (r, "net.ipv4.ip_forward=1"),
+            (r, "net.ipv6.conf.all.forwarding=1"),
+            (r, "net.ipv4.icmp_ratelimit=0"),
+            (r, "net.ipv6.icmp.ratelimit=0"),
+            // A timeout then takes about 3 s (1 s + 2 s) instead of 127 s.
+            (c, "net.ipv4.tcp_syn_retries=1"),
+        ] {
+            run("ip", &["netns", "exec", ns, "sysctl", "-qw", sysctl]);
+        }
+        net
+    }
+
+    pub fn router_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.n, 254)
+    }
+    pub fn router_v6(&self) -> Ipv6Addr {
+        format!("2001:db8:{}::fe", self.n).parse().unwrap()
+    }
+    pub fn server_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, self.n, 2)
+    }
+    pub fn server_v6(&self) -> Ipv6Addr {
+        format!("2001:db8:{}:1::2", self.n).parse().unwrap()
+    }
+
+    /// tcpstate watching the server's side, JSON lines, no syslog.
+    pub fn json_daemon(&self, extra: &[&str]) -> Daemon {
+        let n = self.n;
+        Daemon::builder(["--format", "json", "--no-syslog"])
+            .args(["-d", &format!("198.19.{n}.0/24")])
+            .args(["-d", &format!("2001:db8:{n}:1::/64")])
+            .args(extra)
+            .start()
+    }
+
+    /// Loads an nftables ruleset (text) into the router namespace.
+    pub fn router_nft(&self, ruleset: &str) {
+        nft(&self.router, ruleset);
+    }
+
+    pub fn in_client<T: Send + 'static>(
+        &self,
+        comm: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        in_ns_done(&self.client, comm, f)
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.router, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
 pub struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<u64>>,
@@ -214,6 +349,33 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Runs `f` as `Net::in_ns` does and waits for its result.
+fn in_ns_done<T: Send + 'static>(
+    ns: &str,
+    comm: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    Net::in_ns(ns, comm, f).join().expect("client thread")
+}
+
+/// Loads an nftables ruleset (text) into namespace `ns`.
+fn nft(ns: &str, ruleset: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running nft (is nftables installed?)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), ruleset.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A blocking connect that must fail; returns the error's raw errno.
