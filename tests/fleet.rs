@@ -703,6 +703,99 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
     assert_eq!(out.stat("failures"), u64::from(DESTS));
 }
 
+/// Cgroups `<root>/t30-<pid>.slice/u<i>.scope`, removed on drop.
+struct Units(Vec<std::path::PathBuf>);
+
+impl Drop for Units {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+#[test]
+fn units_times_destinations_stay_within_the_series_cap() {
+    if !require_root("units_times_destinations_stay_within_the_series_cap") {
+        return;
+    }
+    const UNITS: usize = 300;
+    const DESTS: usize = 300;
+    let net = Net::new(110);
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        "none",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
+    let slice = cgroup_v2_root().join(format!("t30-{}.slice", std::process::id()));
+    let mut units = Units(vec![slice.clone()]);
+    std::fs::create_dir(&slice).unwrap();
+    // Each unit's process fails to the same DESTS destinations (ports on
+    // the server namespace, where nothing listens): a real python client,
+    // placed in its cgroup before it enters the namespace.
+    let connect = format!(
+        "import socket\nfor p in range(1, {}):\n s = socket.socket()\n assert s.connect_ex(('{}', p)) == 111\n s.close()",
+        DESTS + 1,
+        net.server_v4()
+    );
+    // A few at a time: `ip netns exec` and python's start dominate.
+    let mut running = Vec::new();
+    for i in 0..UNITS {
+        let cg = slice.join(format!("u{i}.scope"));
+        std::fs::create_dir(&cg).unwrap();
+        units.0.push(cg.clone());
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} python3 -I -S -c \"$0\"",
+            cg.display(),
+            net.client
+        );
+        running.push(
+            Command::new("sh")
+                .args(["-c", &script, &connect])
+                .spawn()
+                .unwrap(),
+        );
+        if running.len() == 16 || i == UNITS - 1 {
+            for mut c in running.drain(..) {
+                assert!(c.wait().unwrap().success(), "a unit's client failed");
+            }
+        }
+    }
+    let n = (UNITS * DESTS) as f64;
+    let body = wait(
+        "a scrape counting every failure",
+        Duration::from_secs(30),
+        || {
+            let body = scrape(mport)?;
+            let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
+                .iter()
+                .map(|s| s.1)
+                .sum();
+            (sum == n).then_some(body)
+        },
+    );
+    let series = samples(&body, "tcpstate_connect_failures_total").len();
+    let folded = samples(&body, "tcpstate_metrics_series_folded_total")[0].1;
+    eprintln!(
+        "{UNITS} units × {DESTS} destinations: {series} series, {folded} folded, a scrape of {} bytes",
+        body.len()
+    );
+    assert!(series <= 10_000, "{series} series");
+    assert!(body.len() < 2 << 20, "a scrape of {} bytes", body.len());
+    assert_eq!(
+        series as f64 + folded - 1.0,
+        n,
+        "each series folded counted once"
+    );
+    let out = d.stop();
+    assert_eq!(out.stat("failures"), (UNITS * DESTS) as u64);
+}
+
 #[test]
 fn a_scraper_that_never_reads_does_not_stop_detection() {
     if !require_root("a_scraper_that_never_reads_does_not_stop_detection") {

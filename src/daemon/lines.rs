@@ -147,6 +147,7 @@ pub(super) fn stop_line(
         totals: &t,
         stats: s,
         max_dests: 0,
+        series_folded: 0,
     };
     format!("stopped: {why}{}", counters::stop_fields(&v))
 }

@@ -152,6 +152,7 @@ impl Collector for Fleet {
             totals: &s.totals,
             stats: &self.stats,
             max_dests: s.max_dests as u64,
+            series_folded: s.series_folded,
         };
         for (m, value) in counters::metrics() {
             scalar(&mut e, &m, value(&v))?;
