@@ -870,6 +870,95 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     assert_eq!(out.failures().len(), N);
 }
 
+/// Slow connections to `addr`, as a slowloris tool makes them: each sends
+/// a request line, then one header byte every 2 s, and is made again when
+/// the server closes it; until `stop`.
+fn slow_flood(
+    addr: SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let open = || {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\n").ok()?;
+            Some(s)
+        };
+        let mut conns: Vec<Option<TcpStream>> = (0..n).map(|_| open()).collect();
+        let mut made = n as u64;
+        while !stop.load(Ordering::Relaxed) {
+            for c in conns.iter_mut() {
+                if c.as_mut().is_none_or(|s| s.write_all(b"x").is_err()) {
+                    *c = open();
+                    made += 1;
+                }
+            }
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        made
+    })
+}
+
+#[test]
+fn scrapes_are_answered_under_a_slow_connection_flood() {
+    if !require_root("scrapes_are_answered_under_a_slow_connection_flood") {
+        return;
+    }
+    let net = Net::new(111);
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = slow_flood(SocketAddr::from(([127, 0, 0, 1], mport)), 400, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    let to = sock(net.server_v4(), 9);
+    let mut answered = 0;
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        net.in_client("t-flood", move || {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        });
+        // A real scraper's client: curl sends its request in one write.
+        let t = Instant::now();
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "--max-time", "5", "-o", "/dev/null"])
+            .arg(format!("http://127.0.0.1:{mport}/metrics"))
+            .output()
+            .unwrap();
+        match out.status.success() {
+            true => answered += 1,
+            false => eprintln!(
+                "a scrape failed after {:?}: {}",
+                t.elapsed(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let took = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made = flood.join().unwrap();
+    eprintln!(
+        "{answered} of 20 scrapes answered in {took:?} under 400 slow connections ({made} made)"
+    );
+    assert_eq!(answered, 20);
+    let out = d.stop();
+    assert_eq!(out.failures().len(), 20, "detection went on");
+}
+
 #[test]
 fn a_bad_alertmanager_url_exits_2_without_showing_it() {
     let out = Command::new(bin())
