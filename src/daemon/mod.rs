@@ -138,6 +138,11 @@ async fn run_async(cli: Cli) -> Result<()> {
         pass: &pass,
     };
     let (ended, ring_drops) = event_loop(&cli, &mut signals, &ring, &daemon, &mut names).await;
+    for n in names.unresolved() {
+        daemon.log.warn(format_args!(
+            "--dest {n} did not resolve: it was not watched"
+        ));
+    }
     stop(rb, &pass, &tracer, ended, ring_drops, daemon).await
 }
 
