@@ -206,6 +206,34 @@ fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// tcpstate watching `net` with /metrics on a free loopback port (and
+/// per-failure lines in `format`), and that port.
+fn metrics_daemon(net: &Net, format: &str) -> (Daemon, u16) {
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        format,
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
+    (d, mport)
+}
+
+/// The first scrape whose failure series sum to `n`, within `within`.
+fn scrape_counting(port: u16, n: f64, within: Duration) -> String {
+    wait("a scrape counting every failure", within, || {
+        let body = scrape(port)?;
+        let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
+            .iter()
+            .map(|s| s.1)
+            .sum();
+        (sum == n).then_some(body)
+    })
+}
+
 fn scrape(port: u16) -> Option<String> {
     match http_get(port, "/metrics") {
         Ok((200, body)) => Some(body),
@@ -638,16 +666,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
         return;
     }
     let net = Net::new(61);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "none",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "none");
     const DESTS: u16 = 3000;
     let server = net.server_v4();
     net.in_client("t-many", move || {
@@ -655,18 +674,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
             assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
         }
     });
-    let body = wait(
-        "a scrape counting every failure",
-        Duration::from_secs(20),
-        || {
-            let body = scrape(mport)?;
-            let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
-                .iter()
-                .map(|s| s.1)
-                .sum();
-            (sum == f64::from(DESTS)).then_some(body)
-        },
-    );
+    let body = scrape_counting(mport, f64::from(DESTS), Duration::from_secs(20));
     let series = samples(&body, "tcpstate_connect_failures_total");
     let dests: BTreeSet<String> = series
         .iter()
@@ -722,16 +730,7 @@ fn units_times_destinations_stay_within_the_series_cap() {
     const UNITS: usize = 300;
     const DESTS: usize = 300;
     let net = Net::new(110);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "none",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "none");
     let slice = cgroup_v2_root().join(format!("t30-{}.slice", std::process::id()));
     let mut units = Units(vec![slice.clone()]);
     std::fs::create_dir(&slice).unwrap();
@@ -767,18 +766,7 @@ fn units_times_destinations_stay_within_the_series_cap() {
         }
     }
     let n = (UNITS * DESTS) as f64;
-    let body = wait(
-        "a scrape counting every failure",
-        Duration::from_secs(30),
-        || {
-            let body = scrape(mport)?;
-            let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
-                .iter()
-                .map(|s| s.1)
-                .sum();
-            (sum == n).then_some(body)
-        },
-    );
+    let body = scrape_counting(mport, n, Duration::from_secs(30));
     let series = samples(&body, "tcpstate_connect_failures_total").len();
     let folded = samples(&body, "tcpstate_metrics_series_folded_total")[0].1;
     eprintln!(
@@ -802,16 +790,7 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
         return;
     }
     let net = Net::new(62);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "json");
     let addr = SocketAddr::from(([127, 0, 0, 1], mport));
     // More silent connections than the server takes at once, and one that
     // asks and never reads its answer.
@@ -911,16 +890,7 @@ fn scrapes_are_answered_under_a_slow_connection_flood() {
         return;
     }
     let net = Net::new(111);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "json");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = slow_flood(SocketAddr::from(([127, 0, 0, 1], mport)), 400, stop.clone());
     std::thread::sleep(Duration::from_secs(3));

@@ -1,5 +1,6 @@
 //! The kernel side a restart keeps. Under systemd the loaded side's ring
-//! buffer, counters, gate and links go to the service's fd store; systemd
+//! buffer, counters, gate and links go to the service's fd store (in one
+//! socket, see `daemon::notify::stash`); systemd
 //! hands them to the next process on `systemctl restart` (and the package's
 //! upgrade, which restarts), and closes them on `stop`, which detaches
 //! everything. Between the two processes the old programs go on recording
