@@ -59,6 +59,13 @@ fn main() {
         .clang_args(args)
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building the BPF skeleton from {SRC}: {e:#}"));
+    // The build's identity: a kernel side kept over a restart is reused
+    // only by a process built from the same object (same maps and records).
+    let skel = fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()));
+    let id = skel.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    println!("cargo:rustc-env=TCPSTATE_BPF_ID={id:016x}");
 
     // Every C source and header in BPF_DIR, not the folder: a change to a
     // .rs file kept beside them must not recompile the BPF. A header added

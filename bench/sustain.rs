@@ -48,7 +48,13 @@ fn main() -> anyhow::Result<()> {
     };
     let mut obj = MaybeUninit::uninit();
     let mut spare = MaybeUninit::uninit();
-    let tracer = Tracer::load(&cfg, &mut obj, &mut spare)?;
+    let tracer = Tracer::load(
+        &cfg,
+        None,
+        tracer::kept::Handover::Fresh,
+        &mut obj,
+        &mut spare,
+    )?;
     let prog = tracer.synthetic_program().try_clone_to_owned()?;
 
     let done = Arc::new(AtomicBool::new(false));

@@ -431,3 +431,61 @@ fn a_flood_from_one_source_leaves_another_sources_name() {
     let v = out.one("connect_failed", sock(net.server_v4_extra(3), 8080));
     assert_eq!(v["dname"], "svc.tsdns.test", "{v}");
 }
+
+/// A --dest name whose resolver never answers (its queries dropped in the
+/// server namespace): warned about at the first timeout, and named again
+/// before the stop line; not only "(resolving)" on the start line.
+#[test]
+fn a_dest_name_whose_resolver_never_answers_is_warned_about() {
+    if !require_root("a_dest_name_whose_resolver_never_answers_is_warned_about") {
+        return;
+    }
+    let _quiet = QUIET.read().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(112);
+    net.server_nft(
+        "table inet t30 {\n chain in {\n  type filter hook input priority 0;\n  udp dport 53 drop\n  tcp dport 53 drop\n }\n}\n",
+    );
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("resolv.conf"),
+        format!("nameserver {}\n", net.server_v4()),
+    )
+    .unwrap();
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _etc = Gone(etc);
+    let syslog = FakeSyslog::start();
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "-d",
+        "silent.tsdns.test",
+    ])
+    .via(["ip", "netns", "exec", &net.client])
+    .start();
+    let warned = syslog.wait_for(
+        "--dest silent.tsdns.test does not resolve (no answer within 5s",
+        1,
+        Duration::from_secs(15),
+    );
+    assert_eq!(warned.len(), 1, "{:?}", syslog.lines());
+    let out = d.stop();
+    assert!(
+        out.stderr.contains("silent.tsdns.test=(resolving)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("--dest silent.tsdns.test did not resolve: it was not watched"),
+        "{}",
+        out.stderr
+    );
+}

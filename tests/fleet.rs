@@ -206,6 +206,34 @@ fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// tcpstate watching `net` with /metrics on a free loopback port (and
+/// per-failure lines in `format`), and that port.
+fn metrics_daemon(net: &Net, format: &str) -> (Daemon, u16) {
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        format,
+        "--no-syslog",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .args(net.watch_args())
+    .start();
+    (d, mport)
+}
+
+/// The first scrape whose failure series sum to `n`, within `within`.
+fn scrape_counting(port: u16, n: f64, within: Duration) -> String {
+    wait("a scrape counting every failure", within, || {
+        let body = scrape(port)?;
+        let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
+            .iter()
+            .map(|s| s.1)
+            .sum();
+        (sum == n).then_some(body)
+    })
+}
+
 fn scrape(port: u16) -> Option<String> {
     match http_get(port, "/metrics") {
         Ok((200, body)) => Some(body),
@@ -671,16 +699,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
         return;
     }
     let net = Net::new(61);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "none",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "none");
     const DESTS: u16 = 3000;
     let server = net.server_v4();
     net.in_client("t-many", move || {
@@ -688,18 +707,7 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
             assert_eq!(connect_err(sock(server, port)), ECONNREFUSED);
         }
     });
-    let body = wait(
-        "a scrape counting every failure",
-        Duration::from_secs(20),
-        || {
-            let body = scrape(mport)?;
-            let sum: f64 = samples(&body, "tcpstate_connect_failures_total")
-                .iter()
-                .map(|s| s.1)
-                .sum();
-            (sum == f64::from(DESTS)).then_some(body)
-        },
-    );
+    let body = scrape_counting(mport, f64::from(DESTS), Duration::from_secs(20));
     let series = samples(&body, "tcpstate_connect_failures_total");
     let dests: BTreeSet<String> = series
         .iter()
@@ -736,22 +744,86 @@ fn thousands_of_destinations_stay_within_the_series_bound() {
     assert_eq!(out.stat("failures"), u64::from(DESTS));
 }
 
+/// Cgroups `<root>/t30-<pid>.slice/u<i>.scope`, removed on drop.
+struct Units(Vec<std::path::PathBuf>);
+
+impl Drop for Units {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+#[test]
+fn units_times_destinations_stay_within_the_series_cap() {
+    if !require_root("units_times_destinations_stay_within_the_series_cap") {
+        return;
+    }
+    const UNITS: usize = 300;
+    const DESTS: usize = 300;
+    let net = Net::new(110);
+    let (d, mport) = metrics_daemon(&net, "none");
+    let slice = cgroup_v2_root().join(format!("t30-{}.slice", std::process::id()));
+    let mut units = Units(vec![slice.clone()]);
+    std::fs::create_dir(&slice).unwrap();
+    // Each unit's process fails to the same DESTS destinations (ports on
+    // the server namespace, where nothing listens): a real python client,
+    // placed in its cgroup before it enters the namespace.
+    let connect = format!(
+        "import socket\nfor p in range(1, {}):\n s = socket.socket()\n assert s.connect_ex(('{}', p)) == 111\n s.close()",
+        DESTS + 1,
+        net.server_v4()
+    );
+    // A few at a time: `ip netns exec` and python's start dominate.
+    let mut running = Vec::new();
+    for i in 0..UNITS {
+        let cg = slice.join(format!("u{i}.scope"));
+        std::fs::create_dir(&cg).unwrap();
+        units.0.push(cg.clone());
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} python3 -I -S -c \"$0\"",
+            cg.display(),
+            net.client
+        );
+        running.push(
+            Command::new("sh")
+                .args(["-c", &script, &connect])
+                .spawn()
+                .unwrap(),
+        );
+        if running.len() == 16 || i == UNITS - 1 {
+            for mut c in running.drain(..) {
+                assert!(c.wait().unwrap().success(), "a unit's client failed");
+            }
+        }
+    }
+    let n = (UNITS * DESTS) as f64;
+    let body = scrape_counting(mport, n, Duration::from_secs(30));
+    let series = samples(&body, "tcpstate_connect_failures_total").len();
+    let folded = samples(&body, "tcpstate_metrics_series_folded_total")[0].1;
+    eprintln!(
+        "{UNITS} units × {DESTS} destinations: {series} series, {folded} folded, a scrape of {} bytes",
+        body.len()
+    );
+    assert!(series <= 10_000, "{series} series");
+    assert!(body.len() < 2 << 20, "a scrape of {} bytes", body.len());
+    assert_eq!(
+        series as f64 + folded - 1.0,
+        n,
+        "each series folded counted once"
+    );
+    let out = d.stop();
+    assert_eq!(out.stat("failures"), (UNITS * DESTS) as u64);
+}
+
 #[test]
 fn a_scraper_that_never_reads_does_not_stop_detection() {
     if !require_root("a_scraper_that_never_reads_does_not_stop_detection") {
         return;
     }
     let net = Net::new(62);
-    let mport = free_port();
-    let d = Daemon::builder([
-        "--format",
-        "json",
-        "--no-syslog",
-        "--metrics-addr",
-        &format!("127.0.0.1:{mport}"),
-    ])
-    .args(net.watch_args())
-    .start();
+    let (d, mport) = metrics_daemon(&net, "json");
     let addr = SocketAddr::from(([127, 0, 0, 1], mport));
     // More silent connections than the server takes at once, and one that
     // asks and never reads its answer.
@@ -808,6 +880,86 @@ fn a_scraper_that_never_reads_does_not_stop_detection() {
     drop(asker);
     let out = d.stop();
     assert_eq!(out.failures().len(), N);
+}
+
+/// Slow connections to `addr`, as a slowloris tool makes them: each sends
+/// a request line, then one header byte every 2 s, and is made again when
+/// the server closes it; until `stop`.
+fn slow_flood(
+    addr: SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let open = || {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\n").ok()?;
+            Some(s)
+        };
+        let mut conns: Vec<Option<TcpStream>> = (0..n).map(|_| open()).collect();
+        let mut made = n as u64;
+        while !stop.load(Ordering::Relaxed) {
+            for c in conns.iter_mut() {
+                if c.as_mut().is_none_or(|s| s.write_all(b"x").is_err()) {
+                    *c = open();
+                    made += 1;
+                }
+            }
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        made
+    })
+}
+
+#[test]
+fn scrapes_are_answered_under_a_slow_connection_flood() {
+    if !require_root("scrapes_are_answered_under_a_slow_connection_flood") {
+        return;
+    }
+    let net = Net::new(111);
+    let (d, mport) = metrics_daemon(&net, "json");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = slow_flood(SocketAddr::from(([127, 0, 0, 1], mport)), 400, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    let to = sock(net.server_v4(), 9);
+    let mut answered = 0;
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        net.in_client("t-flood", move || {
+            assert_eq!(connect_err(to), ECONNREFUSED);
+        });
+        // A real scraper's client: curl sends its request in one write.
+        let t = Instant::now();
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "--max-time", "5", "-o", "/dev/null"])
+            .arg(format!("http://127.0.0.1:{mport}/metrics"))
+            .output()
+            .unwrap();
+        match out.status.success() {
+            true => answered += 1,
+            false => eprintln!(
+                "a scrape failed after {:?}: {}",
+                t.elapsed(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let took = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made = flood.join().unwrap();
+    eprintln!(
+        "{answered} of 20 scrapes answered in {took:?} under 400 slow connections ({made} made)"
+    );
+    assert_eq!(answered, 20);
+    let out = d.stop();
+    assert_eq!(out.failures().len(), 20, "detection went on");
 }
 
 #[test]

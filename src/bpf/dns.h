@@ -56,6 +56,8 @@
  * NULL otherwise; either miss is counted. */
 static __always_inline struct tcpstate_dns *dns_reserve(void)
 {
+	if (!active())
+		return NULL;
 	if (dns_ring_limit && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > dns_ring_limit) {
 		count(TCPSTATE_CNT_DNS_SKIPPED);
 		return NULL;

@@ -23,11 +23,24 @@ const volatile __u32 self_tgid = 0;
 const volatile __u64 wakeup_bytes = 0;
 /* Unread ring bytes past which DNS answers are skipped (set by the loader). */
 const volatile __u64 dns_ring_limit = 0;
+/* This load's generation: it records only while `gate` holds it. */
+const volatile __u64 generation = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20); /* resized by the loader (--ring-buffer-size) */
 } events SEC(".maps");
+
+/* The generation that records. A restart under systemd keeps `events`,
+ * `counters` and this across processes (its fd store): the new process
+ * attaches its programs while the old ones still record, then writes its
+ * generation here, and the old ones go quiet in the same instant. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} gate SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -44,11 +44,26 @@ static __always_inline void submit(struct tcpstate_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* Whether this load's generation is the one that records (see gate). */
+static __always_inline bool active(void)
+{
+	__u32 k = 0;
+	__u64 *g = bpf_map_lookup_elem(&gate, &k);
+
+	return g && *g == generation;
+}
+
 /* Room for a record of `size` bytes, or NULL, counted: user space reports
- * how many records the ring had no room for. */
+ * how many records the ring had no room for. NULL without a count for a
+ * generation that no longer records: every record passes here, so one
+ * check silences a replaced load. */
 static __always_inline void *ring_reserve(__u64 size)
 {
-	void *r = bpf_ringbuf_reserve(&events, size, 0);
+	void *r;
+
+	if (!active())
+		return NULL;
+	r = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!r)
 		count(TCPSTATE_CNT_RB_DROPS);

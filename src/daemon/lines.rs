@@ -71,13 +71,14 @@ pub(super) fn check_line(cli: &Cli, tracer: &Tracer<'_>) -> String {
 pub(super) fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> String {
     format!(
         "started (version {}): attached to sock:inet_sock_set_state on kernel {} (BTF {}; {}); \
-         {seeded} attempts in flight at start; watching {}; {}",
+         {seeded} attempts in flight at start; watching {}; {}{}",
         env!("CARGO_PKG_VERSION"),
         tracer.info.kernel,
         tracer.info.btf_source,
         tracer.info.features.describe(),
         watching(cli),
-        alerting(cli)
+        alerting(cli),
+        tracer.info.handover.describe()
     )
 }
 
@@ -148,6 +149,7 @@ pub(super) fn stop_line(
         totals: &t,
         stats: s,
         max_dests: 0,
+        series_folded: 0,
     };
     format!("stopped: {why}{}", counters::stop_fields(&v))
 }

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::alert::resolve::Resolver;
 use crate::cli::Cli;
-use crate::daemon::notify::notify;
+use crate::daemon::notify::{listen_fds, notify, notify_with_fds, stash, unstash};
 use crate::daemon::signals::Signals;
 use crate::dns::watch::Watch;
 use crate::event::Family;
@@ -32,6 +32,7 @@ use crate::output::{Format, Printer};
 use crate::pipeline::correlate::Found;
 use crate::pipeline::engine::{self, Engine, NoAttribution, Out};
 use crate::sinks::Sinks;
+use crate::tracer::kept::Handover;
 use crate::tracer::{self, Tracer};
 
 mod config;
@@ -96,7 +97,7 @@ async fn run_async(cli: Cli) -> Result<()> {
     // Before anything starts: without privileges nothing else matters.
     tracer::check_privileges()?;
     let (mut obj, mut spare) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-    let tracer = load(&cli, &mut obj, &mut spare)?;
+    let (tracer, replace) = load(&cli, &mut obj, &mut spare)?;
     if cli.check {
         println!("{}", check_line(&cli, &tracer));
         return Ok(());
@@ -120,6 +121,7 @@ async fn run_async(cli: Cli) -> Result<()> {
     // The attempts already under way: after the tracepoint is attached, so
     // none falls between the two (one seen by both is the same attempt).
     let seeded = seed_in_flight(&tracer, &mut pass.borrow_mut().engine, &daemon.log);
+    keep(&tracer, replace, cli.ring_buffer_size, &daemon.log);
     announce(
         &cli,
         &tracer,
@@ -136,22 +138,78 @@ async fn run_async(cli: Cli) -> Result<()> {
         pass: &pass,
     };
     let (ended, ring_drops) = event_loop(&cli, &mut signals, &ring, &daemon, &mut names).await;
+    for n in names.unresolved() {
+        daemon.log.warn(format_args!(
+            "--dest {n} did not resolve: it was not watched"
+        ));
+    }
     stop(rb, &pass, &tracer, ended, ring_drops, daemon).await
 }
 
-/// Loads and attaches the BPF program; libbpf's log on failure with -v.
+/// The fd store's name for the kernel side (see `keep`).
+const STORED: &str = "tcpstate-kernel";
+
+/// Loads and attaches the BPF program, taking over from the kernel side a
+/// previous process left in systemd's fd store where it can; libbpf's log
+/// on failure with -v. Also whether the store holds one from before.
 fn load<'obj>(
     cli: &Cli,
     obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
     spare: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
-) -> Result<Tracer<'obj>> {
-    Tracer::load(&bpf_config(cli), obj, spare).inspect_err(|_| {
+) -> Result<(Tracer<'obj>, bool)> {
+    // A --check leaves a running daemon's kernel side alone.
+    let stored = if cli.check {
+        None
+    } else {
+        listen_fds().into_iter().find(|(n, _)| n == STORED)
+    };
+    let (fds, unreadable) = match stored.as_ref().map(|(_, fd)| unstash(fd)) {
+        None => (Vec::new(), None),
+        Some(Ok(fds)) => (fds, None),
+        Some(Err(e)) => (Vec::new(), Some(e)),
+    };
+    let (kept, handover) = match unreadable {
+        Some(e) => (
+            None,
+            Handover::Rebuilt(format!("kernel side could not be read ({e})")),
+        ),
+        None => tracer::kept::sort(fds, cli.ring_buffer_size),
+    };
+    let t = Tracer::load(&bpf_config(cli), kept, handover, obj, spare).inspect_err(|_| {
         if cli.verbose {
             for line in tracer::libbpf_log() {
                 eprintln!("libbpf: {line}");
             }
         }
-    })
+    })?;
+    Ok((t, stored.is_some()))
+}
+
+/// Under systemd, hands the kernel side to its fd store (in place of what
+/// the previous process stored), so that a restart keeps it recording and
+/// the next process reads on (see `tracer::kept`). Nothing outside systemd.
+fn keep(tracer: &Tracer<'_>, replace: bool, ring_bytes: u32, log: &Log) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let prefix = tracer::kept::store_prefix(ring_bytes);
+    let (names, fds): (Vec<_>, Vec<_>) = tracer
+        .keep()
+        .into_iter()
+        .map(|(n, fd)| (format!("{prefix}{n}"), fd))
+        .unzip();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let r = stash(&names, &fds).and_then(|rx| {
+        if replace {
+            notify(&format!("FDSTOREREMOVE=1\nFDNAME={STORED}"))?;
+        }
+        notify_with_fds(&format!("FDSTORE=1\nFDNAME={STORED}"), &[rx.as_fd()])
+    });
+    if let Err(e) = r {
+        log.warn(format_args!(
+            "the kernel side will not outlive a restart (systemd's fd store refused it: {e})"
+        ));
+    }
 }
 
 /// What the loop feeds: the sinks, the stdout thread, /metrics, and the

@@ -19,6 +19,9 @@ use super::config::DNS_GRACE;
 const RESOLVE_AT_START: Duration = Duration::from_secs(2);
 /// One resolution's bound (the system resolver's own timeouts may be longer).
 const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
+/// After its first failure is warned about, a name that keeps failing is
+/// warned about again at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(300);
 
 type Lookup = std::result::Result<Vec<std::net::IpAddr>, String>;
 type Resolved = (String, Lookup);
@@ -30,6 +33,8 @@ pub(super) struct Names {
     warned: Vec<(String, u64)>,
     res_tx: tokio::sync::mpsc::UnboundedSender<Resolved>,
     pub(super) res_rx: tokio::sync::mpsc::UnboundedReceiver<Resolved>,
+    /// Per name failing now: lookups failed in a row, and the last warning.
+    failing: std::collections::HashMap<String, (u32, Instant)>,
 }
 
 impl Names {
@@ -57,11 +62,18 @@ impl Names {
                 ));
             }
         }
+        // Those failed at start were just warned about.
+        let failing = watch
+            .errors()
+            .into_iter()
+            .map(|(n, _)| (n, (1, Instant::now())))
+            .collect();
         Names {
             watch,
             warned: Vec::new(),
             res_tx,
             res_rx,
+            failing,
         }
     }
 
@@ -93,10 +105,42 @@ impl Names {
         }
     }
 
-    /// A lookup's answer.
+    /// A lookup's answer. A failure is warned about at once, then at most
+    /// every WARN_EVERY while it goes on; the recovery is said too.
     pub(super) fn resolved(&mut self, name: &str, r: Lookup, tracer: &Tracer<'_>, log: &Log) {
+        match &r {
+            Err(e) => {
+                let now = Instant::now();
+                let (tries, warned) = self
+                    .failing
+                    .entry(name.to_string())
+                    .or_insert((0, now - WARN_EVERY));
+                *tries += 1;
+                if now.duration_since(*warned) >= WARN_EVERY {
+                    *warned = now;
+                    log.warn(format_args!(
+                        "--dest {name} does not resolve ({e}; {tries} lookups failed in a row): \
+                         not watched until it does; retrying"
+                    ));
+                }
+            }
+            Ok(_) => {
+                if let Some((tries, _)) = self.failing.remove(name) {
+                    log.info(format_args!(
+                        "--dest {name} resolves again after {tries} failed lookups"
+                    ));
+                }
+            }
+        }
         let ch = self.watch.resolved(name, r, mono_now_ns());
         apply(tracer, &ch, log);
+    }
+
+    /// For the stop line: the --dest names failing now.
+    pub(super) fn unresolved(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.failing.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Answers applications received for the watched names.

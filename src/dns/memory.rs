@@ -61,9 +61,20 @@ pub struct Config {
     pub grace_ns: u64,
 }
 
-/// What an entry costs beyond its name: its key and value in the map and
-/// its place in the age queue, rounded up.
-pub const ENTRY_COST: usize = 128;
+/// What an entry costs beyond its name, at worst, in memory really held:
+/// its share of the hash table's buckets (the table keeps at most 7/8 of
+/// them full and doubles, so up to 16/7 buckets an entry, each with a
+/// control byte), of the age queue's capacity (stale slots are compacted
+/// past twice the live ones, and a VecDeque doubles: up to 4 slots), and
+/// the allocator's header on the name. Neither the table nor the queue
+/// gives memory back after a flood: the bound has to count them full.
+pub const ENTRY_COST: usize =
+    (std::mem::size_of::<(Key, Entry)>() + 1) * 16 / 7 + 4 * std::mem::size_of::<(Key, u64)>() + 16;
+
+/// An entry's cost with its name, allocated in 16-byte steps.
+fn cost(name: &[u8]) -> usize {
+    ENTRY_COST + name.len().next_multiple_of(16)
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryStats {
@@ -132,8 +143,8 @@ impl Memory {
             match self.map.get_mut(&(scope, addr)) {
                 Some(e) => {
                     if *e.name != *name {
-                        share.bytes = share.bytes - e.name.len() + name.len();
-                        self.stats.bytes = self.stats.bytes - e.name.len() + name.len();
+                        share.bytes = share.bytes - cost(&e.name) + cost(name);
+                        self.stats.bytes = self.stats.bytes - cost(&e.name) + cost(name);
                         e.name = name.into();
                     }
                     e.expires_ns = expires_ns;
@@ -141,8 +152,8 @@ impl Memory {
                 }
                 None => {
                     share.entries += 1;
-                    share.bytes += ENTRY_COST + name.len();
-                    self.stats.bytes += ENTRY_COST + name.len();
+                    share.bytes += cost(name);
+                    self.stats.bytes += cost(name);
                     let entry = Entry {
                         name: name.into(),
                         expires_ns,
@@ -217,7 +228,7 @@ impl Memory {
 
     fn remove(&mut self, key: &Key) {
         if let Some(e) = self.map.remove(key) {
-            let cost = ENTRY_COST + e.name.len();
+            let cost = cost(&e.name);
             self.stats.bytes -= cost;
             if let Some(s) = self.shares.get_mut(&key.0) {
                 s.entries -= 1;
@@ -271,6 +282,46 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+
+    /// What the memory really holds: the table and queue at their
+    /// capacity, and each name's allocation (16-byte steps, a header).
+    fn held(m: &Memory) -> usize {
+        m.map.capacity() * (std::mem::size_of::<(Key, Entry)>() + 1)
+            + m.shares
+                .values()
+                .map(|s| s.queue.capacity() * std::mem::size_of::<(IpAddr, u64)>())
+                .sum::<usize>()
+            + m.map
+                .values()
+                .map(|e| e.name.len().next_multiple_of(16) + 16)
+                .sum::<usize>()
+    }
+
+    #[test]
+    fn a_flood_of_long_unique_names_holds_no_more_than_the_bound() {
+        // The bound counts the table and the queue: under a flood they
+        // hold more than the names, and keep it.
+        let max_bytes = 4 << 20;
+        let mut m = mem(1 << 20, max_bytes);
+        let mut peak = 0;
+        for i in 0..100_000u32 {
+            let name = format!("{i:08x}-{}.flood.test", "x".repeat(40));
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            m.learn(
+                Scope::Source(u64::from(i % 7)),
+                name.as_bytes(),
+                &[(a.into(), 60)],
+                0,
+            );
+            peak = peak.max(held(&m));
+        }
+        assert!(m.stats().evicted > 0);
+        assert!(
+            peak <= max_bytes + max_bytes / 4,
+            "held {peak} bytes for a bound of {max_bytes} ({} entries)",
+            m.stats().entries
+        );
+    }
 
     fn mem(max_entries: usize, max_bytes: usize) -> Memory {
         Memory::new(Config {

@@ -18,6 +18,8 @@ pub struct Values<'a> {
     pub stats: &'a Stats,
     /// `--metrics-max-destinations`, for /metrics only.
     pub max_dests: u64,
+    /// Failure series folded at the series cap.
+    pub series_folded: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +254,12 @@ pub const COUNTERS: &[Counter] = &[
         (12, "tcpstate_metrics_max_destinations", G),
         "The bound on distinct destination label values (--metrics-max-destinations).",
         |v| v.max_dests,
+    ),
+    both(
+        Stop::No,
+        (17, "tcpstate_metrics_series_folded", C),
+        "Failure series folded into destination=\"other\",unit=\"other\": the least recently updated, at the cap of 10000 series (their counts move, none is lost).",
+        |v| v.series_folded,
     ),
 ];
 

@@ -73,13 +73,35 @@ impl Histogram {
     }
 }
 
+/// A failure series' count, and when it last counted (the failures'
+/// running number), so the least recently updated fold first.
+#[derive(Debug, Clone, Copy)]
+struct Series {
+    n: u64,
+    last: u64,
+}
+
+/// The most `tcpstate_connect_failures_total` series: each label is
+/// bounded alone, but units × destinations would multiply (512 × 1000 × 9
+/// reasons × 2 outcomes). At about 110 bytes a series, a scrape at the cap
+/// is about 1.1 MB.
+pub const MAX_SERIES: usize = 10_000;
+/// Folded at once when the cap is reached, so the scan for the least
+/// recently updated is paid once per this many new series.
+const FOLD_BATCH: usize = MAX_SERIES / 10;
+
 /// The counts, owned by the event loop.
 #[derive(Debug)]
 pub struct Metrics {
     max_dests: usize,
+    max_series: usize,
     /// Destinations given a label value of their own: at most `max_dests`.
     dests: HashSet<Dest, FastHash>,
-    failures: HashMap<FailKey, u64, FastHash>,
+    failures: HashMap<FailKey, Series, FastHash>,
+    /// Failures counted: the clock of `Series::last`.
+    seq: u64,
+    /// Series folded into `destination="other",unit="other"`.
+    folded: u64,
     slow: HashMap<Option<Dest>, u64, FastHash>,
     durations: [Histogram; Reason::ALL.len()],
     units: Vec<String>,
@@ -93,10 +115,17 @@ pub const MAX_UNITS: usize = 512;
 
 impl Metrics {
     pub fn new(max_dests: usize) -> Self {
+        Self::with_max_series(max_dests, MAX_SERIES)
+    }
+
+    fn with_max_series(max_dests: usize, max_series: usize) -> Self {
         Metrics {
             max_dests,
+            max_series,
             dests: HashSet::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
             failures: HashMap::with_capacity_and_hasher(max_dests.min(1024), FastHash::default()),
+            seq: 0,
+            folded: 0,
             slow: HashMap::default(),
             durations: Default::default(),
             units: vec![String::new()],
@@ -120,6 +149,10 @@ impl Metrics {
         } else {
             name
         };
+        self.intern(name)
+    }
+
+    fn intern(&mut self, name: &str) -> UnitId {
         if let Some(i) = self.unit_ids.get(name) {
             return *i;
         }
@@ -160,15 +193,65 @@ impl Metrics {
             dest: Some(dest),
             unit,
         };
-        if let Some(n) = self.failures.get_mut(&key) {
-            *n += 1;
+        self.seq += 1;
+        let last = self.seq;
+        if let Some(s) = self.failures.get_mut(&key) {
+            s.n += 1;
+            s.last = last;
             return;
         }
         let key = FailKey {
             dest: self.label(dest),
             ..key
         };
-        *self.failures.entry(key).or_insert(0) += 1;
+        if !self.failures.contains_key(&key) && self.failures.len() >= self.max_series {
+            self.fold();
+        }
+        let s = self.failures.entry(key).or_insert(Series { n: 0, last });
+        s.n += 1;
+        s.last = last;
+    }
+
+    /// At the cap: the least recently updated series (a batch of them)
+    /// add their counts to `destination="other",unit="other"` of their
+    /// reason and outcome, and go. The sum over all series stays the
+    /// failures, and what folded is counted.
+    fn fold(&mut self) {
+        let other = self.intern("other");
+        let is_fold = |k: &FailKey| k.dest.is_none() && k.unit == other;
+        let mut by_age: Vec<(u64, FailKey)> = self
+            .failures
+            .iter()
+            .filter(|(k, _)| !is_fold(k))
+            .map(|(k, s)| (s.last, *k))
+            .collect();
+        // Room for the batch and for the fold series themselves (at most
+        // reasons × outcomes of them).
+        let n = FOLD_BATCH
+            .min(self.max_series / 10)
+            .max(1)
+            .min(by_age.len());
+        if n == 0 {
+            return;
+        }
+        by_age.select_nth_unstable_by_key(n - 1, |(last, _)| *last);
+        for (_, k) in &by_age[..n] {
+            let Some(s) = self.failures.remove(k) else {
+                continue;
+            };
+            let into = FailKey {
+                dest: None,
+                unit: other,
+                ..*k
+            };
+            let f = self
+                .failures
+                .entry(into)
+                .or_insert(Series { n: 0, last: 0 });
+            f.n += s.n;
+            f.last = f.last.max(s.last);
+            self.folded += 1;
+        }
     }
 
     /// One connection that stayed in SYN_SENT too long (`connect_slow`).
@@ -186,7 +269,7 @@ impl Metrics {
     pub fn copy_into(&self, s: &mut Snapshot) {
         s.failures.clear();
         s.failures
-            .extend(self.failures.iter().map(|(k, n)| (*k, *n)));
+            .extend(self.failures.iter().map(|(k, f)| (*k, f.n)));
         s.slow.clear();
         s.slow.extend(self.slow.iter().map(|(k, n)| (*k, *n)));
         s.durations = self.durations;
@@ -194,6 +277,7 @@ impl Metrics {
             s.units.clone_from(&self.units);
         }
         s.max_dests = self.max_dests;
+        s.series_folded = self.folded;
     }
 
     #[cfg(test)]
@@ -270,6 +354,8 @@ pub struct Snapshot {
     pub units: Vec<String>,
     pub totals: Totals,
     pub max_dests: usize,
+    /// Failure series folded into `other` at the series cap.
+    pub series_folded: u64,
 }
 
 /// Between the loop and the server: a flag the server raises when it
@@ -393,6 +479,68 @@ mod tests {
         m.copy_into(&mut s);
         assert_eq!(s.units, vec!["", "a.service", "b.service"]);
         assert_eq!(s.slow.len(), 1);
+    }
+
+    #[test]
+    fn series_are_bounded_across_labels_and_the_oldest_fold_into_other() {
+        // The case: 300 units each failing to the same 300
+        // destinations made 90,000 series.
+        let mut m = Metrics::new(1000);
+        let units: Vec<_> = (0..300).map(|u| m.unit(&format!("u{u}.service"))).collect();
+        let mut n = 0;
+        for port in 1..=300u16 {
+            for u in &units {
+                m.failure(&failure("127.0.0.1", port, Reason::Refused, 1), *u, false);
+                n += 1;
+            }
+        }
+        assert!(m.series() <= MAX_SERIES, "{} series", m.series());
+        let mut s = Snapshot::default();
+        m.copy_into(&mut s);
+        assert_eq!(
+            s.failures.iter().map(|f| f.1).sum::<u64>(),
+            n,
+            "nothing lost"
+        );
+        let other = s.units.iter().position(|u| u == "other").unwrap();
+        let fold: Vec<_> = s
+            .failures
+            .iter()
+            .filter(|f| f.0.dest.is_none() && f.0.unit.0 as usize == other)
+            .collect();
+        assert_eq!(fold.len(), 1, "one fold series per reason and outcome");
+        assert_eq!(
+            s.series_folded, fold[0].1,
+            "each folded series had one failure"
+        );
+        assert_eq!(s.series_folded + s.failures.len() as u64 - 1, n);
+        // The newest stay: the last destination, for every unit.
+        let last = s
+            .failures
+            .iter()
+            .filter(|f| f.0.dest.is_some_and(|d| d.port == 300));
+        assert_eq!(last.count(), 300);
+    }
+
+    #[test]
+    fn a_series_updated_lately_is_kept_over_older_ones() {
+        let mut m = Metrics::with_max_series(100, 10);
+        let f = |p| failure("192.0.2.1", p, Reason::Refused, 1);
+        for p in 0..10 {
+            m.failure(&f(p), UnitId(0), false);
+        }
+        m.failure(&f(0), UnitId(0), false); // port 0 is now the newest
+        m.failure(&f(10), UnitId(0), false); // one folds: port 1
+        let mut s = Snapshot::default();
+        m.copy_into(&mut s);
+        let ports: HashSet<_> = s
+            .failures
+            .iter()
+            .filter_map(|f| f.0.dest.map(|d| d.port))
+            .collect();
+        assert!(ports.contains(&0) && !ports.contains(&1), "{ports:?}");
+        assert_eq!(s.series_folded, 1);
+        assert_eq!(s.failures.iter().map(|f| f.1).sum::<u64>(), 12);
     }
 
     #[test]

@@ -3,12 +3,17 @@
 //! own with a deadline for its headers and one for its whole life, and
 //! there are at most [`MAX_CONNS`] at once: a scraper that stalls, reads
 //! slowly or never sends a request holds a task and a socket for a few
-//! seconds, never the event loop.
+//! seconds, never the event loop. When all are taken, a new connection
+//! whose whole request has come already (a real scraper sends it at once)
+//! closes the one idle the longest, never one being answered; another
+//! closes one only if it has been idle for [`MIN_IDLE`]. Slow connections
+//! that trickle a header cannot keep a scraper out.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -23,7 +28,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::counters::{self, Kind, Metric, Values};
@@ -39,16 +43,42 @@ pub const MAX_CONNS: usize = 16;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a connection may live, whatever it does.
 pub const CONN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection without a request for this long may be closed for a new
+/// one when all are taken: a real scraper sends its request at once.
+pub const MIN_IDLE: Duration = Duration::from_secs(1);
 /// How long a scrape waits for the loop's fresh copy before it encodes
 /// the last one (the loop drains every 10 ms).
 const FRESH_WITHIN: Duration = Duration::from_millis(500);
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Seconds the kernel holds a connection that has sent nothing before
+/// handing it to accept() (TCP_DEFER_ACCEPT): a scraper's request is then
+/// in the socket when it is accepted (see `asked`), and silent connections
+/// take no slot meanwhile.
+const DEFER_ACCEPT_SECS: nix::libc::c_int = 2;
+
 /// Binds `addr` (so a busy port fails at start, exit 2 by the caller) and
 /// serves until the runtime ends.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    use std::os::fd::AsRawFd;
+    let l = TcpListener::bind(addr).await?;
+    let secs = DEFER_ACCEPT_SECS;
+    // SAFETY: setsockopt on the listener's open fd with a c_int it reads
+    // for the duration of the call.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            l.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            std::ptr::addr_of!(secs).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(l)
 }
 
 pub fn spawn(listener: TcpListener, shared: Arc<Shared>, stats: Arc<Stats>) -> JoinHandle<()> {
@@ -58,8 +88,8 @@ pub fn spawn(listener: TcpListener, shared: Arc<Shared>, stats: Arc<Stats>) -> J
         stats,
     }));
     let registry = Arc::new(registry);
-    let slots = Arc::new(Semaphore::new(MAX_CONNS));
     tokio::spawn(async move {
+        let mut slots: Vec<Slot> = Vec::with_capacity(MAX_CONNS);
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(c) => c,
@@ -69,23 +99,109 @@ pub fn spawn(listener: TcpListener, shared: Arc<Shared>, stats: Arc<Stats>) -> J
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                drop(stream); // too many scrapers at once
-                continue;
-            };
-            let (registry, shared) = (registry.clone(), shared.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| scrape(req, registry.clone(), shared.clone()));
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONN_TIMEOUT, conn).await;
-                drop(permit);
-            });
+            slots.retain(|s| !s.task.is_finished());
+            let idle: Vec<_> = slots.iter().map(Slot::idle).collect();
+            match room(&idle, MAX_CONNS, asked(&stream)) {
+                Room::Free => {}
+                Room::Close(i) => slots.swap_remove(i).task.abort(),
+                Room::Full => {
+                    drop(stream); // every slot is answering or just came
+                    continue;
+                }
+            }
+            slots.push(serve(stream, registry.clone(), shared.clone()));
         }
     })
+}
+
+/// A connection being served: since when, whether a request of it is being
+/// answered, and when its last answer ended (ms after `since`).
+struct Slot {
+    since: Instant,
+    busy: Arc<AtomicBool>,
+    idle_from_ms: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Slot {
+    /// How long it has had no request; None while one is answered.
+    fn idle(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::Acquire) {
+            return None;
+        }
+        let from = Duration::from_millis(self.idle_from_ms.load(Ordering::Acquire));
+        Some(self.since.elapsed().saturating_sub(from))
+    }
+}
+
+/// Serves one connection in a task of its own, with its deadlines.
+fn serve(stream: tokio::net::TcpStream, registry: Arc<Registry>, shared: Arc<Shared>) -> Slot {
+    let since = Instant::now();
+    let busy = Arc::new(AtomicBool::new(false));
+    let idle_from_ms = Arc::new(AtomicU64::new(0));
+    let (b, idle) = (busy.clone(), idle_from_ms.clone());
+    let task = tokio::spawn(async move {
+        let service = service_fn(move |req| {
+            let (registry, shared, b, idle) =
+                (registry.clone(), shared.clone(), b.clone(), idle.clone());
+            async move {
+                b.store(true, Ordering::Release);
+                let r = scrape(req, registry, shared).await;
+                idle.store(since.elapsed().as_millis() as u64, Ordering::Release);
+                b.store(false, Ordering::Release);
+                r
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let _ = tokio::time::timeout(CONN_TIMEOUT, conn).await;
+    });
+    Slot {
+        since,
+        busy,
+        idle_from_ms,
+        task,
+    }
+}
+
+/// Whether a connection's request has come whole (its headers' end is in
+/// the socket already); looked at without taking it.
+fn asked(stream: &tokio::net::TcpStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 2048];
+    recv(
+        stream.as_raw_fd(),
+        &mut buf,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    )
+    .is_ok_and(|n| buf[..n].windows(4).any(|w| w == b"\r\n\r\n"))
+}
+
+/// What a new connection does, given how long each served one has been
+/// idle (None: answering) and whether its own request has come whole.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    Free,
+    /// Close this one, idle the longest, for the new one.
+    Close(usize),
+    /// Refuse the new one: every slot is answering or came just now.
+    Full,
+}
+
+fn room(idle: &[Option<Duration>], max: usize, asked: bool) -> Room {
+    if idle.len() < max {
+        return Room::Free;
+    }
+    let min = if asked { Duration::ZERO } else { MIN_IDLE };
+    idle.iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.filter(|d| *d >= min).map(|d| (i, d)))
+        .max_by_key(|(_, d)| *d)
+        .map_or(Room::Full, |(i, _)| Room::Close(i))
 }
 
 async fn scrape(
@@ -152,6 +268,7 @@ impl Collector for Fleet {
             totals: &s.totals,
             stats: &self.stats,
             max_dests: s.max_dests as u64,
+            series_folded: s.series_folded,
         };
         for (m, value) in counters::metrics() {
             scalar(&mut e, &m, value(&v))?;
@@ -368,6 +485,18 @@ mod tests {
     }
 
     /// The whole body for fixed values, every scalar a different one.
+    #[test]
+    fn a_full_server_closes_the_longest_idle_never_one_answering() {
+        let s = |ms: u64| Some(Duration::from_millis(ms));
+        assert_eq!(room(&[s(5000), None], 3, false), Room::Free);
+        let full = [s(1500), None, s(4000), s(2000)];
+        assert_eq!(room(&full, 4, false), Room::Close(2));
+        assert_eq!(room(&[None, s(999), None], 3, false), Room::Full);
+        // A whole request takes the place of one idle for any time.
+        assert_eq!(room(&[None, s(5), s(999)], 3, true), Room::Close(2));
+        assert_eq!(room(&[None, None], 2, true), Room::Full);
+    }
+
     #[test]
     fn the_body_is_pinned() {
         let mut m = Metrics::new(1);

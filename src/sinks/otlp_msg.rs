@@ -335,6 +335,7 @@ fn labelled(s: &Snapshot, span: Span, out: &mut Vec<Metric>) {
             let unit = s.units.get(k.unit.0 as usize).map_or("", String::as_str);
             let attrs = vec![
                 text("reason", Reason::ALL[k.reason as usize].name()),
+                text("outcome", if k.recovered { "recovered" } else { "failed" }),
                 text("destination", destination(k.dest)),
                 text("unit", Escaped(unit)),
             ];
@@ -400,6 +401,7 @@ pub fn metrics_request(
         totals: &s.totals,
         stats,
         max_dests: s.max_dests as u64,
+        series_folded: s.series_folded,
     };
     for (m, value) in counters::metrics() {
         out.push(metric(

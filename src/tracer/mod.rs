@@ -2,6 +2,7 @@
 //! attach, and consume the ring buffer.
 
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -20,6 +21,7 @@ use crate::event::skel::{
 
 mod features;
 pub mod filter;
+pub mod kept;
 mod libbpf_log;
 pub mod owner;
 mod plan;
@@ -28,6 +30,8 @@ mod privileges;
 pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook};
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
+
+use kept::{Handover, Kept};
 
 use features::{drop_reasons, probe_features, trampoline_loads};
 use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
@@ -72,6 +76,8 @@ pub struct Loaded {
     pub features: Features,
     /// The kernel's drop reasons by value, named (see `drop_reasons`).
     pub drop_reasons: Vec<(u32, String)>,
+    /// Whether a previous process's kernel side was kept.
+    pub handover: Handover,
 }
 
 pub struct Tracer<'obj> {
@@ -99,9 +105,13 @@ impl<'obj> Tracer<'obj> {
     /// exit code that fits, or plain errors for the unexpected. `spare`
     /// holds a second open of the object, used only where the kernel
     /// refuses to load the trampolines (some refuse them at load, others
-    /// at attach): it loads again without them.
+    /// at attach): it loads again without them. With `kept` (a previous
+    /// process's, see [`kept`]) this load shares its ring buffer, counters
+    /// and gate, and takes over from its programs without a gap.
     pub fn load(
         cfg: &Config,
+        kept: Option<Kept>,
+        handover: Handover,
         obj: &'obj mut MaybeUninit<OpenObject>,
         spare: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
@@ -113,9 +123,32 @@ impl<'obj> Tracer<'obj> {
             dns_names: cfg.dns_names,
         };
         let plan = plan::plan(&probe(cfg, modes), modes);
-        let (skel, plan) = load_planned(cfg, obj, spare, plan)?;
+        // Unique to this load: the previous one's programs record until
+        // the gate holds it.
+        let generation = crate::output::clock::mono_now_ns() | 1;
+        let (skel, plan) = load_planned(cfg, kept.as_ref(), generation, obj, spare, plan)?;
         fill_filters(&skel, cfg)?;
+        let open_gate = || {
+            skel.maps
+                .gate
+                .update(
+                    &0u32.to_ne_bytes(),
+                    &generation.to_ne_bytes(),
+                    MapFlags::ANY,
+                )
+                .context("opening the gate")
+        };
+        // Alone, this load records from its first attach; taking over, only
+        // once all of its programs are attached, in one write that silences
+        // the previous ones (whose links then close).
+        if kept.is_none() {
+            open_gate()?;
+        }
         let (links, features) = attach(&skel, &plan, modes)?;
+        if kept.is_some() {
+            open_gate()?;
+        }
+        drop(kept);
 
         let waiting = skel
             .maps
@@ -134,8 +167,22 @@ impl<'obj> Tracer<'obj> {
                 drop_reasons: drop_reasons(Path::new(
                     cfg.btf.as_deref().unwrap_or(Path::new(BTF_SYSFS)),
                 )),
+                handover,
             },
         })
+    }
+
+    /// What a restart keeps (see [`kept`]), by name: the ring buffer,
+    /// counters and gate, and the links that keep the programs recording.
+    pub fn keep(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
+        let m = &self.skel.maps;
+        let mut fds = vec![
+            ("events", m.events.as_fd()),
+            ("counters", m.counters.as_fd()),
+            ("gate", m.gate.as_fd()),
+        ];
+        fds.extend(self._links.iter().map(|l| ("link", l.as_fd())));
+        fds
     }
 
     /// The TCP sockets in SYN_SENT right now, for watched destinations,
@@ -302,15 +349,18 @@ fn probe(cfg: &Config, modes: Modes) -> Kernel {
 /// without them, into `spare`, and the plan that loaded.
 fn load_planned<'obj>(
     cfg: &Config,
+    kept: Option<&Kept>,
+    generation: u64,
     obj: &'obj mut MaybeUninit<OpenObject>,
     spare: &'obj mut MaybeUninit<OpenObject>,
     plan: Plan,
 ) -> Result<(TcpstateSkel<'obj>, Plan)> {
-    match open_and_load(cfg, obj, &plan.progs()) {
+    let load = Load { kept, generation };
+    match open_and_load(cfg, &load, obj, &plan.progs()) {
         Ok(skel) => Ok((skel, plan)),
         Err(_) if plan.has_trampolines() => {
             let plan = plan.without_trampolines(&load_errno());
-            Ok((open_and_load(cfg, spare, &plan.progs())?, plan))
+            Ok((open_and_load(cfg, &load, spare, &plan.progs())?, plan))
         }
         Err(e) => Err(e),
     }
@@ -319,10 +369,17 @@ fn load_planned<'obj>(
 /// The skeleton before load.
 type OpenTcpstateSkel<'obj> = <TcpstateSkelBuilder as SkelBuilder<'obj>>::Output;
 
+/// What one load shares with a previous process's, and its generation.
+struct Load<'a> {
+    kept: Option<&'a Kept>,
+    generation: u64,
+}
+
 /// Opens the object into `obj`, sets its filters and sizes, picks the
 /// programs `progs` names, and loads it.
 fn open_and_load<'obj>(
     cfg: &Config,
+    load: &Load<'_>,
     obj: &'obj mut MaybeUninit<OpenObject>,
     progs: &Progs,
 ) -> Result<TcpstateSkel<'obj>> {
@@ -352,11 +409,20 @@ fn open_and_load<'obj>(
     rodata.self_tgid = std::process::id();
     rodata.connect_errors = progs.exit_connect_file || progs.handle_sys_exit;
     rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
+    rodata.generation = load.generation;
     set_autoload(&mut open, progs);
     open.maps
         .events
         .set_max_entries(cfg.ring_bytes)
         .context("sizing the ring buffer")?;
+    if let Some(k) = load.kept {
+        let m = &mut open.maps;
+        m.events
+            .reuse_fd(k.events.as_fd())
+            .and_then(|()| m.counters.reuse_fd(k.counters.as_fd()))
+            .and_then(|()| m.gate.reuse_fd(k.gate.as_fd()))
+            .context("reusing the kept ring buffer, counters and gate")?;
+    }
 
     open.load().map_err(|e| load_error(&e).into())
 }
