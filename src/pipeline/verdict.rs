@@ -171,44 +171,53 @@ impl Verdicts {
     /// (a success already recovered it, or it cannot be held) or held.
     pub fn on_failure(
         &mut self,
-        f: Failure,
+        f: &Failure,
         name: Option<u64>,
         now_ns: u64,
         out: &mut Vec<Decided>,
     ) {
         let Some(caller) = f.caller else {
             // Whose it was is unknown: nothing can recover it.
-            return self.decide(Decided::Failed(f), out);
+            return self.decide(Decided::Failed(*f), out);
         };
         let source = caller.source();
         if let Some(fb) = self.recent.get(&source).and_then(|r| {
             r.iter()
                 .rev()
-                .find_map(|s| recovers(&f, name, s, self.cfg.window_ns))
+                .find_map(|s| recovers(f, name, s, self.cfg.window_ns))
         }) {
-            return self.decide(Decided::Recovered(f, fb), out);
+            return self.decide(Decided::Recovered(*f, fb), out);
         }
         if self.cfg.window_ns == 0 {
-            return self.decide(Decided::Failed(f), out);
+            return self.decide(Decided::Failed(*f), out);
         }
         let queue_len = self.held.get(&source).map_or(0, VecDeque::len);
-        if queue_len >= self.cfg.per_source {
-            self.decide_oldest(source, out);
-        } else if self.held_count >= self.cfg.max_held && !self.make_room(source, out) {
+        if queue_len < self.cfg.per_source
+            && self.held_count >= self.cfg.max_held
+            && !self.make_room(source, out)
+        {
             self.stats.early += 1;
-            return self.decide(Decided::Failed(f), out);
+            return self.decide(Decided::Failed(*f), out);
         }
         self.seq += 1;
         let seq = self.seq;
-        self.held
-            .entry(source)
-            .or_default()
-            .push_back(Held { f, name, seq });
+        // The hot path under a storm: one lookup, the failure copied once
+        // in, the oldest (over the source's share) once out.
+        let q = self.held.entry(source).or_default();
+        if q.len() >= self.cfg.per_source {
+            if let Some(h) = q.pop_front() {
+                self.held_count -= 1;
+                self.stats.early += 1;
+                self.stats.failed += 1;
+                out.push(Decided::Failed(h.f));
+            }
+        }
+        q.push_back(Held { f: *f, name, seq });
         self.held_count += 1;
         self.deadlines
             .push_back((now_ns.saturating_add(self.cfg.window_ns), source, seq));
         if let Some(name) = name {
-            self.exhausted(source, &f, name, out);
+            self.exhausted(source, f, name, out);
         }
     }
 
@@ -363,8 +372,9 @@ impl Verdicts {
         let Some(q) = self.held.get_mut(&source) else {
             return; // decided since
         };
-        // Mostly the front: a source's failures are held in order.
-        let Some(i) = q.iter().position(|h| h.seq == seq) else {
+        // Held in seq order (removals keep it): a binary search, since
+        // under a storm most deadlines are of failures decided early.
+        let Ok(i) = q.binary_search_by_key(&seq, |h| h.seq) else {
             return;
         };
         let h = q.remove(i).expect("found");
@@ -512,7 +522,7 @@ mod tests {
         let mut out = Vec::new();
         let name = Some(v.name_key(b"api.example"));
         v.on_failure(
-            fail("10.0.0.1", 443, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.1", 443, Reason::Refused, 0, 1, 7),
             name,
             MS,
             &mut out,
@@ -529,7 +539,7 @@ mod tests {
         let mut out = Vec::new();
         let (down, up) = (Some(v.name_key(b"db2")), Some(v.name_key(b"db1")));
         v.on_failure(
-            fail("10.0.0.2", 5432, Reason::Canceled, 0, 50, 7),
+            &fail("10.0.0.2", 5432, Reason::Canceled, 0, 50, 7),
             down,
             50 * MS,
             &mut out,
@@ -547,7 +557,7 @@ mod tests {
         // db2 refuses, db1 works, same process, same family, one after
         // the other: no rule applies.
         v.on_failure(
-            fail("10.0.0.2", 5432, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.2", 5432, Reason::Refused, 0, 1, 7),
             None,
             MS,
             &mut out,
@@ -556,7 +566,7 @@ mod tests {
         // Its own timeout on db2 while db1 had long connected: not a race.
         let mut f = fail("10.0.0.2", 5432, Reason::Timeout, 0, 3000, 7);
         f.timeout_by = Some(TimeoutBy::Application);
-        v.on_failure(f, None, 3000 * MS, &mut out);
+        v.on_failure(&f, None, 3000 * MS, &mut out);
         v.tick(5000 * MS, &mut out);
         assert_eq!(rule(&out), [None, None]);
     }
@@ -568,7 +578,7 @@ mod tests {
         v.on_success(&ok("10.0.0.1", 443, 250, 251, 7), None, &mut out);
         let mut f = fail("2001:db8::1", 443, Reason::Canceled, 0, 252, 7);
         f.caller = Some(caller(7, 8)); // another thread of the racer
-        v.on_failure(f, None, 252 * MS, &mut out);
+        v.on_failure(&f, None, 252 * MS, &mut out);
         assert_eq!(rule(&out), [Some(Rule::Race)]);
         assert_eq!(v.held(), 0);
     }
@@ -578,7 +588,7 @@ mod tests {
         let mut v = verdicts();
         let mut out = Vec::new();
         v.on_failure(
-            fail("2001:db8::1", 80, Reason::Refused, 0, 1, 7),
+            &fail("2001:db8::1", 80, Reason::Refused, 0, 1, 7),
             None,
             MS,
             &mut out,
@@ -587,7 +597,7 @@ mod tests {
         assert_eq!(rule(&out), [Some(Rule::FamilySwitch)]);
         out.clear();
         v.on_failure(
-            fail("2001:db8::1", 80, Reason::Refused, 10, 11, 7),
+            &fail("2001:db8::1", 80, Reason::Refused, 10, 11, 7),
             None,
             11 * MS,
             &mut out,
@@ -602,7 +612,7 @@ mod tests {
         let mut v = verdicts();
         let mut out = Vec::new();
         v.on_failure(
-            fail("10.0.0.1", 6379, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.1", 6379, Reason::Refused, 0, 1, 7),
             None,
             MS,
             &mut out,
@@ -613,7 +623,7 @@ mod tests {
         // A success long before a failure does not recover it.
         out.clear();
         v.on_failure(
-            fail("10.0.0.1", 6379, Reason::Refused, 900, 901, 7),
+            &fail("10.0.0.1", 6379, Reason::Refused, 900, 901, 7),
             None,
             901 * MS,
             &mut out,
@@ -638,10 +648,10 @@ mod tests {
             }),
             ..quiet
         };
-        v.on_failure(quiet, None, MS, &mut out);
+        v.on_failure(&quiet, None, MS, &mut out);
         for i in 0..100 {
             v.on_failure(
-                fail("10.0.0.1", 443, Reason::Refused, i, i + 1, 7),
+                &fail("10.0.0.1", 443, Reason::Refused, i, i + 1, 7),
                 None,
                 MS,
                 &mut out,
@@ -677,14 +687,14 @@ mod tests {
         v.learn_answer(source, name, &["2001:db8::1".parse().unwrap()], 0);
         // Another port of the same name does not count.
         v.on_failure(
-            fail("10.0.0.1", 80, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.1", 80, Reason::Refused, 0, 1, 7),
             Some(name),
             MS,
             &mut out,
         );
         for addr in ["10.0.0.1", "2001:db8::1"] {
             v.on_failure(
-                fail(addr, 443, Reason::Refused, 1, 2, 7),
+                &fail(addr, 443, Reason::Refused, 1, 2, 7),
                 Some(name),
                 2 * MS,
                 &mut out,
@@ -692,7 +702,7 @@ mod tests {
         }
         assert!(out.is_empty(), "10.0.0.2 is still to try");
         v.on_failure(
-            fail("10.0.0.2", 443, Reason::Refused, 2, 3, 7),
+            &fail("10.0.0.2", 443, Reason::Refused, 2, 3, 7),
             Some(name),
             3 * MS,
             &mut out,
@@ -707,7 +717,7 @@ mod tests {
         let mut v = Verdicts::new(Config::with_window(0));
         let mut out = Vec::new();
         v.on_failure(
-            fail("10.0.0.1", 1, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.1", 1, Reason::Refused, 0, 1, 7),
             None,
             MS,
             &mut out,
@@ -716,13 +726,13 @@ mod tests {
         let mut v = verdicts();
         out.clear();
         v.on_failure(
-            fail("10.0.0.1", 1, Reason::Refused, 0, 1, 7),
+            &fail("10.0.0.1", 1, Reason::Refused, 0, 1, 7),
             None,
             MS,
             &mut out,
         );
         v.on_failure(
-            fail("10.0.0.2", 1, Reason::Refused, 0, 1, 8),
+            &fail("10.0.0.2", 1, Reason::Refused, 0, 1, 8),
             None,
             MS,
             &mut out,
