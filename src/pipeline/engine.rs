@@ -396,7 +396,7 @@ impl Engine {
         for d in &decided {
             let f = d.failure();
             let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
-            if self.verdicts.window_ns() > 0 && self.printer.verdict(&mut out.lines, &d, attr) {
+            if self.verdicts.window_ns() > 0 && self.printer.verdict(&mut out.lines, d, attr) {
                 out.line_count += 1;
             }
             if let Some(m) = &mut self.metrics {

@@ -20,7 +20,8 @@
 //! at once when there is nothing left to wait for: the source has failed
 //! on every address its DNS answers gave for that name.
 //! Held failures and recent successes are bounded per source, so one
-//! source's flood cannot decide another's early; what is decided early or
+//! source's flood cannot decide another's early (a source over its share
+//! has its further failures decided at once); what is decided early or
 //! not remembered is counted. Pure: time comes from the caller.
 
 use std::collections::{HashMap, VecDeque};
@@ -35,7 +36,8 @@ use crate::pipeline::correlate::Connected;
 pub struct Config {
     /// How long a failure waits for what recovers it; 0: no verdicts.
     pub window_ns: u64,
-    /// Failures one source may have held; past it, its oldest is decided.
+    /// Failures one source may have held; past it, its further ones are
+    /// decided at once.
     pub per_source: usize,
     /// Failures held in all.
     pub max_held: usize,
@@ -191,27 +193,19 @@ impl Verdicts {
         if self.cfg.window_ns == 0 {
             return self.decide(Decided::Failed(*f), out);
         }
+        // A source over its share (a storm) has its further failures
+        // decided at once: never another source's, and the storm's path
+        // copies nothing into the table.
         let queue_len = self.held.get(&source).map_or(0, VecDeque::len);
-        if queue_len < self.cfg.per_source
-            && self.held_count >= self.cfg.max_held
-            && !self.make_room(source, out)
+        if queue_len >= self.cfg.per_source
+            || (self.held_count >= self.cfg.max_held && !self.make_room(source, out))
         {
             self.stats.early += 1;
             return self.decide(Decided::Failed(*f), out);
         }
         self.seq += 1;
         let seq = self.seq;
-        // The hot path under a storm: one lookup, the failure copied once
-        // in, the oldest (over the source's share) once out.
         let q = self.held.entry(source).or_default();
-        if q.len() >= self.cfg.per_source {
-            if let Some(h) = q.pop_front() {
-                self.held_count -= 1;
-                self.stats.early += 1;
-                self.stats.failed += 1;
-                out.push(Decided::Failed(h.f));
-            }
-        }
         q.push_back(Held { f: *f, name, seq });
         self.held_count += 1;
         self.deadlines
