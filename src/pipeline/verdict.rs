@@ -85,6 +85,10 @@ struct Success {
 struct Answer {
     addrs: Vec<IpAddr>,
     at_ns: u64,
+    /// The addresses (and ports) the source has failed on since its last
+    /// success to the name: held or already decided, so a walk slower
+    /// than the window is still seen to the end.
+    failed: Vec<(IpAddr, u16)>,
 }
 
 /// Addresses of one answer kept for knowing when all have failed.
@@ -249,6 +253,10 @@ impl Verdicts {
     pub fn on_success(&mut self, c: &Connected, name: Option<u64>, out: &mut Vec<Decided>) {
         let Some(caller) = c.caller else { return };
         let source = caller.source();
+        // The name works: a later walk must fail on every address again.
+        if let Some(a) = name.and_then(|n| self.answers.get_mut(&(source, n))) {
+            a.failed.clear();
+        }
         let s = Success { c: *c, name };
         if let Some(q) = self.held.get_mut(&source) {
             let window = self.cfg.window_ns;
@@ -295,17 +303,19 @@ impl Verdicts {
     /// on every address its answers gave that name, on `f`'s port, those
     /// failures are decided failed at once.
     fn exhausted(&mut self, source: Source, f: &Failure, name: u64, out: &mut Vec<Decided>) {
-        let (Some(a), Some(q)) = (self.answers.get(&(source, name)), self.held.get(&source)) else {
+        let Some(a) = self.answers.get_mut(&(source, name)) else {
             return;
         };
-        let failed_on = |addr: &IpAddr| {
-            q.iter()
-                .any(|h| h.name == Some(name) && h.f.dport == f.dport && h.f.daddr == *addr)
-        };
-        if a.addrs.is_empty() || !a.addrs.iter().all(failed_on) {
+        let at = (f.daddr, f.dport);
+        if !a.failed.contains(&at) && a.failed.len() < 2 * MAX_ANSWER_ADDRS {
+            a.failed.push(at);
+        }
+        if a.addrs.is_empty() || !a.addrs.iter().all(|x| a.failed.contains(&(*x, f.dport))) {
             return;
         }
-        let q = self.held.get_mut(&source).expect("found above");
+        let Some(q) = self.held.get_mut(&source) else {
+            return;
+        };
         let (done, kept): (VecDeque<Held>, VecDeque<Held>) = q
             .drain(..)
             .partition(|h| h.name == Some(name) && h.f.dport == f.dport);
@@ -704,6 +714,33 @@ mod tests {
         assert_eq!(rule(&out), [None, None, None]);
         assert_eq!(v.stats().exhausted, 3);
         assert_eq!(v.held(), 1, "port 80's failure still waits");
+    }
+
+    #[test]
+    fn a_walk_slower_than_the_window_still_pages_at_its_last_address() {
+        let mut v = verdicts();
+        let mut out = Vec::new();
+        let name = v.name_key(b"dead.example");
+        let source = caller(7, 7).source();
+        let addrs = ["10.0.0.3".parse().unwrap(), "10.0.0.4".parse().unwrap()];
+        v.learn_answer(source, name, &addrs, 0);
+        v.on_failure(
+            &fail("10.0.0.3", 80, Reason::Refused, 0, 1, 7),
+            Some(name),
+            MS,
+            &mut out,
+        );
+        // Its window ends before the walk's next address times out.
+        v.tick(1002 * MS, &mut out);
+        assert_eq!(rule(&out), [None]);
+        v.on_failure(
+            &fail("10.0.0.4", 80, Reason::Timeout, 1, 1001, 7),
+            Some(name),
+            1003 * MS,
+            &mut out,
+        );
+        assert_eq!(rule(&out), [None, None], "the last address pages at once");
+        assert_eq!(v.held(), 0);
     }
 
     #[test]
