@@ -256,3 +256,122 @@ fn tcpstate_never_reports_its_own_connections() {
     );
     assert!(!format!("{:?}{}", syslog.lines(), out.stderr).contains("SECRETTOKEN"));
 }
+
+/// In a pid namespace of its own (a container, a pod without hostPID),
+/// tcpstate's pid is not the kernel's. Another process whose host pid
+/// equals it was silently not reported (as tcpstate itself) until
+/// from_self() asked the namespace; tcpstate's own connects must still be
+/// left out there.
+#[test]
+fn in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported() {
+    if !require_root("in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported") {
+        return;
+    }
+    let port = free_port();
+    let mut victim = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys, time\n\
+             port = int(sys.argv[1])\n\
+             sys.stdin.readline()\n\
+             for _ in range(5):\n\
+             \x20   s = socket.socket()\n\
+             \x20   try: s.connect(('127.0.0.1', port))\n\
+             \x20   except OSError: pass\n\
+             \x20   s.close()\n\
+             \x20   time.sleep(0.05)\n\
+             print('done', flush=True)\n\
+             sys.stdin.readline()\n",
+            &port.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host_pid = victim.id();
+    let syslog = FakeSyslog::start();
+    // Every Slack post is a refused connect of tcpstate's own.
+    let slack_port = free_port();
+    let url = format!("http://127.0.0.1:{slack_port}/services/T/B/X");
+    // sh is the namespace's pid 1; the daemon, forked next, gets the pid
+    // after ns_last_pid: the victim's host pid.
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--syslog-socket",
+        syslog.path.to_str().unwrap(),
+        "--slack-url",
+        &url,
+        "-d",
+        "127.0.0.0/8",
+    ])
+    .via([
+        "unshare",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--",
+        "sh",
+        "-c",
+        r#"echo "$0" > /proc/sys/kernel/ns_last_pid; "$@" & c=$!; trap 'kill -TERM $c' TERM; wait $c; wait $c"#,
+        &(host_pid - 1).to_string(),
+    ])
+    .start();
+    // The premise: the daemon's pid in its namespace is the victim's.
+    let found: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            if !status.lines().any(|l| l == "Name:\ttcpstate") {
+                return None;
+            }
+            let ids: Vec<u32> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))?
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            (ids.len() == 2).then_some((pid, ids[1]))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one namespaced tcpstate: {found:?}");
+    let (daemon_host_pid, nspid) = found[0];
+    assert_eq!(nspid, host_pid, "the daemon's pid in its namespace");
+    use std::io::{BufRead, BufReader, Write};
+    let mut stdin = victim.stdin.take().unwrap();
+    writeln!(stdin).unwrap();
+    let mut line = String::new();
+    BufReader::new(victim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "done");
+    let said = syslog.wait_for("Slack webhook", 1, Duration::from_secs(5));
+    // unshare does not pass SIGTERM on: the daemon gets it directly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon_host_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = d.stop();
+    drop(stdin);
+    let _ = victim.wait();
+    let theirs = out
+        .failures()
+        .into_iter()
+        .filter(|v| v["dport"] == port && v["pid"] == host_pid)
+        .count();
+    assert_eq!(theirs, 5, "{}\n{}", out.stdout.join("\n"), out.stderr);
+    let own: Vec<_> = out
+        .failures()
+        .into_iter()
+        .filter(|v| v["dport"] == slack_port)
+        .collect();
+    assert!(own.is_empty(), "tcpstate reported itself: {own:?}");
+    assert!(
+        !said.is_empty(),
+        "Slack was posted to: {:?}",
+        syslog.lines()
+    );
+}

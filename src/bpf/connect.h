@@ -76,7 +76,7 @@ static __always_inline void connect_error(struct sock *sk, const void *addr, int
 	__u64 id, cgroup_id;
 
 	id = bpf_get_current_pid_tgid();
-	if (self_tgid && (id >> 32) == self_tgid)
+	if (from_self(id))
 		return;
 	if (!sk || !is_tcp_read(sk))
 		return;

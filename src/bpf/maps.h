@@ -16,8 +16,16 @@ const volatile bool trace_all = false;    /* --verbose: every state change */
  * SYN_SENT -> CLOSE inside connect() is left to it (see handle_set_state). */
 const volatile bool connect_errors = false;
 /* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
- * reported, or a failing webhook would alert about itself. */
+ * reported, or a failing webhook would alert about itself. It is the tgid
+ * in tcpstate's own pid namespace; in a container (nspawn, a pod without
+ * hostPID) that is not the kernel's, and another process whose host tgid
+ * equals it would go unreported: there, self_pidns_* name the namespace
+ * and from_self() below asks it. */
 const volatile __u32 self_tgid = 0;
+/* st_dev and st_ino of tcpstate's /proc/self/ns/pid when it is not the
+ * initial pid namespace; 0 in the host's, where tgids compare as they are. */
+const volatile __u64 self_pidns_dev = 0;
+const volatile __u64 self_pidns_ino = 0;
 /* A busy consumer is woken as the unread bytes cross each multiple of
  * this (0: never; it drains on its own short timer anyway). See submit. */
 const volatile __u64 wakeup_bytes = 0;
@@ -74,6 +82,31 @@ struct {
 /* Entries in own_socks: almost always 0, and then every other socket's
  * end skips the hash lookup. */
 __u32 own_socks_count = 0;
+
+/* tcpstate's host tgid, learned by from_self() in a pid namespace. */
+__u32 self_host_tgid = 0;
+
+/* Whether the current task is tcpstate itself. In a pid namespace, the
+ * first of tcpstate's own connects is asked of the namespace
+ * (bpf_get_ns_current_pid_tgid, 5.7: b4490c5c4e02) and its host tgid kept;
+ * until then every caller is asked, which a connect of another namespace
+ * answers at once (not in that namespace). */
+static __always_inline bool from_self(__u64 id)
+{
+	struct bpf_pidns_info ns;
+
+	if (!self_tgid)
+		return false;
+	if (!self_pidns_ino)
+		return (id >> 32) == self_tgid;
+	if (self_host_tgid)
+		return (id >> 32) == self_host_tgid;
+	if (bpf_get_ns_current_pid_tgid(self_pidns_dev, self_pidns_ino, &ns, sizeof(ns)) ||
+	    ns.tgid != self_tgid)
+		return false;
+	self_host_tgid = id >> 32;
+	return true;
+}
 
 /* Set by user space (through the mmapped .bss) when its loop has found the
  * ring empty and waits without its drain timer: the next record wakes it,

@@ -28,7 +28,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	id = bpf_get_current_pid_tgid();
-	if (newstate == TCP_SYN_SENT && self_tgid && (id >> 32) == self_tgid) {
+	if (newstate == TCP_SYN_SENT && from_self(id)) {
 		__u8 one = 1;
 
 		if (!bpf_map_update_elem(&own_socks, &skaddr, &one, BPF_NOEXIST))

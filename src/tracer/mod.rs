@@ -407,6 +407,10 @@ fn open_and_load<'obj>(
     rodata.trace_all = cfg.trace_all;
     rodata.wakeup_bytes = cfg.wakeup_bytes;
     rodata.self_tgid = std::process::id();
+    if let Some((dev, ino)) = own_pid_namespace() {
+        rodata.self_pidns_dev = dev;
+        rodata.self_pidns_ino = ino;
+    }
     rodata.connect_errors = progs.exit_connect_file || progs.handle_sys_exit;
     rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
     rodata.generation = load.generation;
@@ -709,4 +713,16 @@ fn key_bytes(key: &LpmKey) -> &[u8] {
     // SAFETY: LpmKey is Plain (fixed-width fields, no padding the kernel
     // reads); viewing it as bytes is sound.
     unsafe { plain::as_bytes(key) }
+}
+
+/// This process's pid namespace (st_dev, st_ino of /proc/self/ns/pid)
+/// when it is not the initial one, whose tgids are not the kernel's. None
+/// in the initial namespace, or where it cannot be read (then tcpstate's
+/// own connects are known by the tgid alone, as in the initial one).
+fn own_pid_namespace() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    /// PROC_PID_INIT_INO (include/linux/proc_ns.h).
+    const INITIAL: u64 = 0xEFFF_FFFC;
+    let m = std::fs::metadata("/proc/self/ns/pid").ok()?;
+    (m.ino() != INITIAL).then_some((m.dev(), m.ino()))
 }
