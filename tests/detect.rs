@@ -440,3 +440,73 @@ fn a_neighbour_that_never_answers_is_named() {
         }
     }
 }
+
+/// Outside systemd (no $NOTIFY_SOCKET, a foreground run) nothing is kept
+/// for a next process: once the daemon has stopped, none of its BPF
+/// programs is loaded any more.
+#[test]
+fn a_foreground_run_leaves_no_program_loaded() {
+    if !require_root("a_foreground_run_leaves_no_program_loaded") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(bin())
+        .args(["--format", "json", "--no-syslog"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut start = String::new();
+    while !start.contains("started") {
+        start.clear();
+        assert!(
+            stderr.read_line(&mut start).unwrap() > 0,
+            "tcpstate exited before its start line"
+        );
+    }
+    assert!(!start.contains("kept"), "{start}");
+    // The programs its fds hold (links and programs both show prog_id).
+    let ids: std::collections::BTreeSet<u32> =
+        std::fs::read_dir(format!("/proc/{}/fdinfo", child.id()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .flat_map(|info| {
+                info.lines()
+                    .filter_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+    assert!(ids.len() >= 2, "programs held by tcpstate: {ids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+    // The kernel frees a program after an RCU grace period: looked for
+    // until gone, for up to 5 s.
+    let loaded = |id: &u32| {
+        std::process::Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let gone = poll("the programs to be freed", Duration::from_secs(5), || {
+        (!ids.iter().any(loaded)).then_some(())
+    });
+    let left: Vec<u32> = ids.iter().copied().filter(|id| loaded(id)).collect();
+    assert!(gone.is_some() || left.is_empty(), "{left:?}");
+    assert!(
+        left.is_empty(),
+        "programs still loaded after the stop: {left:?}"
+    );
+}
