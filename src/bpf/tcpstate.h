@@ -32,6 +32,14 @@ enum tcpstate_kind {
 	 * hop the packet was for (the gateway, else the destination), `comm`
 	 * the device's name. */
 	TCPSTATE_EV_SKB_DROP = 6,
+	/* A connection this host opened broke after it was established: from
+	 * ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK or CLOSING into CLOSE
+	 * with sk_err set (an RST, the kernel giving up on retransmissions,
+	 * TCP_USER_TIMEOUT or keepalive). oldstate is the state it broke in;
+	 * bytes_acked and bytes_received are tcp_sock's; pid and names are
+	 * not the owner's (softirq or timer): user space has them from the
+	 * attempt. */
+	TCPSTATE_EV_BROKEN = 7,
 };
 
 struct tcpstate_event {
@@ -58,6 +66,10 @@ struct tcpstate_event {
 	/* TCPSTATE_EV_DROP, TCPSTATE_EV_SKB_DROP: the kernel's enum
 	 * skb_drop_reason value (user space names it from the kernel's BTF) */
 	__u32 drop_reason;
+	__u32 _pad2;
+	/* TCPSTATE_EV_BROKEN only: tcp_sock's bytes_acked and bytes_received */
+	__u64 bytes_acked;
+	__u64 bytes_received;
 };
 
 /* The names of a cgroup and its ancestors, leaf first, sent the first
