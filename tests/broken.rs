@@ -94,6 +94,10 @@ fn a_reset_by_the_server_is_a_broken_connection() {
     server.join().unwrap();
     let out = d.stop();
     let v = out.one("connection_broken", to);
+    // The line as written, for the record.
+    for l in out.stdout.iter().filter(|l| l.contains("connection_broken")) {
+        println!("{l}");
+    }
     assert_eq!(v["reason"], "reset", "{v}");
     assert_eq!(v["errno"], ECONNRESET, "{v}");
     assert_eq!(v["stage"], "established", "{v}");
@@ -161,6 +165,10 @@ fn a_peer_gone_silent_times_out_under_tcp_user_timeout() {
     let out = d.stop();
     drop(server);
     let v = out.one("connection_broken", to);
+    // The line as written, for the record.
+    for l in out.stdout.iter().filter(|l| l.contains("connection_broken")) {
+        println!("{l}");
+    }
     assert_eq!(v["reason"], "timeout", "{v}");
     assert_eq!(v["timeout_by"], "kernel", "{v}");
     assert_eq!(v["comm"], "t31-silent", "{v}");
