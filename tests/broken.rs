@@ -95,7 +95,11 @@ fn a_reset_by_the_server_is_a_broken_connection() {
     let out = d.stop();
     let v = out.one("connection_broken", to);
     // The line as written, for the record.
-    for l in out.stdout.iter().filter(|l| l.contains("connection_broken")) {
+    for l in out
+        .stdout
+        .iter()
+        .filter(|l| l.contains("connection_broken"))
+    {
         println!("{l}");
     }
     assert_eq!(v["reason"], "reset", "{v}");
@@ -166,7 +170,11 @@ fn a_peer_gone_silent_times_out_under_tcp_user_timeout() {
     drop(server);
     let v = out.one("connection_broken", to);
     // The line as written, for the record.
-    for l in out.stdout.iter().filter(|l| l.contains("connection_broken")) {
+    for l in out
+        .stdout
+        .iter()
+        .filter(|l| l.contains("connection_broken"))
+    {
         println!("{l}");
     }
     assert_eq!(v["reason"], "timeout", "{v}");
