@@ -299,3 +299,47 @@ fn curl_reset_mid_response_is_reported_with_curl() {
     assert!(v["bytes_received"].as_u64().unwrap() >= 1000, "{v}");
     assert!(v["bytes_acked"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn a_reset_alerts_on_syslog_and_slack_in_its_own_words() {
+    if !require_root("a_reset_alerts_on_syslog_and_slack_in_its_own_words") {
+        return;
+    }
+    let net = Net::new(135);
+    let syslog = FakeSyslog::start();
+    let slack = FakeSlack::start();
+    let d = Daemon::builder(["--format", "json"])
+        .alerts_to(&syslog, &slack)
+        .args(net.watch_args())
+        .start();
+    let port = 8135;
+    let server = serve(
+        &net,
+        port,
+        vec![Box::new(|mut s: TcpStream| {
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            reset(s);
+        })],
+    );
+    let to = sock(net.server_v4(), port);
+    let err = net.in_client("t31-alert", move || read_until_error(to, b"hello", None));
+    assert_eq!(err, ECONNRESET);
+    server.join().unwrap();
+    let lines = syslog.wait_for(
+        "TCP connection broken: 198.18.135.2:8135 reset by peer after 0.",
+        1,
+        Duration::from_secs(5),
+    );
+    let requests = slack.wait_requests(1, Duration::from_secs(5));
+    let out = d.stop();
+    assert_eq!(lines.len(), 1, "{:?}", syslog.lines());
+    assert!(lines[0].contains(" comm=t31-alert "), "{}", lines[0]);
+    let text = requests[0].1["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("TCP connection broken on ") && text.contains("198.18.135.2:8135 reset"),
+        "{text}"
+    );
+    assert_eq!(out.stat("alerts"), 1, "{}", out.stderr);
+}

@@ -339,8 +339,12 @@ impl Engine {
             self.bad_records += 1;
             return;
         };
+        // A break is a state change too: the kernel sends it instead.
         if self.verbose
-            && ev.kind == crate::event::Kind::State
+            && matches!(
+                ev.kind,
+                crate::event::Kind::State | crate::event::Kind::Broken
+            )
             && self.printer.state_change(&mut out.lines, &ev)
         {
             out.line_count += 1;
@@ -643,7 +647,18 @@ impl Engine {
             events: self.events,
             bad_records: self.bad_records,
             correlate: self.correlator.counters(),
-            policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
+            // Broken connections' alerts count with the failures' (the
+            // stop line's alerts, summaries, folded).
+            policy: [&self.policy, &self.broken]
+                .into_iter()
+                .flatten()
+                .map(Policy::stats)
+                .fold(PolicyStats::default(), |a, b| PolicyStats {
+                    firsts: a.firsts + b.firsts,
+                    summaries: a.summaries + b.summaries,
+                    summarised: a.summarised + b.summarised,
+                    folded: a.folded + b.folded,
+                }),
             pending: self.correlator.pending(),
             slow: self.slow_seen,
             names_refused: self.attributor.names_refused(),
