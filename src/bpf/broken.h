@@ -31,6 +31,7 @@ static __always_inline void broken(const struct sock *sk, int oldstate, int news
 {
 	struct tcpstate_lpm_key key = {};
 	struct tcpstate_event *e;
+	__u64 acked, received;
 	__u16 family, dport;
 
 	if (!after_established(oldstate) || !is_tcp(sk))
@@ -59,9 +60,12 @@ static __always_inline void broken(const struct sock *sk, int oldstate, int news
 	if (!e->sport)
 		e->sport = sk_sport(sk);
 	/* Past struct sock, where a BTF-typed load may not reach (see
-	 * sk_sport): probe reads, on this rare path only. */
-	e->bytes_acked = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
-	e->bytes_received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	 * sk_sport): probe reads, on this rare path only. Into `comm`, which
+	 * this kind has no use for (see TCPSTATE_EV_BROKEN). */
+	acked = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
+	received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	__builtin_memcpy(&e->comm[0], &acked, 8);
+	__builtin_memcpy(&e->comm[8], &received, 8);
 	submit(e);
 }
 

@@ -35,10 +35,11 @@ enum tcpstate_kind {
 	/* A connection this host opened broke after it was established: from
 	 * ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK or CLOSING into CLOSE
 	 * with sk_err set (an RST, the kernel giving up on retransmissions,
-	 * TCP_USER_TIMEOUT or keepalive). oldstate is the state it broke in;
-	 * bytes_acked and bytes_received are tcp_sock's; pid and names are
-	 * not the owner's (softirq or timer): user space has them from the
-	 * attempt. */
+	 * TCP_USER_TIMEOUT or keepalive). oldstate is the state it broke in.
+	 * No caller: the current task is a softirq or a timer, and user space
+	 * has the owner from the attempt. So `comm` carries tcp_sock's
+	 * bytes_acked and bytes_received instead, two native-endian u64s: the
+	 * record keeps its size for every other kind. */
 	TCPSTATE_EV_BROKEN = 7,
 };
 
@@ -66,10 +67,6 @@ struct tcpstate_event {
 	/* TCPSTATE_EV_DROP, TCPSTATE_EV_SKB_DROP: the kernel's enum
 	 * skb_drop_reason value (user space names it from the kernel's BTF) */
 	__u32 drop_reason;
-	__u32 _pad2;
-	/* TCPSTATE_EV_BROKEN only: tcp_sock's bytes_acked and bytes_received */
-	__u64 bytes_acked;
-	__u64 bytes_received;
 };
 
 /* The names of a cgroup and its ancestors, leaf first, sent the first

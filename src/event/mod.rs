@@ -325,6 +325,14 @@ fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
+/// The `i`th native-endian u64 of a record's 16 bytes (a Broken record's
+/// `comm` carries its byte counts: see TCPSTATE_EV_BROKEN).
+fn word(b: &[u8; 16], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+    u64::from_ne_bytes(w)
+}
+
 impl Record {
     /// None for a family or kind the BPF side should never have sent.
     pub fn from_raw(e: &RawEvent) -> Option<Self> {
@@ -353,7 +361,12 @@ impl Record {
                 tid: e.tid,
                 uid: e.uid,
                 cgroup_id: e.cgroup_id,
-                comm: Comm::new(&e.comm),
+                // A Broken record's `comm` holds its byte counts.
+                comm: if kind == Kind::Broken {
+                    Comm::default()
+                } else {
+                    Comm::new(&e.comm)
+                },
                 process: Comm::new(&e.pcomm),
             },
             family,
@@ -367,8 +380,16 @@ impl Record {
             icmp_type: e.icmp_type,
             icmp_code: e.icmp_code,
             drop_reason: e.drop_reason,
-            bytes_acked: e.bytes_acked,
-            bytes_received: e.bytes_received,
+            bytes_acked: if kind == Kind::Broken {
+                word(&e.comm, 0)
+            } else {
+                0
+            },
+            bytes_received: if kind == Kind::Broken {
+                word(&e.comm, 1)
+            } else {
+                0
+            },
         })
     }
 }

@@ -29,12 +29,22 @@ fn raw(kind: u8, ts_ns: u64, old: u8, new: u8, err: u32) -> RawEvent {
         kind,
         saddr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         daddr: [192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        comm: *b"psql\0\0\0\0\0\0\0\0\0\0\0\0",
+        // A Broken record carries its byte counts in `comm`.
+        comm: if kind == 7 {
+            counts(101, 2048)
+        } else {
+            *b"psql\0\0\0\0\0\0\0\0\0\0\0\0"
+        },
         pcomm: *b"psql\0\0\0\0\0\0\0\0\0\0\0\0",
-        bytes_acked: 101,
-        bytes_received: 2048,
         ..Default::default()
     }
+}
+
+fn counts(acked: u64, received: u64) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..8].copy_from_slice(&acked.to_ne_bytes());
+    c[8..].copy_from_slice(&received.to_ne_bytes());
+    c
 }
 
 /// Opened at 1 ms, established at 2 ms, broken by `err` 3.2 s later.
