@@ -181,6 +181,19 @@ impl Policy {
             .then(|| Alert::Degraded(*f, *fb, attr.cloned()))
     }
 
+    /// A connection that broke after it was established, at `now_ns`: the
+    /// alert to send now, if any. Kept in a policy of its own, as
+    /// recoveries are, so its folds say "broken", never "failed".
+    pub fn on_broken(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> Option<Alert> {
+        self.count_failure(What::Broken, f, attr, now_ns)
+            .then(|| Alert::First(*f, attr.cloned()))
+    }
+
     fn count_failure(
         &mut self,
         what: What,
@@ -334,8 +347,8 @@ impl Policy {
     ) {
         self.stats.folded += 1;
         let fold = self.fold_of(source, attr, now_ns);
-        if what == What::Degraded {
-            fold.what = What::Degraded;
+        if matches!(what, What::Degraded | What::Broken) {
+            fold.what = what;
         }
         fold.window.add(seen);
         if let Some(n) = fold.dests.get_mut(&dest) {

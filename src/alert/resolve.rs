@@ -55,6 +55,8 @@ pub enum Trouble {
     /// Connections to it fail but the applications recover through
     /// another path (`TCPPathDegraded`, lower severity).
     Degraded,
+    /// Connections to it that were established break (`TCPConnectionBroken`).
+    Broken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,6 +357,21 @@ impl Resolver {
         };
         let at = Sighting::of(f, attr.and_then(|a| self.last_label.of(a)));
         self.seen((trouble, dest), at, now_ns, fleet);
+    }
+
+    /// A connection that broke after it was established. Tracked only for
+    /// Alertmanager: a success does not resolve it (connections are made
+    /// and still break), only quiet does.
+    pub fn on_broken(
+        &mut self,
+        f: &Failure,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+        fleet: &mut Vec<FleetAlert>,
+    ) {
+        if self.cfg.fleet {
+            self.failed(Trouble::Broken, f, attr, now_ns, fleet);
+        }
     }
 
     /// An attempt found hanging (`connect_slow`). Tracked only for

@@ -39,6 +39,9 @@ pub enum What {
     /// Failed attempts the application recovered from: a broken path
     /// behind a working one (notice, not page).
     Degraded,
+    /// Connections this host opened that broke after they were established
+    /// (`connection_broken`).
+    Broken,
 }
 
 /// A process seen failing, and how often, in a summary; pid and comm are

@@ -142,6 +142,8 @@ impl fmt::Display for SyslogLine<'_> {
                     (What::Degraded, None) => "TCP paths degraded, folded",
                     (What::Failures, Some(_)) => "TCP failures repeated",
                     (What::Failures, None) => "TCP failures folded",
+                    (What::Broken, Some(_)) => "TCP connections broken again",
+                    (What::Broken, None) => "TCP connections broken, folded",
                 };
                 write!(
                     f,

@@ -13,6 +13,7 @@
 #include "ring.h"
 #include "sock.h"
 #include "caller.h"
+#include "broken.h"
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
@@ -23,6 +24,15 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	__u16 family, dport;
 	__u32 err;
 
+	/* Into CLOSE with an error, from an established state: a broken
+	 * connection. sk_err is read for moves into CLOSE only. */
+	if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT) {
+		err = sk->sk_err;
+		if (err && after_established(oldstate)) {
+			broken(sk, oldstate, newstate, err);
+			return 0;
+		}
+	}
 	if (!trace_all && oldstate != TCP_SYN_SENT && newstate != TCP_SYN_SENT)
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP)

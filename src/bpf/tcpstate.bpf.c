@@ -12,6 +12,8 @@
  *   (tp_btf), which every syscall on the host then passes through;
  * - skb:kfree_skb with its drop reason (5.17+): this host's netfilter
  *   dropping a SYN;
+ * - the same tracepoint's moves into CLOSE with sk_err from an established
+ *   state: connections this host opened that broke (reset, timed out);
  * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
  * - fentry on ip_icmp_error/ipv6_icmp_error: who sent the ICMP error that
  *   ends an attempt (trampolines only; no fallback);
@@ -20,8 +22,9 @@
  * - DNS answers the applications receive, so a failure can name the
  *   destination the application resolved.
  * Everything the user-space correlation does not need returns early: the
- * kernel never copies an event for established traffic, inbound
- * connections, successful connect() calls or unwatched destinations.
+ * kernel never copies an event for established traffic, a normal close,
+ * inbound connections, successful connect() calls or unwatched
+ * destinations.
  *
  * One translation unit, one header per concern; the shared helpers below
  * them. The programs are defined in this include order, which is the
@@ -31,7 +34,7 @@
 #include "tcpstate.h" /* the records, shared with Rust */
 #include "maps.h"     /* every map and global: the loader's interface */
 
-#include "state.h"   /* sock:inet_sock_set_state */
+#include "state.h"   /* sock:inet_sock_set_state (and broken.h) */
 #include "connect.h" /* connect() and SO_ERROR errors */
 #include "drops.h"   /* netfilter drops, SYN retransmits */
 #include "icmp.h"    /* ICMP errors' senders */

@@ -32,6 +32,15 @@ enum tcpstate_kind {
 	 * hop the packet was for (the gateway, else the destination), `comm`
 	 * the device's name. */
 	TCPSTATE_EV_SKB_DROP = 6,
+	/* A connection this host opened broke after it was established: from
+	 * ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK or CLOSING into CLOSE
+	 * with sk_err set (an RST, the kernel giving up on retransmissions,
+	 * TCP_USER_TIMEOUT or keepalive). oldstate is the state it broke in.
+	 * No caller: the current task is a softirq or a timer, and user space
+	 * has the owner from the attempt. So `comm` carries tcp_sock's
+	 * bytes_acked and bytes_received instead, two native-endian u64s: the
+	 * record keeps its size for every other kind. */
+	TCPSTATE_EV_BROKEN = 7,
 };
 
 struct tcpstate_event {

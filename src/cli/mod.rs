@@ -38,7 +38,7 @@ use values::{parse_recovery_window, parse_ring_size, parse_slow_after, parse_win
 port_exhausted (EADDRNOTAVAIL: no free local port), denied (EPERM/EACCES from connect(), \
 or a SYN dropped by this host's netfilter), canceled (closed while connecting, no error), \
 error (any other errno).\n\n\
-JSON keys (--format json): event (connect_failed, connect_slow, state_change), ts, reason, \
+JSON keys (--format json): event (connect_failed, connection_broken, connect_slow, state_change), ts, reason, \
 errno, stage (connect: connect() failed before any SYN; handshake: after it), seen (live, \
 at_start: in flight when tcpstate started, unmatched: its start was not seen), pid, tid, \
 comm (the thread), process (its process), uid, unit (systemd unit; in a user's delegated \

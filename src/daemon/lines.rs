@@ -107,6 +107,9 @@ pub(super) fn totals(
         replaced: c.replaced,
         unmatched: c.unmatched,
         at_start: c.at_start,
+        broken: e.open.broken,
+        broken_unmatched: e.open.unmatched,
+        established_forgotten: e.open.evicted,
         pending: e.pending as u64,
         bad_records: e.bad_records,
         names_refused: e.names_refused,
@@ -201,6 +204,11 @@ mod tests {
                 exhausted: 30,
             },
             held: 29,
+            open: crate::pipeline::established::OpenCounters {
+                broken: 31,
+                unmatched: 32,
+                evicted: 33,
+            },
         }
     }
 
@@ -262,7 +270,7 @@ mod tests {
     /// The stop line for `stats()` and `engine()`, without DNS.
     const PINNED: &str = "stopped: signal=SIGTERM events=1 attempts=3 successes=4 failures=5 \
              recovered=98 verdicts_early=27 verdicts_successes_dropped=28 verdicts_pending=29 \
-             slow=16 evicted=13 (age 6 full 7) replaced=8 unmatched=9 at_start=10 \
+             slow=16 evicted=13 (age 6 full 7) replaced=8 broken=31 broken_unmatched=32 established_forgotten=33 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \
              alert_queue_drops=441 syslog_lines=101 syslog_lost=102 \

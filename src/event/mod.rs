@@ -20,7 +20,7 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
 /// TCP states, numbered as in the kernel's include/net/tcp_states.h.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TcpState {
     Established,
     SynSent,
@@ -165,6 +165,9 @@ pub enum Kind {
     /// other than netfilter: `saddr` is the next hop, `caller.comm` the
     /// device.
     SkbDrop,
+    /// A connection broke after it was established (an error moved it into
+    /// CLOSE): `oldstate` is where it broke, `sk_err` why.
+    Broken,
 }
 
 /// Who made an attempt, as the kernel saw it at the attempt (the failure
@@ -309,6 +312,9 @@ pub struct Record {
     pub icmp_code: u8,
     /// For Drop and SkbDrop: the kernel's enum skb_drop_reason value.
     pub drop_reason: u32,
+    /// For Broken: tcp_sock's bytes_acked and bytes_received.
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
 }
 
 fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
@@ -317,6 +323,14 @@ fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
         // A v4-mapped peer (::ffff:a.b.c.d) is an IPv4 host: show it so.
         Family::Ipv6 => Ipv6Addr::from(*raw).to_canonical(),
     }
+}
+
+/// The `i`th native-endian u64 of a record's 16 bytes (a Broken record's
+/// `comm` carries its byte counts: see TCPSTATE_EV_BROKEN).
+fn word(b: &[u8; 16], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+    u64::from_ne_bytes(w)
 }
 
 impl Record {
@@ -335,6 +349,7 @@ impl Record {
             4 => Kind::Retrans,
             5 => Kind::Icmp,
             6 => Kind::SkbDrop,
+            7 => Kind::Broken,
             _ => return None,
         };
         Some(Record {
@@ -346,7 +361,12 @@ impl Record {
                 tid: e.tid,
                 uid: e.uid,
                 cgroup_id: e.cgroup_id,
-                comm: Comm::new(&e.comm),
+                // A Broken record's `comm` holds its byte counts.
+                comm: if kind == Kind::Broken {
+                    Comm::default()
+                } else {
+                    Comm::new(&e.comm)
+                },
                 process: Comm::new(&e.pcomm),
             },
             family,
@@ -360,6 +380,16 @@ impl Record {
             icmp_type: e.icmp_type,
             icmp_code: e.icmp_code,
             drop_reason: e.drop_reason,
+            bytes_acked: if kind == Kind::Broken {
+                word(&e.comm, 0)
+            } else {
+                0
+            },
+            bytes_received: if kind == Kind::Broken {
+                word(&e.comm, 1)
+            } else {
+                0
+            },
         })
     }
 }
@@ -403,7 +433,8 @@ impl Reason {
             libc_errno::ETIMEDOUT => Reason::Timeout,
             libc_errno::EHOSTUNREACH => Reason::HostUnreachable,
             libc_errno::ENETUNREACH => Reason::NetUnreachable,
-            libc_errno::ECONNRESET => Reason::Reset,
+            // EPIPE: tcp_reset()'s errno for an RST in CLOSE_WAIT.
+            libc_errno::ECONNRESET | libc_errno::EPIPE => Reason::Reset,
             libc_errno::EADDRNOTAVAIL => Reason::PortExhausted,
             libc_errno::EPERM | libc_errno::EACCES => Reason::Denied,
             _ => Reason::Error,
@@ -445,6 +476,7 @@ mod libc_errno {
     pub const EHOSTUNREACH: i32 = Errno::EHOSTUNREACH as i32;
     pub const ENETUNREACH: i32 = Errno::ENETUNREACH as i32;
     pub const ECONNRESET: i32 = Errno::ECONNRESET as i32;
+    pub const EPIPE: i32 = Errno::EPIPE as i32;
     pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
 }
 
@@ -455,6 +487,10 @@ pub enum Stage {
     Connect,
     /// After the SYN: no answer, a reset, an ICMP error, or given up.
     Handshake,
+    /// After it was established: the connection broke
+    /// (`connection_broken`); the failure's `duration_ns` runs from
+    /// ESTABLISHED.
+    Established(Broken),
 }
 
 impl Stage {
@@ -462,8 +498,28 @@ impl Stage {
         match self {
             Stage::Connect => "connect",
             Stage::Handshake => "handshake",
+            Stage::Established(_) => "established",
         }
     }
+
+    /// What a connection that broke had done, for `connection_broken`.
+    pub fn broken(self) -> Option<Broken> {
+        match self {
+            Stage::Established(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// A connection that broke after it was established: the state it broke
+/// in, and what it had moved (tcp_sock's counters at the break).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Broken {
+    pub state: TcpState,
+    /// Bytes of ours the peer acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes received from the peer.
+    pub bytes_received: u64,
 }
 
 /// How tcpstate knows of the attempt.

@@ -16,6 +16,9 @@ pub enum What {
     Degraded(Failure, Fallback),
     /// An attempt still unanswered after `--slow-after` (`connect_slow`).
     Slow(Slow),
+    /// A connection this host opened that broke after it was established
+    /// (`connection_broken`; its stage carries what it had moved).
+    Broken(Failure),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -148,6 +148,19 @@ pub const COUNTERS: &[Counter] = &[
     stop(Open("age"), |v| v.totals.evicted_age),
     stop(Close("full"), |v| v.totals.evicted_full),
     stop(Key("replaced"), |v| v.totals.replaced),
+    stop(Key("broken"), |v| v.totals.broken),
+    both(
+        Key("broken_unmatched"),
+        (18, "tcpstate_connections_broken_unmatched", C),
+        "Connections that broke after they were established but were not reported: not on record as opened by this host since tcpstate started (made before it, forgotten to make room, or its own).",
+        |v| v.totals.broken_unmatched,
+    ),
+    both(
+        Key("established_forgotten"),
+        (19, "tcpstate_established_forgotten", C),
+        "Established connections forgotten, oldest first, to keep the table of open connections bounded: a later break of one is not reported.",
+        |v| v.totals.established_forgotten,
+    ),
     both(
         Key("unmatched"),
         (5, "tcpstate_attempts_unmatched", C),

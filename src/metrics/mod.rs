@@ -104,6 +104,9 @@ pub struct Metrics {
     folded: u64,
     slow: HashMap<Option<Dest>, u64, FastHash>,
     durations: [Histogram; Reason::ALL.len()],
+    /// Connections that broke after they were established, by reason
+    /// only: the label set is bounded by the reasons.
+    broken: [u64; Reason::ALL.len()],
     units: Vec<String>,
     unit_ids: HashMap<String, UnitId, FastHash>,
 }
@@ -128,6 +131,7 @@ impl Metrics {
             folded: 0,
             slow: HashMap::default(),
             durations: Default::default(),
+            broken: [0; Reason::ALL.len()],
             units: vec![String::new()],
             unit_ids: HashMap::default(),
         }
@@ -254,6 +258,12 @@ impl Metrics {
         }
     }
 
+    /// One connection that broke after it was established
+    /// (`connection_broken`).
+    pub fn broken(&mut self, f: &Failure) {
+        self.broken[f.reason.index()] += 1;
+    }
+
     /// One connection that stayed in SYN_SENT too long (`connect_slow`).
     pub fn slow(&mut self, addr: IpAddr, port: u16) {
         let d = Dest { addr, port };
@@ -273,6 +283,7 @@ impl Metrics {
         s.slow.clear();
         s.slow.extend(self.slow.iter().map(|(k, n)| (*k, *n)));
         s.durations = self.durations;
+        s.broken = self.broken;
         if s.units.len() != self.units.len() {
             s.units.clone_from(&self.units);
         }
@@ -306,6 +317,13 @@ pub struct Totals {
     pub replaced: u64,
     pub unmatched: u64,
     pub at_start: u64,
+    /// Connections that broke after they were established, reported; and
+    /// breaks not reported because the connection was not on record, and
+    /// established connections forgotten to make room (see
+    /// `pipeline::established`).
+    pub broken: u64,
+    pub broken_unmatched: u64,
+    pub established_forgotten: u64,
     pub pending: u64,
     /// Records that could not be decoded.
     pub bad_records: u64,
@@ -351,6 +369,7 @@ pub struct Snapshot {
     pub failures: Vec<(FailKey, u64)>,
     pub slow: Vec<(Option<Dest>, u64)>,
     pub durations: [Histogram; Reason::ALL.len()],
+    pub broken: [u64; Reason::ALL.len()],
     pub units: Vec<String>,
     pub totals: Totals,
     pub max_dests: usize,

@@ -264,6 +264,7 @@ impl Collector for Fleet {
         failures(&mut e, &s)?;
         durations(&mut e, &s)?;
         slow(&mut e, &s)?;
+        broken(&mut e, &s)?;
         let v = Values {
             totals: &s.totals,
             stats: &self.stats,
@@ -343,6 +344,21 @@ fn durations(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
                 &buckets,
                 None,
             )?;
+    }
+    Ok(())
+}
+
+fn broken(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        "tcpstate_connections_broken",
+        "Connections this host opened that broke after they were established (connection_broken), by reason: reset (an RST), timeout (retransmissions, TCP_USER_TIMEOUT or keepalive gave up), or the ICMP-made errno's.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (r, n) in Reason::ALL.iter().zip(s.broken) {
+        if n > 0 {
+            ConstCounter::new(n).encode(m.encode_family(&[("reason", r.name())])?)?;
+        }
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The `connect_failed` JSON line, written straight into a byte buffer.
+//! The `connect_failed` (and `connection_broken`) JSON line, written
+//! straight into a byte buffer.
 //!
 //! This is the per-failure hot path under `--format json`: serde_json took
 //! about 0.5 µs a line, more than the rest of the event path together. The
@@ -146,11 +147,17 @@ fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
 }
 
 /// Appends one `connect_failed` object and a newline to `line` (the
-/// daemon's output batch, so nothing is allocated once it is warm).
+/// daemon's output batch, so nothing is allocated once it is warm). A
+/// connection that broke after it was established is a
+/// `connection_broken` object: the same keys, `duration_ms` from
+/// ESTABLISHED, and `state`, `bytes_acked`, `bytes_received`.
 pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attribution>) {
     // A line is about 400 bytes: one capacity check instead of one a key.
     line.reserve(512);
-    line.extend_from_slice(b"{\"event\":\"connect_failed\",\"ts\":\"");
+    line.extend_from_slice(match e.stage.broken() {
+        Some(_) => b"{\"event\":\"connection_broken\",\"ts\":\"",
+        None => b"{\"event\":\"connect_failed\",\"ts\":\"",
+    });
     line.extend_from_slice(&ts.bytes());
     line.extend_from_slice(b"\",\"reason\":\"");
     line.extend_from_slice(e.reason.name().as_bytes());
@@ -166,6 +173,14 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     line.extend_from_slice(b"\",");
     who(line, &e.caller, attr);
     ends(line, e);
+    if let Some(b) = e.stage.broken() {
+        line.extend_from_slice(b",\"state\":\"");
+        line.extend_from_slice(b.state.name().as_bytes());
+        line.extend_from_slice(b"\",\"bytes_acked\":");
+        int(line, b.bytes_acked);
+        line.extend_from_slice(b",\"bytes_received\":");
+        int(line, b.bytes_received);
+    }
     end(line, b",\"duration_ms\":", e.duration(), e.retransmits);
 }
 

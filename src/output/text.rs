@@ -161,6 +161,9 @@ pub struct FailureLine<'a>(pub &'a Failure);
 impl fmt::Display for FailureLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
+        if e.stage.broken().is_some() {
+            return BrokenLine(e).fmt(f);
+        }
         write!(
             f,
             "TCP failure detected: {}{} reason={}",
@@ -201,6 +204,65 @@ impl fmt::Display for FailureLine<'_> {
             MaybeMillis(e.duration()),
             SeenMark(e.seen)
         )
+    }
+}
+
+/// What broke a connection, in operators' words: `reset by peer`,
+/// `timed out`, else the reason's name.
+pub fn broken_how(e: &Failure) -> &'static str {
+    match e.reason {
+        Reason::Reset => "reset by peer",
+        Reason::Timeout => "timed out",
+        r => r.name(),
+    }
+}
+
+/// Seconds with one decimal: `3.2 s`.
+pub struct Secs(pub u64);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = (self.0 + 50_000_000) / 100_000_000;
+        write!(f, "{}.{} s", tenths / 10, tenths % 10)
+    }
+}
+
+/// `TCP connection broken: <daddr>:<dport> reset by peer after 3.2 s
+/// reason=reset state=ESTABLISHED pid=… comm=… saddr=… sport=…
+/// bytes_acked=… bytes_received=…`: a connection this host opened that
+/// broke after it was established.
+pub struct BrokenLine<'a>(pub &'a Failure);
+
+impl fmt::Display for BrokenLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(
+            f,
+            "TCP connection broken: {}{} {} after {} reason={}",
+            Endpoint(e.daddr, Some(e.dport)),
+            DnameMark(e.dname.as_ref()),
+            broken_how(e),
+            Secs(e.duration_ns),
+            e.reason
+        )?;
+        if matches!(e.reason, Reason::Error | Reason::Denied) {
+            write!(f, " errno={}", e.errno)?;
+        }
+        if let Some(b) = e.stage.broken() {
+            write!(f, " state={}", b.state)?;
+        }
+        write!(f, "{} saddr={}", Who(&e.caller), e.saddr)?;
+        if let Some(p) = e.sport {
+            write!(f, " sport={p}")?;
+        }
+        if let Some(b) = e.stage.broken() {
+            write!(
+                f,
+                " bytes_acked={} bytes_received={}",
+                b.bytes_acked, b.bytes_received
+            )?;
+        }
+        write!(f, "{}", SeenMark(e.seen))
     }
 }
 

@@ -153,6 +153,8 @@ impl Correlator {
         match ev.kind {
             Kind::State => self.state(ev, now_ns),
             Kind::ConnectErr => self.connect_err(ev),
+            // After the attempt ended: see `established`.
+            Kind::Broken => Outcome::Nothing,
             Kind::SkError | Kind::Drop | Kind::Retrans | Kind::Icmp | Kind::SkbDrop => {
                 if let Some(a) = self.pending.get_mut(&ev.skaddr) {
                     match ev.kind {
@@ -596,6 +598,8 @@ mod tests {
             icmp_type: 0,
             icmp_code: 0,
             drop_reason: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
         }
     }
 

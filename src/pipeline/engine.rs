@@ -14,6 +14,7 @@ use crate::metrics::{Metrics, UnitId};
 use crate::output::clock::Clock;
 use crate::output::Printer;
 use crate::pipeline::correlate::{Connected, Correlator, Counters, Found, Outcome};
+use crate::pipeline::established::{Established, OpenCounters};
 use crate::pipeline::verdict::{self, Decided, VerdictStats, Verdicts};
 
 /// Names a caller's cgroup (see `cgroup`): `touch` at an attempt's start,
@@ -77,6 +78,10 @@ pub struct Out {
     /// `Engine::set_notices`).
     pub notices: Vec<Notice>,
 }
+
+/// Established connections remembered for their breaks (see
+/// `established`): about 100 bytes each, so at most ~4 MiB.
+const MAX_OPEN: usize = 32_768;
 
 /// Destinations by name (see `dns`).
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +148,8 @@ pub struct EngineStats {
     pub verdicts: VerdictStats,
     /// Failures waiting for their verdict.
     pub held: usize,
+    /// Established connections and the ones that broke.
+    pub open: OpenCounters,
 }
 
 pub struct Engine {
@@ -152,6 +159,10 @@ pub struct Engine {
     policy: Option<Policy>,
     /// Degradations' windows: a policy of their own (see `on_recovered`).
     degraded: Option<Policy>,
+    /// Broken connections' windows: a policy of their own (see `on_broken`).
+    broken: Option<Policy>,
+    /// Connections this host opened, for their breaks.
+    open: Established,
     verdicts: Verdicts,
     decided: Vec<Decided>,
     slow_after_ns: Option<u64>,
@@ -184,6 +195,10 @@ impl Engine {
             degraded: cfg
                 .alert_window_ns
                 .map(|w| Policy::new(w, cfg.max_alert_dests, cfg.alert_share)),
+            broken: cfg
+                .alert_window_ns
+                .map(|w| Policy::new(w, cfg.max_alert_dests, cfg.alert_share)),
+            open: Established::new(MAX_OPEN),
             verdicts: Verdicts::new(verdict::Config::with_window(cfg.recovery_window_ns)),
             decided: Vec::new(),
             slow_after_ns: cfg.slow_after_ns,
@@ -324,8 +339,12 @@ impl Engine {
             self.bad_records += 1;
             return;
         };
+        // A break is a state change too: the kernel sends it instead.
         if self.verbose
-            && ev.kind == crate::event::Kind::State
+            && matches!(
+                ev.kind,
+                crate::event::Kind::State | crate::event::Kind::Broken
+            )
             && self.printer.state_change(&mut out.lines, &ev)
         {
             out.line_count += 1;
@@ -336,6 +355,12 @@ impl Engine {
             // The records that carry the caller, while it surely exists:
             // its cgroup may be gone by the time the attempt fails.
             self.attributor.touch(ev.caller.cgroup_id);
+        }
+        if ev.kind == crate::event::Kind::Broken {
+            if let Some(f) = self.open.broke(&ev) {
+                self.broken(f, now_ns, out);
+            }
+            return;
         }
         let mut outcome = self.correlator.observe(&ev, now_ns);
         // The failure stays where observe() put it, and a name is copied
@@ -363,8 +388,43 @@ impl Engine {
                 self.verdicts.on_failure(f, name, now_ns, &mut self.decided);
                 self.conclude(now_ns, out);
             }
-            Outcome::Established(c) => self.connected(c, now_ns, out),
+            Outcome::Established(c) => {
+                self.open.connected(ev.skaddr, c, ev.sport);
+                self.connected(c, now_ns, out);
+            }
             Outcome::Nothing => {}
+        }
+    }
+
+    /// A connection this host opened broke after it was established: its
+    /// line, and at once (no verdict: nothing recovers a broken
+    /// connection) its count, alert policy and notice.
+    fn broken(&mut self, mut f: crate::event::Failure, now_ns: u64, out: &mut Out) {
+        if let Some(n) = self.dname(f.caller, f.daddr, f.ts_ns) {
+            f.dname = Some(n);
+        }
+        let attr = f.caller.and_then(|c| self.attributor.get(c.cgroup_id));
+        if self.printer.failure(&mut out.lines, &f, attr) {
+            out.line_count += 1;
+        }
+        if let Some(m) = &mut self.metrics {
+            m.broken(&f);
+        }
+        if let Some(a) = self
+            .broken
+            .as_mut()
+            .and_then(|p| p.on_broken(&f, attr, now_ns))
+        {
+            out.alerts.push(a);
+        }
+        if let Some(r) = &mut self.resolver {
+            r.on_broken(&f, attr, now_ns, &mut out.fleet);
+        }
+        if self.notices {
+            out.notices.push(Notice {
+                what: What::Broken(f),
+                attribution: attr.cloned(),
+            });
         }
     }
 
@@ -493,7 +553,10 @@ impl Engine {
     pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
         self.verdicts.tick(now_ns, &mut self.decided);
         self.conclude(now_ns, out);
-        for p in [&mut self.policy, &mut self.degraded].into_iter().flatten() {
+        for p in [&mut self.policy, &mut self.degraded, &mut self.broken]
+            .into_iter()
+            .flatten()
+        {
             p.tick(now_ns, &mut out.alerts);
         }
         if let Some(r) = &mut self.resolver {
@@ -571,7 +634,10 @@ impl Engine {
     pub fn finish(&mut self, now_ns: u64, out: &mut Out) {
         self.verdicts.flush(&mut self.decided);
         self.conclude(now_ns, out);
-        for p in [&mut self.policy, &mut self.degraded].into_iter().flatten() {
+        for p in [&mut self.policy, &mut self.degraded, &mut self.broken]
+            .into_iter()
+            .flatten()
+        {
             p.flush(&mut out.alerts);
         }
     }
@@ -581,7 +647,18 @@ impl Engine {
             events: self.events,
             bad_records: self.bad_records,
             correlate: self.correlator.counters(),
-            policy: self.policy.as_ref().map(Policy::stats).unwrap_or_default(),
+            // Broken connections' alerts count with the failures' (the
+            // stop line's alerts, summaries, folded).
+            policy: [&self.policy, &self.broken]
+                .into_iter()
+                .flatten()
+                .map(Policy::stats)
+                .fold(PolicyStats::default(), |a, b| PolicyStats {
+                    firsts: a.firsts + b.firsts,
+                    summaries: a.summaries + b.summaries,
+                    summarised: a.summarised + b.summarised,
+                    folded: a.folded + b.folded,
+                }),
             pending: self.correlator.pending(),
             slow: self.slow_seen,
             names_refused: self.attributor.names_refused(),
@@ -592,6 +669,7 @@ impl Engine {
                 .unwrap_or_default(),
             verdicts: self.verdicts.stats(),
             held: self.verdicts.held(),
+            open: self.open.counters(),
         }
     }
 }

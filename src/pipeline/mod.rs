@@ -5,4 +5,5 @@
 
 pub mod correlate;
 pub mod engine;
+pub mod established;
 pub mod verdict;

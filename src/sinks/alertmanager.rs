@@ -33,6 +33,8 @@ pub const ALERTNAME_HANGING: &str = "TCPConnectHanging";
 /// worked): below the configured severity, always `info`.
 pub const ALERTNAME_DEGRADED: &str = "TCPPathDegraded";
 pub const SEVERITY_DEGRADED: &str = "info";
+/// Connections that were established broke (`connection_broken`).
+pub const ALERTNAME_BROKEN: &str = "TCPConnectionBroken";
 
 /// An Alertmanager base URL, e.g. `http://user:pass@am.example:9093`.
 /// It may carry basic-auth credentials (ureq sends them), so only
@@ -312,6 +314,13 @@ fn labels(host: &str, severity: &str, a: &FleetAlert) -> Value {
             "instance": host,
             "severity": severity,
         }),
+        Trouble::Broken => json!({
+            "alertname": ALERTNAME_BROKEN,
+            "destination": dest,
+            "reason": a.reason.map_or("error", |r| r.name()),
+            "instance": host,
+            "severity": severity,
+        }),
         Trouble::Degraded => json!({
             "alertname": ALERTNAME_DEGRADED,
             "destination": dest,
@@ -342,6 +351,14 @@ fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
             "attempts": a.count.to_string(),
             "processes": procs,
             "last_hanging": last,
+            "dname": dname,
+        }),
+        Trouble::Broken => json!({
+            "summary": summary,
+            "broken": a.count.to_string(),
+            "reasons": counts(a.reasons.iter().copied()),
+            "processes": procs,
+            "last_broken": last,
             "dname": dname,
         }),
         Trouble::Degraded => json!({
@@ -379,6 +396,7 @@ fn summary(host: &str, a: &FleetAlert) -> String {
         Trouble::Failing => ("failure", "failures"),
         Trouble::Hanging => ("attempt hanging", "attempts hanging"),
         Trouble::Degraded => ("failure recovered from", "failures recovered from"),
+        Trouble::Broken => ("connection broken", "connections broken"),
     };
     let count = count_over(a.count, (one, many), a.last_ns.saturating_sub(a.starts_ns));
     let reasons = counts(a.reasons.iter().copied());
@@ -390,6 +408,13 @@ fn summary(host: &str, a: &FleetAlert) -> String {
         }
         (Trouble::Hanging, FleetState::Resolved(by)) => {
             format!("recovered: {count}; {}", resolved_by(by, many))
+        }
+        (Trouble::Broken, FleetState::Firing) => format!("break: {count} ({reasons})"),
+        (Trouble::Broken, FleetState::Resolved(by)) => {
+            format!(
+                "stable again: {count} ({reasons}); {}",
+                resolved_by(by, many)
+            )
         }
         (Trouble::Degraded, FleetState::Firing) => {
             format!("fail, but the applications fell back to another path: {count} ({reasons})")

@@ -344,7 +344,14 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
         Alert::First(e, attr) => {
             let mut f = dest(e.daddr, e.dport);
             f.dname = e.dname.map(|n| n.to_string());
-            f.event = Some("connect_failed".into());
+            f.event = Some(
+                if e.stage.broken().is_some() {
+                    "connection_broken"
+                } else {
+                    "connect_failed"
+                }
+                .into(),
+            );
             f.reason = Some(e.reason.name().into());
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
             icmp(&mut f, e.icmp);
@@ -394,6 +401,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
                     What::Failures => "connect_failed",
                     What::Hanging => "connect_slow",
                     What::Degraded => "path_degraded",
+                    What::Broken => "connection_broken",
                 }
                 .into(),
             );

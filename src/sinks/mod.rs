@@ -169,3 +169,7 @@ impl Sinks {
         }
     }
 }
+
+/// `connection_broken` through every sink, from the engine on.
+#[cfg(test)]
+mod broken_tests;

@@ -134,7 +134,7 @@ fn encode(batch: &[Notice], host: &str, owners: &Mutex<Owners>) -> Vec<u8> {
         .iter()
         .map(|n| {
             let ts = match &n.what {
-                What::Failed(f) | What::Degraded(f, _) => f.ts_ns,
+                What::Failed(f) | What::Degraded(f, _) | What::Broken(f) => f.ts_ns,
                 What::Slow(s) => s.ts_ns,
             };
             let t = Times {

@@ -232,6 +232,19 @@ pub fn record(n: &Notice, t: Times, owner: &mut dyn FnMut(u32) -> Option<String>
                 DegradedLine(f, fb).to_string(),
             )
         }
+        What::Broken(f) => {
+            failure(&mut a, f, owner);
+            if let Some(b) = f.stage.broken() {
+                a.push(text("tcpstate.state", b.state.name()));
+                a.push(int("tcpstate.bytes_acked", b.bytes_acked as i64));
+                a.push(int("tcpstate.bytes_received", b.bytes_received as i64));
+            }
+            (
+                "connection_broken",
+                SeverityNumber::Warn,
+                FailureLine(f).to_string(),
+            )
+        }
         What::Slow(s) => {
             peer(&mut a, s.family, s.daddr, s.dport, s.dname.as_ref());
             a.push(text("network.local.address", s.saddr));
@@ -358,6 +371,18 @@ fn labelled(s: &Snapshot, span: Span, out: &mut Vec<Metric>) {
         "Connection attempts still in SYN_SENT past the slow threshold, by destination.",
         Kind::Counter,
         slow,
+    ));
+    let broken = Reason::ALL
+        .iter()
+        .zip(s.broken)
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| point(span, vec![text("reason", r.name())], n))
+        .collect();
+    out.push(metric(
+        "tcpstate_connections_broken",
+        "Connections this host opened that broke after they were established, by reason.",
+        Kind::Counter,
+        broken,
     ));
     let durations = s
         .durations

@@ -294,6 +294,7 @@ fn one_line(a: &Alert) -> String {
                 What::Failures => "more failures",
                 What::Hanging => "more hanging connects",
                 What::Degraded => "more failures recovered from",
+                What::Broken => "more connections broken",
             };
             escape(&format!(
                 "{}: {} {what} in {} ({}; {})",
@@ -322,6 +323,13 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
     let mut blocks = Vec::new();
     let text;
     match alerts {
+        [Alert::First(f, _)] if folded.alerts == 0 && f.stage.broken().is_some() => {
+            text = format!("TCP connection broken on {host}: {}", one_line(&alerts[0]));
+            blocks.push(section(format!(
+                ":boom: *TCP connection broken* on `{host}`: {}",
+                one_line(&alerts[0])
+            )));
+        }
         [Alert::First(f, attr)] if folded.alerts == 0 => {
             text = format!("TCP failure detected on {host}: {}", one_line(&alerts[0]));
             blocks.push(section(format!(
@@ -342,6 +350,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
             let what = match (s.what, s.dest) {
                 (What::Hanging, _) => "more hanging TCP connects",
                 (What::Degraded, _) => "more TCP failures recovered from",
+                (What::Broken, _) => "more TCP connections broken",
                 (What::Failures, Some(_)) => "more TCP failures",
                 (What::Failures, None) => "TCP failures folded",
             };
