@@ -4,5 +4,6 @@
 //! clock of its own.
 
 pub mod correlate;
+pub mod dns_failures;
 pub mod engine;
 pub mod verdict;
