@@ -132,6 +132,13 @@ pub(super) fn totals(
         dns_evicted: d.memory.evicted,
         dns_untrusted: d.untrusted,
         dns_unmatched: d.unmatched,
+        dns_lookups_failed: d.lookups.failed,
+        dns_lookups_recovered: d.lookups.recovered,
+        dns_lookups_undecided: d.lookups.undecided,
+        dns_lookups_folded: d.lookups.folded,
+        dns_lookups_evicted: d.lookups.evicted,
+        dns_queries_dropped: d.lookups.queries_dropped,
+        dns_resolv_conf_unreadable: d.resolv_conf_unreadable,
     }
 }
 

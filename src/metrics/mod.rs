@@ -343,6 +343,16 @@ pub struct Totals {
     pub dns_untrusted: u64,
     /// Answers to no outstanding query of their socket: not learned.
     pub dns_unmatched: u64,
+    /// Lookups (issue 32): failed, recovered, with no verdict, folded
+    /// into their source's summary, forgotten unjudged; queries not held;
+    /// resolv.conf files that could not be read.
+    pub dns_lookups_failed: u64,
+    pub dns_lookups_recovered: u64,
+    pub dns_lookups_undecided: u64,
+    pub dns_lookups_folded: u64,
+    pub dns_lookups_evicted: u64,
+    pub dns_queries_dropped: u64,
+    pub dns_resolv_conf_unreadable: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.

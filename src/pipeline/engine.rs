@@ -112,6 +112,9 @@ pub struct DnsStats {
     /// id or question), or from a source that is not port 53: not learned.
     pub unmatched: u64,
     pub memory: MemoryStats,
+    /// Lookups judged (issue 32) and resolv.conf files unreadable.
+    pub lookups: crate::dns::lookup::Stats,
+    pub resolv_conf_unreadable: u64,
 }
 
 struct Dns {
@@ -606,8 +609,11 @@ impl Engine {
 
     /// None when names are off.
     pub fn dns_stats(&self) -> Option<DnsStats> {
+        let (lookups, resolv_conf_unreadable) = self.dns_failure_stats().unwrap_or_default();
         self.dns.as_ref().map(|d| DnsStats {
             memory: d.memory.stats(),
+            lookups,
+            resolv_conf_unreadable,
             ..d.stats
         })
     }
