@@ -94,25 +94,37 @@ impl DnsFailures {
     }
 }
 
-/// One verdict to the stream (and, later, the sinks).
+/// One verdict to the stream, and to the alert sinks when they are on
+/// (`alerts`): the verdict is already once per lookup and folded per
+/// source, so no window of its own.
 pub fn emit(
-    v: &Verdict,
+    v: Verdict,
     attributor: &dyn crate::pipeline::engine::Attributor,
     printer: &crate::output::Printer,
     now_ns: u64,
+    alerts: bool,
     out: &mut crate::pipeline::engine::Out,
 ) {
+    use crate::alert::policy::Alert;
     match v {
         Verdict::Failed(f) => {
             let attr = attributor.get(f.who.cgroup_id);
-            if printer.resolve_failed(&mut out.lines, f, attr) {
+            if printer.resolve_failed(&mut out.lines, &f, attr) {
                 out.line_count += 1;
+            }
+            if alerts {
+                out.alerts
+                    .push(Alert::ResolveFailed(Box::new(f), attr.cloned()));
             }
         }
         Verdict::Folded(s) => {
             let attr = attributor.get(s.who.cgroup_id);
-            if printer.resolve_folded(&mut out.lines, s, attr, now_ns) {
+            if printer.resolve_folded(&mut out.lines, &s, attr, now_ns) {
                 out.line_count += 1;
+            }
+            if alerts {
+                out.alerts
+                    .push(Alert::ResolveFolded(Box::new(s), attr.cloned()));
             }
         }
     }

@@ -233,12 +233,22 @@ impl Engine {
         } else {
             f.tick(now_ns, &mut self.dns_verdicts);
         }
+        let alerts = self.policy.is_some();
         for v in self.dns_verdicts.drain(..) {
+            if let (Some(m), crate::dns::lookup::Verdict::Failed(f)) = (&mut self.metrics, &v) {
+                m.resolve_failed(f.reason);
+            }
+            if let (Some(m), crate::dns::lookup::Verdict::Folded(s)) = (&mut self.metrics, &v) {
+                for (r, n) in &s.reasons {
+                    m.resolve_failed_n(*r, *n);
+                }
+            }
             crate::pipeline::dns_failures::emit(
-                &v,
+                v,
                 self.attributor.as_ref(),
                 &self.printer,
                 now_ns,
+                alerts,
                 out,
             );
         }
