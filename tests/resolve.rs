@@ -393,3 +393,87 @@ fn a_flood_of_nxdomains_folds_and_cannot_hide_a_victims_failure() {
         out.stderr
     );
 }
+
+/// A plain HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    Ok((status, body))
+}
+
+/// One failure to every sink a test can stand in for: the syslog line,
+/// the Slack message (`DNS failure: … cannot resolve …: NXDOMAIN from …`),
+/// the text stream, and /metrics by reason.
+#[test]
+fn a_failed_lookup_reaches_syslog_slack_text_and_metrics() {
+    if !require_root("a_failed_lookup_reaches_syslog_slack_text_and_metrics") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(144);
+    let n = net.n;
+    let _r = Resolver::start(&net, &search_conf(&net));
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        "text",
+        "--dns-names",
+        "on",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .alerts_to(&syslog, &slack)
+    .args(net.watch_args())
+    .start();
+    assert!(!python_lookup(&net, "api.nx.t32.test"));
+    let lines = syslog.wait_for("DNS failure detected", 1, Duration::from_secs(10));
+    eprintln!("syslog: {}", lines[0]);
+    assert!(
+        lines[0].contains("name=api.nx.t32.test reason=nxdomain"),
+        "{lines:?}"
+    );
+    let reqs = slack.wait_requests(1, Duration::from_secs(10));
+    let text = reqs[0].1["text"].as_str().unwrap().to_string();
+    eprintln!("slack: {text}");
+    assert_eq!(
+        text,
+        format!("DNS failure: python3 (pid {}) cannot resolve api.nx.t32.test: NXDOMAIN from 198.18.{n}.2", {
+            let pid = lines[0]
+                .split(" pid=")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .unwrap();
+            pid.to_string()
+        })
+    );
+    let (status, body) = http_get(mport, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let nx = body
+        .lines()
+        .find(|l| l.starts_with("tcpstate_resolve_failures_total{reason=\"nxdomain\"}"))
+        .unwrap_or_else(|| panic!("{body}"));
+    eprintln!("metrics: {nx}");
+    assert!(nx.ends_with(" 1"), "{nx}");
+    let out = d.stop();
+    let text_line = out
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("DNS failure detected: name=api.nx.t32.test"))
+        .unwrap_or_else(|| panic!("{:?}", out.stdout));
+    eprintln!("text: {text_line}");
+    assert!(
+        text_line.contains(&format!("server=198.18.{n}.2:53")),
+        "{text_line}"
+    );
+}
