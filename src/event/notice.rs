@@ -16,6 +16,8 @@ pub enum What {
     Degraded(Failure, Fallback),
     /// An attempt still unanswered after `--slow-after` (`connect_slow`).
     Slow(Slow),
+    /// A lookup whose every candidate failed (`resolve_failed`, issue 32).
+    ResolveFailed(Box<crate::dns::lookup::Failed>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

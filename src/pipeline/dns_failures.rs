@@ -103,6 +103,7 @@ pub fn emit(
     printer: &crate::output::Printer,
     now_ns: u64,
     alerts: bool,
+    notices: bool,
     out: &mut crate::pipeline::engine::Out,
 ) {
     use crate::alert::policy::Alert;
@@ -111,6 +112,12 @@ pub fn emit(
             let attr = attributor.get(f.who.cgroup_id);
             if printer.resolve_failed(&mut out.lines, &f, attr) {
                 out.line_count += 1;
+            }
+            if notices {
+                out.notices.push(crate::event::notice::Notice {
+                    what: crate::event::notice::What::ResolveFailed(Box::new(f.clone())),
+                    attribution: attr.cloned(),
+                });
             }
             if alerts {
                 out.alerts

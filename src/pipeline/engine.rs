@@ -249,6 +249,7 @@ impl Engine {
                 &self.printer,
                 now_ns,
                 alerts,
+                self.notices,
                 out,
             );
         }
