@@ -652,6 +652,47 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_lookup_s_fields_name_it_escaped() {
+        use crate::alert::policy::Alert;
+        use crate::dns::lookup::{Failed, Server, Who};
+        let f = Failed {
+            name: b"api.example.com\nTCPSTATE_X=1".to_vec(),
+            per_query: false,
+            reason: crate::dns::outcome::Reason::NxDomain,
+            qtype: 1,
+            server: Some(Server {
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 53,
+            }),
+            rcode: Some(3),
+            who: Who {
+                pid: 9,
+                uid: 1000,
+                cgroup_id: 1,
+                comm: crate::event::Comm::new(b"java"),
+            },
+            ts_ns: 1,
+            queries: 4,
+        };
+        let fields = fields_of(&Alert::ResolveFailed(Box::new(f), None));
+        let got = fields.fields();
+        for want in [
+            ("TCPSTATE_EVENT", "resolve_failed"),
+            ("TCPSTATE_REASON", "nxdomain"),
+            ("TCPSTATE_NAME", "api.example.com\\x0aTCPSTATE_X=1"),
+            ("TCPSTATE_QTYPE", "A"),
+            ("TCPSTATE_SERVER", "10.0.0.2:53"),
+            ("TCPSTATE_RCODE", "3"),
+            ("TCPSTATE_LOOKUP", "search"),
+            ("TCPSTATE_PID", "9"),
+            ("TCPSTATE_COMM", "java"),
+            ("TCPSTATE_UID", "1000"),
+        ] {
+            assert!(got.contains(&want), "{want:?} in {got:?}");
+        }
+    }
+
+    #[test]
     fn a_failures_fields_carry_its_container_and_pod_names_escaped() {
         use crate::alert::policy::Alert;
         use crate::event::{Attribution, Failure, Reason, Seen};
