@@ -1,7 +1,8 @@
 //! End to end, as root: `resolve_failed` (issue 32), one per lookup,
 //! named by the name the application asked. A real dnsmasq in the server
 //! namespace, never forwarding out: `--address=/nx.t32.test/` (and the
-//! search domains) answer NXDOMAIN; names it has no record or server for
+//! search domains) answer NXDOMAIN; `good.t32.test` has an A record only
+//! (`--local`: its AAAA is NODATA); names it has no record or server for
 //! are REFUSED; `sf.t32.test` is forwarded to an upstream stand-in on the
 //! server namespace's own address that answers SERVFAIL, which dnsmasq
 //! relays; a second address of the server, 198.18.N.3, has its UDP port 53
@@ -76,6 +77,8 @@ impl Resolver {
                 "--user=root",
                 "--pid-file=",
                 "--address=/nx.t32.test/",
+                // Answered from the hosts file alone: its AAAA is NODATA.
+                "--local=/good.t32.test/",
                 "--address=/ns.t32.test/",
                 "--address=/svc.t32.test/",
                 &format!("--server=/sf.t32.test/198.18.{n}.4#5353"),
@@ -194,7 +197,10 @@ fn a_search_list_walk_that_fails_is_one_failure_named_as_asked() {
     } else {
         eprintln!("node is not installed: its clients are skipped");
     }
-    std::thread::sleep(Duration::from_secs(3));
+    for name in ["py", "getent", "curl"] {
+        let _ = d.wait_line(&format!("\"{name}.nx.t32.test\""), Duration::from_secs(15));
+    }
+    std::thread::sleep(Duration::from_secs(2));
     let out = d.stop();
     let failed = resolve_failed(&out);
     for v in &failed {
@@ -266,7 +272,8 @@ fn a_lookup_answered_by_the_second_server_or_with_nodata_beside_an_address_is_no
 
 /// A server that never answers: `timeout`, once the resolver gave up
 /// (timeout × attempts), naming the server asked. SERVFAIL and REFUSED
-/// from dnsmasq, each its own reason.
+/// from dnsmasq, and NODATA (IPv6 alone asked of an IPv4-only name), each
+/// its own reason.
 #[test]
 fn timeouts_servfail_and_refused_are_each_one_failure() {
     if !require_root("timeouts_servfail_and_refused_are_each_one_failure") {
@@ -282,6 +289,12 @@ fn timeouts_servfail_and_refused_are_each_one_failure() {
     let d = daemon(&net);
     assert!(!python_lookup(&net, "y.sf.t32.test"));
     assert!(!python_lookup(&net, "unknown.t32.test"));
+    // The name has an A record only: asked for IPv6 alone, NODATA.
+    let v6only = "import socket, time\n\
+                  try: socket.getaddrinfo('good.t32.test', 80, socket.AF_INET6)\n\
+                  except OSError: pass\n\
+                  time.sleep(0.3)\n";
+    client(&net, "python3", &["-c", v6only]);
     // The dropped server, in a resolv.conf of its own: a private mount
     // namespace inside the client's network namespace.
     let dir = TempDir::new("t32conf");
@@ -302,12 +315,18 @@ time.sleep(0.3)\"",
     let t0 = std::time::Instant::now();
     client(&net, "unshare", &["-m", "sh", "-c", &script]);
     eprintln!("the timed-out lookup took {:?}", t0.elapsed());
-    std::thread::sleep(Duration::from_secs(4));
+    // Judged once the resolver gave up (2 s after its last try) and a
+    // second of quiet: on a loaded machine, a while.
+    assert!(
+        d.wait_line("\"slow.t32.test\"", Duration::from_secs(20)),
+        "no verdict for slow.t32.test"
+    );
     let out = d.stop();
     let failed = resolve_failed(&out);
-    for v in &failed {
+    for v in out.json().iter().filter(|v| v["event"] != "connect_failed") {
         eprintln!("{v}");
     }
+    eprintln!("{}", out.stderr.lines().last().unwrap_or(""));
     let one = |name: &str| {
         let of: Vec<_> = failed.iter().filter(|v| v["name"] == name).collect();
         assert_eq!(of.len(), 1, "one failure for {name}: {failed:?}");
@@ -324,6 +343,12 @@ time.sleep(0.3)\"",
         (&refused["reason"], &refused["rcode"]),
         (&"refused".into(), &5.into()),
         "{refused}"
+    );
+    let nodata = one("good.t32.test");
+    assert_eq!(
+        (&nodata["reason"], &nodata["rcode"], &nodata["qtype"]),
+        (&"nodata".into(), &0.into(), &"AAAA".into()),
+        "{nodata}"
     );
     let slow = one("slow.t32.test");
     assert_eq!(slow["reason"], "timeout", "{slow}");
