@@ -94,44 +94,55 @@ impl DnsFailures {
     }
 }
 
-/// One verdict to the stream, and to the alert sinks when they are on
-/// (`alerts`): the verdict is already once per lookup and folded per
-/// source, so no window of its own.
+/// Where verdicts go: the engine's output, as parts (this module does not
+/// know the engine).
+pub struct Sinks<'a> {
+    pub lines: &'a mut Vec<u8>,
+    pub line_count: &'a mut u64,
+    /// Alert sinks on: the verdict is already once per lookup and folded
+    /// per source, so no window of its own.
+    pub alerts: Option<&'a mut Vec<crate::alert::policy::Alert>>,
+    pub notices: Option<&'a mut Vec<crate::event::notice::Notice>>,
+}
+
+/// Who a verdict is about: its process's cgroup id.
+pub fn cgroup_of(v: &Verdict) -> u64 {
+    match v {
+        Verdict::Failed(f) => f.who.cgroup_id,
+        Verdict::Folded(s) => s.who.cgroup_id,
+    }
+}
+
+/// One verdict, with its process's attribution, to the stream and sinks.
 pub fn emit(
     v: Verdict,
-    attributor: &dyn crate::pipeline::engine::Attributor,
+    attr: Option<&crate::event::Attribution>,
     printer: &crate::output::Printer,
     now_ns: u64,
-    alerts: bool,
-    notices: bool,
-    out: &mut crate::pipeline::engine::Out,
+    out: Sinks<'_>,
 ) {
     use crate::alert::policy::Alert;
     match v {
         Verdict::Failed(f) => {
-            let attr = attributor.get(f.who.cgroup_id);
-            if printer.resolve_failed(&mut out.lines, &f, attr) {
-                out.line_count += 1;
+            if printer.resolve_failed(out.lines, &f, attr) {
+                *out.line_count += 1;
             }
-            if notices {
-                out.notices.push(crate::event::notice::Notice {
+            if let Some(n) = out.notices {
+                n.push(crate::event::notice::Notice {
                     what: crate::event::notice::What::ResolveFailed(Box::new(f.clone())),
                     attribution: attr.cloned(),
                 });
             }
-            if alerts {
-                out.alerts
-                    .push(Alert::ResolveFailed(Box::new(f), attr.cloned()));
+            if let Some(a) = out.alerts {
+                a.push(Alert::ResolveFailed(Box::new(f), attr.cloned()));
             }
         }
         Verdict::Folded(s) => {
-            let attr = attributor.get(s.who.cgroup_id);
-            if printer.resolve_folded(&mut out.lines, &s, attr, now_ns) {
-                out.line_count += 1;
+            if printer.resolve_folded(out.lines, &s, attr, now_ns) {
+                *out.line_count += 1;
             }
-            if alerts {
-                out.alerts
-                    .push(Alert::ResolveFolded(Box::new(s), attr.cloned()));
+            if let Some(a) = out.alerts {
+                a.push(Alert::ResolveFolded(Box::new(s), attr.cloned()));
             }
         }
     }

@@ -243,14 +243,20 @@ impl Engine {
                     m.resolve_failed_n(*r, *n);
                 }
             }
+            let attr = self
+                .attributor
+                .get(crate::pipeline::dns_failures::cgroup_of(&v));
             crate::pipeline::dns_failures::emit(
                 v,
-                self.attributor.as_ref(),
+                attr,
                 &self.printer,
                 now_ns,
-                alerts,
-                self.notices,
-                out,
+                crate::pipeline::dns_failures::Sinks {
+                    lines: &mut out.lines,
+                    line_count: &mut out.line_count,
+                    alerts: alerts.then_some(&mut out.alerts),
+                    notices: self.notices.then_some(&mut out.notices),
+                },
             );
         }
     }
