@@ -3,6 +3,7 @@
 //! destination's Alertmanager alert fires and resolves, and `wording` says
 //! each in words every sink shares. Delivery is in `crate::sinks`.
 
+pub mod dns;
 pub mod policy;
 pub mod resolve;
 pub mod types;

@@ -91,6 +91,10 @@ pub enum Alert {
     /// The first failure to a destination that the application recovered
     /// from, and what it fell back to: a notice, never a page.
     Degraded(Failure, Fallback, Option<Attribution>),
+    /// A lookup whose every candidate failed (issue 32).
+    ResolveFailed(Box<crate::dns::lookup::Failed>, Option<Attribution>),
+    /// A source's DNS failures past its firsts in a window, counted.
+    ResolveFolded(Box<crate::dns::lookup::Folded>, Option<Attribution>),
 }
 
 impl Alert {
@@ -106,7 +110,10 @@ impl Alert {
     /// How many failures (or hanging attempts) the alert stands for.
     pub fn failures(&self) -> u64 {
         match self {
-            Alert::First(..) | Alert::Slow(..) | Alert::Degraded(..) => 1,
+            Alert::First(..) | Alert::Slow(..) | Alert::Degraded(..) | Alert::ResolveFailed(..) => {
+                1
+            }
+            Alert::ResolveFolded(s, _) => s.count,
             Alert::Summary(s) => s.count,
             Alert::Resolved(_) => 0,
         }

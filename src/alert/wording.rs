@@ -165,6 +165,12 @@ impl fmt::Display for SyslogLine<'_> {
                 Ok(())
             }
             Alert::Resolved(r) => write!(f, "TCP {}", recovered(r)),
+            Alert::ResolveFailed(e, a) => {
+                write!(f, "{}", crate::output::dns::FailedLine(e, a.as_ref()))
+            }
+            Alert::ResolveFolded(s, a) => {
+                write!(f, "{}", crate::output::dns::FoldedLine(s, a.as_ref()))
+            }
         }
     }
 }

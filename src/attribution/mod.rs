@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod cgroup;
 pub mod cgroup_path;
 pub mod containers;
+pub mod resolv_conf;
 pub mod runtime_names;
 
 /// A scratch directory that stands in for a mount in the tests (the cgroup

@@ -68,8 +68,49 @@ static __always_inline struct tcpstate_dns *dns_reserve(void)
 /* Sends the answer's first n bytes, at most TCPSTATE_DNS_MAX, from `src`
  * (user memory at a syscall's exit, else the kernel's) with who received
  * it: the current task. Discards the record if they cannot be read. */
+/* The server of a DNS record: its family, port (network order) and address. */
+struct dns_peer {
+	__u16 family;
+	__be16 port;
+	__u8 addr[16];
+};
+
+/* A connected socket's peer, for a record whose syscall named no address. */
+static __always_inline void peer_of_sock(struct dns_peer *p, const struct sock *sk)
+{
+	p->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	p->port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (p->family == AF_INET)
+		bpf_core_read(p->addr, 4, &sk->__sk_common.skc_daddr);
+	else if (p->family == AF_INET6)
+		bpf_core_read(p->addr, 16, &sk->__sk_common.skc_v6_daddr);
+	else
+		p->family = 0;
+}
+
+/* The address a syscall named (a user sockaddr): sin_port and sin6_port
+ * sit at the same offset; sin_addr at 4, sin6_addr at 8. */
+static __always_inline void peer_of_user(struct dns_peer *p, const void *addr)
+{
+	if (bpf_probe_read_user(&p->family, sizeof(p->family), addr) ||
+	    bpf_probe_read_user(&p->port, sizeof(p->port), addr + 2)) {
+		p->family = 0;
+		return;
+	}
+	if (p->family == AF_INET) {
+		if (bpf_probe_read_user(p->addr, 4, addr + 4))
+			p->family = 0;
+	} else if (p->family == AF_INET6) {
+		if (bpf_probe_read_user(p->addr, 16, addr + 8))
+			p->family = 0;
+	} else {
+		p->family = 0;
+	}
+}
+
 static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __u64 n,
-				     __u16 wire_len, bool user, const struct sock *sk, __u8 query)
+				     __u16 wire_len, bool user, const struct sock *sk, __u8 query,
+				     const struct dns_peer *peer)
 {
 	struct task_struct *task;
 	__u64 id;
@@ -88,6 +129,9 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 	r->wire_len = wire_len;
 	r->sk = (__u64)sk;
 	r->query = query;
+	r->family = peer->family;
+	r->port = bpf_ntohs(peer->port);
+	__builtin_memcpy(r->peer, peer->addr, sizeof(r->peer));
 	r->ts_ns = bpf_ktime_get_ns();
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	id = bpf_get_current_pid_tgid();
@@ -107,6 +151,7 @@ static __always_inline void dns_answer(const struct sock *sk, const struct sk_bu
 	struct tcpstate_dns *r;
 	unsigned char *head;
 	__u16 proto, th, nh, sport = 0, ulen = 0;
+	struct dns_peer peer = {};
 	__u64 n, avail;
 
 	proto = skb->protocol;
@@ -144,10 +189,19 @@ static __always_inline void dns_answer(const struct sock *sk, const struct sk_bu
 	n = ulen - 8;
 	if (n > avail)
 		n = avail;
+	/* The server: the datagram's source address and port. */
+	peer.port = sport;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		peer.family = AF_INET;
+		bpf_probe_read_kernel(peer.addr, 4, head + nh + 12);
+	} else {
+		peer.family = AF_INET6;
+		bpf_probe_read_kernel(peer.addr, 16, head + nh + 8);
+	}
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, head + th + 8, n, ulen - 8, false, sk, 0);
+	dns_send(r, head + th + 8, n, ulen - 8, false, sk, 0, &peer);
 }
 
 SEC("fentry/skb_consume_udp")
@@ -160,7 +214,8 @@ int BPF_PROG(handle_dns_fentry, struct sock *sk, struct sk_buff *skb, int len)
 /* A query leaving in a UDP skb for port `dport` (the flow's, network
  * order), in the sending task: its UDP header is not written yet, its
  * payload is in the linear part (a query is small). */
-static __always_inline void dns_query_skb(const struct sk_buff *skb, __u16 dport)
+static __always_inline void dns_query_skb(const struct sk_buff *skb, __u16 dport,
+					  const struct dns_peer *peer)
 {
 	struct tcpstate_dns *r;
 	unsigned char *head;
@@ -186,20 +241,26 @@ static __always_inline void dns_query_skb(const struct sk_buff *skb, __u16 dport
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, head + th + 8, n, n > 0xffff ? 0xffff : n, false, skb->sk, 1);
+	dns_send(r, head + th + 8, n, n > 0xffff ? 0xffff : n, false, skb->sk, 1, peer);
 }
 
 SEC("fentry/udp_send_skb")
 int BPF_PROG(handle_dns_query4, struct sk_buff *skb, struct flowi4 *fl4, struct inet_cork *cork)
 {
-	dns_query_skb(skb, fl4->uli.ports.dport);
+	struct dns_peer peer = { .family = AF_INET, .port = fl4->uli.ports.dport };
+
+	__builtin_memcpy(peer.addr, &fl4->daddr, 4);
+	dns_query_skb(skb, fl4->uli.ports.dport, &peer);
 	return 0;
 }
 
 SEC("fentry/udp_v6_send_skb")
 int BPF_PROG(handle_dns_query6, struct sk_buff *skb, struct flowi6 *fl6, struct inet_cork *cork)
 {
-	dns_query_skb(skb, fl6->uli.ports.dport);
+	struct dns_peer peer = { .family = AF_INET6, .port = fl6->uli.ports.dport };
+
+	load_in6(peer.addr, &fl6->daddr);
+	dns_query_skb(skb, fl6->uli.ports.dport, &peer);
 	return 0;
 }
 
@@ -212,6 +273,7 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 					  __u8 query)
 {
 	struct tcpstate_dns *r;
+	struct dns_peer peer = {};
 	__u8 hdr[6];
 	struct sock *sk;
 	__u16 port = 0;
@@ -243,10 +305,19 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 	}
 	if (port != bpf_htons(DNS_PORT))
 		return;
+	/* Where a query went: the address it named, else the socket's peer;
+	 * an answer's: the peer, else (unconnected) the address as a hint. */
+	if (query && addr) {
+		peer_of_user(&peer, addr);
+	} else {
+		peer_of_sock(&peer, sk);
+		if (!peer.port && addr)
+			peer_of_user(&peer, addr);
+	}
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query);
+	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer);
 }
 
 /* The first iovec of a user msghdr, and its name (the address). */

@@ -121,7 +121,13 @@ struct tcpstate_dns {
 	__u16 wire_len;  /* the message's length (more than len when cut) */
 	__u8 comm[TCPSTATE_COMM_LEN];
 	__u8 query;      /* 1: a query sent; 0: an answer received */
-	__u8 _pad[7];
+	__u8 _pad;
+	/* The server: where a query went, or the socket's peer an answer came
+	 * from (family 0: unknown), so a failure can say which server. */
+	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 port;      /* host order */
+	__u8 _pad2[2];
+	__u8 peer[16];   /* IPv4 in the first 4 bytes, or IPv6 */
 	/* As u64 words: see tcpstate_cgroup_names. */
 	__u64 data[TCPSTATE_DNS_MAX / 8];
 };

@@ -135,6 +135,13 @@ pub(super) fn totals(
         dns_evicted: d.memory.evicted,
         dns_untrusted: d.untrusted,
         dns_unmatched: d.unmatched,
+        dns_lookups_failed: d.lookups.failed,
+        dns_lookups_recovered: d.lookups.recovered,
+        dns_lookups_undecided: d.lookups.undecided,
+        dns_lookups_folded: d.lookups.folded,
+        dns_lookups_evicted: d.lookups.evicted,
+        dns_queries_dropped: d.lookups.queries_dropped,
+        dns_resolv_conf_unreadable: d.resolv_conf_unreadable,
     }
 }
 
@@ -264,6 +271,17 @@ mod tests {
                 evicted: 210,
                 expired: 211,
             },
+            lookups: crate::dns::lookup::Stats {
+                lookups: 300,
+                failed: 301,
+                recovered: 302,
+                undecided: 303,
+                folded: 304,
+                evicted: 305,
+                queries_dropped: 306,
+                unmatched: 307,
+            },
+            resolv_conf_unreadable: 308,
         }
     }
 
@@ -302,7 +320,9 @@ mod tests {
                 "{PINNED} dns_answers=201 dns_ignored=202 dns_malformed=203 dns_bad_names=204 \
                  dns_partial=205 dns_addrs_dropped=206 dns_skipped=212 dns_learned=209 \
                  dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210 \
-                 dns_untrusted=213 dns_unmatched=214"
+                 dns_untrusted=213 dns_unmatched=214 dns_lookups_failed=301 \
+                 dns_lookups_recovered=302 dns_lookups_undecided=303 dns_lookups_folded=304 \
+                 dns_lookups_evicted=305 dns_queries_dropped=306 dns_resolv_conf_unreadable=308"
             )
         );
     }

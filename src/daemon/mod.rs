@@ -260,6 +260,9 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     engine.set_drop_reasons(tracer.info.drop_reasons.clone());
     if tracer.info.features.dns != tracer::DnsHook::Off {
         engine.set_dns(dns_config());
+        engine.set_dns_failures(Box::new(
+            crate::attribution::resolv_conf::ProcResolvConfs::new(),
+        ));
     }
     let names = Names::start(&cli.dest, tracer, &log).await;
     // Answers applications receive for these names add their addresses.

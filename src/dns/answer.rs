@@ -50,7 +50,7 @@ pub enum Skip {
 
 /// The question name as kept: labels lowercased and joined with dots. A
 /// label with a dot in it would read as two: refused.
-fn name_text<O: AsRef<[u8]>>(n: &ParsedName<O>) -> Result<Vec<u8>, Skip> {
+pub(super) fn name_text<O: AsRef<[u8]>>(n: &ParsedName<O>) -> Result<Vec<u8>, Skip> {
     let mut out = Vec::with_capacity(64);
     for label in n.iter() {
         if label.is_root() {

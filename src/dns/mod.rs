@@ -5,9 +5,12 @@
 //! text (`name`). Pure: no I/O.
 
 pub mod answer;
+pub mod lookup;
 pub mod memory;
 pub mod name;
+pub mod outcome;
 pub mod pending;
+pub mod resolvconf;
 pub mod watch;
 
 pub use memory::{Memory, MemoryStats, Scope};

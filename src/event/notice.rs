@@ -19,6 +19,8 @@ pub enum What {
     /// A connection this host opened that broke after it was established
     /// (`connection_broken`; its stage carries what it had moved).
     Broken(Failure),
+    /// A lookup whose every candidate failed (`resolve_failed`, issue 32).
+    ResolveFailed(Box<crate::dns::lookup::Failed>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

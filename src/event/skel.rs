@@ -36,7 +36,7 @@ unsafe impl plain::Plain for RawSeed {}
 // SAFETY: as RawEvent: a u64, two u32 and byte arrays, no holes.
 unsafe impl plain::Plain for RawCgroupNames {}
 // SAFETY: as RawEvent: u64, u32 and u16 fields, a byte array and u64
-// words, laid out without holes (560 bytes).
+// words, laid out without holes (592 bytes).
 unsafe impl plain::Plain for RawDns {}
 
 impl RawDns {

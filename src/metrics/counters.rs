@@ -262,6 +262,19 @@ pub const COUNTERS: &[Counter] = &[
     ),
     stop(Dns("dns_untrusted"), |v| v.totals.dns_untrusted),
     stop(Dns("dns_unmatched"), |v| v.totals.dns_unmatched),
+    stop(Dns("dns_lookups_failed"), |v| v.totals.dns_lookups_failed),
+    stop(Dns("dns_lookups_recovered"), |v| {
+        v.totals.dns_lookups_recovered
+    }),
+    stop(Dns("dns_lookups_undecided"), |v| {
+        v.totals.dns_lookups_undecided
+    }),
+    stop(Dns("dns_lookups_folded"), |v| v.totals.dns_lookups_folded),
+    stop(Dns("dns_lookups_evicted"), |v| v.totals.dns_lookups_evicted),
+    stop(Dns("dns_queries_dropped"), |v| v.totals.dns_queries_dropped),
+    stop(Dns("dns_resolv_conf_unreadable"), |v| {
+        v.totals.dns_resolv_conf_unreadable
+    }),
     both(
         Stop::No,
         (12, "tcpstate_metrics_max_destinations", G),

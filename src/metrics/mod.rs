@@ -109,6 +109,8 @@ pub struct Metrics {
     broken: [u64; Reason::ALL.len()],
     units: Vec<String>,
     unit_ids: HashMap<String, UnitId, FastHash>,
+    /// Lookups that failed (issue 32), by reason: names are never labels.
+    resolve: [u64; crate::dns::outcome::Reason::ALL.len()],
 }
 
 /// Units (or containers, by id) given a label value of their own; the rest
@@ -134,6 +136,7 @@ impl Metrics {
             broken: [0; Reason::ALL.len()],
             units: vec![String::new()],
             unit_ids: HashMap::default(),
+            resolve: Default::default(),
         }
     }
 
@@ -265,6 +268,21 @@ impl Metrics {
     }
 
     /// One connection that stayed in SYN_SENT too long (`connect_slow`).
+    /// A lookup that failed, by its reason.
+    pub fn resolve_failed(&mut self, r: crate::dns::outcome::Reason) {
+        self.resolve_failed_n(r, 1);
+    }
+
+    /// `n` lookups that failed (a source's folded ones).
+    pub fn resolve_failed_n(&mut self, r: crate::dns::outcome::Reason, n: u64) {
+        if let Some(i) = crate::dns::outcome::Reason::ALL
+            .iter()
+            .position(|x| *x == r)
+        {
+            self.resolve[i] += n;
+        }
+    }
+
     pub fn slow(&mut self, addr: IpAddr, port: u16) {
         let d = Dest { addr, port };
         if let Some(n) = self.slow.get_mut(&Some(d)) {
@@ -289,6 +307,7 @@ impl Metrics {
         }
         s.max_dests = self.max_dests;
         s.series_folded = self.folded;
+        s.resolve = self.resolve;
     }
 
     #[cfg(test)]
@@ -361,6 +380,16 @@ pub struct Totals {
     pub dns_untrusted: u64,
     /// Answers to no outstanding query of their socket: not learned.
     pub dns_unmatched: u64,
+    /// Lookups (issue 32): failed, recovered, with no verdict, folded
+    /// into their source's summary, forgotten unjudged; queries not held;
+    /// resolv.conf files that could not be read.
+    pub dns_lookups_failed: u64,
+    pub dns_lookups_recovered: u64,
+    pub dns_lookups_undecided: u64,
+    pub dns_lookups_folded: u64,
+    pub dns_lookups_evicted: u64,
+    pub dns_queries_dropped: u64,
+    pub dns_resolv_conf_unreadable: u64,
 }
 
 /// What a scrape encodes: the loop's last copy.
@@ -375,6 +404,8 @@ pub struct Snapshot {
     pub max_dests: usize,
     /// Failure series folded into `other` at the series cap.
     pub series_folded: u64,
+    /// Failed lookups by reason (see `Metrics::resolve_failed`).
+    pub resolve: [u64; crate::dns::outcome::Reason::ALL.len()],
 }
 
 /// Between the loop and the server: a flag the server raises when it

@@ -265,6 +265,19 @@ impl Collector for Fleet {
         durations(&mut e, &s)?;
         slow(&mut e, &s)?;
         broken(&mut e, &s)?;
+        // Only where DNS records are read: else there is nothing to count.
+        if s.totals.dns {
+            labelled(
+                &mut e,
+                "tcpstate_resolve_failures",
+                "DNS lookups that failed, once per lookup (search list walked, A and AAAA, every server), by reason.",
+                "reason",
+                crate::dns::outcome::Reason::ALL
+                    .iter()
+                    .map(|r| r.as_str())
+                    .zip(s.resolve),
+            )?;
+        }
         let v = Values {
             totals: &s.totals,
             stats: &self.stats,

@@ -15,11 +15,11 @@ use crate::event::{
 };
 use crate::output::clock::Stamp;
 
-fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(super) fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn addr(buf: &mut Vec<u8>, a: IpAddr) {
+pub(super) fn addr(buf: &mut Vec<u8>, a: IpAddr) {
     match a {
         IpAddr::V4(v4) => {
             // `"255.255.255.255"` at most: built on the stack, one copy.
@@ -61,7 +61,7 @@ fn comm(buf: &mut Vec<u8>, c: &Comm) {
 
 /// Any untrusted bytes (a process name, a cgroup path), escaped as `Comm`
 /// is, as a JSON string.
-fn escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.push(b'"');
     // Almost every name needs no escape: copy the plain part at once.
@@ -96,7 +96,7 @@ fn opt_str(buf: &mut Vec<u8>, v: Option<&str>) {
 
 /// `"pid":…,"tid":…,"comm":…,"process":…,"uid":…`, null when unknown, then
 /// the attribution of its cgroup.
-fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
+pub(super) fn who(line: &mut Vec<u8>, c: &Option<Caller>, attr: Option<&Attribution>) {
     match c {
         Some(c) => {
             line.extend_from_slice(b"\"pid\":");

@@ -4,6 +4,7 @@
 //! nothing; the caller owns writing (see `stdout`).
 
 pub mod clock;
+pub mod dns;
 pub mod json;
 pub mod stdout;
 pub mod text;
@@ -89,6 +90,52 @@ impl Printer {
                 );
             }
             Format::Json => crate::output::json::slow(w, &self.stamps.at(e.ts_ns), e, attr),
+        }
+        true
+    }
+
+    /// Appends a `resolve_failed` line (issue 32); false when the format
+    /// prints none.
+    pub fn resolve_failed(
+        &self,
+        w: &mut Vec<u8>,
+        f: &crate::dns::lookup::Failed,
+        attr: Option<&Attribution>,
+    ) -> bool {
+        match self.format {
+            Format::None => return false,
+            Format::Text => {
+                let _ = writeln!(
+                    w,
+                    "{} at={}",
+                    dns::FailedLine(f, attr),
+                    self.stamps.at(f.ts_ns)
+                );
+            }
+            Format::Json => dns::json_failed(w, &self.stamps.at(f.ts_ns), f, attr),
+        }
+        true
+    }
+
+    /// Appends a source's folded DNS failures, stamped `now_ns`.
+    pub fn resolve_folded(
+        &self,
+        w: &mut Vec<u8>,
+        s: &crate::dns::lookup::Folded,
+        attr: Option<&Attribution>,
+        now_ns: u64,
+    ) -> bool {
+        match self.format {
+            Format::None => return false,
+            Format::Text => {
+                let _ = writeln!(
+                    w,
+                    "{} at={}",
+                    dns::FoldedLine(s, attr),
+                    self.stamps.at(now_ns)
+                );
+            }
+            Format::Json => dns::json_folded(w, &self.stamps.at(now_ns), s, attr),
         }
         true
     }

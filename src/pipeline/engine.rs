@@ -14,6 +14,7 @@ use crate::metrics::{Metrics, UnitId};
 use crate::output::clock::Clock;
 use crate::output::Printer;
 use crate::pipeline::correlate::{Connected, Correlator, Counters, Found, Outcome};
+use crate::pipeline::dns_failures::{DnsFailures, ResolvConfs};
 use crate::pipeline::established::{Established, OpenCounters};
 use crate::pipeline::verdict::{self, Decided, VerdictStats, Verdicts};
 
@@ -116,6 +117,9 @@ pub struct DnsStats {
     /// id or question), or from a source that is not port 53: not learned.
     pub unmatched: u64,
     pub memory: MemoryStats,
+    /// Lookups judged (issue 32) and resolv.conf files unreadable.
+    pub lookups: crate::dns::lookup::Stats,
+    pub resolv_conf_unreadable: u64,
 }
 
 struct Dns {
@@ -181,6 +185,9 @@ pub struct Engine {
     notices: bool,
     /// The kernel's drop reasons by value (set by `set_drop_reasons`).
     drop_names: std::collections::HashMap<u32, &'static str>,
+    /// Lookups that failed (set by `set_dns_failures`, issue 32).
+    dns_failures: Option<DnsFailures>,
+    dns_verdicts: Vec<crate::dns::lookup::Verdict>,
 }
 
 impl Engine {
@@ -212,6 +219,60 @@ impl Engine {
             dns: None,
             drop_names: Default::default(),
             notices: false,
+            dns_failures: None,
+            dns_verdicts: Vec::new(),
+        }
+    }
+
+    /// Judges lookups from the DNS records from now on: `resolve_failed`.
+    pub fn set_dns_failures(&mut self, confs: Box<dyn ResolvConfs>) {
+        self.dns_failures = Some(DnsFailures::new(
+            crate::dns::lookup::Config::default(),
+            confs,
+        ));
+    }
+
+    /// What the lookups came to, and resolv.conf files unreadable; None
+    /// when off.
+    pub fn dns_failure_stats(&self) -> Option<(crate::dns::lookup::Stats, u64)> {
+        self.dns_failures.as_ref().map(DnsFailures::stats)
+    }
+
+    /// The lookups judged: a line each, and pages.
+    fn dns_verdicts(&mut self, now_ns: u64, finish: bool, out: &mut Out) {
+        let Some(f) = &mut self.dns_failures else {
+            return;
+        };
+        if finish {
+            f.finish(&mut self.dns_verdicts);
+        } else {
+            f.tick(now_ns, &mut self.dns_verdicts);
+        }
+        let alerts = self.policy.is_some();
+        for v in self.dns_verdicts.drain(..) {
+            if let (Some(m), crate::dns::lookup::Verdict::Failed(f)) = (&mut self.metrics, &v) {
+                m.resolve_failed(f.reason);
+            }
+            if let (Some(m), crate::dns::lookup::Verdict::Folded(s)) = (&mut self.metrics, &v) {
+                for (r, n) in &s.reasons {
+                    m.resolve_failed_n(*r, *n);
+                }
+            }
+            let attr = self
+                .attributor
+                .get(crate::pipeline::dns_failures::cgroup_of(&v));
+            crate::pipeline::dns_failures::emit(
+                v,
+                attr,
+                &self.printer,
+                now_ns,
+                crate::pipeline::dns_failures::Sinks {
+                    lines: &mut out.lines,
+                    line_count: &mut out.line_count,
+                    alerts: alerts.then_some(&mut out.alerts),
+                    notices: self.notices.then_some(&mut out.notices),
+                },
+            );
         }
     }
 
@@ -257,14 +318,22 @@ impl Engine {
     /// A DNS answer an application received, or a query it sent.
     pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
         let Some(d) = &mut self.dns else { return };
+        let payload = raw.payload();
+        if let Some(f) = &mut self.dns_failures {
+            if raw.query != 0 {
+                // Named while its cgroup surely exists.
+                self.attributor.touch(raw.cgroup_id);
+            }
+            f.record(raw, &payload);
+        }
         if raw.query != 0 {
-            if let Some(q) = answer::parse_query(&raw.payload()) {
+            if let Some(q) = answer::parse_query(&payload) {
                 d.pending.sent(raw.sk, q, raw.ts_ns);
             }
             return;
         }
         d.stats.answers += 1;
-        let ans = match answer::parse(&raw.payload()) {
+        let ans = match answer::parse(&payload) {
             Ok(a) => a,
             Err(answer::Skip::NotAnAddressAnswer) => {
                 d.stats.ignored += 1;
@@ -551,6 +620,7 @@ impl Engine {
 
     /// After each batch: the alert windows that ended by `now_ns`.
     pub fn after_batch(&mut self, now_ns: u64, out: &mut Out) {
+        self.dns_verdicts(now_ns, false, out);
         self.verdicts.tick(now_ns, &mut self.decided);
         self.conclude(now_ns, out);
         for p in [&mut self.policy, &mut self.degraded, &mut self.broken]
@@ -619,8 +689,11 @@ impl Engine {
 
     /// None when names are off.
     pub fn dns_stats(&self) -> Option<DnsStats> {
+        let (lookups, resolv_conf_unreadable) = self.dns_failure_stats().unwrap_or_default();
         self.dns.as_ref().map(|d| DnsStats {
             memory: d.memory.stats(),
+            lookups,
+            resolv_conf_unreadable,
             ..d.stats
         })
     }
@@ -632,6 +705,7 @@ impl Engine {
     /// At shutdown: the failures still held, decided failed (nothing can
     /// recover them now), then summaries of the windows still open.
     pub fn finish(&mut self, now_ns: u64, out: &mut Out) {
+        self.dns_verdicts(now_ns, true, out);
         self.verdicts.flush(&mut self.decided);
         self.conclude(now_ns, out);
         for p in [&mut self.policy, &mut self.degraded, &mut self.broken]

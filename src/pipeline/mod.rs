@@ -4,6 +4,7 @@
 //! clock of its own.
 
 pub mod correlate;
+pub mod dns_failures;
 pub mod engine;
 pub mod established;
 pub mod verdict;

@@ -253,6 +253,14 @@ pub struct AlertFields {
     /// by which rule it was found (`by name`, `retry`, `race`, `family switch`).
     pub fallback: Option<String>,
     pub rule: Option<String>,
+    /// A DNS failure (issue 32): the name asked (escaped), the query type,
+    /// the server, the rcode, `search` or `per_query`.
+    pub name: Option<String>,
+    pub qtype: Option<String>,
+    pub server: Option<String>,
+    pub rcode: Option<String>,
+    pub lookup: Option<String>,
+    pub count: Option<String>,
 }
 
 impl AlertFields {
@@ -287,6 +295,12 @@ impl AlertFields {
             ("TCPSTATE_DROP_DEV", &self.drop_dev),
             ("TCPSTATE_FALLBACK", &self.fallback),
             ("TCPSTATE_RULE", &self.rule),
+            ("TCPSTATE_NAME", &self.name),
+            ("TCPSTATE_QTYPE", &self.qtype),
+            ("TCPSTATE_SERVER", &self.server),
+            ("TCPSTATE_RCODE", &self.rcode),
+            ("TCPSTATE_LOOKUP", &self.lookup),
+            ("TCPSTATE_COUNT", &self.count),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -389,6 +403,30 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
         Alert::Resolved(r) => {
             let mut f = dest(r.dest.addr, r.dest.port);
             f.event = Some("connect_recovered".into());
+            f
+        }
+        Alert::ResolveFailed(e, attr) => {
+            let mut f = AlertFields {
+                event: Some("resolve_failed".into()),
+                reason: Some(e.reason.as_str().into()),
+                name: Some(crate::output::dns::Shown(&e.name).to_string()),
+                qtype: Some(crate::output::dns::qtype_name(e.qtype).into_owned()),
+                server: e.server.map(|s| s.to_string()),
+                rcode: e.rcode.map(|r| r.to_string()),
+                lookup: Some(crate::output::dns::lookup_kind(e).into()),
+                ..Default::default()
+            };
+            who(&mut f, &Some(crate::output::dns::caller(&e.who)), attr);
+            f
+        }
+        Alert::ResolveFolded(s, attr) => {
+            let mut f = AlertFields {
+                event: Some("resolve_failed".into()),
+                reason: s.reasons.first().map(|r| r.0.as_str().to_string()),
+                count: Some(s.count.to_string()),
+                ..Default::default()
+            };
+            who(&mut f, &Some(crate::output::dns::caller(&s.who)), attr);
             f
         }
         Alert::Summary(s) => {
@@ -619,6 +657,47 @@ mod tests {
             fields(&alert_entry("m", 99, &AlertFields::default()))[1].1,
             b"7"
         );
+    }
+
+    #[test]
+    fn a_failed_lookup_s_fields_name_it_escaped() {
+        use crate::alert::policy::Alert;
+        use crate::dns::lookup::{Failed, Server, Who};
+        let f = Failed {
+            name: b"api.example.com\nTCPSTATE_X=1".to_vec(),
+            per_query: false,
+            reason: crate::dns::outcome::Reason::NxDomain,
+            qtype: 1,
+            server: Some(Server {
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 53,
+            }),
+            rcode: Some(3),
+            who: Who {
+                pid: 9,
+                uid: 1000,
+                cgroup_id: 1,
+                comm: crate::event::Comm::new(b"java"),
+            },
+            ts_ns: 1,
+            queries: 4,
+        };
+        let fields = fields_of(&Alert::ResolveFailed(Box::new(f), None));
+        let got = fields.fields();
+        for want in [
+            ("TCPSTATE_EVENT", "resolve_failed"),
+            ("TCPSTATE_REASON", "nxdomain"),
+            ("TCPSTATE_NAME", "api.example.com\\x0aTCPSTATE_X=1"),
+            ("TCPSTATE_QTYPE", "A"),
+            ("TCPSTATE_SERVER", "10.0.0.2:53"),
+            ("TCPSTATE_RCODE", "3"),
+            ("TCPSTATE_LOOKUP", "search"),
+            ("TCPSTATE_PID", "9"),
+            ("TCPSTATE_COMM", "java"),
+            ("TCPSTATE_UID", "1000"),
+        ] {
+            assert!(got.contains(&want), "{want:?} in {got:?}");
+        }
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn encode(batch: &[Notice], host: &str, owners: &Mutex<Owners>) -> Vec<u8> {
             let ts = match &n.what {
                 What::Failed(f) | What::Degraded(f, _) | What::Broken(f) => f.ts_ns,
                 What::Slow(s) => s.ts_ns,
+                What::ResolveFailed(f) => f.ts_ns,
             };
             let t = Times {
                 event_ns: wall(ts),

@@ -261,6 +261,36 @@ pub fn record(n: &Notice, t: Times, owner: &mut dyn FnMut(u32) -> Option<String>
                 SlowLine(s).to_string(),
             )
         }
+        What::ResolveFailed(f) => {
+            // The DNS semantic conventions' names where they have one.
+            a.push(text(
+                "dns.question.name",
+                crate::output::dns::Shown(&f.name),
+            ));
+            a.push(text("error.type", f.reason.as_str()));
+            a.push(text(
+                "tcpstate.dns.qtype",
+                crate::output::dns::qtype_name(f.qtype),
+            ));
+            if let Some(r) = f.rcode {
+                a.push(int("tcpstate.dns.rcode", r));
+            }
+            if let Some(s) = f.server {
+                a.push(text("server.address", s.addr));
+                a.push(int("server.port", s.port));
+            }
+            a.push(text(
+                "tcpstate.dns.lookup",
+                crate::output::dns::lookup_kind(f),
+            ));
+            a.push(int("tcpstate.dns.queries", f.queries));
+            caller(&mut a, Some(&crate::output::dns::caller(&f.who)), owner);
+            (
+                "resolve_failed",
+                SeverityNumber::Warn,
+                crate::output::dns::FailedLine(f, n.attribution.as_ref()).to_string(),
+            )
+        }
     };
     attribution(&mut a, n.attribution.as_ref());
     a.push(text("tcpstate.event", event));
@@ -482,6 +512,45 @@ mod tests {
 
     fn s(v: &str) -> any_value::Value {
         any_value::Value::StringValue(v.into())
+    }
+
+    #[test]
+    fn a_failed_lookup_is_a_resolve_failed_record_with_its_name_escaped() {
+        use crate::dns::lookup::{Failed, Server, Who};
+        let f = Failed {
+            name: b"api\n.example".to_vec(),
+            per_query: false,
+            reason: crate::dns::outcome::Reason::ServFail,
+            qtype: 28,
+            server: Some(Server {
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 53,
+            }),
+            rcode: Some(2),
+            who: Who {
+                pid: 9,
+                uid: 0,
+                cgroup_id: 1,
+                comm: Comm::new(b"java"),
+            },
+            ts_ns: 1,
+            queries: 2,
+        };
+        let n = Notice {
+            what: What::ResolveFailed(Box::new(f)),
+            attribution: None,
+        };
+        let t = Times {
+            event_ns: 5,
+            observed_ns: 6,
+        };
+        let r = record(&n, t, &mut |_| None);
+        assert_eq!(r.event_name, "tcpstate.resolve_failed");
+        assert_eq!(attr(&r, "dns.question.name"), Some(&s("api\\x0a.example")));
+        assert_eq!(attr(&r, "error.type"), Some(&s("servfail")));
+        assert_eq!(attr(&r, "tcpstate.dns.qtype"), Some(&s("AAAA")));
+        assert_eq!(attr(&r, "server.address"), Some(&s("10.0.0.2")));
+        assert_eq!(attr(&r, "tcpstate.comm"), Some(&s("java")));
     }
 
     #[test]

@@ -79,6 +79,7 @@ fn source_of(a: &Alert) -> Option<Source> {
     match a {
         Alert::First(f, _) => f.caller.map(|c| c.source()),
         Alert::Slow(s, _) => s.caller.map(|c| c.source()),
+        Alert::ResolveFailed(f, _) => Some(f.who.source()),
         _ => None,
     }
 }

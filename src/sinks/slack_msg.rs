@@ -306,6 +306,8 @@ fn one_line(a: &Alert) -> String {
             ))
         }
         Alert::Resolved(r) => escape(&recovered(r)),
+        Alert::ResolveFailed(f, a) => escape(&crate::alert::dns::slack_line(f, a.as_ref())),
+        Alert::ResolveFolded(s, a) => escape(&crate::alert::dns::slack_folded(s, a.as_ref())),
     }
 }
 
@@ -369,6 +371,10 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                 one_line(&alerts[0])
             )));
         }
+        [Alert::ResolveFailed(..) | Alert::ResolveFolded(..)] if folded.alerts == 0 => {
+            text = one_line(&alerts[0]);
+            blocks.push(section(format!(":mag: *{text}* (on `{host}`)")));
+        }
         [Alert::Resolved(r)] if folded.alerts == 0 => {
             text = format!("TCP {} on {host}", recovered(r));
             blocks.push(section(format!(
@@ -390,6 +396,7 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
                     Alert::Summary(_) => ":repeat:",
                     Alert::Resolved(_) => ":white_check_mark:",
                     Alert::Degraded(..) => ":warning:",
+                    Alert::ResolveFailed(..) | Alert::ResolveFolded(..) => ":mag:",
                 };
                 blocks.push(section(format!("{mark} {}", one_line(a))));
             }

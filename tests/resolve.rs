@@ -1,0 +1,504 @@
+//! End to end, as root: `resolve_failed` (issue 32), one per lookup,
+//! named by the name the application asked. A real dnsmasq in the server
+//! namespace, never forwarding out: `--address=/nx.t32.test/` (and the
+//! search domains) answer NXDOMAIN; `good.t32.test` has an A record only
+//! (`--local`: its AAAA is NODATA); names it has no record or server for
+//! are REFUSED; `sf.t32.test` is forwarded to an upstream stand-in on the
+//! server namespace's own address that answers SERVFAIL, which dnsmasq
+//! relays; a second address of the server, 198.18.N.3, has its UDP port 53
+//! dropped by nftables, for timeouts. The client namespace's resolv.conf
+//! (`/etc/netns/NAME/resolv.conf`, which `ip netns exec` mounts) has a
+//! search list and ndots:5, so glibc walks the list. Real clients: getent,
+//! Python's getaddrinfo, curl, Node's dns.lookup (getaddrinfo) and
+//! dns.resolve4 (c-ares, its own sockets). No query leaves the test's
+//! namespaces. Here the kernel refuses trampolines: the daemon takes the
+//! syscall fallback, `--dns-names on`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// Every daemon sees every lookup on the host, and a source's failures
+/// fold past its first few a minute: one test at a time.
+static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The upstream dnsmasq forwards `sf.t32.test` to: a failing server,
+/// answering every query SERVFAIL (dnsmasq relays it).
+const SERVFAIL_UPSTREAM: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+while True:
+    q, a = s.recvfrom(512)
+    r = bytearray(q)
+    r[2] = 0x80 | (q[2] & 1)
+    r[3] = 0x80 | 2
+    s.sendto(bytes(r), a)
+"#;
+
+/// The test's resolver: dnsmasq on 198.18.N.2 and .3 (whose UDP 53 is
+/// dropped), the SERVFAIL upstream on .4:5353; gone on drop.
+struct Resolver {
+    children: Vec<Child>,
+    etc: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Resolver {
+    fn start(net: &Net, resolv_conf: &str) -> Resolver {
+        let n = net.n;
+        let dir = TempDir::new("t32dns");
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, format!("198.18.{n}.2 good.t32.test\n")).unwrap();
+        let upstream = dir.path().join("servfail.py");
+        std::fs::write(&upstream, SERVFAIL_UPSTREAM).unwrap();
+        let sf = Command::new("ip")
+            .args(["netns", "exec", &net.server, "python3"])
+            .arg(&upstream)
+            .arg(format!("198.18.{n}.4"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dnsmasq = Command::new("ip")
+            .args(["netns", "exec", &net.server, "/usr/sbin/dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                &format!("--addn-hosts={}", hosts.display()),
+                "--port=53",
+                &format!("--listen-address=198.18.{n}.2"),
+                &format!("--listen-address=198.18.{n}.3"),
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file=",
+                "--address=/nx.t32.test/",
+                // Answered from the hosts file alone: its AAAA is NODATA.
+                "--local=/good.t32.test/",
+                "--address=/ns.t32.test/",
+                "--address=/svc.t32.test/",
+                &format!("--server=/sf.t32.test/198.18.{n}.4#5353"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (dnsmasq-base) installed");
+        let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
+        std::fs::create_dir_all(&etc).unwrap();
+        // Owned at once: a panic below still stops them.
+        let r = Resolver {
+            children: vec![sf, dnsmasq],
+            etc,
+            _dir: dir,
+        };
+        net.server_nft(&format!(
+            "table inet t32 {{\n chain input {{\n  type filter hook input priority 0;\n  \
+             ip daddr 198.18.{n}.3 udp dport 53 drop\n }}\n}}\n"
+        ));
+        // Ready when it answers (through a plain resolv.conf).
+        std::fs::write(
+            r.etc.join("resolv.conf"),
+            format!("nameserver 198.18.{n}.2\n"),
+        )
+        .unwrap();
+        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
+            client(net, "getent", &["hosts", "good.t32.test"])
+                .0
+                .then_some(())
+        });
+        assert!(ready.is_some(), "dnsmasq did not answer");
+        std::fs::write(r.etc.join("resolv.conf"), resolv_conf).unwrap();
+        r
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}
+
+fn daemon(net: &Net) -> Daemon {
+    Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
+        .args(net.watch_args())
+        .start()
+}
+
+/// A lookup in Python that stays a moment after it: its /proc entry (and
+/// so its resolv.conf) is there when tcpstate reads its queries.
+fn python_lookup(net: &Net, name: &str) -> bool {
+    let script = format!(
+        "import socket, time\n\
+         try:\n    socket.getaddrinfo('{name}', 80); ok = True\n\
+         except OSError:\n    ok = False\n\
+         time.sleep(0.3)\n\
+         raise SystemExit(0 if ok else 1)\n"
+    );
+    client(net, "python3", &["-c", &script]).0
+}
+
+fn node_installed() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn resolve_failed(out: &Stopped) -> Vec<serde_json::Value> {
+    out.json()
+        .into_iter()
+        .filter(|v| v["event"] == "resolve_failed")
+        .collect()
+}
+
+fn search_conf(net: &Net) -> String {
+    format!(
+        "nameserver 198.18.{}.2\nsearch ns.t32.test svc.t32.test\noptions ndots:5 timeout:1 attempts:1\n",
+        net.n
+    )
+}
+
+/// A name that does not exist, looked up through a search list by five
+/// clients: each lookup (several NXDOMAINs: every candidate, A and AAAA)
+/// is one `resolve_failed`, named as asked.
+#[test]
+fn a_search_list_walk_that_fails_is_one_failure_named_as_asked() {
+    if !require_root("a_search_list_walk_that_fails_is_one_failure_named_as_asked") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(140);
+    let _r = Resolver::start(&net, &search_conf(&net));
+    let d = daemon(&net);
+    assert!(python_lookup(&net, "good.t32.test"));
+    assert!(!python_lookup(&net, "py.nx.t32.test"));
+    assert!(!client(&net, "getent", &["hosts", "getent.nx.t32.test"]).0);
+    client(&net, "curl", &["-s", "-m", "3", "http://curl.nx.t32.test/"]);
+    let node = node_installed();
+    if node {
+        client(
+            &net,
+            "node",
+            &[
+                "-e",
+                "const dns = require('dns');\
+                 dns.lookup('lookup.nx.t32.test', () => \
+                   dns.resolve4('resolve.nx.t32.test', () => setTimeout(() => {}, 300)));",
+            ],
+        );
+    } else {
+        eprintln!("node is not installed: its clients are skipped");
+    }
+    for name in ["py", "getent", "curl"] {
+        let _ = d.wait_line(&format!("\"{name}.nx.t32.test\""), Duration::from_secs(15));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let out = d.stop();
+    let failed = resolve_failed(&out);
+    for v in &failed {
+        eprintln!("{v}");
+    }
+    let mut expect = vec![
+        ("py.nx.t32.test", "python3"),
+        ("getent.nx.t32.test", "getent"),
+        ("curl.nx.t32.test", "curl"),
+    ];
+    if node {
+        expect.push(("lookup.nx.t32.test", ""));
+        expect.push(("resolve.nx.t32.test", ""));
+    }
+    for (name, comm) in expect {
+        let of: Vec<_> = failed.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(of.len(), 1, "one failure for {name}: {failed:?}");
+        let v = of[0];
+        assert_eq!(v["reason"], "nxdomain", "{v}");
+        assert_eq!(v["rcode"], 3, "{v}");
+        assert_eq!(v["server"], format!("198.18.{}.2:53", net.n), "{v}");
+        assert_eq!(v["lookup"], "search", "{v}");
+        if !comm.is_empty() {
+            assert_eq!(v["comm"], comm, "{v}");
+        }
+    }
+    // Never a candidate of the walk, never the good name.
+    assert!(
+        !failed.iter().any(|v| {
+            let n = v["name"].as_str().unwrap_or("");
+            n.ends_with(".ns.t32.test") || n.ends_with(".svc.t32.test") || n == "good.t32.test"
+        }),
+        "{failed:?}"
+    );
+}
+
+/// The first server never answers (its UDP 53 dropped); the second does:
+/// recovered, no failure. Then NODATA on AAAA beside a good A: none either.
+#[test]
+fn a_lookup_answered_by_the_second_server_or_with_nodata_beside_an_address_is_no_failure() {
+    if !require_root(
+        "a_lookup_answered_by_the_second_server_or_with_nodata_beside_an_address_is_no_failure",
+    ) {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(141);
+    let n = net.n;
+    let _r = Resolver::start(
+        &net,
+        &format!(
+            "nameserver 198.18.{n}.3\nnameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:1\n"
+        ),
+    );
+    let d = daemon(&net);
+    assert!(python_lookup(&net, "good.t32.test"));
+    assert!(client(&net, "getent", &["ahosts", "good.t32.test"]).0);
+    std::thread::sleep(Duration::from_secs(4));
+    let out = d.stop();
+    let failed = resolve_failed(&out);
+    assert!(failed.is_empty(), "{failed:?}\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("dns_lookups_recovered="),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stat("dns_lookups_recovered") >= 1, "{}", out.stderr);
+}
+
+/// A server that never answers: `timeout`, once the resolver gave up
+/// (timeout × attempts), naming the server asked. SERVFAIL and REFUSED
+/// from dnsmasq, and NODATA (IPv6 alone asked of an IPv4-only name), each
+/// its own reason.
+#[test]
+fn timeouts_servfail_and_refused_are_each_one_failure() {
+    if !require_root("timeouts_servfail_and_refused_are_each_one_failure") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(142);
+    let n = net.n;
+    let _r = Resolver::start(
+        &net,
+        &format!("nameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:2\n"),
+    );
+    let d = daemon(&net);
+    assert!(!python_lookup(&net, "y.sf.t32.test"));
+    assert!(!python_lookup(&net, "unknown.t32.test"));
+    // The name has an A record only: asked for IPv6 alone, NODATA.
+    let v6only = "import socket, time\n\
+                  try: socket.getaddrinfo('good.t32.test', 80, socket.AF_INET6)\n\
+                  except OSError: pass\n\
+                  time.sleep(0.3)\n";
+    client(&net, "python3", &["-c", v6only]);
+    // The dropped server, in a resolv.conf of its own: a private mount
+    // namespace inside the client's network namespace.
+    let dir = TempDir::new("t32conf");
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(
+        &conf,
+        format!("nameserver 198.18.{n}.3\noptions timeout:1 attempts:2\n"),
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind '{}' /etc/resolv.conf && python3 -c \"\
+import socket, time\n\
+try: socket.getaddrinfo('slow.t32.test', 80)\n\
+except OSError: pass\n\
+time.sleep(0.3)\"",
+        conf.display()
+    );
+    let t0 = std::time::Instant::now();
+    client(&net, "unshare", &["-m", "sh", "-c", &script]);
+    eprintln!("the timed-out lookup took {:?}", t0.elapsed());
+    // Judged once the resolver gave up (2 s after its last try) and a
+    // second of quiet: on a loaded machine, a while.
+    assert!(
+        d.wait_line("\"slow.t32.test\"", Duration::from_secs(20)),
+        "no verdict for slow.t32.test"
+    );
+    let out = d.stop();
+    let failed = resolve_failed(&out);
+    for v in out.json().iter().filter(|v| v["event"] != "connect_failed") {
+        eprintln!("{v}");
+    }
+    eprintln!("{}", out.stderr.lines().last().unwrap_or(""));
+    let one = |name: &str| {
+        let of: Vec<_> = failed.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(of.len(), 1, "one failure for {name}: {failed:?}");
+        of[0].clone()
+    };
+    let sf = one("y.sf.t32.test");
+    assert_eq!(
+        (&sf["reason"], &sf["rcode"]),
+        (&"servfail".into(), &2.into()),
+        "{sf}"
+    );
+    let refused = one("unknown.t32.test");
+    assert_eq!(
+        (&refused["reason"], &refused["rcode"]),
+        (&"refused".into(), &5.into()),
+        "{refused}"
+    );
+    let nodata = one("good.t32.test");
+    assert_eq!(
+        (&nodata["reason"], &nodata["rcode"], &nodata["qtype"]),
+        (&"nodata".into(), &0.into(), &"AAAA".into()),
+        "{nodata}"
+    );
+    let slow = one("slow.t32.test");
+    assert_eq!(slow["reason"], "timeout", "{slow}");
+    assert!(slow["rcode"].is_null(), "{slow}");
+    assert_eq!(slow["server"], format!("198.18.{n}.3:53"), "{slow}");
+    assert_eq!(slow["comm"], "python3", "{slow}");
+}
+
+/// A flood of unique NXDOMAIN names from one source (another uid) beside
+/// a victim's single failure: the victim's comes out in full, the flood's
+/// first few too, the rest counted into its source's summary.
+#[test]
+fn a_flood_of_nxdomains_folds_and_cannot_hide_a_victims_failure() {
+    if !require_root("a_flood_of_nxdomains_folds_and_cannot_hide_a_victims_failure") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(143);
+    let n = net.n;
+    let _r = Resolver::start(
+        &net,
+        &format!("nameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:1\n"),
+    );
+    let d = daemon(&net);
+    let flood = "import socket, time\n\
+                 for i in range(2000):\n\
+                 \x20   try: socket.getaddrinfo('f%d.nx.t32.test' % i, 80, socket.AF_INET)\n\
+                 \x20   except OSError: pass\n\
+                 time.sleep(0.3)\n";
+    let mut scanner = Command::new("ip")
+        .args(["netns", "exec", &net.client])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        // The system's python: a pyenv shim under /root is not theirs.
+        .args(["/usr/bin/python3", "-c", flood])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!python_lookup(&net, "victim.nx.t32.test"));
+    assert!(scanner.wait().unwrap().success());
+    std::thread::sleep(Duration::from_secs(3));
+    let out = d.stop();
+    let json = out.json();
+    let failed = resolve_failed(&out);
+    let victim: Vec<_> = failed
+        .iter()
+        .filter(|v| v["name"] == "victim.nx.t32.test")
+        .collect();
+    assert_eq!(victim.len(), 1, "{failed:?}");
+    assert_eq!(victim[0]["uid"], 0);
+    let flood_full = failed.iter().filter(|v| v["uid"] == 65534).count();
+    assert!(flood_full <= 10, "the flood's firsts only: {flood_full}");
+    let summaries: Vec<_> = json
+        .iter()
+        .filter(|v| v["event"] == "resolve_failed_summary" && v["uid"] == 65534)
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    let count = summaries[0]["count"].as_u64().unwrap();
+    eprintln!("{}", summaries[0]);
+    assert!(
+        count as usize + flood_full >= 1500,
+        "the flood counted: {count} + {flood_full}\n{}",
+        out.stderr
+    );
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    Ok((status, body))
+}
+
+/// One failure to every sink a test can stand in for: the syslog line,
+/// the Slack message (`DNS failure: … cannot resolve …: NXDOMAIN from …`),
+/// the text stream, and /metrics by reason.
+#[test]
+fn a_failed_lookup_reaches_syslog_slack_text_and_metrics() {
+    if !require_root("a_failed_lookup_reaches_syslog_slack_text_and_metrics") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(144);
+    let n = net.n;
+    let _r = Resolver::start(&net, &search_conf(&net));
+    let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
+    let mport = free_port();
+    let d = Daemon::builder([
+        "--format",
+        "text",
+        "--dns-names",
+        "on",
+        "--metrics-addr",
+        &format!("127.0.0.1:{mport}"),
+    ])
+    .alerts_to(&syslog, &slack)
+    .args(net.watch_args())
+    .start();
+    assert!(!python_lookup(&net, "api.nx.t32.test"));
+    let lines = syslog.wait_for("DNS failure detected", 1, Duration::from_secs(10));
+    eprintln!("syslog: {}", lines[0]);
+    assert!(
+        lines[0].contains("name=api.nx.t32.test reason=nxdomain"),
+        "{lines:?}"
+    );
+    let reqs = slack.wait_requests(1, Duration::from_secs(10));
+    let text = reqs[0].1["text"].as_str().unwrap().to_string();
+    eprintln!("slack: {text}");
+    assert_eq!(
+        text,
+        format!("DNS failure: python3 (pid {}) cannot resolve api.nx.t32.test: NXDOMAIN from 198.18.{n}.2", {
+            let pid = lines[0]
+                .split(" pid=")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .unwrap();
+            pid.to_string()
+        })
+    );
+    let (status, body) = http_get(mport, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let nx = body
+        .lines()
+        .find(|l| l.starts_with("tcpstate_resolve_failures_total{reason=\"nxdomain\"}"))
+        .unwrap_or_else(|| panic!("{body}"));
+    eprintln!("metrics: {nx}");
+    assert!(nx.ends_with(" 1"), "{nx}");
+    let out = d.stop();
+    let text_line = out
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("DNS failure detected: name=api.nx.t32.test"))
+        .unwrap_or_else(|| panic!("{:?}", out.stdout));
+    eprintln!("text: {text_line}");
+    assert!(
+        text_line.contains(&format!("server=198.18.{n}.2:53")),
+        "{text_line}"
+    );
+}
