@@ -9,6 +9,8 @@ Run as root:
 - dns:     8 units asking 8,000 unique names each (dnsmasq's synth-domain
            answers each with its own address): 64,000 pairs, past the DNS
            memory's bound;
+- established: 40,000 connections made (and closed) to a listener here:
+           past the 32,768 connections remembered for connection_broken;
 - pending: 65,536 connects left in SYN_SENT at once (the server drops
            them), tcpstate's --max-pending, held 20 s, then abandoned.
 Each step is paced within what the ring buffer holds between drains: it
@@ -92,6 +94,36 @@ for u in range(8):
     s.close()
 leave()
 say("dns: 64,000 unique names from 8 units")
+
+# established: connections that succeed, to a listener on the client's
+# own address. The server closes first, so TIME_WAIT is on its side and
+# the client's ports are free again at once.
+import threading
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("198.18.119.1", 5000))
+lst.listen(1024)
+
+
+def accept_all():
+    while True:
+        try:
+            c, _ = lst.accept()
+        except OSError:
+            return
+        c.close()
+
+
+threading.Thread(target=accept_all, daemon=True).start()
+unit("fill-e.scope")
+for k in range(40000):
+    s = socket.socket()
+    s.connect(("198.18.119.1", 5000))
+    s.recv(1)
+    s.close()
+leave()
+lst.close()
+say("established: 40,000 connections made")
 
 # pending: 65,536 SYNs the server drops, from 4 processes (a process may
 # hold 20,000 fds here).
