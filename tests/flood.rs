@@ -275,8 +275,8 @@ fn in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported() {
              port = int(sys.argv[1])\n\
              sys.stdin.readline()\n\
              for _ in range(5):\n\
-             \x20   s = socket.socket()\n\
-             \x20   try: s.connect(('127.0.0.1', port))\n\
+             \x20   s = socket.socket(socket.AF_INET6)\n\
+             \x20   try: s.connect(('::1', port))\n\
              \x20   except OSError: pass\n\
              \x20   s.close()\n\
              \x20   time.sleep(0.05)\n\
@@ -290,9 +290,10 @@ fn in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported() {
         .unwrap();
     let host_pid = victim.id();
     let syslog = FakeSyslog::start();
-    // Every Slack post is a refused connect of tcpstate's own.
+    // Every Slack post is a refused connect of tcpstate's own. All of it
+    // on ::1, which the other tests here (127.0.0.0/8) do not watch.
     let slack_port = free_port();
-    let url = format!("http://127.0.0.1:{slack_port}/services/T/B/X");
+    let url = format!("http://[::1]:{slack_port}/services/T/B/X");
     // sh is the namespace's pid 1; the daemon, forked next, gets the pid
     // after ns_last_pid: the victim's host pid.
     let d = Daemon::builder([
@@ -303,7 +304,7 @@ fn in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported() {
         "--slack-url",
         &url,
         "-d",
-        "127.0.0.0/8",
+        "::1/128",
     ])
     .via([
         "unshare",
@@ -333,7 +334,7 @@ fn in_a_pid_namespace_a_process_with_tcpstates_pid_is_still_reported() {
                 .split_whitespace()
                 .filter_map(|p| p.parse().ok())
                 .collect();
-            (ids.len() == 2).then_some((pid, ids[1]))
+            (ids.len() == 2).then(|| (pid, ids[1]))
         })
         .collect();
     assert_eq!(found.len(), 1, "one namespaced tcpstate: {found:?}");
