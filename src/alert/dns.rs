@@ -83,29 +83,10 @@ pub fn slack_folded(s: &Folded, attr: Option<&Attribution>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Comm;
 
     #[test]
     fn the_issue_s_wording() {
-        let f = Failed {
-            name: b"api.example.com".to_vec(),
-            per_query: false,
-            reason: Reason::NxDomain,
-            qtype: 1,
-            server: Some(Server {
-                addr: "10.0.0.2".parse().unwrap(),
-                port: 53,
-            }),
-            rcode: Some(3),
-            who: Who {
-                pid: 7,
-                uid: 0,
-                cgroup_id: 1,
-                comm: Comm::new(b"java"),
-            },
-            ts_ns: 0,
-            queries: 8,
-        };
+        let f = Failed::sample(b"api.example.com", 7, 0, b"java");
         let unit = Attribution {
             unit: Some("checkout.service".into()),
             ..Default::default()

@@ -112,6 +112,33 @@ pub struct Failed {
     pub queries: u32,
 }
 
+impl Failed {
+    /// An NXDOMAIN for `name` from 10.0.0.2:53 (A, 8 queries), as the
+    /// sinks' tests use it.
+    #[cfg(test)]
+    pub fn sample(name: &[u8], pid: u32, uid: u32, comm: &[u8]) -> Failed {
+        Failed {
+            name: name.to_vec(),
+            per_query: false,
+            reason: Reason::NxDomain,
+            qtype: 1,
+            server: Some(Server {
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 53,
+            }),
+            rcode: Some(3),
+            who: Who {
+                pid,
+                uid,
+                cgroup_id: 1,
+                comm: crate::event::Comm::new(comm),
+            },
+            ts_ns: 1_000_000_000,
+            queries: 8,
+        }
+    }
+}
+
 /// A source's failures past its firsts, in one window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folded {

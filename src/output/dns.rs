@@ -179,31 +179,10 @@ impl fmt::Display for FoldedLine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::lookup::Server;
-    use crate::dns::outcome::Reason;
-    use crate::event::Comm;
     use crate::output::clock::{Clock, Stamps};
 
     fn failed() -> Failed {
-        Failed {
-            name: b"api\n\"x\xff".to_vec(),
-            per_query: false,
-            reason: Reason::NxDomain,
-            qtype: 1,
-            server: Some(Server {
-                addr: "10.0.0.2".parse().unwrap(),
-                port: 53,
-            }),
-            rcode: Some(3),
-            who: Who {
-                pid: 42,
-                uid: 1000,
-                cgroup_id: 1,
-                comm: Comm::new(b"getent"),
-            },
-            ts_ns: 1_000_000_000,
-            queries: 8,
-        }
+        Failed::sample(b"api\n\"x\xff", 42, 1000, b"getent")
     }
 
     #[test]

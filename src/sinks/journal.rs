@@ -662,26 +662,8 @@ mod tests {
     #[test]
     fn a_failed_lookup_s_fields_name_it_escaped() {
         use crate::alert::policy::Alert;
-        use crate::dns::lookup::{Failed, Server, Who};
-        let f = Failed {
-            name: b"api.example.com\nTCPSTATE_X=1".to_vec(),
-            per_query: false,
-            reason: crate::dns::outcome::Reason::NxDomain,
-            qtype: 1,
-            server: Some(Server {
-                addr: "10.0.0.2".parse().unwrap(),
-                port: 53,
-            }),
-            rcode: Some(3),
-            who: Who {
-                pid: 9,
-                uid: 1000,
-                cgroup_id: 1,
-                comm: crate::event::Comm::new(b"java"),
-            },
-            ts_ns: 1,
-            queries: 4,
-        };
+        use crate::dns::lookup::Failed;
+        let f = Failed::sample(b"api.example.com\nTCPSTATE_X=1", 9, 1000, b"java");
         let fields = fields_of(&Alert::ResolveFailed(Box::new(f), None));
         let got = fields.fields();
         for want in [
