@@ -239,15 +239,27 @@ fn summary_fields(s: &Summary) -> Value {
     json!({"type": "section", "fields": fields})
 }
 
-/// `, in web-1, pod payments/api-7f9c` where the runtime named them;
-/// escaped as process names are (Slack's escaping comes on top).
-fn in_container(attr: Option<&Attribution>) -> String {
+/// `, in web-1, pod payments/api-7f9c`, or `, unit cron.service, user
+/// unit app.service`: the source as far as it is known; escaped as
+/// process names are (Slack's escaping comes on top).
+fn source(attr: Option<&Attribution>) -> String {
     let Some(a) = attr else {
         return String::new();
     };
     let mut s = String::new();
-    if let Some(n) = &a.container_name {
-        s.push_str(&format!(", in {}", Escaped(n)));
+    // A grouped line has no fields: it names the source itself, so a
+    // digest still tells a user's unit from the system's.
+    match (&a.container_name, &a.container, &a.unit) {
+        (Some(n), _, _) => s.push_str(&format!(", in {}", Escaped(n))),
+        (None, Some(id), _) => s.push_str(&format!(
+            ", in container {}",
+            Escaped(id.get(..12).unwrap_or(id))
+        )),
+        (None, None, Some(u)) => s.push_str(&format!(", unit {}", Escaped(u))),
+        (None, None, None) => {}
+    }
+    if let Some(u) = &a.user_unit {
+        s.push_str(&format!(", user unit {}", Escaped(u)));
     }
     if a.pod_name.is_some() || a.pod_namespace.is_some() {
         s.push_str(&format!(", pod {}", crate::output::text::PodRef(a)));
@@ -270,7 +282,7 @@ fn one_line(a: &Alert) -> String {
                 f.reason,
                 f.stage.name(),
                 who(&f.caller),
-                in_container(a.as_ref()),
+                source(a.as_ref()),
             ))
         }
         Alert::Slow(e, a) => escape(&format!(
@@ -278,14 +290,14 @@ fn one_line(a: &Alert) -> String {
             NamedEndpoint(e.dname.as_ref(), e.daddr, e.dport),
             Millis(e.elapsed_ns),
             who(&e.caller),
-            in_container(a.as_ref()),
+            source(a.as_ref()),
         )),
         Alert::Degraded(f, fb, a) => escape(&format!(
             "{} {} ({}{}), recovered: fell back to {} ({})",
             NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
             f.reason,
             who(&f.caller),
-            in_container(a.as_ref()),
+            source(a.as_ref()),
             Endpoint(fb.daddr, Some(fb.dport)),
             fb.rule.name(),
         )),
@@ -679,6 +691,51 @@ mod tests {
         let v = render("h", &[Alert::First(f, None)], Folded::default());
         assert!(!v["text"].as_str().unwrap().contains(" after "), "{v}");
         assert!(all_text(&v["blocks"]).contains("unknown (its start was not seen)"));
+    }
+
+    /// A digest has no fields: each line names its source, so a user's
+    /// `postgresql.service` never reads as the system's.
+    #[test]
+    fn digest_lines_name_the_unit_and_the_users_own_unit() {
+        let system = Attribution {
+            unit: Some("postgresql.service".into()),
+            ..Default::default()
+        };
+        let user = Attribution {
+            unit: Some("user@1000.service".into()),
+            user_unit: Some("postgresql.service".into()),
+            ..Default::default()
+        };
+        let bare = Attribution {
+            container: Some("ecb6e71de1606867ecb6e71de16042dc".into()),
+            ..Default::default()
+        };
+        let v = render(
+            "h",
+            &[
+                Alert::First(failure(b"curl"), Some(system)),
+                Alert::First(failure(b"curl"), Some(user)),
+                Alert::First(failure(b"curl"), Some(bare)),
+            ],
+            Folded::default(),
+        );
+        let lines: Vec<String> = v["blocks"].as_array().unwrap()[1..]
+            .iter()
+            .map(|b| b["text"]["text"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            lines[0].contains("(curl (pid 77), unit postgresql.service)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1]
+                .contains("(curl (pid 77), unit user@1000.service, user unit postgresql.service)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("(curl (pid 77), in container ecb6e71de160)"),
+            "{lines:?}"
+        );
     }
 
     /// Issue 29, finding 7: 256-byte pod, namespace and container names
