@@ -10,6 +10,8 @@
 //! - `fs`: temporary directories and the cgroup v2 mount;
 //! - `dns`: a real resolver (dnsmasq) for the client namespace, and
 //!   running a client there;
+//! - `servers`: real Prometheus and Alertmanager on loopback, and an HTTP
+//!   GET for them and for /metrics;
 //!
 //! and here, what they all use: the root check, running a command, the
 //! binary under test, and the one way to wait for something (`poll`).
@@ -19,11 +21,12 @@ mod daemon;
 mod dns;
 mod fs;
 mod net;
+mod servers;
 mod standins;
 
 // Each test binary uses a different part, so some go unused in each.
 #[allow(unused_imports)]
-pub use {daemon::*, dns::*, fs::*, net::*, standins::*};
+pub use {daemon::*, dns::*, fs::*, net::*, servers::*, standins::*};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
