@@ -116,6 +116,18 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// Adds `198.18.N.2 name` to dnsmasq's hosts, read again on SIGHUP.
+    fn add_host(&self, net: &Net, name: &str) {
+        let hosts = self._dir.path().join("hosts");
+        let mut h = std::fs::read_to_string(&hosts).unwrap();
+        h.push_str(&format!("198.18.{}.2 {name}\n", net.n));
+        std::fs::write(&hosts, h).unwrap();
+        let pid = nix::unistd::Pid::from_raw(self.children[1].id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+}
+
 impl Drop for Resolver {
     fn drop(&mut self) {
         for c in &mut self.children {
@@ -419,23 +431,6 @@ fn a_flood_of_nxdomains_folds_and_cannot_hide_a_victims_failure() {
     );
 }
 
-/// A plain HTTP GET on loopback: (status, body).
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
-    Ok((status, body))
-}
-
 /// One failure to every sink a test can stand in for: the syslog line,
 /// the Slack message (`DNS failure: … cannot resolve …: NXDOMAIN from …`),
 /// the text stream, and /metrics by reason.
@@ -501,4 +496,101 @@ fn a_failed_lookup_reaches_syslog_slack_text_and_metrics() {
         text_line.contains(&format!("server=198.18.{n}.2:53")),
         "{text_line}"
     );
+}
+
+/// Issue 32: a name that does not resolve is an Alertmanager alert of its
+/// own, `DNSResolutionFailing`, labelled by the name; it resolves when a
+/// lookup of that name is answered. Real Alertmanager, its webhook to a
+/// stand-in receiver.
+#[test]
+fn a_name_that_does_not_resolve_alerts_alertmanager_until_it_is_answered() {
+    if !require_root("a_name_that_does_not_resolve_alerts_alertmanager_until_it_is_answered") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(145);
+    let n = net.n;
+    // No search list: the name asked is the name answered.
+    let r = Resolver::start(
+        &net,
+        &format!("nameserver 198.18.{n}.2\noptions timeout:1 attempts:1\n"),
+    );
+    let hook = FakeSlack::start();
+    let am = Server::alertmanager(&format!("http://127.0.0.1:{}/hook", hook.port));
+    let d = Daemon::builder([
+        "--format",
+        "json",
+        "--no-syslog",
+        "--dns-names",
+        "on",
+        "--alert-window",
+        "2s",
+        "--resolve-after",
+        "60s",
+        "--alertmanager-url",
+        &format!("http://127.0.0.1:{}", am.port),
+    ])
+    .args(net.watch_args())
+    .hostname("dns-fleet")
+    .start();
+    // dnsmasq has no record and no upstream for it: REFUSED.
+    assert!(!python_lookup(&net, "late.t32.test"));
+    let firing = poll(
+        "DNSResolutionFailing firing",
+        Duration::from_secs(20),
+        || {
+            notifications(&hook, "DNSResolutionFailing")
+                .into_iter()
+                .next()
+        },
+    )
+    .unwrap_or_else(|| panic!("no notification: {:?}", hook.requests()));
+    eprintln!("firing: {firing:?}");
+    assert_eq!(firing.0, "firing", "{firing:?}");
+    let a = &firing.1[0];
+    assert_eq!(a["labels"]["name"], "late.t32.test", "{a}");
+    assert_eq!(a["labels"]["reason"], "refused", "{a}");
+    assert_eq!(a["labels"]["instance"], "dns-fleet", "{a}");
+    let summary = a["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("DNS lookups on dns-fleet of late.t32.test fail: ")
+            && summary.ends_with(&format!("REFUSED from 198.18.{n}.2")),
+        "{summary}"
+    );
+    assert!(
+        a["annotations"]["sources"]
+            .as_str()
+            .unwrap()
+            .starts_with("python3 (pid "),
+        "{a}"
+    );
+    assert_eq!(a["annotations"]["lookup"], "search", "{a}");
+
+    // The name now has an address: its next lookup is answered.
+    r.add_host(&net, "late.t32.test");
+    let answered = poll("late.t32.test answered", Duration::from_secs(10), || {
+        python_lookup(&net, "late.t32.test").then_some(())
+    });
+    assert!(answered.is_some(), "dnsmasq never answered late.t32.test");
+    let resolved = poll(
+        "DNSResolutionFailing resolved",
+        Duration::from_secs(20),
+        || {
+            notifications(&hook, "DNSResolutionFailing")
+                .into_iter()
+                .find(|n| n.0 == "resolved")
+        },
+    )
+    .unwrap_or_else(|| panic!("not resolved: {:?}", hook.requests()));
+    eprintln!("resolved: {resolved:?}");
+    let summary = resolved.1[0]["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("late.t32.test resolve again: ")
+            && summary.ends_with("; a lookup of it was answered"),
+        "{summary}"
+    );
+    let out = d.stop();
+    assert_eq!(out.stat("fired"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("resolved"), 1, "{}", out.stderr);
+    assert_eq!(out.stat("am_lost_alerts"), 0, "{}", out.stderr);
 }

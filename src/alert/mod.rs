@@ -4,6 +4,7 @@
 //! each in words every sink shares. Delivery is in `crate::sinks`.
 
 pub mod dns;
+pub mod dns_fleet;
 pub mod policy;
 pub mod resolve;
 pub mod types;

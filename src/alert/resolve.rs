@@ -329,17 +329,20 @@ impl Resolver {
         self.failed(Trouble::Failing, f, attr, now_ns, fleet);
     }
 
-    /// A failure the application recovered from. Tracked only for
-    /// Alertmanager, like hanging attempts.
-    pub fn on_degraded(
+    /// A failure tracked only for Alertmanager: one the application
+    /// recovered from ([`Trouble::Degraded`]), or a connection that broke
+    /// after it was established ([`Trouble::Broken`]: a success does not
+    /// resolve it, connections are made and still break; only quiet does).
+    pub fn on_fleet_only(
         &mut self,
+        trouble: Trouble,
         f: &Failure,
         attr: Option<&Attribution>,
         now_ns: u64,
         fleet: &mut Vec<FleetAlert>,
     ) {
         if self.cfg.fleet {
-            self.failed(Trouble::Degraded, f, attr, now_ns, fleet);
+            self.failed(trouble, f, attr, now_ns, fleet);
         }
     }
 
@@ -357,21 +360,6 @@ impl Resolver {
         };
         let at = Sighting::of(f, attr.and_then(|a| self.last_label.of(a)));
         self.seen((trouble, dest), at, now_ns, fleet);
-    }
-
-    /// A connection that broke after it was established. Tracked only for
-    /// Alertmanager: a success does not resolve it (connections are made
-    /// and still break), only quiet does.
-    pub fn on_broken(
-        &mut self,
-        f: &Failure,
-        attr: Option<&Attribution>,
-        now_ns: u64,
-        fleet: &mut Vec<FleetAlert>,
-    ) {
-        if self.cfg.fleet {
-            self.failed(Trouble::Broken, f, attr, now_ns, fleet);
-        }
     }
 
     /// An attempt found hanging (`connect_slow`). Tracked only for

@@ -17,6 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
+use crate::alert::dns_fleet::DnsFleet;
 use crate::alert::resolve::Resolver;
 use crate::cli::Cli;
 use crate::daemon::notify::{listen_fds, notify, notify_with_fds, stash, unstash};
@@ -263,6 +264,9 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
         engine.set_dns_failures(Box::new(
             crate::attribution::resolv_conf::ProcResolvConfs::new(),
         ));
+        if sinks.fleet() {
+            engine.set_dns_fleet(DnsFleet::new(resolve_config(cli, true)));
+        }
     }
     let names = Names::start(&cli.dest, tracer, &log).await;
     // Answers applications receive for these names add their addresses.
@@ -560,6 +564,9 @@ fn ship(out: &mut Out, stdout: Option<&StdoutSink>, sinks: &Sinks) {
     }
     for a in out.fleet.drain(..) {
         sinks.send_fleet(&a);
+    }
+    for a in out.fleet_dns.drain(..) {
+        sinks.send_fleet_dns(&a);
     }
     for n in out.notices.drain(..) {
         sinks.send_notice(n);

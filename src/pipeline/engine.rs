@@ -3,8 +3,9 @@
 //! batch and ships what came out: lines to stdout, alerts to the sinks.
 //! No I/O and no clock of its own, so tests drive it with made-up records.
 
+use crate::alert::dns_fleet::{DnsFleet, DnsFleetAlert};
 use crate::alert::policy::{Alert, Policy, PolicyStats};
-use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver};
+use crate::alert::resolve::{FleetAlert, ResolveStats, Resolver, Trouble};
 use crate::dns::pending::Pending;
 use crate::dns::{answer, memory, Dname, Memory, MemoryStats, Scope};
 use crate::event::notice::{Notice, What};
@@ -72,6 +73,8 @@ pub struct Out {
     pub alerts: Vec<Alert>,
     /// Posts for Alertmanager (firing, re-posts, resolved).
     pub fleet: Vec<FleetAlert>,
+    /// Posts for Alertmanager of names that do not resolve.
+    pub fleet_dns: Vec<DnsFleetAlert>,
     /// Answers for names `--dest` watches (see `Engine::watch_names`):
     /// their addresses join the watch.
     pub followed: Vec<answer::Answer>,
@@ -179,6 +182,8 @@ pub struct Engine {
     metrics: Option<Metrics>,
     /// Firing/resolved per destination (set by `set_resolver`).
     resolver: Option<Resolver>,
+    /// Firing/resolved per name that does not resolve (Alertmanager).
+    dns_fleet: Option<DnsFleet>,
     /// Address→name memory (set by `set_dns`).
     dns: Option<Dns>,
     /// Whether failures and slow attempts also go to `Out::notices`.
@@ -216,6 +221,7 @@ impl Engine {
             slow_seen: 0,
             metrics: None,
             resolver: None,
+            dns_fleet: None,
             dns: None,
             drop_names: Default::default(),
             notices: false,
@@ -261,6 +267,10 @@ impl Engine {
             let attr = self
                 .attributor
                 .get(crate::pipeline::dns_failures::cgroup_of(&v));
+            if let (Some(d), crate::dns::lookup::Verdict::Failed(f)) = (&mut self.dns_fleet, &v) {
+                let who = crate::alert::dns::subject(&f.who, attr);
+                d.on_failed(f, who, now_ns, &mut out.fleet_dns);
+            }
             crate::pipeline::dns_failures::emit(
                 v,
                 attr,
@@ -358,6 +368,9 @@ impl Engine {
         d.stats.addrs_dropped += ans.dropped as u64;
         let scope = Scope::of(raw.uid, raw.netns, d.host_netns, raw.cgroup_id);
         d.memory.learn(scope, &ans.name, &ans.addrs, raw.ts_ns);
+        if let (Some(f), false) = (&mut self.dns_fleet, ans.addrs.is_empty()) {
+            f.on_answered(&ans.name, raw.ts_ns, &mut out.fleet_dns);
+        }
         // For verdicts: when the receiver has failed on every address.
         let addrs: Vec<std::net::IpAddr> = ans.addrs.iter().map(|a| a.0.to_canonical()).collect();
         let source = crate::event::Source {
@@ -399,6 +412,12 @@ impl Engine {
     /// Tracks firing and resolved destinations from now on.
     pub fn set_resolver(&mut self, r: Resolver) {
         self.resolver = Some(r);
+    }
+
+    /// Tracks firing and resolved names for Alertmanager from now on
+    /// (with `set_dns_failures`).
+    pub fn set_dns_fleet(&mut self, d: DnsFleet) {
+        self.dns_fleet = Some(d);
     }
 
     /// One record; `now_ns` is the batch's monotonic time.
@@ -487,7 +506,7 @@ impl Engine {
             out.alerts.push(a);
         }
         if let Some(r) = &mut self.resolver {
-            r.on_broken(&f, attr, now_ns, &mut out.fleet);
+            r.on_fleet_only(Trouble::Broken, &f, attr, now_ns, &mut out.fleet);
         }
         if self.notices {
             out.notices.push(Notice {
@@ -573,7 +592,7 @@ impl Engine {
                         out.alerts.push(a);
                     }
                     if let Some(r) = &mut self.resolver {
-                        r.on_degraded(f, attr, now_ns, &mut out.fleet);
+                        r.on_fleet_only(Trouble::Degraded, f, attr, now_ns, &mut out.fleet);
                     }
                     if self.notices {
                         out.notices.push(Notice {
@@ -632,6 +651,10 @@ impl Engine {
         if let Some(r) = &mut self.resolver {
             r.tick(now_ns, &mut out.fleet, &mut out.alerts);
             r.refresh(&mut out.fleet);
+        }
+        if let Some(d) = &mut self.dns_fleet {
+            d.tick(now_ns, &mut out.fleet_dns);
+            d.refresh(&mut out.fleet_dns);
         }
     }
 
@@ -736,11 +759,25 @@ impl Engine {
             pending: self.correlator.pending(),
             slow: self.slow_seen,
             names_refused: self.attributor.names_refused(),
-            resolve: self
-                .resolver
-                .as_ref()
-                .map(Resolver::stats)
-                .unwrap_or_default(),
+            resolve: {
+                // A name's alerts count with the destinations'.
+                let r = self
+                    .resolver
+                    .as_ref()
+                    .map(Resolver::stats)
+                    .unwrap_or_default();
+                let d = self
+                    .dns_fleet
+                    .as_ref()
+                    .map(DnsFleet::stats)
+                    .unwrap_or_default();
+                ResolveStats {
+                    fired: r.fired + d.fired,
+                    reposts: r.reposts + d.reposts,
+                    resolved: r.resolved + d.resolved,
+                    untracked: r.untracked + d.untracked,
+                }
+            },
             verdicts: self.verdicts.stats(),
             held: self.verdicts.held(),
             open: self.open.counters(),

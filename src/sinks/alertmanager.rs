@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use super::http::{self, Sent};
 use super::inbox::{Inbox, Queue};
 use super::pacer::{backoff, jitter};
-use crate::alert::resolve::{FleetAlert, FleetState, Trouble};
+use crate::alert::dns_fleet::DnsFleetAlert;
+use crate::alert::resolve::{FleetAlert, FleetState, ResolvedBy, Trouble};
 use crate::alert::wording::{count_over, counts, proc_counts, resolved_by};
 use crate::log::Log;
 use crate::metrics::stats::Stats;
@@ -35,6 +36,27 @@ pub const ALERTNAME_DEGRADED: &str = "TCPPathDegraded";
 pub const SEVERITY_DEGRADED: &str = "info";
 /// Connections that were established broke (`connection_broken`).
 pub const ALERTNAME_BROKEN: &str = "TCPConnectionBroken";
+/// Lookups of a name fail (`resolve_failed`): keyed by the name.
+pub const ALERTNAME_DNS: &str = "DNSResolutionFailing";
+
+/// What the sink posts: a destination's alert, or a name's.
+#[derive(Debug, Clone)]
+pub enum Post {
+    /// Boxed: a destination's alert is three times a name's.
+    Dest(Box<FleetAlert>),
+    Name(DnsFleetAlert),
+}
+
+impl Post {
+    /// Whether `other` is a newer post of the same alert.
+    fn same_alert(&self, other: &Post) -> bool {
+        match (self, other) {
+            (Post::Dest(a), Post::Dest(b)) => a.dest == b.dest && a.trouble == b.trouble,
+            (Post::Name(a), Post::Name(b)) => a.name.eq_ignore_ascii_case(&b.name),
+            _ => false,
+        }
+    }
+}
 
 /// An Alertmanager base URL, e.g. `http://user:pass@am.example:9093`.
 /// It may carry basic-auth credentials (ureq sends them), so only
@@ -121,11 +143,7 @@ impl Config {
 }
 
 /// Starts one URL's task; dropping the sender asks it to flush and stop.
-pub fn spawn(
-    cfg: Config,
-    log: Log,
-    stats: Arc<Stats>,
-) -> (mpsc::Sender<FleetAlert>, JoinHandle<()>) {
+pub fn spawn(cfg: Config, log: Log, stats: Arc<Stats>) -> (mpsc::Sender<Post>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let queue = AmQueue {
         alerts: VecDeque::new(),
@@ -145,19 +163,15 @@ pub fn spawn(
 
 /// Alerts waiting for one Alertmanager.
 struct AmQueue {
-    alerts: VecDeque<FleetAlert>,
+    alerts: VecDeque<Post>,
     cap: usize,
     stats: Arc<Stats>,
 }
 
-impl Queue<FleetAlert> for AmQueue {
+impl Queue<Post> for AmQueue {
     /// A newer post of the same alert replaces the one waiting.
-    fn push(&mut self, a: FleetAlert) {
-        if let Some(w) = self
-            .alerts
-            .iter_mut()
-            .find(|w| w.dest == a.dest && w.trouble == a.trouble)
-        {
+    fn push(&mut self, a: Post) {
+        if let Some(w) = self.alerts.iter_mut().find(|w| w.same_alert(&a)) {
             *w = a;
         } else if self.alerts.len() >= self.cap {
             self.stats.am_queue_drops.inc();
@@ -171,7 +185,7 @@ struct AmSender {
     cfg: Config,
     agent: ureq::Agent,
     endpoint: String,
-    inbox: Inbox<FleetAlert, AmQueue>,
+    inbox: Inbox<Post, AmQueue>,
     log: Log,
     stats: Arc<Stats>,
 }
@@ -189,7 +203,7 @@ impl AmSender {
             // Whatever else is already waiting goes in the same POST.
             self.inbox.take_waiting();
             let n = self.inbox.queue.alerts.len().min(self.cfg.per_post);
-            let batch: Vec<FleetAlert> = self.inbox.queue.alerts.drain(..n).collect();
+            let batch: Vec<Post> = self.inbox.queue.alerts.drain(..n).collect();
             if !self.deliver(&batch).await && self.inbox.past_deadline() {
                 let rest = self.inbox.queue.alerts.len() as u64;
                 self.inbox.queue.alerts.clear();
@@ -201,7 +215,7 @@ impl AmSender {
         }
     }
 
-    async fn deliver(&mut self, batch: &[FleetAlert]) -> bool {
+    async fn deliver(&mut self, batch: &[Post]) -> bool {
         let body = Arc::new(render(&self.cfg.host, &self.cfg.severity, batch));
         let n = batch.len() as u64;
         let mut attempt = 0;
@@ -251,7 +265,7 @@ impl AmSender {
 
 /// The `/api/v2/alerts` body for a batch. Times are turned from the
 /// monotonic clock into wall-clock time now.
-pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
+pub fn render<P: Render>(host: &str, severity: &str, batch: &[P]) -> Value {
     let clock = Clock::system().unwrap_or(Clock::new(0));
     let stamps = Stamps::new(clock);
     Value::Array(
@@ -262,17 +276,89 @@ pub fn render(host: &str, severity: &str, batch: &[FleetAlert]) -> Value {
     )
 }
 
-/// One alert as Alertmanager takes it: deciding only (the clock is in
-/// `stamps`); `deliver` does the posting.
-fn one(host: &str, severity: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
-    let mut v = json!({
-        "labels": labels(host, severity, a),
-        "annotations": annotations(host, stamps, a),
-        "startsAt": stamps.at(a.starts_ns).to_string(),
-        "endsAt": stamps.at(a.ends_ns).to_string(),
-    });
+/// One alert, every string in it defused.
+fn one<P: Render>(host: &str, severity: &str, stamps: &Stamps, a: &P) -> Value {
+    let mut v = a.render(host, severity, stamps);
     defuse(&mut v);
     v
+}
+
+/// One alert as Alertmanager takes it: deciding only (the clock is in
+/// `stamps`); `deliver` does the posting.
+pub trait Render {
+    fn render(&self, host: &str, severity: &str, stamps: &Stamps) -> Value;
+}
+
+impl Render for Post {
+    fn render(&self, host: &str, severity: &str, stamps: &Stamps) -> Value {
+        match self {
+            Post::Dest(a) => a.render(host, severity, stamps),
+            Post::Name(a) => a.render(host, severity, stamps),
+        }
+    }
+}
+
+impl Render for FleetAlert {
+    fn render(&self, host: &str, severity: &str, stamps: &Stamps) -> Value {
+        json!({
+            "labels": labels(host, severity, self),
+            "annotations": annotations(host, stamps, self),
+            "startsAt": stamps.at(self.starts_ns).to_string(),
+            "endsAt": stamps.at(self.ends_ns).to_string(),
+        })
+    }
+}
+
+/// A name's alert: labelled by the name (escaped), as people search for
+/// it; the sources, the server and what it said as annotations.
+impl Render for DnsFleetAlert {
+    fn render(&self, host: &str, severity: &str, stamps: &Stamps) -> Value {
+        use crate::output::dns::{qtype_name, Shown};
+        let name = Shown(&self.name).to_string();
+        let mut sources = counts(self.sources.iter().map(|(s, n)| (s, *n)));
+        if self.other_sources > 0 {
+            let _ = write!(sources, ",others×{}", self.other_sources);
+        }
+        let count = count_over(
+            self.count,
+            ("failed lookup", "failed lookups"),
+            self.last_ns.saturating_sub(self.starts_ns),
+        );
+        let reasons = counts(self.reasons.iter().map(|(r, n)| (r.as_str(), *n)));
+        let what = match self.state {
+            FleetState::Firing => format!("fail: {count} ({reasons}); last: {}", self.said),
+            FleetState::Resolved(by) => {
+                let how = match by {
+                    ResolvedBy::Success => "a lookup of it was answered".to_string(),
+                    ResolvedBy::Quiet => resolved_by(by, "failed lookups"),
+                };
+                format!("resolve again: {count} ({reasons}); {how}")
+            }
+        };
+        json!({
+            "labels": {
+                "alertname": ALERTNAME_DNS,
+                "name": name,
+                "reason": self.reason.as_str(),
+                "instance": host,
+                "severity": severity,
+            },
+            "annotations": {
+                "summary": format!("DNS lookups on {host} of {name} {what}"),
+                "failures": self.count.to_string(),
+                "reasons": reasons,
+                "sources": sources,
+                "said": self.said,
+                "query_type": qtype_name(self.qtype),
+                // per_query: the process's resolv.conf was unread, so the
+                // name is its query's own (maybe a search expansion).
+                "lookup": if self.per_query { "per_query" } else { "search" },
+                "last_failure": stamps.at(self.last_ns).to_string(),
+            },
+            "startsAt": stamps.at(self.starts_ns).to_string(),
+            "endsAt": stamps.at(self.ends_ns).to_string(),
+        })
+    }
 }
 
 /// Alertmanager's receivers put these strings into Slack (`<!channel>`,
@@ -737,14 +823,92 @@ mod tests {
             icmp: None,
             dropped: None,
         };
-        q.push(a.clone());
-        q.push(FleetAlert {
+        q.push(Post::Dest(Box::new(a.clone())));
+        q.push(Post::Dest(Box::new(FleetAlert {
             trouble: Trouble::Hanging,
             reason: None,
             ..a.clone()
-        });
-        q.push(FleetAlert { count: 2, ..a });
-        let got: Vec<_> = q.alerts.iter().map(|a| (a.trouble, a.count)).collect();
-        assert_eq!(got, [(Trouble::Failing, 2), (Trouble::Hanging, 1)]);
+        })));
+        q.push(Post::Dest(Box::new(FleetAlert { count: 2, ..a })));
+        // A name's alert is its own, and a newer post of it replaces it.
+        let n = dns_alert(FleetState::Firing);
+        q.push(Post::Name(n.clone()));
+        q.push(Post::Name(DnsFleetAlert {
+            name: b"API.example.com".to_vec(),
+            count: 5,
+            ..n
+        }));
+        let got: Vec<_> = q
+            .alerts
+            .iter()
+            .map(|a| match a {
+                Post::Dest(a) => (format!("{:?}", a.trouble), a.count),
+                Post::Name(a) => (String::from_utf8_lossy(&a.name).into_owned(), a.count),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Failing".to_string(), 2),
+                ("Hanging".to_string(), 1),
+                ("API.example.com".to_string(), 5)
+            ]
+        );
+    }
+
+    fn dns_alert(state: FleetState) -> DnsFleetAlert {
+        use crate::dns::outcome::Reason as Dns;
+        DnsFleetAlert {
+            name: b"api.example.com".to_vec(),
+            reason: Dns::NxDomain,
+            state,
+            starts_ns: 0,
+            ends_ns: 240_000_000_000,
+            last_ns: 2_000_000_000,
+            count: 3,
+            reasons: vec![(Dns::NxDomain, 2), (Dns::Timeout, 1)],
+            sources: vec![
+                ("checkout.service".into(), 2),
+                ("java\\x20x (pid 7)".into(), 1),
+            ],
+            other_sources: 1,
+            server: None,
+            qtype: 1,
+            said: "NXDOMAIN from 10.0.0.2".into(),
+            per_query: false,
+        }
+    }
+
+    /// Issue 32: a name's alert, by the name; firing and both ways of
+    /// resolving, byte for byte; a hostile name is text.
+    #[test]
+    fn a_names_alert_is_labelled_by_the_name() {
+        let stamps = Stamps::new(Clock::new(1_700_000_000_000_000_000));
+        let got: Vec<String> = [
+            FleetState::Firing,
+            FleetState::Resolved(ResolvedBy::Success),
+            FleetState::Resolved(ResolvedBy::Quiet),
+        ]
+        .into_iter()
+        .map(|st| one("web-1", "page", &stamps, &Post::Name(dns_alert(st))).to_string())
+        .collect();
+        let want = [
+            r#"{"annotations":{"failures":"3","last_failure":"2023-11-14T22:13:22.000000Z","lookup":"search","query_type":"A","reasons":"nxdomain×2,timeout×1","said":"NXDOMAIN from 10.0.0.2","sources":"checkout.service×2,java\\x20x (pid 7)×1,others×1","summary":"DNS lookups on web-1 of api.example.com fail: 3 failed lookups over 2s (nxdomain×2,timeout×1); last: NXDOMAIN from 10.0.0.2"},"endsAt":"2023-11-14T22:17:20.000000Z","labels":{"alertname":"DNSResolutionFailing","instance":"web-1","name":"api.example.com","reason":"nxdomain","severity":"page"},"startsAt":"2023-11-14T22:13:20.000000Z"}"#,
+            "resolve again: 3 failed lookups over 2s (nxdomain×2,timeout×1); a lookup of it was answered",
+            "resolve again: 3 failed lookups over 2s (nxdomain×2,timeout×1); no failed lookups since",
+        ];
+        assert_eq!(got[0], want[0]);
+        for (g, w) in got[1..].iter().zip(&want[1..]) {
+            assert!(g.contains(w), "{g}");
+        }
+        let hostile = DnsFleetAlert {
+            name: b"<!channel>\n.x".to_vec(),
+            ..dns_alert(FleetState::Firing)
+        };
+        let v = one("web-1", "page", &stamps, &Post::Name(hostile)).to_string();
+        assert!(
+            !v.contains('<') && v.contains(r#""name":"\\x3c!channel\\x3e\\x0a.x""#),
+            "{v}"
+        );
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
+use crate::alert::dns_fleet::DnsFleetAlert;
 use crate::alert::policy::Alert;
 use crate::alert::resolve::FleetAlert;
 use crate::event::notice::Notice;
@@ -44,7 +45,7 @@ pub struct Config {
 pub struct Sinks {
     syslog: Option<(mpsc::Sender<SyslogMsg>, JoinHandle<()>)>,
     slack: Option<(mpsc::Sender<Alert>, JoinHandle<()>)>,
-    alertmanager: Vec<(mpsc::Sender<FleetAlert>, JoinHandle<()>)>,
+    alertmanager: Vec<(mpsc::Sender<alertmanager::Post>, JoinHandle<()>)>,
     slack_degraded: bool,
     otlp: Option<(mpsc::Sender<Notice>, JoinHandle<()>)>,
     stats: Arc<Stats>,
@@ -89,8 +90,17 @@ impl Sinks {
 
     /// Hands an Alertmanager post to each of its URLs; never waits.
     pub fn send_fleet(&self, a: &FleetAlert) {
+        self.post(alertmanager::Post::Dest(Box::new(a.clone())));
+    }
+
+    /// Hands a name's Alertmanager post to each of its URLs; never waits.
+    pub fn send_fleet_dns(&self, a: &DnsFleetAlert) {
+        self.post(alertmanager::Post::Name(a.clone()));
+    }
+
+    fn post(&self, p: alertmanager::Post) {
         for (tx, _) in &self.alertmanager {
-            if tx.try_send(a.clone()).is_err() {
+            if tx.try_send(p.clone()).is_err() {
                 self.stats.am_queue_drops.inc();
             }
         }
