@@ -486,6 +486,13 @@ fn a_failed_lookup_reaches_syslog_slack_text_and_metrics() {
     eprintln!("metrics: {nx}");
     assert!(nx.ends_with(" 1"), "{nx}");
     let out = d.stop();
+    // As root here, every process's resolv.conf is read, and it says so.
+    assert!(
+        out.stderr
+            .contains("DNS lookups judged by each process's resolv.conf (search list, ndots)"),
+        "{}",
+        out.stderr
+    );
     let text_line = out
         .stdout
         .iter()

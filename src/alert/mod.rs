@@ -1,7 +1,8 @@
 //! Alerts, decided: the policy (pure) turns failures into alerts in the
 //! event loop (`policy`, with its `types`), `resolve` decides when a
-//! destination's Alertmanager alert fires and resolves, and `wording` says
-//! each in words every sink shares. Delivery is in `crate::sinks`.
+//! destination's Alertmanager alert fires and resolves (`dns_fleet`: a
+//! name's), and `wording` says each in words every sink shares. Delivery
+//! is in `crate::sinks`.
 
 pub mod dns;
 pub mod dns_fleet;

@@ -64,6 +64,33 @@ impl ProcResolvConfs {
     }
 }
 
+/// Whether other users' resolv.conf can be read here, through
+/// `/proc/PID/root`: that takes ptrace rights over them, CAP_SYS_PTRACE
+/// (without it, and under `ProtectProc=invisible`, their /proc entries
+/// are not even seen). Read from `/proc/self/status`.
+pub fn others_readable() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| has_sys_ptrace(&s))
+}
+
+/// CAP_SYS_PTRACE (bit 19) in a status file's `CapEff:`.
+fn has_sys_ptrace(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 19) != 0)
+}
+
+/// The start line's words for it.
+pub fn describe(readable: bool) -> &'static str {
+    if readable {
+        "DNS lookups judged by each process's resolv.conf (search list, ndots)"
+    } else {
+        "DNS lookups judged query by query (lookup=per_query) where a process's resolv.conf \
+         is unreadable: without CAP_SYS_PTRACE, other users' /proc/PID/root is"
+    }
+}
+
 impl Default for ProcResolvConfs {
     fn default() -> Self {
         Self::new()
@@ -132,6 +159,14 @@ impl ProcResolvConfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cap_sys_ptrace_is_read_from_capeff() {
+        assert!(has_sys_ptrace("Name:\tx\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_sys_ptrace("CapEff:\t00000000a80425fb\n"));
+        assert!(has_sys_ptrace("CapEff:\t0000000000080000\n"));
+        assert!(!has_sys_ptrace("CapPrm:\t000001ffffffffff\n"));
+    }
 
     #[test]
     fn this_process_s_own_is_read_and_a_gone_pid_is_none() {

@@ -234,7 +234,7 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
         Format::None => None,
         _ => Some(StdoutSink::spawn(stats.clone()).context("starting the stdout thread")?),
     };
-    let (attributor, attribution) = attributor();
+    let (attributor, mut attribution) = attributor();
     let mut engine = Engine::new(
         engine::Config {
             printer: Printer::new(cli.format, Clock::system().context("reading the clocks")?),
@@ -263,6 +263,11 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
         engine.set_dns(dns_config());
         engine.set_dns_failures(Box::new(
             crate::attribution::resolv_conf::ProcResolvConfs::new(),
+        ));
+        // Where search lists come from, or that they do not (issue 32).
+        attribution.push_str("; ");
+        attribution.push_str(crate::attribution::resolv_conf::describe(
+            crate::attribution::resolv_conf::others_readable(),
         ));
         if sinks.fleet() {
             engine.set_dns_fleet(DnsFleet::new(resolve_config(cli, true)));
