@@ -184,6 +184,9 @@ impl fmt::Display for FailureLine<'_> {
                 i.from, i.kind, i.code
             )?;
         }
+        if let Some(t) = e.rst_ttl {
+            write!(f, " rst_ttl={t}")?;
+        }
         if let Some(d) = e.dropped {
             write!(f, " drop_reason={}", d.name.unwrap_or("unknown"))?;
             if let Some(hop) = d.next_hop {
@@ -250,6 +253,9 @@ impl fmt::Display for BrokenLine<'_> {
         }
         if let Some(b) = e.stage.broken() {
             write!(f, " state={}", b.state)?;
+        }
+        if let Some(t) = e.rst_ttl {
+            write!(f, " rst_ttl={t}")?;
         }
         write!(f, "{} saddr={}", Who(&e.caller), e.saddr)?;
         if let Some(p) = e.sport {
