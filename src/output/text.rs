@@ -366,6 +366,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_says_its_rsts_ttl_only_where_seen() {
+        let mut f = Failure::sample("198.51.100.7", 443, Reason::Refused);
+        assert!(!FailureLine(&f).to_string().contains("rst_ttl"));
+        f.rst_ttl = Some(63);
+        let line = FailureLine(&f).to_string();
+        assert!(
+            line.starts_with(
+                "TCP failure detected: 198.51.100.7:443 reason=refused rst_ttl=63 stage=handshake"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn names_are_escaped_wherever_they_show() {
         let n = Dname::new(b"api.example.com\n<!here>").unwrap();
         assert_eq!(
