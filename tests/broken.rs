@@ -343,3 +343,68 @@ fn a_reset_alerts_on_syslog_and_slack_in_its_own_words() {
     );
     assert_eq!(out.stat("alerts"), 1, "{}", out.stderr);
 }
+
+/// The RST's TTL (`rst_ttl`) on a refused attempt and on a reset, both from
+/// the server's own kernel across one veth (no router: TTL 64). It is seen
+/// only through fentry/tcp_reset (5.13+); this machine refuses trampolines,
+/// so here both are null and the start line must say the TTL is not seen.
+/// tests/kernels/checks proves the numbers on the matrix's kernels.
+#[test]
+fn the_rsts_ttl_is_given_or_said_to_be_unseen() {
+    if !require_root("the_rsts_ttl_is_given_or_said_to_be_unseen") {
+        return;
+    }
+    let net = Net::new(150);
+    let d = net.json_daemon(&[]);
+    // Refused: nothing listens on the server's port 8150.
+    let refused = sock(net.server_v4(), 8150);
+    let err = net.in_client("t31r-refused", move || match TcpStream::connect(refused) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    });
+    assert_eq!(err, 111, "ECONNREFUSED");
+    // Reset once established.
+    let port = 8151;
+    let server = serve(
+        &net,
+        port,
+        vec![Box::new(|mut s: TcpStream| {
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            reset(s);
+        })],
+    );
+    let to = sock(net.server_v4(), port);
+    let err = net.in_client("t31r-reset", move || read_until_error(to, b"hello", None));
+    assert_eq!(err, ECONNRESET);
+    server.join().unwrap();
+    let out = d.stop();
+    let started = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("tcpstate: started"))
+        .unwrap_or_else(|| panic!("no start line in {}", out.stderr));
+    let seen = started.contains("rst-ttl via fentry/tcp_reset");
+    if !seen {
+        assert!(
+            started.contains("rst-ttl off (")
+                && started.contains("refused attempts and resets do not say the RST's TTL"),
+            "the start line must say the RST's TTL is not seen: {started}"
+        );
+    }
+    let failed = out.one("connect_failed", refused);
+    let broken = out.one("connection_broken", to);
+    assert_eq!(failed["reason"], "refused", "{failed}");
+    assert_eq!(broken["reason"], "reset", "{broken}");
+    for v in [&failed, &broken] {
+        println!("{v}");
+        if seen {
+            assert_eq!(v["rst_ttl"], 64, "{v}");
+        } else {
+            assert!(
+                v.get("rst_ttl").is_some_and(|t| t.is_null()),
+                "rst_ttl must be null where not seen: {v}"
+            );
+        }
+    }
+}

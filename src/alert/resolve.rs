@@ -94,6 +94,8 @@ pub struct FleetAlert {
     pub icmp: Option<crate::event::Icmp>,
     /// The latest packet this host dropped, and why.
     pub dropped: Option<crate::event::Dropped>,
+    /// The TTL of the latest RST that refused or reset one.
+    pub rst_ttl: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,7 @@ struct Firing {
     containers: Vec<(String, u64)>,
     icmp: Option<crate::event::Icmp>,
     dropped: Option<crate::event::Dropped>,
+    rst_ttl: Option<u8>,
 }
 
 /// One failure or hanging attempt, as the resolver keeps it. Borrows the
@@ -131,6 +134,7 @@ struct Sighting<'a> {
     container: Option<Rc<str>>,
     icmp: Option<crate::event::Icmp>,
     dropped: Option<crate::event::Dropped>,
+    rst_ttl: Option<u8>,
 }
 
 impl<'a> Sighting<'a> {
@@ -144,6 +148,7 @@ impl<'a> Sighting<'a> {
             container,
             icmp: f.icmp,
             dropped: f.dropped,
+            rst_ttl: f.rst_ttl,
         }
     }
 }
@@ -220,6 +225,7 @@ impl Firing {
             containers: Vec::new(),
             icmp: None,
             dropped: None,
+            rst_ttl: None,
         }
     }
 
@@ -234,6 +240,9 @@ impl Firing {
         }
         if s.dropped.is_some() {
             self.dropped = s.dropped;
+        }
+        if s.rst_ttl.is_some() {
+            self.rst_ttl = s.rst_ttl;
         }
         self.tally
             .add(s.reason, s.caller.map(|c| c.comm), s.caller.map(|c| c.pid));
@@ -256,6 +265,7 @@ impl Firing {
             dname: self.dname,
             icmp: self.icmp,
             dropped: self.dropped,
+            rst_ttl: self.rst_ttl,
             containers: {
                 let mut c = self.containers.clone();
                 c.sort_by_key(|e| std::cmp::Reverse(e.1));
@@ -380,6 +390,7 @@ impl Resolver {
             container: None,
             icmp: None,
             dropped: None,
+            rst_ttl: None,
         };
         self.seen((Trouble::Hanging, dest), at, now_ns, fleet);
     }

@@ -14,6 +14,11 @@
 #include "ring.h"
 #include "sock.h"
 
+/* The errnos tcp_reset() sets (identical redefinitions in connect.h). */
+#define EPIPE 32
+#define ECONNRESET 104
+#define ECONNREFUSED 111
+
 /* The states a connection can break in once established. tcp_reset()
  * sets ECONNRESET (EPIPE in CLOSE_WAIT) and tcp_write_err() ETIMEDOUT
  * (or the soft ICMP error it kept) before tcp_done() closes. */
@@ -22,6 +27,28 @@ static __always_inline bool after_established(int oldstate)
 	return oldstate == TCP_ESTABLISHED || oldstate == TCP_FIN_WAIT1 ||
 	       oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSE_WAIT ||
 	       oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING;
+}
+
+/* The TTL of the RST that tcp_reset() took for `sk` just before this move
+ * into CLOSE, else 0; only for the errnos tcp_reset() sets (ECONNREFUSED in
+ * SYN_SENT, EPIPE in CLOSE_WAIT, ECONNRESET), so an ICMP-made or timed-out
+ * close never takes another socket's leftover. The slot is cleared when
+ * taken: a preempted or migrated tcp_reset() leaves 0 here, never a wrong
+ * value for the next socket at this address. */
+static __always_inline __u8 rst_ttl_take(const struct sock *sk, __u32 err)
+{
+	struct tcpstate_rst_slot *s;
+	__u32 zero = 0;
+	__u8 ttl;
+
+	if (!rst_ttl_on || (err != ECONNREFUSED && err != ECONNRESET && err != EPIPE))
+		return 0;
+	s = bpf_map_lookup_elem(&rst_seen, &zero);
+	if (!s || s->sk != (__u64)sk)
+		return 0;
+	ttl = s->ttl;
+	s->sk = 0;
+	return ttl;
 }
 
 /* A connection that broke: sends it when this host opened it and its
@@ -56,6 +83,7 @@ static __always_inline void broken(const struct sock *sk, int oldstate, int news
 	e->dport = dport;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
+	e->rst_ttl = rst_ttl_take(sk, err);
 	sk_addrs(e, sk, family, &key);
 	if (!e->sport)
 		e->sport = sk_sport(sk);

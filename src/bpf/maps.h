@@ -15,6 +15,9 @@ const volatile bool trace_all = false;    /* --verbose: every state change */
 /* A connect()/getsockopt() hook is attached (trampolines or sys_exit): a
  * SYN_SENT -> CLOSE inside connect() is left to it (see handle_set_state). */
 const volatile bool connect_errors = false;
+/* fentry/tcp_reset is attached: refused and reset records carry the RST's
+ * TTL from rst_seen (see rst.h). */
+const volatile bool rst_ttl_on = false;
 /* tcpstate's own tgid: its connections (Slack, Alertmanager) are never
  * reported, or a failing webhook would alert about itself. It is the tgid
  * in tcpstate's own pid namespace; in a container (nspawn, a pod without
@@ -129,6 +132,23 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } named_cgroups SEC(".maps");
+
+/* The RST tcp_reset() was last called for on this CPU: the socket and the
+ * TTL (hop limit) it arrived with. tcp_reset() closes the socket itself
+ * (tcp_done), so the state hook's move into CLOSE follows on the same CPU
+ * in the same call, and takes it there (broken.h: rst_ttl_take). One slot
+ * per CPU: nothing to leak, no per-socket state. */
+struct tcpstate_rst_slot {
+	__u64 sk;
+	__u8 ttl;
+	__u8 _pad[7];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcpstate_rst_slot);
+} rst_seen SEC(".maps");
 
 /* Never written: they only put the records into the object's BTF, so the
  * skeleton's generated `types` carries them to Rust. */

@@ -82,6 +82,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	if (!err && oldstate == TCP_SYN_SENT)
 		err = sk->sk_err_soft;
 	e->sk_err = err;
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE)
+		e->rst_ttl = rst_ttl_take(sk, err);
 	e->dport = dport;
 	e->oldstate = oldstate;
 	e->newstate = newstate;

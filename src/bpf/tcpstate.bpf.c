@@ -17,6 +17,8 @@
  * - tcp:tcp_retransmit_skb: SYN retransmits, for the early warning;
  * - fentry on ip_icmp_error/ipv6_icmp_error: who sent the ICMP error that
  *   ends an attempt (trampolines only; no fallback);
+ * - fentry on tcp_reset (5.13+): the TTL of the RST that refuses an
+ *   attempt or resets a connection (trampolines only; no fallback);
  * - iter/task_file and iter/tcp: the attempts already in SYN_SENT when
  *   tcpstate starts, in every network namespace, with who holds them;
  * - DNS answers the applications receive, so a failure can name the
@@ -38,6 +40,7 @@
 #include "connect.h" /* connect() and SO_ERROR errors */
 #include "drops.h"   /* netfilter drops, SYN retransmits */
 #include "icmp.h"    /* ICMP errors' senders */
+#include "rst.h"     /* the RST's TTL */
 #include "seed.h"    /* attempts in flight at start */
 #include "dns.h"     /* DNS answers */
 #ifdef TCPSTATE_SYNTHETIC

@@ -59,7 +59,10 @@ struct tcpstate_event {
 	__u8 kind;       /* enum tcpstate_kind */
 	__u8 icmp_type;  /* TCPSTATE_EV_ICMP only */
 	__u8 icmp_code;
-	__u8 _pad;
+	/* TCPSTATE_EV_STATE into CLOSE refused, TCPSTATE_EV_BROKEN reset: the
+	 * IPv4 TTL or IPv6 hop limit the RST arrived with (fentry/tcp_reset);
+	 * 0: not seen (no hook, or no RST made the errno). */
+	__u8 rst_ttl;
 	__u8 saddr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
 	__u8 daddr[16];
 	__u8 comm[TCPSTATE_COMM_LEN];  /* the calling thread's name */

@@ -222,6 +222,7 @@ impl Failure {
             timeout_by: None,
             icmp: None,
             dropped: None,
+            rst_ttl: None,
             dname: None,
         }
     }
@@ -315,6 +316,9 @@ pub struct Record {
     /// For Broken: tcp_sock's bytes_acked and bytes_received.
     pub bytes_acked: u64,
     pub bytes_received: u64,
+    /// For a State record into CLOSE refused and a Broken one reset: the
+    /// TTL (hop limit) the RST arrived with, where fentry/tcp_reset saw it.
+    pub rst_ttl: Option<u8>,
 }
 
 fn addr(family: Family, raw: &[u8; 16]) -> IpAddr {
@@ -390,6 +394,7 @@ impl Record {
             } else {
                 0
             },
+            rst_ttl: (e.rst_ttl != 0).then_some(e.rst_ttl),
         })
     }
 }
@@ -574,6 +579,11 @@ pub struct Failure {
     pub icmp: Option<Icmp>,
     /// A packet of the attempt this host dropped, and why (see `Dropped`).
     pub dropped: Option<Dropped>,
+    /// The IP TTL (IPv6 hop limit) of the RST that refused the attempt or
+    /// reset the connection, as it arrived; None where not seen (no
+    /// tcp_reset trampoline, or no RST made the errno). A hint of the
+    /// sender's distance, not proof of who sent it: docs/reasons.md.
+    pub rst_ttl: Option<u8>,
     /// The name the caller's DNS answer gave this address (see `dns`);
     /// None when no answer on record did: never a guess.
     pub dname: Option<Dname>,

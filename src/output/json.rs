@@ -166,6 +166,11 @@ pub fn failure(line: &mut Vec<u8>, ts: &Stamp, e: &Failure, attr: Option<&Attrib
     timeout_by(line, e.timeout_by);
     icmp(line, e.icmp.as_ref());
     dropped(line, e.dropped.as_ref());
+    line.extend_from_slice(b",\"rst_ttl\":");
+    match e.rst_ttl {
+        Some(t) => int(line, t),
+        None => line.extend_from_slice(b"null"),
+    }
     line.extend_from_slice(b",\"stage\":\"");
     line.extend_from_slice(e.stage.name().as_bytes());
     line.extend_from_slice(b"\",\"seen\":\"");
@@ -432,6 +437,7 @@ mod tests {
         drop_reason: Option<&'static str>,
         drop_next_hop: Option<IpAddr>,
         drop_dev: Option<String>,
+        rst_ttl: Option<u8>,
         stage: &'static str,
         seen: &'static str,
         pid: Option<u32>,
@@ -479,6 +485,7 @@ mod tests {
                 .dropped
                 .filter(|d| !d.dev.as_bytes().is_empty())
                 .map(|d| d.dev.to_string()),
+            rst_ttl: e.rst_ttl,
             stage: e.stage.name(),
             seen: e.seen.name(),
             pid: c.map(|c| c.pid),
@@ -654,5 +661,24 @@ mod tests {
             dev: Comm::new(b"et\"h0"),
         });
         check(e, None);
+        // A refused attempt with its RST's TTL, every width of the number.
+        for t in [1, 63, 64, 255] {
+            let mut e = base();
+            e.rst_ttl = Some(t);
+            check(e, None);
+        }
+    }
+
+    #[test]
+    fn rst_ttl_is_a_number_or_null() {
+        let stamps = Stamps::new(Clock::new(1_795_521_599 * 1_000_000_000));
+        let mut e = base();
+        let mut out = Vec::new();
+        failure(&mut out, &stamps.at(e.ts_ns), &e, None);
+        assert!(String::from_utf8_lossy(&out).contains(",\"rst_ttl\":null,"));
+        e.rst_ttl = Some(63);
+        out.clear();
+        failure(&mut out, &stamps.at(e.ts_ns), &e, None);
+        assert!(String::from_utf8_lossy(&out).contains(",\"rst_ttl\":63,"));
     }
 }

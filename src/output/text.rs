@@ -184,6 +184,9 @@ impl fmt::Display for FailureLine<'_> {
                 i.from, i.kind, i.code
             )?;
         }
+        if let Some(t) = e.rst_ttl {
+            write!(f, " rst_ttl={t}")?;
+        }
         if let Some(d) = e.dropped {
             write!(f, " drop_reason={}", d.name.unwrap_or("unknown"))?;
             if let Some(hop) = d.next_hop {
@@ -250,6 +253,9 @@ impl fmt::Display for BrokenLine<'_> {
         }
         if let Some(b) = e.stage.broken() {
             write!(f, " state={}", b.state)?;
+        }
+        if let Some(t) = e.rst_ttl {
+            write!(f, " rst_ttl={t}")?;
         }
         write!(f, "{} saddr={}", Who(&e.caller), e.saddr)?;
         if let Some(p) = e.sport {
@@ -357,6 +363,20 @@ mod tests {
         assert_eq!(Millis(49_999).to_string(), "0.0ms");
         assert_eq!(Millis(50_000).to_string(), "0.1ms");
         assert_eq!(Millis(3_012_345_678).to_string(), "3012.3ms");
+    }
+
+    #[test]
+    fn a_refusal_says_its_rsts_ttl_only_where_seen() {
+        let mut f = Failure::sample("198.51.100.7", 443, Reason::Refused);
+        assert!(!FailureLine(&f).to_string().contains("rst_ttl"));
+        f.rst_ttl = Some(63);
+        let line = FailureLine(&f).to_string();
+        assert!(
+            line.starts_with(
+                "TCP failure detected: 198.51.100.7:443 reason=refused rst_ttl=63 stage=handshake"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

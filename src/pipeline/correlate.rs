@@ -272,6 +272,7 @@ impl Correlator {
             timeout_by: (reason == Reason::Timeout).then_some(TimeoutBy::Kernel),
             icmp: None,
             dropped: None,
+            rst_ttl: None,
             dname: None,
         })
     }
@@ -525,6 +526,11 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         }
         r => (r, None),
     };
+    // The RST's TTL only where that RST made the errno (the kernel sends it
+    // only for tcp_reset()'s errnos, and an ICMP error never calls it).
+    let rst_ttl = close
+        .rst_ttl
+        .filter(|_| close.sk_err == errno && icmp.is_none() && !dropped);
     Failure {
         caller,
         family: close.family,
@@ -546,6 +552,7 @@ fn handshake_failure(a: Option<&Attempt>, close: &Record) -> Failure {
         timeout_by,
         icmp,
         dropped: a.and_then(|a| a.drop),
+        rst_ttl,
         dname: None,
     }
 }
@@ -600,6 +607,7 @@ mod tests {
             drop_reason: 0,
             bytes_acked: 0,
             bytes_received: 0,
+            rst_ttl: None,
         }
     }
 
@@ -658,6 +666,28 @@ mod tests {
         // One for a socket with no attempt on record is dropped.
         c.observe(&icmp(4, 11, "10.1.0.1", 1, 113), 11);
         assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn a_refusal_carries_its_rsts_ttl_only_where_that_rst_made_the_errno() {
+        let mut c = corr();
+        let refused = |skaddr, ttl| Record {
+            rst_ttl: Some(ttl),
+            ..ev(skaddr, 12, SynSent, Close, 111)
+        };
+        c.observe(&ev(1, 10, Close, SynSent, 0), 10);
+        let f = failed(c.observe(&refused(1, 63), 12));
+        assert_eq!((f.reason, f.rst_ttl), (Reason::Refused, Some(63)));
+        // Refused by an ICMP port-unreachable: no RST, whatever the record
+        // says (a leftover could only be another socket's).
+        c.observe(&ev(2, 10, Close, SynSent, 0), 10);
+        c.observe(&icmp(2, 11, "10.1.0.1", 3, 111), 11);
+        let f = failed(c.observe(&refused(2, 64), 12));
+        assert_eq!((f.reason, f.rst_ttl), (Reason::Refused, None));
+        // None seen (no trampoline): null.
+        c.observe(&ev(3, 10, Close, SynSent, 0), 10);
+        let f = failed(c.observe(&ev(3, 12, SynSent, Close, 111), 12));
+        assert_eq!(f.rst_ttl, None);
     }
 
     fn ev(skaddr: u64, ts_ns: u64, old: TcpState, new: TcpState, err: u32) -> Record {

@@ -141,6 +141,7 @@ impl Established {
             timeout_by: (reason == Reason::Timeout).then_some(TimeoutBy::Kernel),
             icmp: None,
             dropped: None,
+            rst_ttl: ev.rst_ttl,
             dname: None,
         })
     }
@@ -181,6 +182,7 @@ mod tests {
             drop_reason: 0,
             bytes_acked: 10,
             bytes_received: 2000,
+            rst_ttl: None,
         }
     }
 
@@ -209,6 +211,23 @@ mod tests {
         );
         assert_eq!(t.counters().broken, 2);
         assert_eq!(t.counters().unmatched, 1);
+    }
+
+    #[test]
+    fn a_reset_carries_its_rsts_ttl() {
+        let mut t = Established::new(8);
+        t.connected(1, &connected("192.0.2.2", 5), Some(40000));
+        let r = Record {
+            rst_ttl: Some(57),
+            ..broken(1, "192.0.2.2", 10, 104)
+        };
+        let f = t.broke(&r).unwrap();
+        assert_eq!((f.reason, f.rst_ttl), (Reason::Reset, Some(57)));
+        t.connected(2, &connected("192.0.2.2", 5), None);
+        assert_eq!(
+            t.broke(&broken(2, "192.0.2.2", 10, 104)).unwrap().rst_ttl,
+            None
+        );
     }
 
     #[test]

@@ -470,6 +470,11 @@ fn annotations(host: &str, stamps: &Stamps, a: &FleetAlert) -> Value {
     if let Some(d) = a.dropped {
         annotations["dropped_here"] = Value::String(d.wording());
     }
+    // The latest RST's hop distance: a hint of a box on the path that
+    // forged it, where it differs from the server's own packets'.
+    if let Some(t) = a.rst_ttl {
+        annotations["rst_ttl"] = Value::String(t.to_string());
+    }
     annotations
 }
 
@@ -603,7 +608,18 @@ mod tests {
             containers: Vec::new(),
             icmp: None,
             dropped: None,
+            rst_ttl: None,
         }
+    }
+
+    #[test]
+    fn the_latest_rsts_ttl_is_an_annotation() {
+        let mut a = failing();
+        let v = render("web-1", "page", std::slice::from_ref(&a));
+        assert!(v[0]["annotations"].get("rst_ttl").is_none());
+        a.rst_ttl = Some(63);
+        let v = render("web-1", "page", std::slice::from_ref(&a));
+        assert_eq!(v[0]["annotations"]["rst_ttl"], "63");
     }
 
     #[test]
@@ -822,6 +838,7 @@ mod tests {
             containers: Vec::new(),
             icmp: None,
             dropped: None,
+            rst_ttl: None,
         };
         q.push(Post::Dest(Box::new(a.clone())));
         q.push(Post::Dest(Box::new(FleetAlert {

@@ -49,6 +49,11 @@ fn counts(acked: u64, received: u64) -> [u8; 16] {
 
 /// Opened at 1 ms, established at 2 ms, broken by `err` 3.2 s later.
 fn broke(format: Format, err: u32) -> (Engine, Out) {
+    broke_by(format, err, 0)
+}
+
+/// The same, the break's record carrying `rst_ttl` (0: none seen).
+fn broke_by(format: Format, err: u32, rst_ttl: u8) -> (Engine, Out) {
     let mut e = Engine::new(
         Config {
             printer: Printer::new(format, Clock::new(1_795_521_599 * 1_000_000_000)),
@@ -74,7 +79,11 @@ fn broke(format: Format, err: u32) -> (Engine, Out) {
     let mut out = Out::default();
     e.event(&raw(0, MS, 7, 2, 0), MS, &mut out);
     e.event(&raw(0, 2 * MS, 2, 1, 0), 2 * MS, &mut out);
-    e.event(&raw(7, 3202 * MS, 1, 7, err), 3202 * MS, &mut out);
+    let r = RawEvent {
+        rst_ttl,
+        ..raw(7, 3202 * MS, 1, 7, err)
+    };
+    e.event(&r, 3202 * MS, &mut out);
     (e, out)
 }
 
@@ -140,6 +149,49 @@ fn a_reset_reads_as_a_broken_connection_on_every_sink() {
     e.metrics().unwrap().copy_into(&mut s);
     assert_eq!(s.broken[crate::event::Reason::Reset.index()], 1);
     assert!(s.failures.is_empty(), "not a connect failure");
+}
+
+#[test]
+fn a_resets_rst_ttl_reaches_every_sink() {
+    let (_, out) = broke_by(Format::Text, 104, 63);
+    let line = String::from_utf8(out.lines.clone()).unwrap();
+    assert!(
+        line.contains(" reason=reset state=ESTABLISHED rst_ttl=63 pid=4242"),
+        "{line}"
+    );
+    let a = &out.alerts[0];
+    assert!(SyslogLine(a).to_string().contains(" rst_ttl=63 "));
+    let fields = super::journal::fields_of(a);
+    assert!(fields.fields().contains(&("TCPSTATE_RST_TTL", "63")));
+    let slack = super::slack_msg::render("web-1", &out.alerts, Default::default());
+    let text = slack["text"].as_str().unwrap();
+    assert!(
+        text.contains(": 192.0.2.7:5432 reset (RST TTL 63) at established"),
+        "{text}"
+    );
+    let am = super::alertmanager::render("web-1", "page", &out.fleet);
+    assert_eq!(am[0]["annotations"]["rst_ttl"], "63", "{am}");
+    let r = super::otlp_msg::record(
+        &out.notices[0],
+        super::otlp_msg::Times {
+            event_ns: 1,
+            observed_ns: 2,
+        },
+        &mut |_| None,
+    );
+    assert!(r.attributes.iter().any(|kv| kv.key == "tcpstate.rst_ttl"));
+    let (_, out) = broke_by(Format::Json, 104, 63);
+    let v: serde_json::Value = serde_json::from_slice(&out.lines).unwrap();
+    assert_eq!((&v["reason"], &v["rst_ttl"]), (&"reset".into(), &63.into()));
+    // None seen (this machine: no trampolines): null, and no field elsewhere.
+    let (_, out) = broke_by(Format::Json, 104, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.lines).unwrap();
+    assert!(v["rst_ttl"].is_null(), "{v}");
+    let fields = super::journal::fields_of(&out.alerts[0]);
+    assert!(!fields
+        .fields()
+        .iter()
+        .any(|(k, _)| *k == "TCPSTATE_RST_TTL"));
 }
 
 #[test]

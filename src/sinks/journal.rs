@@ -249,6 +249,8 @@ pub struct AlertFields {
     pub drop_reason: Option<String>,
     pub drop_next_hop: Option<String>,
     pub drop_dev: Option<String>,
+    /// The TTL (hop limit) the RST that refused or reset it arrived with.
+    pub rst_ttl: Option<String>,
     /// A degradation: what the application fell back to (`ip:port`) and
     /// by which rule it was found (`by name`, `retry`, `race`, `family switch`).
     pub fallback: Option<String>,
@@ -293,6 +295,7 @@ impl AlertFields {
             ("TCPSTATE_DROP_REASON", &self.drop_reason),
             ("TCPSTATE_DROP_NEXT_HOP", &self.drop_next_hop),
             ("TCPSTATE_DROP_DEV", &self.drop_dev),
+            ("TCPSTATE_RST_TTL", &self.rst_ttl),
             ("TCPSTATE_FALLBACK", &self.fallback),
             ("TCPSTATE_RULE", &self.rule),
             ("TCPSTATE_NAME", &self.name),
@@ -370,6 +373,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
             icmp(&mut f, e.icmp);
             dropped(&mut f, e.dropped);
+            f.rst_ttl = e.rst_ttl.map(|t| t.to_string());
             f.saddr = Some(e.saddr.to_string());
             // Left out where the start is unknown (unmatched).
             f.duration_ms = e.duration().map(ms);
@@ -393,6 +397,7 @@ pub fn fields_of(a: &crate::alert::policy::Alert) -> AlertFields {
             f.timeout_by = e.timeout_by.map(|b| b.name().into());
             icmp(&mut f, e.icmp);
             dropped(&mut f, e.dropped);
+            f.rst_ttl = e.rst_ttl.map(|t| t.to_string());
             f.saddr = Some(e.saddr.to_string());
             f.duration_ms = e.duration().map(ms);
             f.fallback = Some(Endpoint(fb.daddr, Some(fb.dport)).to_string());

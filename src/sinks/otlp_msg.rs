@@ -203,6 +203,9 @@ fn failure(a: &mut Vec<KeyValue>, f: &Failure, owner: &mut dyn FnMut(u32) -> Opt
         a.push(int("tcpstate.duration_ms", (ns / 1_000_000) as i64));
     }
     a.push(int("tcpstate.retransmits", f.retransmits));
+    if let Some(t) = f.rst_ttl {
+        a.push(int("tcpstate.rst_ttl", t));
+    }
 }
 
 /// One notice as a log record: its event name (`tcpstate.<event>`, the
@@ -600,6 +603,28 @@ mod tests {
             panic!("no pod name")
         };
         assert_eq!(pod.len(), MAX_VALUE);
+        assert_eq!(attr(&r, "tcpstate.rst_ttl"), None);
+    }
+
+    #[test]
+    fn a_refusal_carries_its_rsts_ttl() {
+        let f = Failure {
+            rst_ttl: Some(63),
+            ..Failure::sample("198.18.0.2", 8080, Reason::Refused)
+        };
+        let n = Notice {
+            what: What::Failed(f),
+            attribution: None,
+        };
+        let t = Times {
+            event_ns: 5,
+            observed_ns: 6,
+        };
+        let r = record(&n, t, &mut |_| None);
+        assert_eq!(
+            attr(&r, "tcpstate.rst_ttl"),
+            Some(&any_value::Value::IntValue(63))
+        );
     }
 
     #[test]

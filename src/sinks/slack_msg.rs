@@ -197,6 +197,16 @@ fn first_fields(f: &Failure, attr: Option<&Attribution>) -> Value {
         ),
         field("Source", &f.saddr.to_string()),
     ];
+    // The RST's hop distance: a hint, not a verdict (docs/reasons.md).
+    if let Some(t) = f.rst_ttl {
+        fields.push(field(
+            "RST TTL",
+            &format!(
+                "{t} as it arrived (another value than the server's own packets' \
+                 hints at a box on the path that forged it)"
+            ),
+        ));
+    }
     fields.extend(attribution_fields(attr));
     json!({"type": "section", "fields": fields})
 }
@@ -276,8 +286,11 @@ fn one_line(a: &Alert) -> String {
                 None => String::new(),
             };
             let rejected = why(f).map_or(String::new(), |w| format!(": {w}"));
+            let ttl = f
+                .rst_ttl
+                .map_or(String::new(), |t| format!(" (RST TTL {t})"));
             escape(&format!(
-                "{} {}{rejected} at {} ({}{}){after}",
+                "{} {}{rejected}{ttl} at {} ({}{}){after}",
                 NamedEndpoint(f.dname.as_ref(), f.daddr, f.dport),
                 f.reason,
                 f.stage.name(),
@@ -649,6 +662,19 @@ mod tests {
         let want = "host_unreachable: rejected by 10.1.0.1 (ICMP admin-prohibited), not by the destination";
         assert!(v["text"].as_str().unwrap().contains(want), "{}", v["text"]);
         assert!(all_text(&v["blocks"]).contains(want), "{v}");
+    }
+
+    #[test]
+    fn a_refusal_gives_its_rsts_ttl_as_a_field() {
+        let mut f = failure(b"curl");
+        let v = render("web-1", &[Alert::First(f, None)], Folded::default());
+        assert!(!all_text(&v["blocks"]).contains("RST TTL"), "{v}");
+        f.rst_ttl = Some(63);
+        let v = render("web-1", &[Alert::First(f, None)], Folded::default());
+        assert!(
+            all_text(&v["blocks"]).contains("*RST TTL*\\n63 as it arrived"),
+            "{v}"
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Features {
     pub retransmits: bool,
     /// Who sent the ICMP error that ended an attempt.
     pub icmp_sender: IcmpHook,
+    /// The TTL of the RST that refused an attempt or reset a connection.
+    pub rst_ttl: RstHook,
     /// iter/task_file (5.8+) and iter/tcp (5.9+): attempts already in
     /// flight at start, with their holders.
     pub in_flight_at_start: bool,
@@ -136,6 +138,36 @@ impl IcmpHook {
     }
 }
 
+/// How the TTL (hop limit) of an RST that refuses an attempt or resets a
+/// connection is seen: only through a trampoline on tcp_reset(), where the
+/// kernel hands it the skb (5.13+: 049fe386d353). No tracepoint has the
+/// packet, and a hook on every received packet would tax the whole host,
+/// so elsewhere it is not seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RstHook {
+    /// fentry/tcp_reset.
+    Fentry,
+    /// Not seen (why).
+    Off(String),
+}
+
+impl Default for RstHook {
+    fn default() -> Self {
+        RstHook::Off("not probed".into())
+    }
+}
+
+impl RstHook {
+    pub fn describe(&self) -> String {
+        match self {
+            RstHook::Fentry => "rst-ttl via fentry/tcp_reset".into(),
+            RstHook::Off(why) => {
+                format!("rst-ttl off ({why}: refused attempts and resets do not say the RST's TTL)")
+            }
+        }
+    }
+}
+
 /// The hook that sees DNS answers, the cheapest the kernel allows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum DnsHook {
@@ -169,6 +201,7 @@ impl Features {
             ),
             f(self.retransmits, "retransmits", "no tcp:tcp_retransmit_skb"),
             self.icmp_sender.describe(),
+            self.rst_ttl.describe(),
             f(
                 self.in_flight_at_start,
                 "in-flight-at-start",
@@ -210,6 +243,9 @@ pub(super) struct Trampolines {
     /// Where ICMP errors reach a connecting socket (see [`IcmpHook`]).
     pub(super) ip_icmp_error: bool,
     pub(super) ipv6_icmp_error: bool,
+    /// tcp_reset(sk, skb): with the skb from 5.13 (049fe386d353); 5.10
+    /// has tcp_reset(sk) alone (see [`RstHook`]).
+    pub(super) tcp_reset_skb: bool,
 }
 
 impl Trampolines {
@@ -275,8 +311,8 @@ pub(super) fn drop_reasons(btf_path: &Path) -> Vec<(u32, String)> {
 
 /// Which hooks this kernel has, from its BTF.
 pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
-    use libbpf_rs::btf::types::{Enum, Func};
-    use libbpf_rs::btf::{Btf, BtfType};
+    use libbpf_rs::btf::types::{Enum, Func, FuncProto};
+    use libbpf_rs::btf::{Btf, BtfType, ReferencesType};
     let Ok(btf) = Btf::from_path(btf_path) else {
         return Default::default();
     };
@@ -294,6 +330,7 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         netfilter_drops: netfilter_drop && has("btf_trace_kfree_skb"),
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         icmp_sender: IcmpHook::default(),
+        rst_ttl: RstHook::default(),
         in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
         in_flight_holders: has("bpf_iter__task_file"),
         in_flight_unheld: has("bpf_iter__tcp"),
@@ -301,12 +338,19 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         dns_wanted: DnsNames::Auto,
     };
     let func = |name: &str| btf.type_by_name::<Func<'_>>(name).is_some();
+    let params = |name: &str| {
+        let f = btf.type_by_name::<Func<'_>>(name)?;
+        FuncProto::try_from(f.referenced_type())
+            .ok()
+            .map(|p| p.len())
+    };
     let trampolines = Trampolines {
         connect: func("__sys_connect_file"),
         sock_getsockopt: func("sock_getsockopt"),
         sk_getsockopt: func("sk_getsockopt"),
         ip_icmp_error: func("ip_icmp_error"),
         ipv6_icmp_error: func("ipv6_icmp_error"),
+        tcp_reset_skb: params("tcp_reset") == Some(2),
     };
     (features, trampolines, has("btf_trace_sys_exit"))
 }

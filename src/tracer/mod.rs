@@ -27,7 +27,7 @@ pub mod owner;
 mod plan;
 mod privileges;
 
-pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook};
+pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, RstHook};
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
 
@@ -412,6 +412,7 @@ fn open_and_load<'obj>(
         rodata.self_pidns_ino = ino;
     }
     rodata.connect_errors = progs.exit_connect_file || progs.handle_sys_exit;
+    rodata.rst_ttl_on = progs.enter_tcp_reset;
     rodata.dns_ring_limit = u64::from(cfg.ring_bytes / 2);
     rodata.generation = load.generation;
     set_autoload(&mut open, progs);
@@ -453,6 +454,7 @@ fn set_autoload(open: &mut OpenTcpstateSkel<'_>, progs: &Progs) {
         .set_autoload(progs.enter_ip_icmp_error);
     p.enter_ipv6_icmp_error
         .set_autoload(progs.enter_ipv6_icmp_error);
+    p.enter_tcp_reset.set_autoload(progs.enter_tcp_reset);
 }
 
 /// The error for an object the kernel would not load.
@@ -509,7 +511,28 @@ fn attach(
     plan::require(modes, &features.connect_errors)?;
     features.dns = attach_dns(plan, skel, &mut links);
     features.icmp_sender = attach_icmp(&plan.features.icmp_sender, skel, &mut links);
+    features.rst_ttl = attach_rst(&plan.features.rst_ttl, skel, &mut links);
     Ok((links, features))
+}
+
+/// The RST's TTL trampoline, as planned; off, with the kernel's word, if it
+/// will not attach. Loaded but unattached, it only leaves the state hook
+/// an empty slot to look at: nothing wrong is said.
+fn attach_rst(
+    planned: &RstHook,
+    skel: &TcpstateSkel<'_>,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> RstHook {
+    if *planned != RstHook::Fentry {
+        return planned.clone();
+    }
+    match skel.progs.enter_tcp_reset.attach() {
+        Ok(l) => {
+            links.push(l);
+            RstHook::Fentry
+        }
+        Err(e) => RstHook::Off(format!("no trampolines: {}", plan::refused_at_attach(&e))),
+    }
 }
 
 /// The ICMP sender's trampolines, as planned: IPv4's, and IPv6's where the

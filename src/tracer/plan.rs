@@ -4,7 +4,7 @@
 //! can still refuse at load or attach, and the plan says what then.
 
 use super::features::{
-    ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, Trampolines,
+    ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, RstHook, Trampolines,
 };
 use crate::exit::{Fatal, Kind};
 
@@ -82,6 +82,7 @@ pub(super) struct Progs {
     pub(super) handle_dns_sys_exit: bool,
     pub(super) enter_ip_icmp_error: bool,
     pub(super) enter_ipv6_icmp_error: bool,
+    pub(super) enter_tcp_reset: bool,
 }
 
 /// The DNS hook the modes allow before any trampoline is tried: the
@@ -102,8 +103,21 @@ pub(super) fn probe_target(k: &Kernel, m: Modes) -> Option<&'static str> {
         Some("handle_dns_fentry")
     } else if m.connect_errors != ConnectErrors::Off && k.tramp.complete() {
         Some("exit_connect_file")
+    } else if k.tramp.ip_icmp_error {
+        Some("enter_ip_icmp_error")
     } else {
-        k.tramp.ip_icmp_error.then_some("enter_ip_icmp_error")
+        k.tramp.tcp_reset_skb.then_some("enter_tcp_reset")
+    }
+}
+
+/// The RST's TTL: a trampoline on tcp_reset(sk, skb) only (see [`RstHook`]).
+fn rst_plan(k: &Kernel, refused: Option<&str>) -> RstHook {
+    match refused {
+        Some(why) => RstHook::Off(format!("no trampolines: {why}")),
+        None if k.tramp.tcp_reset_skb => RstHook::Fentry,
+        None => {
+            RstHook::Off("tcp_reset has no skb argument in the kernel's BTF (Linux 5.13+)".into())
+        }
     }
 }
 
@@ -168,6 +182,7 @@ pub(super) fn plan(k: &Kernel, m: Modes) -> Plan {
         features: Features {
             connect_errors: ConnectHook::Unknown,
             icmp_sender: icmp_plan(k, refused.as_deref()),
+            rst_ttl: rst_plan(k, refused.as_deref()),
             dns,
             dns_wanted: m.dns_names,
             ..k.features.clone()
@@ -205,19 +220,21 @@ impl Plan {
             handle_dns_sys_exit: self.dns != DnsHook::Off && f.dns_wanted == DnsNames::On,
             enter_ip_icmp_error: matches!(f.icmp_sender, IcmpHook::Fentry { .. }),
             enter_ipv6_icmp_error: f.icmp_sender == IcmpHook::Fentry { v6: true },
+            enter_tcp_reset: f.rst_ttl == RstHook::Fentry,
         }
     }
 
-    /// Whether the connect or ICMP trampolines are in this load: if the
-    /// kernel refuses the object, [`Plan::without_trampolines`] is tried.
+    /// Whether the connect, ICMP or RST trampolines are in this load: if
+    /// the kernel refuses the object, [`Plan::without_trampolines`] is tried.
     pub(super) fn has_trampolines(&self) -> bool {
         matches!(self.connect, Connect::Trampolines { .. })
             || matches!(self.features.icmp_sender, IcmpHook::Fentry { .. })
+            || self.features.rst_ttl == RstHook::Fentry
     }
 
     /// The plan once the kernel refused to load the trampolines (errno):
-    /// the connect fallback in their place, the ICMP sender off, the rest
-    /// as it was.
+    /// the connect fallback in their place, the ICMP sender and the RST's
+    /// TTL off, the rest as it was.
     pub(super) fn without_trampolines(&self, errno: &str) -> Plan {
         let mut plan = self.clone();
         if let Connect::Trampolines {
@@ -229,6 +246,10 @@ impl Plan {
         if matches!(self.features.icmp_sender, IcmpHook::Fentry { .. }) {
             plan.features.icmp_sender =
                 IcmpHook::Off(format!("no trampolines: {}", refused_at_load(errno)));
+        }
+        if self.features.rst_ttl == RstHook::Fentry {
+            plan.features.rst_ttl =
+                RstHook::Off(format!("no trampolines: {}", refused_at_load(errno)));
         }
         plan
     }
@@ -272,6 +293,10 @@ mod tests {
         and errors read away with SO_ERROR, are not seen)";
     const ICMP_EPERM: &str = "icmp-sender off (no trampolines: the kernel refused to load \
         them (-EPERM): failures an ICMP error ended do not say who sent it)";
+    const RST_EPERM: &str = "rst-ttl off (no trampolines: the kernel refused to load \
+        them (-EPERM): refused attempts and resets do not say the RST's TTL)";
+    const RST_5_10: &str = "rst-ttl off (tcp_reset has no skb argument in the kernel's BTF \
+        (Linux 5.13+): refused attempts and resets do not say the RST's TTL)";
     const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
     const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP; every \
         syscall on this host pays; --dns-names off turns it off)";
@@ -299,15 +324,18 @@ mod tests {
                 sk_getsockopt: sk,
                 ip_icmp_error: true,
                 ipv6_icmp_error: true,
+                tcp_reset_skb: true,
             },
             sys_exit: true,
             tramp_refused: refuses.map(String::from),
         }
     }
 
-    /// 5.10: sock_getsockopt only, no drop reasons.
+    /// 5.10: sock_getsockopt only, no drop reasons, tcp_reset(sk) alone.
     fn linux_5_10() -> Kernel {
-        kernel(true, false, false, None)
+        let mut k = kernel(true, false, false, None);
+        k.tramp.tcp_reset_skb = false;
+        k
     }
     /// 6.1: sock_getsockopt calling sk_getsockopt.
     fn linux_6_1() -> Kernel {
@@ -395,6 +423,7 @@ mod tests {
         let m = modes(ConnectErrors::Off, DnsNames::Off);
         let mut k = no_trampolines();
         k.tramp.ip_icmp_error = false;
+        k.tramp.tcp_reset_skb = false;
         assert_eq!(probe_target(&k, m), None);
         let m = modes(ConnectErrors::Auto, DnsNames::Off);
         assert_eq!(probe_target(&linux_6_12(), m), Some("exit_connect_file"));
@@ -433,7 +462,7 @@ mod tests {
             p.expected().describe(),
             format!(
                 "{EPERM_LOAD}, netfilter-drops on, retransmits on, {ICMP_EPERM}, \
-                 in-flight-at-start on, {DNS_AUTO_OFF}"
+                 {RST_EPERM}, in-flight-at-start on, {DNS_AUTO_OFF}"
             )
         );
     }
@@ -532,6 +561,51 @@ mod tests {
         let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Auto));
         assert!(p.progs().enter_ip_icmp_error && !p.progs().enter_ipv6_icmp_error);
         assert!(p.features.icmp_sender.describe().contains("IPv4 only"));
+    }
+
+    #[test]
+    fn the_rsts_ttl_is_seen_where_tcp_reset_has_the_skb() {
+        // 6.1 and 6.12: tcp_reset(sk, skb), and trampolines load.
+        for k in [linux_6_1(), linux_6_12()] {
+            for c in MODES {
+                for d in [DnsNames::Auto, DnsNames::Off] {
+                    let p = planned(k.clone(), modes(c, d));
+                    assert_eq!(p.features.rst_ttl, RstHook::Fentry);
+                    assert_eq!(
+                        p.features.rst_ttl.describe(),
+                        "rst-ttl via fentry/tcp_reset"
+                    );
+                    assert!(p.progs().enter_tcp_reset && p.has_trampolines());
+                }
+            }
+        }
+        // 5.10: tcp_reset(sk) only: not loaded (its verifier would refuse
+        // the skb argument), said.
+        for c in MODES {
+            let p = planned(linux_5_10(), modes(c, DnsNames::Auto));
+            assert_eq!(p.features.rst_ttl.describe(), RST_5_10);
+            assert!(!p.progs().enter_tcp_reset);
+        }
+        // This machine: refused with the other trampolines, said so on the
+        // start line.
+        for c in MODES {
+            let p = planned(no_trampolines(), modes(c, DnsNames::Auto));
+            assert_eq!(p.features.rst_ttl.describe(), RST_EPERM);
+            assert!(!p.progs().enter_tcp_reset);
+            assert!(p.expected().describe().contains(RST_EPERM));
+        }
+        // Refused only at the full load: off with the errno.
+        let p = planned(linux_6_1(), modes(ConnectErrors::Off, DnsNames::Off));
+        let q = p.without_trampolines("-EPERM");
+        assert_eq!(q.features.rst_ttl.describe(), RST_EPERM);
+        assert!(!q.progs().enter_tcp_reset && !q.has_trampolines());
+        // The one trampoline wanted: it is the probe.
+        let mut k = no_trampolines();
+        k.tramp.ip_icmp_error = false;
+        let m = modes(ConnectErrors::Off, DnsNames::Off);
+        assert_eq!(probe_target(&k, m), Some("enter_tcp_reset"));
+        let p = planned(k, m);
+        assert_eq!(p.features.rst_ttl.describe(), RST_EPERM);
     }
 
     #[test]

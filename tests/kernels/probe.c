@@ -15,6 +15,9 @@
  *                             no liburing is needed for either
  *                             architecture. Exits 3 where the kernel has
  *                             no io_uring (or refuses it).
+ *   probe rstserver ADDR PORT listen, accept one connection, and close it
+ *                             with SO_LINGER 0: the kernel resets it (an
+ *                             RST, not a FIN). Gives up after 5 s.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -129,6 +132,37 @@ static int uring(const char *addr, int port)
 	return 0;
 }
 
+static int rstserver(const char *addr, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+	struct pollfd p;
+	int fd, c, one = 1;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return fprintf(stderr, "probe: bad address %s\n", addr), 2;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return perror("probe: socket"), 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 1))
+		return perror("probe: bind/listen"), 1;
+	p.fd = fd;
+	p.events = POLLIN;
+	if (poll(&p, 1, 5000) != 1)
+		return printf("rstserver: nobody connected\n"), 1;
+	c = accept(fd, NULL, NULL);
+	if (c < 0)
+		return perror("probe: accept"), 1;
+	/* The client is established and waiting to read. */
+	usleep(200000);
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(c);
+	close(fd);
+	printf("rstserver: reset one connection\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "soerror"))
@@ -137,6 +171,9 @@ int main(int argc, char **argv)
 		return syscalls(atol(argv[2]));
 	if (argc == 4 && !strcmp(argv[1], "uring"))
 		return uring(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe uring ADDR PORT\n");
+	if (argc == 4 && !strcmp(argv[1], "rstserver"))
+		return rstserver(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe uring ADDR PORT"
+		" | probe rstserver ADDR PORT\n");
 	return 2;
 }
