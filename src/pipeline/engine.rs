@@ -92,6 +92,9 @@ pub struct DnsConfig {
     pub host_netns: Option<u32>,
     /// tcpstate's own process id: its own lookups' answers are trusted.
     pub own_pid: u32,
+    /// DNS over TCP is read (the syscall fallback): a truncated UDP
+    /// answer teaches no names, its retry over TCP does.
+    pub tcp: bool,
 }
 
 /// What the DNS answers came to.
@@ -116,6 +119,13 @@ pub struct DnsStats {
     /// Answers to no query the receiving socket had outstanding (another
     /// id or question), or from a source that is not port 53: not learned.
     pub unmatched: u64,
+    /// DNS messages read from TCP streams (queries and answers), and
+    /// those cut: the kernel's copy or the stream's split ended inside
+    /// one, or a buffer held more than is framed (`dns::tcp`).
+    pub tcp_messages: u64,
+    pub tcp_cut: u64,
+    /// Truncated (TC) answers not learned from: their TCP retry is read.
+    pub truncated: u64,
     pub memory: MemoryStats,
     /// Lookups judged (issue 32) and resolv.conf files unreadable.
     pub lookups: crate::dns::lookup::Stats,
@@ -128,6 +138,7 @@ struct Dns {
     pending: Pending,
     host_netns: Option<u32>,
     own_pid: u32,
+    tcp: bool,
     stats: DnsStats,
     /// Names `--dest` watches, lowercased, no trailing dot.
     watched: Vec<Vec<u8>>,
@@ -225,9 +236,13 @@ impl Engine {
     }
 
     /// Judges lookups from the DNS records from now on: `resolve_failed`.
-    pub fn set_dns_failures(&mut self, confs: Box<dyn ResolvConfs>) {
+    /// `tcp_seen`: DNS over TCP is read (see `lookup::Config::tcp_seen`).
+    pub fn set_dns_failures(&mut self, confs: Box<dyn ResolvConfs>, tcp_seen: bool) {
         self.dns_failures = Some(DnsFailures::new(
-            crate::dns::lookup::Config::default(),
+            crate::dns::lookup::Config {
+                tcp_seen,
+                ..Default::default()
+            },
             confs,
         ));
     }
@@ -299,6 +314,7 @@ impl Engine {
             pending: Pending::default(),
             host_netns: cfg.host_netns,
             own_pid: cfg.own_pid,
+            tcp: cfg.tcp,
             stats: DnsStats::default(),
             watched: Vec::new(),
         });
@@ -315,25 +331,48 @@ impl Engine {
         }
     }
 
-    /// A DNS answer an application received, or a query it sent.
+    /// A DNS answer an application received, or a query it sent; over
+    /// TCP, the messages of the buffer one syscall moved, or a
+    /// connection opened to port 53 (`query` 2, no message).
     pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
         let Some(d) = &mut self.dns else { return };
+        if raw.query == 2 {
+            if let Some(f) = &mut self.dns_failures {
+                f.tcp_connect(raw);
+            }
+            return;
+        }
         let payload = raw.payload();
+        if raw.tcp == 0 {
+            self.dns_message(raw, &payload, out);
+            return;
+        }
+        let framed = crate::dns::tcp::frame(&payload, usize::from(raw.wire_len), raw.query != 0);
+        d.stats.tcp_messages += framed.messages.len() as u64;
+        d.stats.tcp_cut += framed.cut;
+        for m in framed.messages {
+            self.dns_message(raw, m, out);
+        }
+    }
+
+    /// One DNS message of a record.
+    fn dns_message(&mut self, raw: &RawDns, payload: &[u8], out: &mut Out) {
+        let Some(d) = &mut self.dns else { return };
         if let Some(f) = &mut self.dns_failures {
             if raw.query != 0 {
                 // Named while its cgroup surely exists.
                 self.attributor.touch(raw.cgroup_id);
             }
-            f.record(raw, &payload);
+            f.record(raw, payload);
         }
         if raw.query != 0 {
-            if let Some(q) = answer::parse_query(&payload) {
+            if let Some(q) = answer::parse_query(payload) {
                 d.pending.sent(raw.sk, q, raw.ts_ns);
             }
             return;
         }
         d.stats.answers += 1;
-        let ans = match answer::parse(&payload) {
+        let ans = match answer::parse(payload) {
             Ok(a) => a,
             Err(answer::Skip::NotAnAddressAnswer) => {
                 d.stats.ignored += 1;
@@ -352,6 +391,12 @@ impl Engine {
         // question (issue 29).
         if !d.pending.answered(raw.sk, &ans, raw.ts_ns) {
             d.stats.unmatched += 1;
+            return;
+        }
+        if ans.truncated && d.tcp {
+            // Its client asks again over TCP, whose answer is read
+            // (RFC 2181 section 9: a truncated answer is to be ignored).
+            d.stats.truncated += 1;
             return;
         }
         d.stats.partial += u64::from(ans.partial);
