@@ -966,4 +966,74 @@ mod tests {
         assert_eq!((out.line_count, out.alerts.len()), (0, 0));
         assert_eq!(e.stats().correlate.failures, 1);
     }
+
+    /// A DNS record as the kernel sends it: `bytes` copied, `wire_len`
+    /// the syscall's, on socket `sk`.
+    fn dns_raw(sk: u64, query: u8, tcp: u8, bytes: &[u8], wire_len: u16) -> RawDns {
+        let mut r = RawDns {
+            ts_ns: 1_000,
+            cgroup_id: 1,
+            sk,
+            pid: 7,
+            len: bytes.len() as u16,
+            wire_len,
+            query,
+            tcp,
+            family: 2,
+            port: 53,
+            ..Default::default()
+        };
+        for (i, c) in bytes.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            r.data[i] = u64::from_ne_bytes(w);
+        }
+        r
+    }
+
+    /// Issue 32, DNS over TCP: a truncated UDP answer teaches nothing;
+    /// the TCP retry's answer does, framed behind its length; a second
+    /// message that is no DNS message is counted, not parsed.
+    #[test]
+    fn names_come_from_the_tcp_retry_and_cut_messages_are_counted() {
+        use crate::dns::answer::wire::*;
+        let mut e = engine(Format::None, None);
+        e.set_dns(DnsConfig {
+            memory: crate::dns::memory::Config {
+                max_entries: 64,
+                max_bytes: 1 << 20,
+                grace_ns: 0,
+            },
+            host_netns: None,
+            own_pid: 1,
+            tcp: true,
+        });
+        let mut out = Out::default();
+        let q = query(&name("big.test"), 1);
+        let mut tc = response(&name("big.test"), 1, &[rr(&QNAME, 1, 60, &[192, 0, 2, 1])]);
+        tc[2] |= 0x02;
+        e.dns_answer(&dns_raw(1, 1, 0, &q, q.len() as u16), &mut out);
+        e.dns_answer(&dns_raw(1, 0, 0, &tc, tc.len() as u16), &mut out);
+        let ip = |last| std::net::IpAddr::from([192, 0, 2, last]);
+        let me = Some(Caller {
+            cgroup_id: 1,
+            ..Default::default()
+        });
+        assert!(
+            e.dname(me, ip(1), 2_000).is_none(),
+            "a TC answer teaches nothing"
+        );
+        // The retry: a connect, glibc's query alone, then the answer behind
+        // its length, and garbage behind a second length.
+        e.dns_answer(&dns_raw(2, 2, 1, &[], 0), &mut out);
+        e.dns_answer(&dns_raw(2, 1, 1, &q, q.len() as u16), &mut out);
+        let a = response(&name("big.test"), 1, &[rr(&QNAME, 1, 60, &[192, 0, 2, 2])]);
+        let mut buf = (a.len() as u16).to_be_bytes().to_vec();
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&[0, 30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        e.dns_answer(&dns_raw(2, 0, 1, &buf, buf.len() as u16), &mut out);
+        let d = e.dns_stats().unwrap();
+        assert_eq!((d.truncated, d.tcp_messages, d.tcp_cut), (1, 2, 1));
+        assert!(e.dname(me, ip(2), 2_000).is_some());
+    }
 }
