@@ -273,8 +273,8 @@ mod tests {
     const ICMP_EPERM: &str = "icmp-sender off (no trampolines: the kernel refused to load \
         them (-EPERM): failures an ICMP error ended do not say who sent it)";
     const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
-    const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP; every \
-        syscall on this host pays; --dns-names off turns it off)";
+    const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP, and of \
+        TCP to port 53, writev too; every syscall on this host pays; --dns-names off turns it off)";
     const DNS_OFF: &str = "dns-names off (--dns-names off: failures carry no DNS names)";
     const DNS_AUTO_OFF: &str = "dns-names off (no trampolines here; --dns-names on takes the \
         raw_syscalls fallback, which every syscall on this host pays for)";
