@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* DNS answers that applications receive, and the queries they send, so a
  * failure can name what the application resolved: from fentry on
- * skb_consume_udp, udp_send_skb and udp_v6_send_skb, else sys_exit. */
+ * skb_consume_udp, udp_send_skb and udp_v6_send_skb (UDP only), else
+ * sys_exit (UDP, and TCP streams to port 53). */
 #ifndef __TCPSTATE_DNS_H
 #define __TCPSTATE_DNS_H
 
@@ -14,6 +15,7 @@
 #include "ring.h"
 #include "sock.h"
 #include "syscall.h"
+#include "dns_record.h"
 
 /* DNS answers that applications receive (issue 22), so failures can name
  * the destination the application resolved. Where each answer is handed
@@ -46,104 +48,6 @@
  * socket's source address there is the application's buffer (the kernel
  * may have copied nothing into it), so it only pre-filters: such an
  * answer counts only by its socket's query to port 53. */
-
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define DNS_PORT 53
-
-/* Room for a DNS record, unless the unread bytes are past the DNS share
- * (dns_ring_limit), so a flood of answers cannot crowd out the failures.
- * NULL otherwise; either miss is counted. */
-static __always_inline struct tcpstate_dns *dns_reserve(void)
-{
-	if (!active())
-		return NULL;
-	if (dns_ring_limit && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > dns_ring_limit) {
-		count(TCPSTATE_CNT_DNS_SKIPPED);
-		return NULL;
-	}
-	return ring_reserve(sizeof(struct tcpstate_dns));
-}
-
-/* Sends the answer's first n bytes, at most TCPSTATE_DNS_MAX, from `src`
- * (user memory at a syscall's exit, else the kernel's) with who received
- * it: the current task. Discards the record if they cannot be read. */
-/* The server of a DNS record: its family, port (network order) and address. */
-struct dns_peer {
-	__u16 family;
-	__be16 port;
-	__u8 addr[16];
-};
-
-/* A connected socket's peer, for a record whose syscall named no address. */
-static __always_inline void peer_of_sock(struct dns_peer *p, const struct sock *sk)
-{
-	p->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	p->port = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	if (p->family == AF_INET)
-		bpf_core_read(p->addr, 4, &sk->__sk_common.skc_daddr);
-	else if (p->family == AF_INET6)
-		bpf_core_read(p->addr, 16, &sk->__sk_common.skc_v6_daddr);
-	else
-		p->family = 0;
-}
-
-/* The address a syscall named (a user sockaddr): sin_port and sin6_port
- * sit at the same offset; sin_addr at 4, sin6_addr at 8. */
-static __always_inline void peer_of_user(struct dns_peer *p, const void *addr)
-{
-	if (bpf_probe_read_user(&p->family, sizeof(p->family), addr) ||
-	    bpf_probe_read_user(&p->port, sizeof(p->port), addr + 2)) {
-		p->family = 0;
-		return;
-	}
-	if (p->family == AF_INET) {
-		if (bpf_probe_read_user(p->addr, 4, addr + 4))
-			p->family = 0;
-	} else if (p->family == AF_INET6) {
-		if (bpf_probe_read_user(p->addr, 16, addr + 8))
-			p->family = 0;
-	} else {
-		p->family = 0;
-	}
-}
-
-static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __u64 n,
-				     __u16 wire_len, bool user, const struct sock *sk, __u8 query,
-				     const struct dns_peer *peer)
-{
-	struct task_struct *task;
-	__u64 id;
-
-	/* Clamped where it is used, in the register used: the compiler may
-	 * otherwise pass an unclamped copy, which the verifier refuses. */
-	barrier_var(n);
-	if (n > TCPSTATE_DNS_MAX)
-		n = TCPSTATE_DNS_MAX;
-	barrier_var(n);
-	if (read_mem(r->data, n, src, user)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
-		return;
-	}
-	r->len = n;
-	r->wire_len = wire_len;
-	r->sk = (__u64)sk;
-	r->query = query;
-	r->family = peer->family;
-	r->port = bpf_ntohs(peer->port);
-	__builtin_memcpy(r->peer, peer->addr, sizeof(r->peer));
-	r->ts_ns = bpf_ktime_get_ns();
-	r->cgroup_id = bpf_get_current_cgroup_id();
-	id = bpf_get_current_pid_tgid();
-	r->pid = id >> 32;
-	r->uid = (__u32)bpf_get_current_uid_gid();
-	task = (struct task_struct *)bpf_get_current_task();
-	r->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
-	/* An application that resolved a name connects next: wake the
-	 * consumer if it waits, so the name is known before the attempt. */
-	bpf_ringbuf_submit(r, consumer_waiting ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-}
 
 static __always_inline void dns_answer(const struct sock *sk, const struct sk_buff *skb,
 				       bool is_udp)
@@ -201,7 +105,7 @@ static __always_inline void dns_answer(const struct sock *sk, const struct sk_bu
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, head + th + 8, n, ulen - 8, false, sk, 0, &peer);
+	dns_send(r, head + th + 8, n, ulen - 8, false, sk, 0, &peer, 0);
 }
 
 SEC("fentry/skb_consume_udp")
@@ -241,7 +145,7 @@ static __always_inline void dns_query_skb(const struct sk_buff *skb, __u16 dport
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, head + th + 8, n, n > 0xffff ? 0xffff : n, false, skb->sk, 1, peer);
+	dns_send(r, head + th + 8, n, n > 0xffff ? 0xffff : n, false, skb->sk, 1, peer, 0);
 }
 
 SEC("fentry/udp_send_skb")
@@ -264,32 +168,64 @@ int BPF_PROG(handle_dns_query6, struct sk_buff *skb, struct flowi6 *fl6, struct 
 	return 0;
 }
 
-/* A DNS message in a user buffer, on a UDP socket: an answer (QR set)
+/* Whether 8 bytes look like the start of a DNS message: QR as expected,
+ * a standard query's opcode, one question. */
+static __always_inline bool dns_head(const __u8 *h, __u8 query)
+{
+	return (h[2] & 0xf8) == (query ? 0 : 0x80) && h[4] == 0 && h[5] == 1;
+}
+
+/* A DNS message in a user buffer: on a UDP socket an answer (QR set)
  * from port 53, or a query (QR clear) to it. The port is the socket's
  * peer if it is connected, else the address the syscall names (`addr`, a
  * user sockaddr): for a query, where the kernel sent it; for an answer
- * only a hint (see the top of this file). */
+ * only a hint (see the top of this file).
+ * On a TCP socket connected to port 53 (DNS over TCP: a truncated UDP
+ * answer retried, or `options use-vc`), the buffer as the syscall moved
+ * it: a message (glibc writes each behind its length in its own iovec,
+ * and reads the length, then the message), or messages each behind its
+ * 2-byte length (c-ares, Go); user space frames them and counts what the
+ * copy or the stream cut. A buffer that starts inside a message (the
+ * rest of one the stream split) does not look like either: not sent. */
 static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, const void *addr,
 					  __u8 query)
 {
 	struct tcpstate_dns *r;
 	struct dns_peer peer = {};
-	__u8 hdr[6];
+	__u8 hdr[8];
 	struct sock *sk;
-	__u16 port = 0;
+	__u16 port = 0, proto;
+	bool plain;
 
 	if (n < 12 || !buf)
 		return;
-	/* A query is small: a large write (most of them) is not looked at. */
-	if (query && n > TCPSTATE_DNS_MAX)
+	/* A query is small: a large write (most of them) is not looked at;
+	 * over TCP, two behind their lengths (A and AAAA) may be written at
+	 * once. */
+	if (query && n > 2 * TCPSTATE_DNS_MAX)
 		return;
 	if (bpf_probe_read_user(hdr, sizeof(hdr), buf))
 		return;
-	/* QR as expected, a standard query's opcode, one question. */
-	if ((hdr[2] & 0xf8) != (query ? 0 : 0x80) || hdr[4] != 0 || hdr[5] != 1)
+	/* A message at the start, or (TCP only) one behind its length. */
+	plain = dns_head(hdr, query);
+	if (!plain && (n < 14 || !dns_head(hdr + 2, query)))
 		return;
 	sk = sock_of_fd(fd);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+	if (!sk)
+		return;
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto == IPPROTO_TCP) {
+		/* Only a stream this host opened to port 53. */
+		if (BPF_CORE_READ(sk, __sk_common.skc_dport) != bpf_htons(DNS_PORT))
+			return;
+		peer_of_sock(&peer, sk);
+		r = dns_reserve();
+		if (!r)
+			return;
+		dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer, 1);
+		return;
+	}
+	if (proto != IPPROTO_UDP || !plain || (query && n > TCPSTATE_DNS_MAX))
 		return;
 	/* sin_port and sin6_port sit at the same offset. A query's named
 	 * address is where it went, even on a connected socket; an answer's,
@@ -317,7 +253,33 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 	r = dns_reserve();
 	if (!r)
 		return;
-	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer);
+	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer, 0);
+}
+
+/* writev(): glibc's TCP query, each message behind its length in an
+ * iovec of its own ([2][A][2][AAAA]); else a first iovec that holds a
+ * message, or messages behind their lengths. One read of the first four
+ * iovecs: every writev on the host pays it, and a header read when an
+ * iovec can hold a message. */
+static __always_inline void dns_from_writev(int fd, const struct iovec *v, __u64 cnt)
+{
+	struct iovec iov[4] = {};
+
+	if (!v || cnt < 1)
+		return;
+	if (cnt > 4)
+		cnt = 4;
+	barrier_var(cnt);
+	if (bpf_probe_read_user(iov, cnt * sizeof(iov[0]), v))
+		return;
+	if (iov[0].iov_len != 2) {
+		dns_from_user(fd, iov[0].iov_base, iov[0].iov_len, NULL, 1);
+		return;
+	}
+	if (cnt > 1)
+		dns_from_user(fd, iov[1].iov_base, iov[1].iov_len, NULL, 1);
+	if (cnt > 3 && iov[2].iov_len == 2)
+		dns_from_user(fd, iov[3].iov_base, iov[3].iov_len, NULL, 1);
 }
 
 /* The first iovec of a user msghdr, and its name (the address). */
@@ -356,7 +318,8 @@ int BPF_PROG(handle_dns_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	if (nr == NR_READ || nr == NR_RECVFROM || nr == NR_RECVMSG || nr == NR_RECVMMSG)
 		query = 0;
-	else if (nr == NR_WRITE || nr == NR_SENDTO || nr == NR_SENDMSG || nr == NR_SENDMMSG)
+	else if (nr == NR_WRITE || nr == NR_SENDTO || nr == NR_SENDMSG || nr == NR_SENDMMSG ||
+		 nr == NR_WRITEV)
 		query = 1;
 	else
 		return 0;
@@ -364,6 +327,8 @@ int BPF_PROG(handle_dns_sys_exit, struct pt_regs *regs, long ret)
 	buf = (void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 	if (nr == NR_READ || nr == NR_WRITE) {
 		dns_from_user(fd, buf, ret, NULL, query);
+	} else if (nr == NR_WRITEV) {
+		dns_from_writev(fd, buf, PT_REGS_PARM3_CORE_SYSCALL(regs));
 	} else if (nr == NR_RECVFROM || nr == NR_SENDTO) {
 		addr = (void *)PT_REGS_PARM5_CORE_SYSCALL(regs);
 		/* A send's address counts only with its length (sendto ignores

@@ -116,6 +116,11 @@ static __always_inline bool from_self(__u64 id)
  * and clears this. */
 __u32 consumer_waiting = 0;
 
+/* Set by user space (.bss) when the DNS fallback reads TCP streams to
+ * port 53: the core hook then records each TCP connection to port 53
+ * (dns_record.h). */
+__u32 dns_tcp = 0;
+
 /* The cgroup id each CPU named or found in named_cgroups last: a storm
  * from one service then skips the LRU lookup. */
 struct {

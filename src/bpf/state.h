@@ -14,6 +14,7 @@
 #include "sock.h"
 #include "caller.h"
 #include "broken.h"
+#include "dns_record.h"
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
@@ -53,6 +54,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 
 	family = sk->__sk_common.skc_family;
 	dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	/* A truncated DNS answer retried over TCP: seen even when the
+	 * destination is not watched, and when the SYN never gets through. */
+	if (dns_tcp && newstate == TCP_SYN_SENT && dport == DNS_PORT)
+		dns_tcp_connect(sk);
 	if (!sk_dest(sk, family, &key) || !watched(&key, dport))
 		return 0;
 

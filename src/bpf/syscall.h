@@ -11,6 +11,7 @@
 #if defined(__TARGET_ARCH_x86)
 #define NR_READ 0
 #define NR_WRITE 1
+#define NR_WRITEV 20
 #define NR_CONNECT 42
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
@@ -22,6 +23,7 @@
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
 #define NR_WRITE 64
+#define NR_WRITEV 66
 #define NR_CONNECT 203
 #define NR_SENDTO 206
 #define NR_RECVFROM 207

@@ -107,8 +107,8 @@ struct tcpstate_seed {
 	__u8 pcomm[TCPSTATE_COMM_LEN]; /* its thread-group leader's */
 };
 
-/* A DNS answer an application received (UDP from port 53), as delivered
- * to it, or a query it sent (UDP to port 53): who, on which socket, and
+/* A DNS answer an application received (UDP from port 53, or a TCP
+ * stream's from it), as delivered to it, or a query it sent (to port 53): who, on which socket, and
  * the message's first TCPSTATE_DNS_MAX bytes, parsed in user space, where
  * an answer counts only if it answers a query its socket sent. A record
  * of its own size in the same ring buffer. */
@@ -124,7 +124,11 @@ struct tcpstate_dns {
 	__u16 wire_len;  /* the message's length (more than len when cut) */
 	__u8 comm[TCPSTATE_COMM_LEN];
 	__u8 query;      /* 1: a query sent; 0: an answer received */
-	__u8 _pad;
+	/* 1: from a TCP stream to port 53 (the retry of a truncated answer,
+	 * or a resolver that asks over TCP): data is the buffer as the
+	 * syscall moved it, one message or messages each behind its 2-byte
+	 * length, framed in user space. 0: one UDP datagram. */
+	__u8 tcp;
 	/* The server: where a query went, or the socket's peer an answer came
 	 * from (family 0: unknown), so a failure can say which server. */
 	__u16 family;    /* AF_INET or AF_INET6 */

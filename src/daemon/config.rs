@@ -21,7 +21,7 @@ const DNS_MAX_BYTES: usize = 16 << 20;
 /// outlive TTLs, and applications cache answers past them.
 pub(super) const DNS_GRACE: Duration = Duration::from_secs(600);
 
-pub(super) fn dns_config() -> engine::DnsConfig {
+pub(super) fn dns_config(tcp: bool) -> engine::DnsConfig {
     use std::os::unix::fs::MetadataExt;
     engine::DnsConfig {
         memory: crate::dns::memory::Config {
@@ -35,6 +35,7 @@ pub(super) fn dns_config() -> engine::DnsConfig {
             .ok()
             .and_then(|m| u32::try_from(m.ino()).ok()),
         own_pid: std::process::id(),
+        tcp,
     }
 }
 

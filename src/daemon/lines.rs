@@ -135,6 +135,9 @@ pub(super) fn totals(
         dns_evicted: d.memory.evicted,
         dns_untrusted: d.untrusted,
         dns_unmatched: d.unmatched,
+        dns_tcp_messages: d.tcp_messages,
+        dns_tcp_cut: d.tcp_cut,
+        dns_truncated: d.truncated,
         dns_lookups_failed: d.lookups.failed,
         dns_lookups_recovered: d.lookups.recovered,
         dns_lookups_undecided: d.lookups.undecided,
@@ -264,6 +267,9 @@ mod tests {
             addrs_dropped: 206,
             untrusted: 213,
             unmatched: 214,
+            tcp_messages: 215,
+            tcp_cut: 216,
+            truncated: 217,
             memory: MemoryStats {
                 entries: 207,
                 bytes: 208,
@@ -320,7 +326,8 @@ mod tests {
                 "{PINNED} dns_answers=201 dns_ignored=202 dns_malformed=203 dns_bad_names=204 \
                  dns_partial=205 dns_addrs_dropped=206 dns_skipped=212 dns_learned=209 \
                  dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210 \
-                 dns_untrusted=213 dns_unmatched=214 dns_lookups_failed=301 \
+                 dns_untrusted=213 dns_unmatched=214 dns_tcp_messages=215 dns_tcp_cut=216 \
+                 dns_truncated=217 dns_lookups_failed=301 \
                  dns_lookups_recovered=302 dns_lookups_undecided=303 dns_lookups_folded=304 \
                  dns_lookups_evicted=305 dns_queries_dropped=306 dns_resolv_conf_unreadable=308"
             )

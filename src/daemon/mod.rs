@@ -260,10 +260,13 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     }
     engine.set_drop_reasons(tracer.info.drop_reasons.clone());
     if tracer.info.features.dns != tracer::DnsHook::Off {
-        engine.set_dns(dns_config());
-        engine.set_dns_failures(Box::new(
-            crate::attribution::resolv_conf::ProcResolvConfs::new(),
-        ));
+        // The syscall fallback reads DNS over TCP; the trampolines do not.
+        let tcp = tracer.info.features.dns == tracer::DnsHook::Tracepoint;
+        engine.set_dns(dns_config(tcp));
+        engine.set_dns_failures(
+            Box::new(crate::attribution::resolv_conf::ProcResolvConfs::new()),
+            tcp,
+        );
         // Where search lists come from, or that they do not (issue 32).
         attribution.push_str("; ");
         attribution.push_str(crate::attribution::resolv_conf::describe(

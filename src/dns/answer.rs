@@ -34,6 +34,9 @@ pub struct Answer {
     /// bytes the kernel copies, or malformed there): what came before is
     /// kept.
     pub partial: bool,
+    /// TC set: cut by the server to fit UDP; the resolver asks again
+    /// over TCP.
+    pub truncated: bool,
 }
 
 /// Why a message gives no names.
@@ -85,6 +88,7 @@ pub fn parse(bytes: &[u8]) -> Result<Answer, Skip> {
         addrs: Vec::new(),
         dropped: 0,
         partial: false,
+        truncated: msg.header().tc(),
     };
     let Ok(section) = msg.answer() else {
         ans.partial = true;
@@ -295,8 +299,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const PIN_CHAIN: &str = "Answer { id: 4660, qtype: 1, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false }";
-    const PIN_ODD: &str = "Answer { id: 4660, qtype: 255, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true }";
+    const PIN_CHAIN: &str = "Answer { id: 4660, qtype: 1, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.0, 100), (192.0.2.1, 99), (192.0.2.2, 98), (192.0.2.3, 97), (192.0.2.4, 96), (192.0.2.5, 95), (192.0.2.6, 94), (192.0.2.7, 93)], dropped: 0, partial: false, truncated: false }";
+    const PIN_ODD: &str = "Answer { id: 4660, qtype: 255, name: [110, 48, 46, 116, 101, 115, 116], addrs: [(192.0.2.1, 7)], dropped: 0, partial: true, truncated: false }";
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -41,6 +41,11 @@ pub struct Config {
     pub window_ns: u64,
     /// Sources with a fold of their own.
     pub max_folds: usize,
+    /// DNS over TCP is seen (queries, answers, and connections to port
+    /// 53): a truncated answer waits for its retry over TCP, whose answer
+    /// decides, and ends as `truncated_unanswered` without one. Else a
+    /// truncated answer decides nothing (its retry is not seen).
+    pub tcp_seen: bool,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             firsts: 10,
             window_ns: 60 * S,
             max_folds: 1024,
+            tcp_seen: false,
         }
     }
 }
@@ -166,7 +172,7 @@ pub struct Stats {
     /// Failed along the way, then answered: no verdict of failure.
     pub recovered: u64,
     /// Ended with no address and nothing to judge by: a truncated answer
-    /// (the retry over TCP is not seen) or rcodes that say nothing.
+    /// (where the retry over TCP is not seen) or rcodes that say nothing.
     pub undecided: u64,
     /// Failures counted into their source's summary.
     pub folded: u64,
@@ -197,19 +203,48 @@ struct Lookup {
     queries: Vec<QKey>,
     succeeded: bool,
     truncated: bool,
+    /// A truncated answer carried addresses: a client that ignores TC
+    /// uses them.
+    truncated_addrs: bool,
+    /// The process opened a TCP connection to port 53, or sent a query
+    /// over one, since: it retries over TCP.
+    retried_tcp: bool,
     failed: u32,
     best: Option<Cand>,
     last_ns: u64,
 }
 
-/// A query outstanding: its socket, id, type and name.
-type QKey = (u64, u16, u16, Vec<u8>);
+/// A query outstanding: its socket, id, type and name; or (`wait` set
+/// to its lookup's id, `sk` 0) a truncated answer's question waiting for
+/// its retry over TCP to be answered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct QKey {
+    sk: u64,
+    id: u16,
+    qtype: u16,
+    name: Vec<u8>,
+    wait: u64,
+}
+
+impl QKey {
+    fn query(sk: u64, q: &Query) -> QKey {
+        QKey {
+            sk,
+            id: q.id,
+            qtype: q.qtype,
+            name: q.name.clone(),
+            wait: 0,
+        }
+    }
+}
 
 struct Outstanding {
     lookup: u64,
     expires_ns: u64,
     qtype: u16,
     server: Option<Server>,
+    /// Sent over TCP.
+    tcp: bool,
 }
 
 #[derive(Default)]
@@ -270,8 +305,10 @@ impl Lookups {
         self.lookups.len()
     }
 
-    /// A query `who` sent on socket `sk` to `server` at `now_ns`; `conf`
-    /// is its resolv.conf, None where it could not be read.
+    /// A query `who` sent on socket `sk` to `server` at `now_ns` (over
+    /// TCP with `tcp`); `conf` is its resolv.conf, None where it could
+    /// not be read.
+    #[allow(clippy::too_many_arguments)]
     pub fn query(
         &mut self,
         who: Who,
@@ -279,20 +316,23 @@ impl Lookups {
         sk: u64,
         q: &Query,
         server: Option<Server>,
+        tcp: bool,
         now_ns: u64,
     ) {
         let id = self.find_or_open(who, conf, &q.name, now_ns);
-        let key: QKey = (sk, q.id, q.qtype, q.name.clone());
+        let key = QKey::query(sk, q);
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
         l.last_ns = now_ns;
+        l.retried_tcp |= tcp && l.truncated;
         let expires_ns = now_ns + l.conf_timeout_ns;
         if let Some(o) = self.outstanding.get_mut(&key) {
             // The same query again (a retry with its id): its clock restarts.
             self.expiries.remove(&(o.expires_ns, key.clone()));
             o.expires_ns = expires_ns;
             o.server = server;
+            o.tcp = tcp;
             self.expiries.insert((expires_ns, key));
             return;
         }
@@ -308,9 +348,74 @@ impl Lookups {
                 expires_ns,
                 qtype: q.qtype,
                 server,
+                tcp,
             },
         );
         self.expiries.insert((expires_ns, key));
+    }
+
+    /// `pid` opened a TCP connection to port 53 at `now_ns`: its lookups
+    /// waiting on a truncated answer are being retried over TCP (the
+    /// query itself may never leave: a firewall that drops the SYN).
+    pub fn tcp_connect(&mut self, pid: u32, now_ns: u64) {
+        let Some(ids) = self.by_pid.get(&pid) else {
+            return;
+        };
+        for id in ids {
+            if let Some(l) = self.lookups.get_mut(id) {
+                if l.truncated {
+                    l.retried_tcp = true;
+                    l.last_ns = l.last_ns.max(now_ns);
+                }
+            }
+        }
+    }
+
+    /// A truncated answer to `q` for lookup `id`: its question waits, for
+    /// the resolver's timeout, for an answer over TCP. Again on a second
+    /// truncated answer (the UDP query retried): its clock restarts.
+    fn wait_for_tcp(&mut self, id: u64, q: &Query, server: Option<Server>, now_ns: u64) {
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let key = QKey {
+            sk: 0,
+            wait: id,
+            ..QKey::query(0, q)
+        };
+        let expires_ns = now_ns + l.conf_timeout_ns;
+        if let Some(o) = self.outstanding.get_mut(&key) {
+            self.expiries.remove(&(o.expires_ns, key.clone()));
+            o.expires_ns = expires_ns;
+        } else {
+            l.queries.push(key.clone());
+            self.outstanding.insert(
+                key.clone(),
+                Outstanding {
+                    lookup: id,
+                    expires_ns,
+                    qtype: q.qtype,
+                    server,
+                    tcp: false,
+                },
+            );
+        }
+        self.expiries.insert((expires_ns, key));
+    }
+
+    /// An answer to `q` came for lookup `id`: its question waits no more.
+    fn stop_waiting(&mut self, id: u64, q: &Query) {
+        let key = QKey {
+            sk: 0,
+            wait: id,
+            ..QKey::query(0, q)
+        };
+        if let Some(o) = self.outstanding.remove(&key) {
+            self.expiries.remove(&(o.expires_ns, key.clone()));
+            if let Some(l) = self.lookups.get_mut(&id) {
+                l.queries.retain(|k| *k != key);
+            }
+        }
     }
 
     fn find_or_open(&mut self, who: Who, conf: Option<&Conf>, qname: &[u8], now_ns: u64) -> u64 {
@@ -351,6 +456,8 @@ impl Lookups {
                 queries: Vec::new(),
                 succeeded: false,
                 truncated: false,
+                truncated_addrs: false,
+                retried_tcp: false,
                 failed: 0,
                 best: None,
                 last_ns: now_ns,
@@ -417,13 +524,30 @@ impl Lookups {
     /// A response received on socket `sk` from `server`; false when it
     /// answers no query outstanding there (counted).
     pub fn answer(&mut self, sk: u64, r: &Response, server: Option<Server>, now_ns: u64) -> bool {
-        let key: QKey = (sk, r.query.id, r.query.qtype, r.query.name.clone());
+        let key = QKey::query(sk, &r.query);
         let Some(o) = self.outstanding.remove(&key) else {
             self.stats.unmatched += 1;
             return false;
         };
         self.expiries.remove(&(o.expires_ns, key.clone()));
-        let Some(l) = self.lookups.get_mut(&o.lookup) else {
+        let id = o.lookup;
+        let tcp_seen = self.cfg.tcp_seen;
+        if let Said::Truncated { addresses } = r.said {
+            if tcp_seen {
+                self.wait_for_tcp(id, &r.query, server.or(o.server), now_ns);
+            }
+            if let Some(l) = self.lookups.get_mut(&id) {
+                l.queries.retain(|k| *k != key);
+                l.last_ns = now_ns;
+                l.truncated = true;
+                l.truncated_addrs |= addresses;
+                // Where the retry is not seen, the addresses decide.
+                l.succeeded |= addresses && !tcp_seen;
+            }
+            return true;
+        }
+        self.stop_waiting(id, &r.query);
+        let Some(l) = self.lookups.get_mut(&id) else {
             return true;
         };
         l.queries.retain(|k| *k != key);
@@ -431,8 +555,7 @@ impl Lookups {
         let exact = r.query.name == l.asked;
         match r.said {
             Said::Addresses => l.succeeded = true,
-            Said::Truncated => l.truncated = true,
-            Said::Unknown => {}
+            Said::Truncated { .. } | Said::Unknown => {}
             Said::Failed(reason) => l.fail(Cand {
                 reason,
                 qtype: r.query.qtype,
@@ -458,13 +581,29 @@ impl Lookups {
             let Some(o) = self.outstanding.remove(&key) else {
                 continue;
             };
+            // A TCP retry unanswered: the question's wait ends with it.
+            let retry = key.wait != 0 || o.tcp;
+            if o.tcp {
+                self.stop_waiting(o.lookup, &query_of(&key));
+            }
             if let Some(l) = self.lookups.get_mut(&o.lookup) {
                 l.queries.retain(|k| *k != key);
                 // Quiet counts from when the resolver gave up.
                 l.last_ns = l.last_ns.max(at);
-                let exact = key.3 == l.asked;
+                if key.wait != 0 && !l.retried_tcp && l.truncated_addrs {
+                    // No retry over TCP seen: a client that ignores TC
+                    // used the truncated answer's addresses.
+                    l.succeeded = true;
+                    continue;
+                }
+                let exact = key.name == l.asked;
+                let truncated = retry && l.truncated;
                 l.fail(Cand {
-                    reason: Reason::Timeout,
+                    reason: if truncated {
+                        Reason::TruncatedUnanswered
+                    } else {
+                        Reason::Timeout
+                    },
                     qtype: o.qtype,
                     server: o.server,
                     rcode: None,
@@ -515,7 +654,7 @@ impl Lookups {
             self.stats.recovered += u64::from(l.failed > 0);
             return;
         }
-        let Some(c) = l.best.filter(|_| !l.truncated) else {
+        let Some(c) = l.best.filter(|_| self.cfg.tcp_seen || !l.truncated) else {
             self.stats.undecided += 1;
             return;
         };
@@ -599,6 +738,15 @@ impl Lookups {
     }
 }
 
+/// The question of an outstanding key.
+fn query_of(k: &QKey) -> Query {
+    Query {
+        id: k.id,
+        qtype: k.qtype,
+        name: k.name.clone(),
+    }
+}
+
 impl Lookup {
     fn fail(&mut self, c: Cand) {
         self.failed += 1;
@@ -664,8 +812,8 @@ mod tests {
         ];
         for (i, n) in names.iter().enumerate() {
             let id = i as u16 * 2;
-            l.query(w, c, 1, &q(n, 1, id), srv(2), *t);
-            l.query(w, c, 1, &q(n, 28, id + 1), srv(2), *t);
+            l.query(w, c, 1, &q(n, 1, id), srv(2), false, *t);
+            l.query(w, c, 1, &q(n, 28, id + 1), srv(2), false, *t);
             *t += MS;
             let said = if i == 3 { last } else { NX };
             let rc = if said == NX { 3 } else { 0 };
@@ -719,9 +867,25 @@ mod tests {
         let w = who(7, 1);
         let mut out = Vec::new();
         // The first server never answers; after 1 s the next does.
-        l.query(w, Some(&c), 1, &q("api.example.com", 1, 5), srv(9), 0);
+        l.query(
+            w,
+            Some(&c),
+            1,
+            &q("api.example.com", 1, 5),
+            srv(9),
+            false,
+            0,
+        );
         l.tick(S, &mut out);
-        l.query(w, Some(&c), 2, &q("api.example.com", 1, 5), srv(2), S);
+        l.query(
+            w,
+            Some(&c),
+            2,
+            &q("api.example.com", 1, 5),
+            srv(2),
+            false,
+            S,
+        );
         assert!(l.answer(
             2,
             &resp("api.example.com", 1, 5, 0, Said::Addresses),
@@ -744,6 +908,7 @@ mod tests {
             1,
             &q("db.example.com", 1, 5),
             srv(9),
+            false,
             0,
         );
         l.query(
@@ -752,6 +917,7 @@ mod tests {
             1,
             &q("db.example.com", 28, 6),
             srv(9),
+            false,
             0,
         );
         l.tick(2 * S - 1, &mut out);
@@ -781,8 +947,21 @@ mod tests {
     #[test]
     fn a_truncated_answer_gets_no_verdict() {
         let mut l = Lookups::new(Config::default());
-        l.query(who(7, 1), Some(&conf()), 1, &q("big.test", 1, 5), srv(2), 0);
-        assert!(l.answer(1, &resp("big.test", 1, 5, 0, Said::Truncated), srv(2), MS));
+        l.query(
+            who(7, 1),
+            Some(&conf()),
+            1,
+            &q("big.test", 1, 5),
+            srv(2),
+            false,
+            0,
+        );
+        assert!(l.answer(
+            1,
+            &resp("big.test", 1, 5, 0, Said::Truncated { addresses: false }),
+            srv(2),
+            MS
+        ));
         let mut out = Vec::new();
         l.tick(5 * S, &mut out);
         assert!(out.is_empty());
@@ -790,6 +969,135 @@ mod tests {
         // An answer to nothing asked is counted, not judged.
         assert!(!l.answer(1, &resp("big.test", 1, 5, 3, NX), srv(2), MS));
         assert_eq!(l.stats().unmatched, 1);
+    }
+
+    fn tcp_lookups() -> Lookups {
+        Lookups::new(Config {
+            tcp_seen: true,
+            ..Config::default()
+        })
+    }
+
+    const TC: Said = Said::Truncated { addresses: true };
+
+    /// Issue 32, DNS over TCP: a truncated UDP answer waits for its retry
+    /// over TCP, whose answer decides: an address, or a failure.
+    #[test]
+    fn a_truncated_answer_is_decided_by_its_retry_over_tcp() {
+        for (tcp_said, rcode, failed) in [(Said::Addresses, 0, false), (NX, 3, true)] {
+            let mut l = tcp_lookups();
+            let w = who(7, 1);
+            let c = conf();
+            let mut out = Vec::new();
+            l.query(w, Some(&c), 1, &q("big.test", 1, 5), srv(2), false, 0);
+            assert!(l.answer(1, &resp("big.test", 1, 5, 0, TC), srv(2), MS));
+            l.tick(S + S / 2, &mut out);
+            assert!(out.is_empty(), "waiting for the TCP retry: {out:?}");
+            l.tcp_connect(7, S + S / 2);
+            l.query(
+                w,
+                Some(&c),
+                2,
+                &q("big.test", 1, 5),
+                srv(2),
+                true,
+                S + S / 2,
+            );
+            assert!(l.answer(2, &resp("big.test", 1, 5, rcode, tcp_said), srv(2), 2 * S));
+            l.tick(10 * S, &mut out);
+            if failed {
+                let [Verdict::Failed(f)] = &out[..] else {
+                    panic!("{out:?}")
+                };
+                assert_eq!((f.reason, f.rcode), (Reason::NxDomain, Some(3)));
+            } else {
+                assert!(out.is_empty(), "{out:?}");
+            }
+            assert_eq!(l.outstanding.len() + l.expiries.len(), 0);
+        }
+    }
+
+    /// Retried over TCP (a connection to port 53 opened, whose SYN a
+    /// firewall drops, or a query sent that nobody answers): no answer
+    /// within the resolver's timeout is `truncated_unanswered`, once.
+    #[test]
+    fn a_tcp_retry_unanswered_is_truncated_unanswered() {
+        for query_sent in [false, true] {
+            let mut l = tcp_lookups();
+            let w = who(7, 1);
+            let c = conf();
+            let mut out = Vec::new();
+            l.query(w, Some(&c), 1, &q("big.test", 1, 5), srv(2), false, 0);
+            assert!(l.answer(1, &resp("big.test", 1, 5, 0, TC), srv(2), MS));
+            l.tcp_connect(7, 2 * MS);
+            if query_sent {
+                l.query(w, Some(&c), 2, &q("big.test", 1, 5), srv(2), true, 3 * MS);
+            }
+            l.tick(S, &mut out);
+            assert!(out.is_empty());
+            l.tick(4 * S, &mut out);
+            let [Verdict::Failed(f)] = &out[..] else {
+                panic!("{out:?}")
+            };
+            assert_eq!(
+                (f.reason, f.rcode, f.server),
+                (Reason::TruncatedUnanswered, None, srv(2))
+            );
+            assert_eq!(f.name, b"big.test");
+        }
+    }
+
+    /// No retry over TCP seen: a client that ignores TC used the
+    /// truncated answer's addresses (no failure); one with none got
+    /// nothing (a failure). Over TCP from the start (use-vc), a query
+    /// unanswered is a plain timeout.
+    #[test]
+    fn without_a_tcp_retry_the_truncated_answer_decides() {
+        for (said, failure) in [
+            (TC, None),
+            (
+                Said::Truncated { addresses: false },
+                Some(Reason::TruncatedUnanswered),
+            ),
+        ] {
+            let mut l = tcp_lookups();
+            let mut out = Vec::new();
+            l.query(
+                who(7, 1),
+                Some(&conf()),
+                1,
+                &q("big.test", 1, 5),
+                srv(2),
+                false,
+                0,
+            );
+            assert!(l.answer(1, &resp("big.test", 1, 5, 0, said), srv(2), MS));
+            l.tick(10 * S, &mut out);
+            let reasons: Vec<_> = out
+                .iter()
+                .filter_map(|v| match v {
+                    Verdict::Failed(f) => Some(f.reason),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(reasons, failure.into_iter().collect::<Vec<_>>());
+        }
+        let mut l = tcp_lookups();
+        let mut out = Vec::new();
+        l.query(
+            who(7, 1),
+            Some(&conf()),
+            3,
+            &q("vc.test", 1, 5),
+            srv(2),
+            true,
+            0,
+        );
+        l.tick(10 * S, &mut out);
+        let [Verdict::Failed(f)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(f.reason, Reason::Timeout);
     }
 
     /// The flood of the issue: one source asks 100,000 unique names that
@@ -803,11 +1111,19 @@ mod tests {
         let mut out = Vec::new();
         let flood = who(66, 6);
         let victim = who(7, 1);
-        l.query(victim, Some(&c), 1, &q("pay.example.com", 1, 1), srv(2), 0);
+        l.query(
+            victim,
+            Some(&c),
+            1,
+            &q("pay.example.com", 1, 1),
+            srv(2),
+            false,
+            0,
+        );
         for i in 0..100_000u64 {
             let n = format!("x{i}.scan.test");
             let t = i * 10_000;
-            l.query(flood, Some(&c), 9, &q(&n, 1, i as u16), srv(2), t);
+            l.query(flood, Some(&c), 9, &q(&n, 1, i as u16), srv(2), false, t);
             assert!(l.open() <= cfg.max_lookups);
             if i % 2 == 0 {
                 l.answer(9, &resp(&n, 1, i as u16, 3, NX), srv(2), t);
@@ -865,6 +1181,7 @@ mod tests {
             1,
             &q("slow.example.com", 1, 1),
             srv(2),
+            false,
             0,
         );
         for i in 0..1000u64 {
@@ -874,6 +1191,7 @@ mod tests {
                 9,
                 &q(&format!("x{i}.test"), 1, 1),
                 srv(2),
+                false,
                 i,
             );
         }
@@ -885,6 +1203,7 @@ mod tests {
                     9,
                     &q(&format!("y{i}.test"), 1, 1),
                     srv(2),
+                    false,
                     1000 + i,
                 );
             }

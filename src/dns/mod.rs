@@ -2,7 +2,7 @@
 //! receive (seen by the BPF program where each is delivered), parsed
 //! (`answer`), paired with the queries their sockets sent (`pending`),
 //! remembered per source (`memory`), and shown on failures as untrusted
-//! text (`name`). Pure: no I/O.
+//! text (`name`); DNS over TCP framed (`tcp`). Pure: no I/O.
 
 pub mod answer;
 pub mod lookup;
@@ -11,6 +11,7 @@ pub mod name;
 pub mod outcome;
 pub mod pending;
 pub mod resolvconf;
+pub mod tcp;
 pub mod watch;
 
 pub use memory::{Memory, MemoryStats, Scope};

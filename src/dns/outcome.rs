@@ -67,8 +67,13 @@ pub enum Said {
     /// At least one address of the name asked (through CNAMEs).
     Addresses,
     Failed(Reason),
-    /// TC set and no address: the resolver retries over TCP.
-    Truncated,
+    /// TC set: the resolver retries over TCP (RFC 2181 section 9: a
+    /// client ignores a truncated answer). `addresses`: it carried some
+    /// all the same (dnsmasq fills it up to the cut), which a client that
+    /// ignores TC may use.
+    Truncated {
+        addresses: bool,
+    },
     /// Nothing to judge by: an rcode no resolver reports as the name's
     /// (FORMERR, NOTIMP, ...), or cut before its answer section ended.
     Unknown,
@@ -106,8 +111,11 @@ pub fn classify(bytes: &[u8]) -> Option<Response> {
     let rcode = h.rcode();
     let said = match rcode {
         Rcode::NOERROR => match answer::parse(bytes) {
+            Ok(a) if h.tc() => Said::Truncated {
+                addresses: !a.addrs.is_empty(),
+            },
+            _ if h.tc() => Said::Truncated { addresses: false },
             Ok(a) if !a.addrs.is_empty() => Said::Addresses,
-            _ if h.tc() => Said::Truncated,
             Ok(a) if a.partial => Said::Unknown,
             Ok(_) => Said::Failed(Reason::NoData),
             Err(_) => Said::Unknown,
@@ -153,7 +161,10 @@ mod tests {
         assert_eq!(said(3, false), Said::Failed(Reason::NxDomain));
         assert_eq!(said(2, false), Said::Failed(Reason::ServFail));
         assert_eq!(said(5, false), Said::Failed(Reason::Refused));
-        assert_eq!(said(0, true), Said::Truncated);
+        assert_eq!(said(0, true), Said::Truncated { addresses: false });
+        let a = rr(&QNAME, 1, 60, &[192, 0, 2, 1]);
+        let tc = classify(&with_rcode(response(&n, 1, &[a]), 0, true)).unwrap();
+        assert_eq!(tc.said, Said::Truncated { addresses: true });
         assert_eq!(
             said(4, false),
             Said::Unknown,

@@ -262,6 +262,14 @@ pub const COUNTERS: &[Counter] = &[
     ),
     stop(Dns("dns_untrusted"), |v| v.totals.dns_untrusted),
     stop(Dns("dns_unmatched"), |v| v.totals.dns_unmatched),
+    stop(Dns("dns_tcp_messages"), |v| v.totals.dns_tcp_messages),
+    both(
+        Dns("dns_tcp_cut"),
+        (20, "tcpstate_dns_tcp_cut", C),
+        "DNS messages over TCP read only in part: the kernel's copy or the stream's split ended inside one, or one buffer held more than are framed.",
+        |v| v.totals.dns_tcp_cut,
+    ),
+    stop(Dns("dns_truncated"), |v| v.totals.dns_truncated),
     stop(Dns("dns_lookups_failed"), |v| v.totals.dns_lookups_failed),
     stop(Dns("dns_lookups_recovered"), |v| {
         v.totals.dns_lookups_recovered

@@ -380,6 +380,11 @@ pub struct Totals {
     pub dns_untrusted: u64,
     /// Answers to no outstanding query of their socket: not learned.
     pub dns_unmatched: u64,
+    /// DNS over TCP: messages read, messages cut (the copy or the
+    /// stream's split), truncated UDP answers not learned from.
+    pub dns_tcp_messages: u64,
+    pub dns_tcp_cut: u64,
+    pub dns_truncated: u64,
     /// Lookups (issue 32): failed, recovered, with no verdict, folded
     /// into their source's summary, forgotten unjudged; queries not held;
     /// resolv.conf files that could not be read.

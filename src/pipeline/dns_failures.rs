@@ -59,7 +59,13 @@ impl DnsFailures {
         }
     }
 
-    /// One DNS record; `payload` its bytes.
+    /// A TCP connection to port 53 opened by `pid` (its record carries
+    /// no message): a truncated answer's retry.
+    pub fn tcp_connect(&mut self, raw: &RawDns) {
+        self.lookups.tcp_connect(raw.pid, raw.ts_ns);
+    }
+
+    /// One DNS message of a record (a TCP record may hold several).
     pub fn record(&mut self, raw: &RawDns, payload: &[u8]) {
         if raw.query != 0 {
             let Some(q) = answer::parse_query(payload) else {
@@ -72,8 +78,15 @@ impl DnsFailures {
                 comm: Comm::new(&raw.comm),
             };
             let conf = self.confs.conf(raw.pid, raw.netns, raw.ts_ns);
-            self.lookups
-                .query(who, conf.as_deref(), raw.sk, &q, server(raw), raw.ts_ns);
+            self.lookups.query(
+                who,
+                conf.as_deref(),
+                raw.sk,
+                &q,
+                server(raw),
+                raw.tcp != 0,
+                raw.ts_ns,
+            );
         } else if let Some(r) = outcome::classify(payload) {
             // The query's own server is what a failure names: the answer's
             // source on an unconnected socket is only a hint.

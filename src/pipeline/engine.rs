@@ -95,6 +95,9 @@ pub struct DnsConfig {
     pub host_netns: Option<u32>,
     /// tcpstate's own process id: its own lookups' answers are trusted.
     pub own_pid: u32,
+    /// DNS over TCP is read (the syscall fallback): a truncated UDP
+    /// answer teaches no names, its retry over TCP does.
+    pub tcp: bool,
 }
 
 /// What the DNS answers came to.
@@ -119,6 +122,13 @@ pub struct DnsStats {
     /// Answers to no query the receiving socket had outstanding (another
     /// id or question), or from a source that is not port 53: not learned.
     pub unmatched: u64,
+    /// DNS messages read from TCP streams (queries and answers), and
+    /// those cut: the kernel's copy or the stream's split ended inside
+    /// one, or a buffer held more than is framed (`dns::tcp`).
+    pub tcp_messages: u64,
+    pub tcp_cut: u64,
+    /// Truncated (TC) answers not learned from: their TCP retry is read.
+    pub truncated: u64,
     pub memory: MemoryStats,
     /// Lookups judged (issue 32) and resolv.conf files unreadable.
     pub lookups: crate::dns::lookup::Stats,
@@ -131,6 +141,7 @@ struct Dns {
     pending: Pending,
     host_netns: Option<u32>,
     own_pid: u32,
+    tcp: bool,
     stats: DnsStats,
     /// Names `--dest` watches, lowercased, no trailing dot.
     watched: Vec<Vec<u8>>,
@@ -231,9 +242,13 @@ impl Engine {
     }
 
     /// Judges lookups from the DNS records from now on: `resolve_failed`.
-    pub fn set_dns_failures(&mut self, confs: Box<dyn ResolvConfs>) {
+    /// `tcp_seen`: DNS over TCP is read (see `lookup::Config::tcp_seen`).
+    pub fn set_dns_failures(&mut self, confs: Box<dyn ResolvConfs>, tcp_seen: bool) {
         self.dns_failures = Some(DnsFailures::new(
-            crate::dns::lookup::Config::default(),
+            crate::dns::lookup::Config {
+                tcp_seen,
+                ..Default::default()
+            },
             confs,
         ));
     }
@@ -309,6 +324,7 @@ impl Engine {
             pending: Pending::default(),
             host_netns: cfg.host_netns,
             own_pid: cfg.own_pid,
+            tcp: cfg.tcp,
             stats: DnsStats::default(),
             watched: Vec::new(),
         });
@@ -325,25 +341,48 @@ impl Engine {
         }
     }
 
-    /// A DNS answer an application received, or a query it sent.
+    /// A DNS answer an application received, or a query it sent; over
+    /// TCP, the messages of the buffer one syscall moved, or a
+    /// connection opened to port 53 (`query` 2, no message).
     pub fn dns_answer(&mut self, raw: &RawDns, out: &mut Out) {
         let Some(d) = &mut self.dns else { return };
+        if raw.query == 2 {
+            if let Some(f) = &mut self.dns_failures {
+                f.tcp_connect(raw);
+            }
+            return;
+        }
         let payload = raw.payload();
+        if raw.tcp == 0 {
+            self.dns_message(raw, &payload, out);
+            return;
+        }
+        let framed = crate::dns::tcp::frame(&payload, usize::from(raw.wire_len), raw.query != 0);
+        d.stats.tcp_messages += framed.messages.len() as u64;
+        d.stats.tcp_cut += framed.cut;
+        for m in framed.messages {
+            self.dns_message(raw, m, out);
+        }
+    }
+
+    /// One DNS message of a record.
+    fn dns_message(&mut self, raw: &RawDns, payload: &[u8], out: &mut Out) {
+        let Some(d) = &mut self.dns else { return };
         if let Some(f) = &mut self.dns_failures {
             if raw.query != 0 {
                 // Named while its cgroup surely exists.
                 self.attributor.touch(raw.cgroup_id);
             }
-            f.record(raw, &payload);
+            f.record(raw, payload);
         }
         if raw.query != 0 {
-            if let Some(q) = answer::parse_query(&payload) {
+            if let Some(q) = answer::parse_query(payload) {
                 d.pending.sent(raw.sk, q, raw.ts_ns);
             }
             return;
         }
         d.stats.answers += 1;
-        let ans = match answer::parse(&payload) {
+        let ans = match answer::parse(payload) {
             Ok(a) => a,
             Err(answer::Skip::NotAnAddressAnswer) => {
                 d.stats.ignored += 1;
@@ -362,6 +401,12 @@ impl Engine {
         // question (issue 29).
         if !d.pending.answered(raw.sk, &ans, raw.ts_ns) {
             d.stats.unmatched += 1;
+            return;
+        }
+        if ans.truncated && d.tcp {
+            // Its client asks again over TCP, whose answer is read
+            // (RFC 2181 section 9: a truncated answer is to be ignored).
+            d.stats.truncated += 1;
             return;
         }
         d.stats.partial += u64::from(ans.partial);
@@ -957,5 +1002,75 @@ mod tests {
         e.finish(3, &mut out);
         assert_eq!((out.line_count, out.alerts.len()), (0, 0));
         assert_eq!(e.stats().correlate.failures, 1);
+    }
+
+    /// A DNS record as the kernel sends it: `bytes` copied, `wire_len`
+    /// the syscall's, on socket `sk`.
+    fn dns_raw(sk: u64, query: u8, tcp: u8, bytes: &[u8], wire_len: u16) -> RawDns {
+        let mut r = RawDns {
+            ts_ns: 1_000,
+            cgroup_id: 1,
+            sk,
+            pid: 7,
+            len: bytes.len() as u16,
+            wire_len,
+            query,
+            tcp,
+            family: 2,
+            port: 53,
+            ..Default::default()
+        };
+        for (i, c) in bytes.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            r.data[i] = u64::from_ne_bytes(w);
+        }
+        r
+    }
+
+    /// Issue 32, DNS over TCP: a truncated UDP answer teaches nothing;
+    /// the TCP retry's answer does, framed behind its length; a second
+    /// message that is no DNS message is counted, not parsed.
+    #[test]
+    fn names_come_from_the_tcp_retry_and_cut_messages_are_counted() {
+        use crate::dns::answer::wire::*;
+        let mut e = engine(Format::None, None);
+        e.set_dns(DnsConfig {
+            memory: crate::dns::memory::Config {
+                max_entries: 64,
+                max_bytes: 1 << 20,
+                grace_ns: 0,
+            },
+            host_netns: None,
+            own_pid: 1,
+            tcp: true,
+        });
+        let mut out = Out::default();
+        let q = query(&name("big.test"), 1);
+        let mut tc = response(&name("big.test"), 1, &[rr(&QNAME, 1, 60, &[192, 0, 2, 1])]);
+        tc[2] |= 0x02;
+        e.dns_answer(&dns_raw(1, 1, 0, &q, q.len() as u16), &mut out);
+        e.dns_answer(&dns_raw(1, 0, 0, &tc, tc.len() as u16), &mut out);
+        let ip = |last| std::net::IpAddr::from([192, 0, 2, last]);
+        let me = Some(Caller {
+            cgroup_id: 1,
+            ..Default::default()
+        });
+        assert!(
+            e.dname(me, ip(1), 2_000).is_none(),
+            "a TC answer teaches nothing"
+        );
+        // The retry: a connect, glibc's query alone, then the answer behind
+        // its length, and garbage behind a second length.
+        e.dns_answer(&dns_raw(2, 2, 1, &[], 0), &mut out);
+        e.dns_answer(&dns_raw(2, 1, 1, &q, q.len() as u16), &mut out);
+        let a = response(&name("big.test"), 1, &[rr(&QNAME, 1, 60, &[192, 0, 2, 2])]);
+        let mut buf = (a.len() as u16).to_be_bytes().to_vec();
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&[0, 30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        e.dns_answer(&dns_raw(2, 0, 1, &buf, buf.len() as u16), &mut out);
+        let d = e.dns_stats().unwrap();
+        assert_eq!((d.truncated, d.tcp_messages, d.tcp_cut), (1, 2, 1));
+        assert!(e.dname(me, ip(2), 2_000).is_some());
     }
 }

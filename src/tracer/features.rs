@@ -178,7 +178,8 @@ pub enum DnsHook {
     /// receives and sends only.
     Trampoline,
     /// tp_btf/sys_exit: reads and receives from UDP sockets of port 53,
-    /// writes and sends to them.
+    /// writes and sends to them; the same on TCP sockets connected to
+    /// port 53 (and writev), with the core hook's TCP connects to port 53.
     Tracepoint,
 }
 
@@ -212,8 +213,9 @@ impl Features {
                     "dns-names via fentry/skb_consume_udp+udp_send_skb".to_string()
                 }
                 DnsHook::Tracepoint => "dns-names via raw_syscalls (reads, receives and sends \
-                                        of UDP; every syscall on this host pays; \
-                                        --dns-names off turns it off)"
+                                        of UDP, and of TCP to port 53, writev too; every \
+                                        syscall on this host pays; --dns-names off turns it \
+                                        off)"
                     .to_string(),
                 DnsHook::Off if self.dns_wanted == DnsNames::Off => {
                     "dns-names off (--dns-names off: failures carry no DNS names)".to_string()

@@ -145,6 +145,19 @@ impl<'obj> Tracer<'obj> {
             open_gate()?;
         }
         let (links, features) = attach(&skel, &plan, modes)?;
+        if features.dns == DnsHook::Tracepoint {
+            // The fallback reads TCP streams to port 53: the core hook
+            // then records TCP connections to port 53 too.
+            let tcp = skel
+                .maps
+                .bss_data
+                .as_deref()
+                .map(|b| std::ptr::addr_of!(b.dns_tcp).cast::<AtomicU32>())
+                .context("the BPF object's .bss is not mmapped")?;
+            // SAFETY: as in `wake_on_next_record`: an aligned u32 of the
+            // .bss map's mmapped memory, alive with `skel`.
+            unsafe { &*tcp }.store(1, Ordering::Relaxed);
+        }
         if kept.is_some() {
             open_gate()?;
         }

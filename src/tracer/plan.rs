@@ -298,8 +298,8 @@ mod tests {
     const RST_5_10: &str = "rst-ttl off (tcp_reset has no skb argument in the kernel's BTF \
         (Linux 5.13+): refused attempts and resets do not say the RST's TTL)";
     const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
-    const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP; every \
-        syscall on this host pays; --dns-names off turns it off)";
+    const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP, and of \
+        TCP to port 53, writev too; every syscall on this host pays; --dns-names off turns it off)";
     const DNS_OFF: &str = "dns-names off (--dns-names off: failures carry no DNS names)";
     const DNS_AUTO_OFF: &str = "dns-names off (no trampolines here; --dns-names on takes the \
         raw_syscalls fallback, which every syscall on this host pays for)";

@@ -1,0 +1,273 @@
+//! End to end, as root: DNS over TCP (issue 32). A real dnsmasq in the
+//! server namespace has names with 40 A records, whose answer does not fit
+//! glibc's 512-byte UDP answer (no EDNS0): dnsmasq sets TC, glibc asks
+//! again over TCP (`writev` of the length and the query, then a read of
+//! the length and one of the answer). tcpstate learns names from the TCP
+//! answer, judges the lookup by it, and says `truncated_unanswered` when
+//! the TCP retry gets no answer (nftables drops TCP port 53). With
+//! `options use-vc`, glibc asks over TCP alone. Real clients: getent and
+//! Python's getaddrinfo. No query leaves the test's namespaces (the
+//! client namespace's resolv.conf points at the server namespace's
+//! dnsmasq). Here the kernel refuses trampolines: `--dns-names on` takes
+//! the syscall fallback, the path that reads DNS over TCP.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// Every daemon sees every lookup on the host: one test at a time.
+static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Loopback addresses in the client namespace: a connect there is
+/// refused at once.
+const BIG_NET: &str = "127.77.0";
+
+/// dnsmasq on 198.18.N.2: `big1`/`big2.t32t.test` with 40 A records each
+/// (127.77.0.1-40, 127.77.1.1-40), NXDOMAIN below `nx.t32t.test`; gone on drop, with the
+/// client namespace's resolv.conf.
+struct Resolver {
+    child: Child,
+    etc: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Resolver {
+    fn start(net: &Net, resolv_conf: &str) -> Resolver {
+        let n = net.n;
+        let dir = TempDir::new("t32tdns");
+        let hosts = dir.path().join("hosts");
+        let mut text = format!("198.18.{n}.2 good.t32t.test\n");
+        // Apart, so neither name's answer relabels the other's addresses.
+        for (name, net) in [("big1.t32t.test", BIG_NET), ("big2.t32t.test", "127.77.1")] {
+            for i in 1..=40 {
+                text.push_str(&format!("{net}.{i} {name}\n"));
+            }
+        }
+        std::fs::write(&hosts, text).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &net.server, "/usr/sbin/dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                &format!("--addn-hosts={}", hosts.display()),
+                "--port=53",
+                &format!("--listen-address=198.18.{n}.2"),
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file=",
+                "--address=/nx.t32t.test/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (dnsmasq-base) installed");
+        let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
+        std::fs::create_dir_all(&etc).unwrap();
+        let r = Resolver {
+            child,
+            etc,
+            _dir: dir,
+        };
+        std::fs::write(
+            r.etc.join("resolv.conf"),
+            format!("nameserver 198.18.{n}.2\n"),
+        )
+        .unwrap();
+        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
+            client(net, "getent", &["hosts", "good.t32t.test"])
+                .0
+                .then_some(())
+        });
+        assert!(ready.is_some(), "dnsmasq did not answer");
+        std::fs::write(r.etc.join("resolv.conf"), resolv_conf).unwrap();
+        r
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}
+
+fn daemon(net: &Net) -> Daemon {
+    Daemon::builder(["--format", "json", "--no-syslog", "--dns-names", "on"])
+        .args(net.watch_args())
+        .args(["-d", &format!("{BIG_NET}.0/24")])
+        .start()
+}
+
+fn conf(net: &Net, options: &str) -> String {
+    format!(
+        "nameserver 198.18.{}.2\noptions ndots:1 timeout:1 attempts:1 {options}\n",
+        net.n
+    )
+}
+
+/// Python resolves `name` (IPv4), then connects to `connect` of its
+/// addresses on port 9 (refused), and stays a moment: its /proc entry is
+/// there when tcpstate reads its queries. Whether the lookup succeeded.
+fn python(net: &Net, name: &str, connect: usize) -> bool {
+    let script = format!(
+        "import socket, time\n\
+         try:\n    ai = socket.getaddrinfo('{name}', 9, socket.AF_INET, socket.SOCK_STREAM); ok = True\n\
+         except OSError:\n    ai = []; ok = False\n\
+         for a in ai[:{connect}]:\n\
+         \x20   s = socket.socket()\n\
+         \x20   try: s.connect(a[4])\n\
+         \x20   except OSError: pass\n\
+         \x20   s.close()\n\
+         time.sleep(0.3)\n\
+         raise SystemExit(0 if ok else 1)\n"
+    );
+    client(net, "python3", &["-c", &script]).0
+}
+
+fn resolve_failed(out: &Stopped) -> Vec<serde_json::Value> {
+    for l in out
+        .stdout
+        .iter()
+        .filter(|l| l.contains("\"resolve_failed\""))
+    {
+        eprintln!("{l}");
+    }
+    out.json()
+        .into_iter()
+        .filter(|v| v["event"] == "resolve_failed")
+        .collect()
+}
+
+/// Case 1: the UDP answer is truncated; glibc's retry over TCP gets the 40
+/// addresses. A truncated answer teaches no names (its client ignores
+/// it): the names the failed connects carry came from the TCP answer.
+#[test]
+fn names_are_learned_from_the_tcp_retry_of_a_truncated_answer() {
+    if !require_root("names_are_learned_from_the_tcp_retry_of_a_truncated_answer") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(160);
+    let _r = Resolver::start(&net, &conf(&net, ""));
+    let d = daemon(&net);
+    assert!(python(&net, "big1.t32t.test", 40), "the lookup over TCP");
+    // getent too: its answer over TCP, no failure.
+    assert!(client(&net, "getent", &["ahostsv4", "big2.t32t.test"]).0);
+    assert!(d.wait_line("\"connect_failed\"", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(3));
+    let out = d.stop();
+    eprintln!("{}", out.stderr.lines().last().unwrap_or(""));
+    let big: Vec<_> = out
+        .failures()
+        .into_iter()
+        .filter(|v| {
+            v["daddr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with(&format!("{BIG_NET}.")))
+        })
+        .collect();
+    assert_eq!(big.len(), 40, "every connect refused: {big:?}");
+    let named: Vec<_> = big.iter().filter(|v| !v["dname"].is_null()).collect();
+    if let Some(l) = out
+        .stdout
+        .iter()
+        .find(|l| l.contains("\"dname\":\"big1.t32t.test\""))
+    {
+        eprintln!("{l}");
+    }
+    // An answer keeps its first 16 addresses (docs/dns.md).
+    assert!(named.len() >= 10, "{} named: {big:?}", named.len());
+    assert!(
+        named.iter().all(|v| v["dname"] == "big1.t32t.test"),
+        "{named:?}"
+    );
+    assert!(out.stat("dns_truncated") >= 2, "{}", out.stderr);
+    assert!(out.stat("dns_tcp_messages") >= 4, "{}", out.stderr);
+    assert!(resolve_failed(&out).is_empty());
+}
+
+/// Case 2: `options use-vc`: glibc asks over TCP alone (A and AAAA written at
+/// once); a name that does not exist is one `nxdomain`, named as asked.
+#[test]
+fn an_nxdomain_over_tcp_is_one_failure() {
+    if !require_root("an_nxdomain_over_tcp_is_one_failure") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(161);
+    let n = net.n;
+    let _r = Resolver::start(&net, &conf(&net, "use-vc"));
+    let d = daemon(&net);
+    assert!(!client(&net, "getent", &["hosts", "getent.nx.t32t.test"]).0);
+    assert!(!python(&net, "py.nx.t32t.test", 0));
+    for name in ["getent", "py"] {
+        assert!(
+            d.wait_line(&format!("\"{name}.nx.t32t.test\""), Duration::from_secs(15)),
+            "no verdict for {name}"
+        );
+    }
+    let out = d.stop();
+    eprintln!("{}", out.stderr.lines().last().unwrap_or(""));
+    let failed = resolve_failed(&out);
+    for (name, comm) in [
+        ("getent.nx.t32t.test", "getent"),
+        ("py.nx.t32t.test", "python3"),
+    ] {
+        let of: Vec<_> = failed.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(of.len(), 1, "one failure for {name}: {failed:?}");
+        let v = of[0];
+        assert_eq!(
+            (&v["reason"], &v["rcode"]),
+            (&"nxdomain".into(), &3.into()),
+            "{v}"
+        );
+        assert_eq!(v["server"], format!("198.18.{n}.2:53"), "{v}");
+        assert_eq!(v["comm"], comm, "{v}");
+    }
+    assert!(out.stat("dns_tcp_messages") >= 4, "{}", out.stderr);
+}
+
+/// Case 3: the UDP answer is truncated and nftables drops TCP port 53 at the
+/// server: the retry's SYN never gets through, no answer comes:
+/// `truncated_unanswered`, once the resolver's timeout has passed.
+#[test]
+fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
+    if !require_root("a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered") {
+        return;
+    }
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(162);
+    let n = net.n;
+    let _r = Resolver::start(&net, &conf(&net, ""));
+    net.server_nft(
+        "table inet t32t {\n chain input {\n  type filter hook input priority 0;\n  \
+         tcp dport 53 drop\n }\n}\n",
+    );
+    let d = daemon(&net);
+    assert!(!python(&net, "big1.t32t.test", 0));
+    assert!(!client(&net, "getent", &["ahostsv4", "big2.t32t.test"]).0);
+    for name in ["big1", "big2"] {
+        assert!(
+            d.wait_line(&format!("\"{name}.t32t.test\""), Duration::from_secs(15)),
+            "no verdict for {name}"
+        );
+    }
+    let out = d.stop();
+    eprintln!("{}", out.stderr.lines().last().unwrap_or(""));
+    let failed = resolve_failed(&out);
+    for (name, comm) in [("big1.t32t.test", "python3"), ("big2.t32t.test", "getent")] {
+        let of: Vec<_> = failed.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(of.len(), 1, "one failure for {name}: {failed:?}");
+        let v = of[0];
+        assert_eq!(v["reason"], "truncated_unanswered", "{v}");
+        assert!(v["rcode"].is_null(), "{v}");
+        assert_eq!(v["qtype"], "A", "{v}");
+        assert_eq!(v["server"], format!("198.18.{n}.2:53"), "{v}");
+        assert_eq!(v["comm"], comm, "{v}");
+    }
+}
