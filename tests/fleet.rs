@@ -67,8 +67,9 @@ fn scrape(port: u16) -> Option<String> {
 
 /// Every panel of packaging/examples/grafana-dashboard.json, its Grafana
 /// variables given values, returns data from this Prometheus, but the
-/// degradation panels (nothing hangs or recovers in this test; the tests
-/// that do have no Prometheus).
+/// degradation, broken-connection and DNS panels (nothing hangs, recovers,
+/// breaks or fails to resolve in this test; the tests that do have no
+/// Prometheus): those are checked to be queries Prometheus accepts.
 fn dashboard_queries_return_data(prom: &Server) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -82,11 +83,18 @@ fn dashboard_queries_return_data(prom: &Server) {
             .replace("$instance", ".*")
             .replace("$__rate_interval", "1m")
             .replace("$__range", "5m");
-        if title.starts_with("Degradation") {
+        if ["Degradation", "Broken", "DNS failures"]
+            .iter()
+            .any(|t| title.starts_with(t))
+        {
             assert!(
-                q.contains("tcpstate_connect_slow_total") || q.contains("outcome=\"recovered\""),
+                q.contains("tcpstate_connect_slow_total")
+                    || q.contains("outcome=\"recovered\"")
+                    || q.contains("tcpstate_connections_broken_total")
+                    || q.contains("tcpstate_resolve_failures_total"),
                 "{q}"
             );
+            assert_eq!(prom.query_status(&q), "success", "{title}: {q}");
             continue;
         }
         let r = wait(title, Duration::from_secs(15), || {

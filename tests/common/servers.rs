@@ -156,6 +156,19 @@ impl Server {
         )
     }
 
+    /// An instant PromQL query's status: `success`, or `error` for one
+    /// Prometheus does not accept.
+    pub fn query_status(&self, q: &str) -> String {
+        let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        match http_get(self.port, &format!("/api/v1/query?query={enc}")) {
+            Ok((_, body)) => serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["status"]
+                .as_str()
+                .unwrap_or("no status")
+                .to_string(),
+            Err(e) => format!("{e}"),
+        }
+    }
+
     /// An instant PromQL query: the result vector.
     pub fn query(&self, q: &str) -> Vec<Value> {
         let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
