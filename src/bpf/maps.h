@@ -167,6 +167,9 @@ struct tcpstate_dns_recv {
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Empty but for receives in progress: allocated as used, so every
+	 * load (and the loader's throwaway probes) makes no 1,024 entries. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
 	__type(value, struct tcpstate_dns_recv);

@@ -362,12 +362,22 @@ fn probe(cfg: &Config, modes: Modes) -> Kernel {
         tramp_refused: None,
         dns_tcp_refused: None,
     };
-    kernel.tramp_refused =
-        plan::probe_target(&kernel, modes).and_then(|p| programs_load(&cfg.btf, &[p]).err());
-    // Where trampolines load: whether this kernel's verifier takes the
-    // DNS-over-TCP ones, so a refusal costs only them.
-    kernel.dns_tcp_refused =
-        plan::dns_tcp_probe(&kernel, modes).and_then(|p| programs_load(&cfg.btf, &p).err());
+    let target = plan::probe_target(&kernel, modes);
+    match (target, plan::dns_tcp_probe(&kernel, modes)) {
+        // The DNS trampoline is the probe, and the DNS-over-TCP programs go
+        // with it: one throwaway object (each is a full set of maps to make
+        // and free), a second only if it fails, to tell whether trampolines
+        // or only these were refused (then they alone are left out).
+        (Some(t), Some([a, b, c])) => {
+            if let Err(e) = programs_load(&cfg.btf, &[t, a, b, c]) {
+                kernel.tramp_refused = programs_load(&cfg.btf, &[t]).err();
+                if kernel.tramp_refused.is_none() {
+                    kernel.dns_tcp_refused = Some(e);
+                }
+            }
+        }
+        _ => kernel.tramp_refused = target.and_then(|p| programs_load(&cfg.btf, &[p]).err()),
+    }
     kernel
 }
 
