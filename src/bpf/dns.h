@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* DNS answers that applications receive, and the queries they send, so a
  * failure can name what the application resolved: from fentry on
- * skb_consume_udp, udp_send_skb and udp_v6_send_skb (UDP only), else
- * sys_exit (UDP, and TCP streams to port 53). */
+ * skb_consume_udp, udp_send_skb and udp_v6_send_skb (UDP; TCP streams to
+ * port 53 from dns_tcp.h), else sys_exit (UDP, and TCP streams to port
+ * 53). */
 #ifndef __TCPSTATE_DNS_H
 #define __TCPSTATE_DNS_H
 
@@ -175,6 +176,23 @@ static __always_inline bool dns_head(const __u8 *h, __u8 query)
 	return (h[2] & 0xf8) == (query ? 0 : 0x80) && h[4] == 0 && h[5] == 1;
 }
 
+/* A buffer of a TCP stream to port 53 (user memory) that starts like a
+ * message, or like one behind its length: sent as the call moved it, its
+ * first TCPSTATE_DNS_MAX bytes, and framed in user space. Shared by the
+ * syscall fallback and the trampolines of dns_tcp.h. */
+static __always_inline void dns_tcp_send(const struct sock *sk, const void *buf, __u64 n,
+					 __u8 query)
+{
+	struct tcpstate_dns *r;
+	struct dns_peer peer = {};
+
+	peer_of_sock(&peer, sk);
+	r = dns_reserve();
+	if (!r)
+		return;
+	dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer, 1);
+}
+
 /* A DNS message in a user buffer: on a UDP socket an answer (QR set)
  * from port 53, or a query (QR clear) to it. The port is the socket's
  * peer if it is connected, else the address the syscall names (`addr`, a
@@ -216,13 +234,8 @@ static __always_inline void dns_from_user(int fd, const void *buf, __u64 n, cons
 	proto = BPF_CORE_READ(sk, sk_protocol);
 	if (proto == IPPROTO_TCP) {
 		/* Only a stream this host opened to port 53. */
-		if (BPF_CORE_READ(sk, __sk_common.skc_dport) != bpf_htons(DNS_PORT))
-			return;
-		peer_of_sock(&peer, sk);
-		r = dns_reserve();
-		if (!r)
-			return;
-		dns_send(r, buf, n, n > 0xffff ? 0xffff : n, true, sk, query, &peer, 1);
+		if (BPF_CORE_READ(sk, __sk_common.skc_dport) == bpf_htons(DNS_PORT))
+			dns_tcp_send(sk, buf, n, query);
 		return;
 	}
 	if (proto != IPPROTO_UDP || !plain || (query && n > TCPSTATE_DNS_MAX))

@@ -117,8 +117,8 @@ static __always_inline void dns_send(struct tcpstate_dns *r, const void *src, __
 
 /* A TCP connection to port 53 entering SYN_SENT, in the connecting task:
  * a record with no message (query 2), so user space knows a truncated
- * answer is being retried over TCP. Only while the DNS fallback reads
- * TCP streams (dns_tcp); every other connect pays one comparison. */
+ * answer is being retried over TCP. Only while DNS over TCP is read
+ * (dns_tcp); every other connect pays one comparison. */
 static __always_inline void dns_tcp_connect(const struct sock *sk)
 {
 	struct tcpstate_dns *r;

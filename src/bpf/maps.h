@@ -116,9 +116,9 @@ static __always_inline bool from_self(__u64 id)
  * and clears this. */
 __u32 consumer_waiting = 0;
 
-/* Set by user space (.bss) when the DNS fallback reads TCP streams to
- * port 53: the core hook then records each TCP connection to port 53
- * (dns_record.h). */
+/* Set by user space (.bss) when DNS over TCP is read (the syscall
+ * fallback, or the trampolines of dns_tcp.h): the core hook then records
+ * each TCP connection to port 53 (dns_record.h). */
 __u32 dns_tcp = 0;
 
 /* The cgroup id each CPU named or found in named_cgroups last: a storm
@@ -154,6 +154,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tcpstate_rst_slot);
 } rst_seen SEC(".maps");
+
+/* The user buffer of each tcp_recvmsg() on a socket connected to port 53,
+ * from its entry to its exit (dns_tcp.h), by the receiving task's
+ * pid_tgid: a task is in one receive at a time, so stale entries cannot
+ * pile up past the number of tasks, and a full map is counted. */
+struct tcpstate_dns_recv {
+	__u64 buf;  /* the first segment's user address */
+	__u64 len;  /* its length */
+	__u8 more;  /* the iterator has more segments (not read) */
+	__u8 _pad[7];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Empty but for receives in progress: allocated as used, so every
+	 * load (and the loader's throwaway probes) makes no 1,024 entries. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct tcpstate_dns_recv);
+} dns_tcp_recvs SEC(".maps");
 
 /* Never written: they only put the records into the object's BTF, so the
  * skeleton's generated `types` carries them to Rust. */

@@ -22,7 +22,9 @@
  * - iter/task_file and iter/tcp: the attempts already in SYN_SENT when
  *   tcpstate starts, in every network namespace, with who holds them;
  * - DNS answers the applications receive, so a failure can name the
- *   destination the application resolved.
+ *   destination the application resolved, and the queries they answer
+ *   (UDP; TCP to port 53 too, from fentry on tcp_sendmsg and tcp_recvmsg
+ *   or from the syscall fallback).
  * Everything the user-space correlation does not need returns early: the
  * kernel never copies an event for established traffic, a normal close,
  * inbound connections, successful connect() calls or unwatched
@@ -43,6 +45,7 @@
 #include "rst.h"     /* the RST's TTL */
 #include "seed.h"    /* attempts in flight at start */
 #include "dns.h"     /* DNS answers */
+#include "dns_tcp.h" /* DNS over TCP, where trampolines attach */
 #ifdef TCPSTATE_SYNTHETIC
 #include "synth.h"   /* bench/sustain's synthetic load */
 #endif

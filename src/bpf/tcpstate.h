@@ -160,6 +160,10 @@ struct tcpstate_synth {
 enum tcpstate_counter {
 	TCPSTATE_CNT_RB_DROPS = 0,   /* bpf_ringbuf_reserve failed */
 	TCPSTATE_CNT_DNS_SKIPPED = 1, /* DNS answers not sent: the ring was half full */
+	/* DNS over TCP the trampolines could not read: an iterator of no user
+	 * memory, a receive not remembered (dns_tcp_recvs full), bytes in
+	 * iovecs past those looked at, user memory that would not read. */
+	TCPSTATE_CNT_DNS_TCP_UNREAD = 2,
 	TCPSTATE_CNT_MAX,
 };
 

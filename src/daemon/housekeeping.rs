@@ -19,7 +19,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub(super) struct Housekeeping {
     last_sweep: Instant,
     pub(super) ring_drops: u64,
-    pub(super) dns_skipped: u64,
+    pub(super) kernel_dns: super::lines::KernelDns,
     losses: Losses,
 }
 
@@ -28,7 +28,7 @@ impl Housekeeping {
         Housekeeping {
             last_sweep: Instant::now(),
             ring_drops: 0,
-            dns_skipped: 0,
+            kernel_dns: Default::default(),
             losses: Losses::default(),
         }
     }
@@ -53,7 +53,10 @@ impl Housekeeping {
             self.ring_drops = d;
         }
         if let Ok(d) = tracer.dns_skipped() {
-            self.dns_skipped = d;
+            self.kernel_dns.skipped = d;
+        }
+        if let Ok(d) = tracer.dns_tcp_unread() {
+            self.kernel_dns.tcp_unread = d;
         }
         let e = engine.stats();
         let totals = crate::daemon::losses::Totals {

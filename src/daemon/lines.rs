@@ -82,13 +82,23 @@ pub(super) fn started_line(cli: &Cli, tracer: &Tracer<'_>, seeded: usize) -> Str
     )
 }
 
+/// What the kernel side counted of DNS (its per-CPU counters).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct KernelDns {
+    /// Answers not sent: the ring was half full.
+    pub(super) skipped: u64,
+    /// DNS over TCP the trampolines could not read: counted with what
+    /// user space found cut (`dns_tcp_cut`).
+    pub(super) tcp_unread: u64,
+}
+
 /// The loop's totals, as the stop line and /metrics show them: made here
 /// for both. Without DNS its counters are 0 (and `dns` false).
 pub(super) fn totals(
     e: &EngineStats,
     ring_drops: u64,
     dns: Option<engine::DnsStats>,
-    dns_skipped: u64,
+    kernel: KernelDns,
 ) -> Totals {
     let c = e.correlate;
     let d = dns.unwrap_or_default();
@@ -127,7 +137,7 @@ pub(super) fn totals(
         dns_bad_names: d.bad_names,
         dns_partial: d.partial,
         dns_addrs_dropped: d.addrs_dropped,
-        dns_skipped,
+        dns_skipped: kernel.skipped,
         dns_learned: d.memory.learned,
         dns_names: d.memory.entries as u64,
         dns_bytes: d.memory.bytes as u64,
@@ -136,7 +146,7 @@ pub(super) fn totals(
         dns_untrusted: d.untrusted,
         dns_unmatched: d.unmatched,
         dns_tcp_messages: d.tcp_messages,
-        dns_tcp_cut: d.tcp_cut,
+        dns_tcp_cut: d.tcp_cut + kernel.tcp_unread,
         dns_truncated: d.truncated,
         dns_lookups_failed: d.lookups.failed,
         dns_lookups_recovered: d.lookups.recovered,
@@ -155,9 +165,14 @@ pub(super) fn stop_line(
     e: &EngineStats,
     ring_drops: u64,
     s: &Stats,
-    dns: Option<(engine::DnsStats, u64)>,
+    dns: Option<(engine::DnsStats, KernelDns)>,
 ) -> String {
-    let t = totals(e, ring_drops, dns.map(|d| d.0), dns.map_or(0, |d| d.1));
+    let t = totals(
+        e,
+        ring_drops,
+        dns.map(|d| d.0),
+        dns.map(|d| d.1).unwrap_or_default(),
+    );
     let v = Values {
         totals: &t,
         stats: s,
@@ -318,7 +333,13 @@ mod tests {
             &engine(),
             99,
             &stats(),
-            Some((dns(), 212)),
+            Some((
+                dns(),
+                KernelDns {
+                    skipped: 212,
+                    tcp_unread: 4,
+                },
+            )),
         );
         assert_eq!(
             line,
@@ -326,7 +347,7 @@ mod tests {
                 "{PINNED} dns_answers=201 dns_ignored=202 dns_malformed=203 dns_bad_names=204 \
                  dns_partial=205 dns_addrs_dropped=206 dns_skipped=212 dns_learned=209 \
                  dns_names=207 dns_bytes=208 dns_expired=211 dns_evicted=210 \
-                 dns_untrusted=213 dns_unmatched=214 dns_tcp_messages=215 dns_tcp_cut=216 \
+                 dns_untrusted=213 dns_unmatched=214 dns_tcp_messages=215 dns_tcp_cut=220 \
                  dns_truncated=217 dns_lookups_failed=301 \
                  dns_lookups_recovered=302 dns_lookups_undecided=303 dns_lookups_folded=304 \
                  dns_lookups_evicted=305 dns_queries_dropped=306 dns_resolv_conf_unreadable=308"

@@ -260,8 +260,9 @@ async fn start_up(cli: &Cli, tracer: &Tracer<'_>) -> Result<(Daemon, Pass, Strin
     }
     engine.set_drop_reasons(tracer.info.drop_reasons.clone());
     if tracer.info.features.dns != tracer::DnsHook::Off {
-        // The syscall fallback reads DNS over TCP; the trampolines do not.
-        let tcp = tracer.info.features.dns == tracer::DnsHook::Tracepoint;
+        // The syscall fallback reads DNS over TCP, and the trampolines
+        // where the TCP ones attached too.
+        let tcp = tracer.info.features.reads_dns_tcp();
         engine.set_dns(dns_config(tcp));
         engine.set_dns_failures(
             Box::new(crate::attribution::resolv_conf::ProcResolvConfs::new()),
@@ -400,7 +401,7 @@ async fn event_loop(
             d.metrics.as_deref(),
             &p.engine,
             house.ring_drops,
-            house.dns_skipped,
+            house.kernel_dns,
         );
     };
     (ended, house.ring_drops)
@@ -447,9 +448,7 @@ async fn stop(
     };
     let (engine_stats, dns) = {
         let e = &pass.borrow().engine;
-        let dns = e
-            .dns_stats()
-            .map(|d| (d, tracer.dns_skipped().unwrap_or(0)));
+        let dns = e.dns_stats().map(|d| (d, kernel_dns(tracer)));
         (e.stats(), dns)
     };
     log.info(stop_line(&why, &engine_stats, ring_drops, &stats, dns));
@@ -606,12 +605,20 @@ async fn start_metrics(
     Ok(Some(shared))
 }
 
+/// The kernel side's DNS counters, as they are now.
+fn kernel_dns(tracer: &Tracer<'_>) -> lines::KernelDns {
+    lines::KernelDns {
+        skipped: tracer.dns_skipped().unwrap_or(0),
+        tcp_unread: tracer.dns_tcp_unread().unwrap_or(0),
+    }
+}
+
 /// A scrape is waiting: hand it a copy of the counts (else an atomic load).
-fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, dns_skipped: u64) {
+fn publish(shared: Option<&Shared>, engine: &Engine, ring_drops: u64, kernel: lines::KernelDns) {
     let (Some(shared), Some(m)) = (shared, engine.metrics()) else {
         return;
     };
     shared.publish_if_wanted(m, || -> metrics::Totals {
-        lines::totals(&engine.stats(), ring_drops, engine.dns_stats(), dns_skipped)
+        lines::totals(&engine.stats(), ring_drops, engine.dns_stats(), kernel)
     });
 }

@@ -266,7 +266,7 @@ pub const COUNTERS: &[Counter] = &[
     both(
         Dns("dns_tcp_cut"),
         (20, "tcpstate_dns_tcp_cut", C),
-        "DNS messages over TCP read only in part: the kernel's copy or the stream's split ended inside one, or one buffer held more than are framed.",
+        "DNS messages over TCP read only in part: the kernel's copy or the stream's split ended inside one, one buffer held more than are framed, or the TCP trampolines could not read a call's buffer.",
         |v| v.totals.dns_tcp_cut,
     ),
     stop(Dns("dns_truncated"), |v| v.totals.dns_truncated),

@@ -99,6 +99,9 @@ pub struct Features {
     pub in_flight_unheld: bool,
     /// How DNS answers to applications are seen (destinations by name).
     pub dns: DnsHook,
+    /// DNS over TCP beside the DNS trampolines (the syscall fallback reads
+    /// it itself).
+    pub dns_tcp: DnsTcpHook,
     /// What --dns-names allowed.
     pub dns_wanted: DnsNames,
 }
@@ -168,6 +171,26 @@ impl RstHook {
     }
 }
 
+/// How DNS over TCP is seen where the DNS trampolines run (issue 32):
+/// trampolines on the TCP send and receive calls, filtered by the
+/// socket's peer port 53, so every TCP send and receive pays a trampoline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsTcpHook {
+    /// fentry/tcp_sendmsg, fentry and fexit/tcp_recvmsg. `nonblock`: the
+    /// fexit for tcp_recvmsg(sk, msg, len, nonblock, flags, addr_len),
+    /// before 5.19 (ec095263a965 dropped `nonblock`): in fexit the return
+    /// value follows every argument.
+    Fentry { nonblock: bool },
+    /// Not read (why).
+    Off(String),
+}
+
+impl Default for DnsTcpHook {
+    fn default() -> Self {
+        DnsTcpHook::Off("not probed".into())
+    }
+}
+
 /// The hook that sees DNS answers, the cheapest the kernel allows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum DnsHook {
@@ -184,6 +207,16 @@ pub enum DnsHook {
 }
 
 impl Features {
+    /// Whether DNS over TCP is read: by the syscall fallback, or by the
+    /// TCP trampolines beside the DNS ones.
+    pub fn reads_dns_tcp(&self) -> bool {
+        match self.dns {
+            DnsHook::Tracepoint => true,
+            DnsHook::Trampoline => matches!(self.dns_tcp, DnsTcpHook::Fentry { .. }),
+            DnsHook::Off => false,
+        }
+    }
+
     /// `name on|off(why)` for each, for the start line and `--check`.
     pub fn describe(&self) -> String {
         let f = |on: bool, name: &str, off: &str| {
@@ -208,24 +241,31 @@ impl Features {
                 "in-flight-at-start",
                 "needs Linux 5.8 iter/task_file",
             ),
-            match self.dns {
-                DnsHook::Trampoline => {
-                    "dns-names via fentry/skb_consume_udp+udp_send_skb".to_string()
+            match (self.dns, &self.dns_tcp) {
+                (DnsHook::Trampoline, DnsTcpHook::Fentry { .. }) => {
+                    "dns-names via fentry/skb_consume_udp+udp_send_skb+tcp_sendmsg+tcp_recvmsg"
+                        .to_string()
                 }
-                DnsHook::Tracepoint => "dns-names via raw_syscalls (reads, receives and sends \
+                (DnsHook::Trampoline, DnsTcpHook::Off(why)) => format!(
+                    "dns-names via fentry/skb_consume_udp+udp_send_skb (UDP only: {why}: DNS \
+                     over TCP is not read)"
+                ),
+                (DnsHook::Tracepoint, _) => {
+                    "dns-names via raw_syscalls (reads, receives and sends \
                                         of UDP, and of TCP to port 53, writev too; every \
                                         syscall on this host pays; --dns-names off turns it \
                                         off)"
-                    .to_string(),
-                DnsHook::Off if self.dns_wanted == DnsNames::Off => {
+                        .to_string()
+                }
+                (DnsHook::Off, _) if self.dns_wanted == DnsNames::Off => {
                     "dns-names off (--dns-names off: failures carry no DNS names)".to_string()
                 }
-                DnsHook::Off if self.dns_wanted == DnsNames::Auto => {
+                (DnsHook::Off, _) if self.dns_wanted == DnsNames::Auto => {
                     "dns-names off (no trampolines here; --dns-names on takes the \
                      raw_syscalls fallback, which every syscall on this host pays for)"
                         .to_string()
                 }
-                DnsHook::Off => "dns-names off (neither skb_consume_udp nor \
+                (DnsHook::Off, _) => "dns-names off (neither skb_consume_udp nor \
                                  sys_exit in BTF, or neither attached: \
                                  failures carry no DNS names)"
                     .to_string(),
@@ -248,6 +288,10 @@ pub(super) struct Trampolines {
     /// tcp_reset(sk, skb): with the skb from 5.13 (049fe386d353); 5.10
     /// has tcp_reset(sk) alone (see [`RstHook`]).
     pub(super) tcp_reset_skb: bool,
+    /// tcp_sendmsg(sk, msg, size), and tcp_recvmsg's number of
+    /// parameters (6 before 5.19, 5 after): see [`DnsTcpHook`].
+    pub(super) tcp_sendmsg: bool,
+    pub(super) tcp_recvmsg_params: Option<usize>,
 }
 
 impl Trampolines {
@@ -256,12 +300,12 @@ impl Trampolines {
     }
 }
 
-/// Whether this kernel loads a trampoline program at all: some refuse
-/// them with EPERM at load, which would fail the whole object. A
-/// throwaway copy of the object with only `prog` (and a small ring) is
-/// loaded and dropped; what libbpf said about it is not kept, but the
-/// errno it gave is returned.
-pub(super) fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), String> {
+/// Whether this kernel loads these programs: some refuse trampolines
+/// with EPERM at load, and a verifier may refuse a program, either of
+/// which would fail the whole object. A throwaway copy of the object with
+/// only `progs` (and a small ring) is loaded and dropped; what libbpf said
+/// about it is not kept, but the errno it gave is returned.
+pub(super) fn programs_load(btf: &Option<PathBuf>, progs: &[&str]) -> Result<(), String> {
     let logged = LIBBPF_LOG.lock().map(|l| l.len()).unwrap_or(0);
     let mut obj = MaybeUninit::uninit();
     let mut builder = TcpstateSkelBuilder::default();
@@ -274,7 +318,7 @@ pub(super) fn trampoline_loads(btf: &Option<PathBuf>, prog: &str) -> Result<(), 
     let r = match builder.open(&mut obj) {
         Ok(mut open) => {
             for mut p in open.open_object_mut().progs_mut() {
-                let keep = p.name() == prog;
+                let keep = progs.iter().any(|n| p.name() == *n);
                 p.set_autoload(keep);
             }
             match open.maps.events.set_max_entries(4096) {
@@ -333,6 +377,7 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         retransmits: has("btf_trace_tcp_retransmit_skb"),
         icmp_sender: IcmpHook::default(),
         rst_ttl: RstHook::default(),
+        dns_tcp: DnsTcpHook::default(),
         in_flight_at_start: has("bpf_iter__task_file") || has("bpf_iter__tcp"),
         in_flight_holders: has("bpf_iter__task_file"),
         in_flight_unheld: has("bpf_iter__tcp"),
@@ -353,6 +398,8 @@ pub(super) fn probe_features(btf_path: &Path) -> (Features, Trampolines, bool) {
         ip_icmp_error: func("ip_icmp_error"),
         ipv6_icmp_error: func("ipv6_icmp_error"),
         tcp_reset_skb: params("tcp_reset") == Some(2),
+        tcp_sendmsg: params("tcp_sendmsg") == Some(3),
+        tcp_recvmsg_params: params("tcp_recvmsg"),
     };
     (features, trampolines, has("btf_trace_sys_exit"))
 }

@@ -27,13 +27,15 @@ pub mod owner;
 mod plan;
 mod privileges;
 
-pub use features::{ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, RstHook};
+pub use features::{
+    ConnectErrors, ConnectHook, DnsHook, DnsNames, DnsTcpHook, Features, IcmpHook, RstHook,
+};
 pub use libbpf_log::libbpf_log;
 pub use privileges::check_privileges;
 
 use kept::{Handover, Kept};
 
-use features::{drop_reasons, probe_features, trampoline_loads};
+use features::{drop_reasons, probe_features, programs_load};
 use libbpf_log::{capture_libbpf, libbpf_reason, load_errno};
 use plan::{Connect, Kernel, Modes, Plan, Progs};
 
@@ -145,9 +147,10 @@ impl<'obj> Tracer<'obj> {
             open_gate()?;
         }
         let (links, features) = attach(&skel, &plan, modes)?;
-        if features.dns == DnsHook::Tracepoint {
-            // The fallback reads TCP streams to port 53: the core hook
-            // then records TCP connections to port 53 too.
+        if features.reads_dns_tcp() {
+            // TCP streams to port 53 are read (the fallback, or the TCP
+            // trampolines): the core hook then records TCP connections
+            // to port 53 too.
             let tcp = skel
                 .maps
                 .bss_data
@@ -260,6 +263,12 @@ impl<'obj> Tracer<'obj> {
         self.counter(1)
     }
 
+    /// DNS over TCP the trampolines could not read (see
+    /// TCPSTATE_CNT_DNS_TCP_UNREAD).
+    pub fn dns_tcp_unread(&self) -> Result<u64> {
+        self.counter(2)
+    }
+
     /// A per-CPU counter of tcpstate.h's enum tcpstate_counter, summed.
     fn counter(&self, idx: u32) -> Result<u64> {
         let key = idx.to_ne_bytes();
@@ -351,9 +360,24 @@ fn probe(cfg: &Config, modes: Modes) -> Kernel {
         tramp,
         sys_exit,
         tramp_refused: None,
+        dns_tcp_refused: None,
     };
-    kernel.tramp_refused =
-        plan::probe_target(&kernel, modes).and_then(|p| trampoline_loads(&cfg.btf, p).err());
+    let target = plan::probe_target(&kernel, modes);
+    match (target, plan::dns_tcp_probe(&kernel, modes)) {
+        // The DNS trampoline is the probe, and the DNS-over-TCP programs go
+        // with it: one throwaway object (each is a full set of maps to make
+        // and free), a second only if it fails, to tell whether trampolines
+        // or only these were refused (then they alone are left out).
+        (Some(t), Some([a, b, c])) => {
+            if let Err(e) = programs_load(&cfg.btf, &[t, a, b, c]) {
+                kernel.tramp_refused = programs_load(&cfg.btf, &[t]).err();
+                if kernel.tramp_refused.is_none() {
+                    kernel.dns_tcp_refused = Some(e);
+                }
+            }
+        }
+        _ => kernel.tramp_refused = target.and_then(|p| programs_load(&cfg.btf, &[p]).err()),
+    }
     kernel
 }
 
@@ -468,6 +492,12 @@ fn set_autoload(open: &mut OpenTcpstateSkel<'_>, progs: &Progs) {
     p.enter_ipv6_icmp_error
         .set_autoload(progs.enter_ipv6_icmp_error);
     p.enter_tcp_reset.set_autoload(progs.enter_tcp_reset);
+    p.handle_dns_tcp_send
+        .set_autoload(progs.handle_dns_tcp_send);
+    p.enter_dns_tcp_recv.set_autoload(progs.enter_dns_tcp_recv);
+    p.exit_dns_tcp_recv.set_autoload(progs.exit_dns_tcp_recv);
+    p.exit_dns_tcp_recv_nonblock
+        .set_autoload(progs.exit_dns_tcp_recv_nonblock);
 }
 
 /// The error for an object the kernel would not load.
@@ -522,7 +552,7 @@ fn attach(
     extra(&mut features.retransmits, &skel.progs.handle_retransmit);
     features.connect_errors = attach_connect(skel, &plan.connect, &mut links);
     plan::require(modes, &features.connect_errors)?;
-    features.dns = attach_dns(plan, skel, &mut links);
+    (features.dns, features.dns_tcp) = attach_dns(plan, skel, &mut links);
     features.icmp_sender = attach_icmp(&plan.features.icmp_sender, skel, &mut links);
     features.rst_ttl = attach_rst(&plan.features.rst_ttl, skel, &mut links);
     Ok((links, features))
@@ -634,10 +664,15 @@ fn attach_fallback(
     }
 }
 
-/// The DNS trampoline, else the tracepoint where it is loaded (this
+/// The DNS trampolines, else the tracepoint where it is loaded (this
 /// kernel may refuse trampolines at attach: EPERM under some lockdown and
-/// hardening), else off.
-fn attach_dns(plan: &Plan, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::Link>) -> DnsHook {
+/// hardening), else off; with the trampolines, DNS over TCP's as planned.
+fn attach_dns(
+    plan: &Plan,
+    skel: &TcpstateSkel<'_>,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> (DnsHook, DnsTcpHook) {
+    let tcp_off = || DnsTcpHook::Off("no DNS trampolines".into());
     if plan.dns == DnsHook::Trampoline {
         // All three or none: answers count only with their queries.
         let p = &skel.progs;
@@ -652,16 +687,46 @@ fn attach_dns(plan: &Plan, skel: &TcpstateSkel<'_>, links: &mut Vec<libbpf_rs::L
             .collect::<Result<Vec<_>, _>>()
         {
             links.extend(ls);
-            return DnsHook::Trampoline;
+            return (DnsHook::Trampoline, attach_dns_tcp(plan, skel, links));
         }
     }
     if plan.progs().handle_dns_sys_exit {
         if let Ok(l) = skel.progs.handle_dns_sys_exit.attach() {
             links.push(l);
-            return DnsHook::Tracepoint;
+            return (DnsHook::Tracepoint, tcp_off());
         }
     }
-    DnsHook::Off
+    (DnsHook::Off, tcp_off())
+}
+
+/// DNS over TCP's trampolines, as planned: all three or none (a receive's
+/// fexit needs its fentry; queries without answers teach nothing); off,
+/// with the kernel's word, if one will not attach.
+fn attach_dns_tcp(
+    plan: &Plan,
+    skel: &TcpstateSkel<'_>,
+    links: &mut Vec<libbpf_rs::Link>,
+) -> DnsTcpHook {
+    let DnsTcpHook::Fentry { nonblock } = plan.features.dns_tcp else {
+        return plan.features.dns_tcp.clone();
+    };
+    let p = &skel.progs;
+    let exit = if nonblock {
+        &p.exit_dns_tcp_recv_nonblock
+    } else {
+        &p.exit_dns_tcp_recv
+    };
+    match [&p.handle_dns_tcp_send, &p.enter_dns_tcp_recv, exit]
+        .iter()
+        .map(|p| p.attach())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(ls) => {
+            links.extend(ls);
+            DnsTcpHook::Fentry { nonblock }
+        }
+        Err(e) => DnsTcpHook::Off(format!("no trampolines: {}", plan::refused_at_attach(&e))),
+    }
 }
 
 /// Runs an iterator program once and reads its records.

@@ -4,7 +4,8 @@
 //! can still refuse at load or attach, and the plan says what then.
 
 use super::features::{
-    ConnectErrors, ConnectHook, DnsHook, DnsNames, Features, IcmpHook, RstHook, Trampolines,
+    ConnectErrors, ConnectHook, DnsHook, DnsNames, DnsTcpHook, Features, IcmpHook, RstHook,
+    Trampolines,
 };
 use crate::exit::{Fatal, Kind};
 
@@ -20,6 +21,10 @@ pub(super) struct Kernel {
     /// The errno, like `-EPERM`, if it refused to load the trampoline
     /// [`probe_target`] named; None where it loaded or none was tried.
     pub(super) tramp_refused: Option<String>,
+    /// The errno if it refused to load the DNS-over-TCP programs
+    /// [`dns_tcp_probe`] named (a verifier of its own, say): they alone
+    /// are left out, not the other trampolines.
+    pub(super) dns_tcp_refused: Option<String>,
 }
 
 /// The command line's say.
@@ -83,6 +88,11 @@ pub(super) struct Progs {
     pub(super) enter_ip_icmp_error: bool,
     pub(super) enter_ipv6_icmp_error: bool,
     pub(super) enter_tcp_reset: bool,
+    pub(super) handle_dns_tcp_send: bool,
+    pub(super) enter_dns_tcp_recv: bool,
+    /// The fexit for tcp_recvmsg's signature: 5 parameters, or 6 before 5.19.
+    pub(super) exit_dns_tcp_recv: bool,
+    pub(super) exit_dns_tcp_recv_nonblock: bool,
 }
 
 /// The DNS hook the modes allow before any trampoline is tried: the
@@ -130,6 +140,59 @@ fn icmp_plan(k: &Kernel, refused: Option<&str>) -> IcmpHook {
         },
         None => IcmpHook::Off("no ip_icmp_error in the kernel's BTF".into()),
     }
+}
+
+/// DNS over TCP beside the DNS trampolines: where the kernel's BTF has
+/// tcp_sendmsg(sk, msg, size) and tcp_recvmsg with the parameters one of
+/// the two fexit variants takes, and the kernel loaded them.
+/// (The syscall fallback reads DNS over TCP itself.)
+fn dns_tcp_plan(k: &Kernel, dns: DnsHook) -> DnsTcpHook {
+    if dns != DnsHook::Trampoline {
+        return DnsTcpHook::Off("no DNS trampolines".into());
+    }
+    if let Some(errno) = &k.dns_tcp_refused {
+        return DnsTcpHook::Off(format!(
+            "the kernel refused to load tcp_sendmsg's and tcp_recvmsg's ({errno})"
+        ));
+    }
+    if !k.tramp.tcp_sendmsg {
+        return DnsTcpHook::Off("no tcp_sendmsg(sk, msg, size) in the kernel's BTF".into());
+    }
+    match k.tramp.tcp_recvmsg_params {
+        Some(5) => DnsTcpHook::Fentry { nonblock: false },
+        Some(6) => DnsTcpHook::Fentry { nonblock: true },
+        Some(n) => DnsTcpHook::Off(format!(
+            "tcp_recvmsg has {n} parameters in the kernel's BTF, not 5 or 6"
+        )),
+        None => DnsTcpHook::Off("no tcp_recvmsg in the kernel's BTF".into()),
+    }
+}
+
+/// The programs of a DNS-over-TCP hook.
+pub(super) fn dns_tcp_progs(hook: &DnsTcpHook) -> Option<[&'static str; 3]> {
+    match hook {
+        DnsTcpHook::Fentry { nonblock } => Some([
+            "handle_dns_tcp_send",
+            "enter_dns_tcp_recv",
+            if *nonblock {
+                "exit_dns_tcp_recv_nonblock"
+            } else {
+                "exit_dns_tcp_recv"
+            },
+        ]),
+        DnsTcpHook::Off(_) => None,
+    }
+}
+
+/// The DNS-over-TCP programs to load alone before the whole object, once
+/// the trampoline probe said trampolines load: a verifier that refuses
+/// them then costs only them. None: not wanted here.
+pub(super) fn dns_tcp_probe(k: &Kernel, m: Modes) -> Option<[&'static str; 3]> {
+    let untried = Kernel {
+        dns_tcp_refused: None,
+        ..k.clone()
+    };
+    dns_tcp_progs(&plan(&untried, m).features.dns_tcp)
 }
 
 /// Why no trampolines, from the errno the kernel gave at load.
@@ -183,6 +246,7 @@ pub(super) fn plan(k: &Kernel, m: Modes) -> Plan {
             connect_errors: ConnectHook::Unknown,
             icmp_sender: icmp_plan(k, refused.as_deref()),
             rst_ttl: rst_plan(k, refused.as_deref()),
+            dns_tcp: dns_tcp_plan(k, dns),
             dns,
             dns_wanted: m.dns_names,
             ..k.features.clone()
@@ -204,6 +268,8 @@ impl Plan {
             Connect::Off(_) => (false, false, false),
         };
         let f = &self.features;
+        let tcp = dns_tcp_progs(&f.dns_tcp).is_some();
+        let nonblock = f.dns_tcp == DnsTcpHook::Fentry { nonblock: true };
         Progs {
             exit_connect_file: tramp,
             // One SOL_SOCKET getsockopt: sock_getsockopt where it is (it
@@ -221,20 +287,26 @@ impl Plan {
             enter_ip_icmp_error: matches!(f.icmp_sender, IcmpHook::Fentry { .. }),
             enter_ipv6_icmp_error: f.icmp_sender == IcmpHook::Fentry { v6: true },
             enter_tcp_reset: f.rst_ttl == RstHook::Fentry,
+            handle_dns_tcp_send: tcp,
+            enter_dns_tcp_recv: tcp,
+            exit_dns_tcp_recv: tcp && !nonblock,
+            exit_dns_tcp_recv_nonblock: tcp && nonblock,
         }
     }
 
-    /// Whether the connect, ICMP or RST trampolines are in this load: if
-    /// the kernel refuses the object, [`Plan::without_trampolines`] is tried.
+    /// Whether the connect, ICMP, RST or DNS-over-TCP trampolines are in
+    /// this load: if the kernel refuses the object,
+    /// [`Plan::without_trampolines`] is tried.
     pub(super) fn has_trampolines(&self) -> bool {
         matches!(self.connect, Connect::Trampolines { .. })
             || matches!(self.features.icmp_sender, IcmpHook::Fentry { .. })
             || self.features.rst_ttl == RstHook::Fentry
+            || dns_tcp_progs(&self.features.dns_tcp).is_some()
     }
 
     /// The plan once the kernel refused to load the trampolines (errno):
-    /// the connect fallback in their place, the ICMP sender and the RST's
-    /// TTL off, the rest as it was.
+    /// the connect fallback in their place, the ICMP sender, the RST's
+    /// TTL and DNS over TCP off, the rest as it was.
     pub(super) fn without_trampolines(&self, errno: &str) -> Plan {
         let mut plan = self.clone();
         if let Connect::Trampolines {
@@ -250,6 +322,10 @@ impl Plan {
         if self.features.rst_ttl == RstHook::Fentry {
             plan.features.rst_ttl =
                 RstHook::Off(format!("no trampolines: {}", refused_at_load(errno)));
+        }
+        if dns_tcp_progs(&self.features.dns_tcp).is_some() {
+            plan.features.dns_tcp =
+                DnsTcpHook::Off(format!("no trampolines: {}", refused_at_load(errno)));
         }
         plan
     }
@@ -297,7 +373,8 @@ mod tests {
         them (-EPERM): refused attempts and resets do not say the RST's TTL)";
     const RST_5_10: &str = "rst-ttl off (tcp_reset has no skb argument in the kernel's BTF \
         (Linux 5.13+): refused attempts and resets do not say the RST's TTL)";
-    const DNS_FENTRY: &str = "dns-names via fentry/skb_consume_udp+udp_send_skb";
+    const DNS_FENTRY: &str =
+        "dns-names via fentry/skb_consume_udp+udp_send_skb+tcp_sendmsg+tcp_recvmsg";
     const DNS_RAW: &str = "dns-names via raw_syscalls (reads, receives and sends of UDP, and of \
         TCP to port 53, writev too; every syscall on this host pays; --dns-names off turns it off)";
     const DNS_OFF: &str = "dns-names off (--dns-names off: failures carry no DNS names)";
@@ -325,16 +402,21 @@ mod tests {
                 ip_icmp_error: true,
                 ipv6_icmp_error: true,
                 tcp_reset_skb: true,
+                tcp_sendmsg: true,
+                tcp_recvmsg_params: Some(5),
             },
             sys_exit: true,
             tramp_refused: refuses.map(String::from),
+            dns_tcp_refused: None,
         }
     }
 
-    /// 5.10: sock_getsockopt only, no drop reasons, tcp_reset(sk) alone.
+    /// 5.10: sock_getsockopt only, no drop reasons, tcp_reset(sk) alone,
+    /// tcp_recvmsg with `nonblock`.
     fn linux_5_10() -> Kernel {
         let mut k = kernel(true, false, false, None);
         k.tramp.tcp_reset_skb = false;
+        k.tramp.tcp_recvmsg_params = Some(6);
         k
     }
     /// 6.1: sock_getsockopt calling sk_getsockopt.
@@ -358,10 +440,14 @@ mod tests {
     }
 
     /// As `Tracer::load` does: the kernel is asked to load a trampoline
-    /// only where the plan would try one.
+    /// only where the plan would try one, and the DNS-over-TCP programs
+    /// only where the plan then wants them.
     fn planned(mut k: Kernel, m: Modes) -> Plan {
         if probe_target(&k, m).is_none() {
             k.tramp_refused = None;
+        }
+        if dns_tcp_probe(&k, m).is_none() {
+            k.dns_tcp_refused = None;
         }
         plan(&k, m)
     }
@@ -627,7 +713,123 @@ mod tests {
         assert_eq!(q.dns, DnsHook::Trampoline);
         assert!(q.progs().handle_sys_exit && !q.progs().exit_connect_file);
         assert!(!q.progs().enter_sk_getsockopt);
-        assert_eq!(words(&q), (EPERM_LOAD.into(), DNS_FENTRY.into()));
+        assert_eq!(
+            words(&q),
+            (
+                EPERM_LOAD.into(),
+                "dns-names via fentry/skb_consume_udp+udp_send_skb (UDP only: no trampolines: \
+                 the kernel refused to load them (-EPERM): DNS over TCP is not read)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn dns_over_tcp_takes_the_recvmsg_fexit_the_kernel_fits() {
+        for (k, nonblock) in [
+            (linux_5_10(), true),
+            (linux_6_1(), false),
+            (linux_6_12(), false),
+        ] {
+            for c in MODES {
+                for d in [DnsNames::Auto, DnsNames::On] {
+                    let m = modes(c, d);
+                    let want = [
+                        "handle_dns_tcp_send",
+                        "enter_dns_tcp_recv",
+                        if nonblock {
+                            "exit_dns_tcp_recv_nonblock"
+                        } else {
+                            "exit_dns_tcp_recv"
+                        },
+                    ];
+                    assert_eq!(dns_tcp_probe(&k, m), Some(want));
+                    let p = planned(k.clone(), m);
+                    assert_eq!(p.features.dns_tcp, DnsTcpHook::Fentry { nonblock });
+                    let progs = p.progs();
+                    assert!(progs.handle_dns_tcp_send && progs.enter_dns_tcp_recv);
+                    assert_eq!(progs.exit_dns_tcp_recv_nonblock, nonblock);
+                    assert_eq!(progs.exit_dns_tcp_recv, !nonblock);
+                    assert!(p.expected().reads_dns_tcp());
+                    assert_eq!(words(&p).1, DNS_FENTRY);
+                }
+            }
+            // --dns-names off: nothing of it.
+            let m = modes(ConnectErrors::Auto, DnsNames::Off);
+            assert_eq!(dns_tcp_probe(&k, m), None);
+            let progs = planned(k.clone(), m).progs();
+            assert!(!progs.handle_dns_tcp_send && !progs.enter_dns_tcp_recv);
+            assert!(!progs.exit_dns_tcp_recv && !progs.exit_dns_tcp_recv_nonblock);
+        }
+    }
+
+    #[test]
+    fn this_machine_reads_dns_over_tcp_from_the_fallback_only() {
+        for c in MODES {
+            for d in [DnsNames::Auto, DnsNames::On, DnsNames::Off] {
+                let m = modes(c, d);
+                assert_eq!(dns_tcp_probe(&no_trampolines(), m), None);
+                let p = planned(no_trampolines(), m);
+                let progs = p.progs();
+                assert!(!progs.handle_dns_tcp_send && !progs.enter_dns_tcp_recv);
+                assert!(!progs.exit_dns_tcp_recv && !progs.exit_dns_tcp_recv_nonblock);
+                // The fallback reads it (--dns-names on), else nothing does.
+                assert_eq!(p.expected().reads_dns_tcp(), d == DnsNames::On);
+            }
+        }
+    }
+
+    #[test]
+    fn dns_over_tcp_refused_loses_only_itself() {
+        for k in [linux_5_10(), linux_6_1(), linux_6_12()] {
+            let mut k = k;
+            k.dns_tcp_refused = Some("-EINVAL".into());
+            let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Auto));
+            assert_eq!(
+                words(&p),
+                (
+                    FEXIT.into(),
+                    "dns-names via fentry/skb_consume_udp+udp_send_skb (UDP only: the kernel \
+                     refused to load tcp_sendmsg's and tcp_recvmsg's (-EINVAL): DNS over TCP \
+                     is not read)"
+                        .into()
+                )
+            );
+            let progs = p.progs();
+            assert!(progs.handle_dns_fentry && progs.exit_connect_file);
+            assert!(progs.enter_ip_icmp_error);
+            assert!(!progs.handle_dns_tcp_send && !progs.enter_dns_tcp_recv);
+            assert!(!progs.exit_dns_tcp_recv && !progs.exit_dns_tcp_recv_nonblock);
+            assert!(!p.expected().reads_dns_tcp());
+        }
+        // Refused with the whole object: off with the others.
+        let p = planned(linux_6_12(), modes(ConnectErrors::Off, DnsNames::Auto));
+        assert!(p.has_trampolines());
+        let q = p.without_trampolines("-EPERM");
+        assert_eq!(
+            q.features.dns_tcp,
+            DnsTcpHook::Off("no trampolines: the kernel refused to load them (-EPERM)".into())
+        );
+        assert!(!q.progs().handle_dns_tcp_send && !q.progs().exit_dns_tcp_recv);
+    }
+
+    #[test]
+    fn dns_over_tcp_needs_the_signatures_it_reads() {
+        let mut k = linux_6_12();
+        k.tramp.tcp_recvmsg_params = Some(4);
+        let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Auto));
+        assert!(words(&p).1.ends_with(
+            "(UDP only: tcp_recvmsg has 4 parameters in the kernel's BTF, not 5 or 6: DNS \
+             over TCP is not read)"
+        ));
+        assert!(!p.progs().enter_dns_tcp_recv && p.progs().handle_dns_fentry);
+        let mut k = linux_6_1();
+        k.tramp.tcp_sendmsg = false;
+        let p = planned(k, modes(ConnectErrors::Auto, DnsNames::Auto));
+        assert_eq!(
+            p.features.dns_tcp,
+            DnsTcpHook::Off("no tcp_sendmsg(sk, msg, size) in the kernel's BTF".into())
+        );
     }
 
     #[test]

@@ -18,6 +18,20 @@
  *   probe rstserver ADDR PORT listen, accept one connection, and close it
  *                             with SO_LINGER 0: the kernel resets it (an
  *                             RST, not a FIN). Gives up after 5 s.
+ *   probe dnsserver ADDR PORT SECS
+ *                             a DNS server over TCP for SECS seconds, one
+ *                             connection at a time: NXDOMAIN for every
+ *                             name but big.tcp.test, whose A is 127.0.0.77
+ *                             (its AAAA: no address).
+ *   probe dnstcp SERVER NAME [PORT]
+ *                             a lookup over TCP as glibc makes it (options
+ *                             use-vc, or a truncated answer's retry):
+ *                             connect to SERVER:53, writev() [length][A]
+ *                             [length][AAAA], then for each answer read()
+ *                             its 2-byte length, then its body. Prints each
+ *                             rcode and the A record; with PORT, connects
+ *                             to that address and port (a failure the
+ *                             name should label).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +178,203 @@ static int rstserver(const char *addr, int port)
 	return 0;
 }
 
+/* Reads exactly n bytes, or fails. */
+static int read_full(int fd, unsigned char *b, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, b + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += r;
+	}
+	return 0;
+}
+
+/* The question's name (lower case, dotted) and where the question ends. */
+static size_t question(const unsigned char *m, size_t len, char *name, size_t cap)
+{
+	size_t off = 12, out = 0;
+
+	while (off < len && m[off]) {
+		size_t l = m[off++];
+
+		if (l > 63 || off + l > len || out + l + 2 > cap)
+			return 0;
+		if (out)
+			name[out++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			unsigned char c = m[off + i];
+
+			name[out++] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+		}
+		off += l;
+	}
+	name[out] = 0;
+	return off + 5 <= len ? off + 5 : 0;
+}
+
+/* The answer to query q: its header and question, and big.tcp.test's A. */
+static size_t answer(const unsigned char *q, size_t qlen, unsigned char *a)
+{
+	static const unsigned char rr[] = { 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 127, 0, 0, 77 };
+	char name[256];
+	size_t end = question(q, qlen, name, sizeof(name)), n;
+	int big, qtype;
+
+	if (!end)
+		return 0;
+	big = !strcmp(name, "big.tcp.test");
+	qtype = q[end - 4] << 8 | q[end - 3];
+	memcpy(a, q, end);
+	a[2] = 0x80 | (q[2] & 0x01); /* QR, RD as asked */
+	a[3] = 0x80 | (big ? 0 : 3); /* RA; NOERROR or NXDOMAIN */
+	memset(a + 6, 0, 6);
+	n = end;
+	if (big && qtype == 1) {
+		a[7] = 1;
+		memcpy(a + n, rr, sizeof(rr));
+		n += sizeof(rr);
+	}
+	return n;
+}
+
+static int dnsserver(const char *addr, int port, int secs)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	unsigned char q[1024], a[1100];
+	double end = now() + secs;
+	struct pollfd p;
+	int fd, c, one = 1;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return fprintf(stderr, "probe: bad address %s\n", addr), 2;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return perror("probe: socket"), 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 4))
+		return perror("probe: bind/listen"), 1;
+	p.fd = fd;
+	p.events = POLLIN;
+	while (now() < end) {
+		if (poll(&p, 1, 200) != 1)
+			continue;
+		c = accept(fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		for (;;) {
+			size_t len, n;
+
+			if (read_full(c, q, 2))
+				break;
+			len = q[0] << 8 | q[1];
+			if (len > sizeof(q) || read_full(c, q, len))
+				break;
+			n = answer(q, len, a + 2);
+			if (!n)
+				break;
+			a[0] = n >> 8;
+			a[1] = n & 0xff;
+			if (write(c, a, n + 2) != (ssize_t)(n + 2))
+				break;
+		}
+		close(c);
+	}
+	close(fd);
+	return 0;
+}
+
+/* A query for name and type, with id, in q; its length. */
+static size_t query(const char *name, int type, int id, unsigned char *q)
+{
+	size_t n = 12;
+	const char *l = name;
+
+	memset(q, 0, 12);
+	q[0] = id >> 8;
+	q[1] = id & 0xff;
+	q[2] = 0x01; /* RD */
+	q[5] = 1;
+	while (*l) {
+		const char *dot = strchr(l, '.');
+		size_t len = dot ? (size_t)(dot - l) : strlen(l);
+
+		q[n++] = len;
+		memcpy(q + n, l, len);
+		n += len;
+		l += len + (dot ? 1 : 0);
+	}
+	q[n++] = 0;
+	q[n++] = 0;
+	q[n++] = type;
+	q[n++] = 0;
+	q[n++] = 1;
+	return n;
+}
+
+static int dnstcp(const char *server, const char *name, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(53) };
+	unsigned char q4[300], q6[300], l4[2], l6[2], a[2048];
+	struct in_addr found = { 0 };
+	struct iovec v[4];
+	size_t n4, n6;
+	int fd;
+
+	if (inet_pton(AF_INET, server, &sin.sin_addr) != 1 || strlen(name) > 200)
+		return fprintf(stderr, "probe: bad server or name\n"), 2;
+	n4 = query(name, 1, 0x3201, q4);
+	n6 = query(name, 28, 0x3202, q6);
+	l4[0] = n4 >> 8, l4[1] = n4 & 0xff;
+	l6[0] = n6 >> 8, l6[1] = n6 & 0xff;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return perror("probe: connect to the server"), 1;
+	v[0] = (struct iovec){ l4, 2 };
+	v[1] = (struct iovec){ q4, n4 };
+	v[2] = (struct iovec){ l6, 2 };
+	v[3] = (struct iovec){ q6, n6 };
+	if (writev(fd, v, 4) != (ssize_t)(n4 + n6 + 4))
+		return perror("probe: writev"), 1;
+	for (int i = 0; i < 2; i++) {
+		unsigned char len[2];
+		char qname[256];
+		size_t n, off;
+
+		if (read_full(fd, len, 2))
+			return printf("dnstcp: no answer\n"), 1;
+		n = len[0] << 8 | len[1];
+		if (n > sizeof(a) || n < 12 || read_full(fd, a, n))
+			return printf("dnstcp: bad answer\n"), 1;
+		printf("dnstcp: answer id %#x rcode %d answers %d\n", a[0] << 8 | a[1], a[3] & 15,
+		       a[7]);
+		off = question(a, n, qname, sizeof(qname));
+		/* The first record, as this server writes it: a name pointer. */
+		if (off && a[7] && off + 16 <= n && a[off + 2] == 0 && a[off + 3] == 1 &&
+		    a[off + 10] == 0 && a[off + 11] == 4)
+			memcpy(&found, a + off + 12, 4);
+	}
+	close(fd);
+	if (found.s_addr) {
+		printf("dnstcp: A %s\n", inet_ntoa(found));
+		if (port) {
+			struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+						  .sin_addr = found };
+
+			fd = socket(AF_INET, SOCK_STREAM, 0);
+			if (connect(fd, (struct sockaddr *)&to, sizeof(to)))
+				printf("dnstcp: connect: %s\n", strerror(errno));
+			close(fd);
+		}
+	}
+	/* Alive while tcpstate reads this process's resolv.conf. */
+	usleep(300000);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "soerror"))
@@ -173,7 +385,12 @@ int main(int argc, char **argv)
 		return uring(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "rstserver"))
 		return rstserver(argv[2], atoi(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "dnsserver"))
+		return dnsserver(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "dnstcp"))
+		return dnstcp(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 0);
 	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe uring ADDR PORT"
-		" | probe rstserver ADDR PORT\n");
+		" | probe rstserver ADDR PORT | probe dnsserver ADDR PORT SECS"
+		" | probe dnstcp SERVER NAME [PORT]\n");
 	return 2;
 }
