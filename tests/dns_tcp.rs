@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -26,74 +25,22 @@ static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const BIG_NET: &str = "127.77.0";
 
 /// dnsmasq on 198.18.N.2: `big1`/`big2.t32t.test` with 40 A records each
-/// (127.77.0.1-40, 127.77.1.1-40), NXDOMAIN below `nx.t32t.test`; gone on drop, with the
-/// client namespace's resolv.conf.
-struct Resolver {
-    child: Child,
-    etc: std::path::PathBuf,
-    _dir: TempDir,
-}
-
-impl Resolver {
-    fn start(net: &Net, resolv_conf: &str) -> Resolver {
-        let n = net.n;
-        let dir = TempDir::new("t32tdns");
-        let hosts = dir.path().join("hosts");
-        let mut text = format!("198.18.{n}.2 good.t32t.test\n");
-        // Apart, so neither name's answer relabels the other's addresses.
-        for (name, net) in [("big1.t32t.test", BIG_NET), ("big2.t32t.test", "127.77.1")] {
-            for i in 1..=40 {
-                text.push_str(&format!("{net}.{i} {name}\n"));
-            }
+/// (127.77.0.1-40, 127.77.1.1-40), NXDOMAIN below `nx.t32t.test`; gone on
+/// drop, with the client namespace's resolv.conf.
+fn resolver(net: &Net, resolv_conf: &str) -> Dns {
+    let n = net.n;
+    let mut hosts = format!("198.18.{n}.2 good.t32t.test\n");
+    // Apart, so neither name's answer relabels the other's addresses.
+    for (name, net) in [("big1.t32t.test", BIG_NET), ("big2.t32t.test", "127.77.1")] {
+        for i in 1..=40 {
+            hosts.push_str(&format!("{net}.{i} {name}\n"));
         }
-        std::fs::write(&hosts, text).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &net.server, "/usr/sbin/dnsmasq"])
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                &format!("--addn-hosts={}", hosts.display()),
-                "--port=53",
-                &format!("--listen-address=198.18.{n}.2"),
-                "--bind-interfaces",
-                "--user=root",
-                "--pid-file=",
-                "--address=/nx.t32t.test/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (dnsmasq-base) installed");
-        let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
-        std::fs::create_dir_all(&etc).unwrap();
-        let r = Resolver {
-            child,
-            etc,
-            _dir: dir,
-        };
-        std::fs::write(
-            r.etc.join("resolv.conf"),
-            format!("nameserver 198.18.{n}.2\n"),
-        )
-        .unwrap();
-        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
-            client(net, "getent", &["hosts", "good.t32t.test"])
-                .0
-                .then_some(())
-        });
-        assert!(ready.is_some(), "dnsmasq did not answer");
-        std::fs::write(r.etc.join("resolv.conf"), resolv_conf).unwrap();
-        r
     }
-}
-
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.etc);
-    }
+    Dns::builder(net, &hosts)
+        .ready("good.t32t.test")
+        .args(["--address=/nx.t32t.test/"])
+        .resolv_conf(resolv_conf)
+        .start()
 }
 
 fn daemon(net: &Net) -> Daemon {
@@ -157,7 +104,7 @@ fn names_are_learned_from_the_tcp_retry_of_a_truncated_answer() {
     }
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(160);
-    let _r = Resolver::start(&net, &conf(&net, ""));
+    let _r = resolver(&net, &conf(&net, ""));
     let d = daemon(&net);
     assert!(python(&net, "big1.t32t.test", 40), "the lookup over TCP");
     // getent too: its answer over TCP, no failure.
@@ -205,7 +152,7 @@ fn an_nxdomain_over_tcp_is_one_failure() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(161);
     let n = net.n;
-    let _r = Resolver::start(&net, &conf(&net, "use-vc"));
+    let _r = resolver(&net, &conf(&net, "use-vc"));
     let d = daemon(&net);
     assert!(!client(&net, "getent", &["hosts", "getent.nx.t32t.test"]).0);
     assert!(!python(&net, "py.nx.t32t.test", 0));
@@ -247,7 +194,7 @@ fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(162);
     let n = net.n;
-    let _r = Resolver::start(&net, &conf(&net, ""));
+    let _r = resolver(&net, &conf(&net, ""));
     net.server_nft(
         "table inet t32t {\n chain input {\n  type filter hook input priority 0;\n  \
          tcp dport 53 drop\n }\n}\n",

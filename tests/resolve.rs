@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -40,102 +40,43 @@ while True:
 "#;
 
 /// The test's resolver: dnsmasq on 198.18.N.2 and .3 (whose UDP 53 is
-/// dropped), the SERVFAIL upstream on .4:5353; gone on drop.
-struct Resolver {
-    children: Vec<Child>,
-    etc: std::path::PathBuf,
-    _dir: TempDir,
-}
-
-impl Resolver {
-    fn start(net: &Net, resolv_conf: &str) -> Resolver {
-        let n = net.n;
-        let dir = TempDir::new("t32dns");
-        let hosts = dir.path().join("hosts");
-        std::fs::write(&hosts, format!("198.18.{n}.2 good.t32.test\n")).unwrap();
-        let upstream = dir.path().join("servfail.py");
-        std::fs::write(&upstream, SERVFAIL_UPSTREAM).unwrap();
-        let sf = Command::new("ip")
-            .args(["netns", "exec", &net.server, "python3"])
-            .arg(&upstream)
-            .arg(format!("198.18.{n}.4"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let dnsmasq = Command::new("ip")
-            .args(["netns", "exec", &net.server, "/usr/sbin/dnsmasq"])
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                &format!("--addn-hosts={}", hosts.display()),
-                "--port=53",
-                &format!("--listen-address=198.18.{n}.2"),
-                &format!("--listen-address=198.18.{n}.3"),
-                "--bind-interfaces",
-                "--user=root",
-                "--pid-file=",
-                "--address=/nx.t32.test/",
-                // Answered from the hosts file alone: its AAAA is NODATA.
-                "--local=/good.t32.test/",
-                "--address=/ns.t32.test/",
-                "--address=/svc.t32.test/",
-                &format!("--server=/sf.t32.test/198.18.{n}.4#5353"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (dnsmasq-base) installed");
-        let etc = std::path::PathBuf::from(format!("/etc/netns/{}", net.client));
-        std::fs::create_dir_all(&etc).unwrap();
-        // Owned at once: a panic below still stops them.
-        let r = Resolver {
-            children: vec![sf, dnsmasq],
-            etc,
-            _dir: dir,
-        };
-        net.server_nft(&format!(
-            "table inet t32 {{\n chain input {{\n  type filter hook input priority 0;\n  \
-             ip daddr 198.18.{n}.3 udp dport 53 drop\n }}\n}}\n"
-        ));
-        // Ready when it answers (through a plain resolv.conf).
-        std::fs::write(
-            r.etc.join("resolv.conf"),
-            format!("nameserver 198.18.{n}.2\n"),
-        )
+/// dropped), the SERVFAIL upstream on .4:5353; gone on drop. The client's
+/// resolv.conf reads `resolv_conf` once dnsmasq answers.
+fn resolver(net: &Net, resolv_conf: &str) -> Dns {
+    let n = net.n;
+    let sf = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.server,
+            "python3",
+            "-c",
+            SERVFAIL_UPSTREAM,
+        ])
+        .arg(format!("198.18.{n}.4"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-        let ready = poll("dnsmasq to answer", Duration::from_secs(10), || {
-            client(net, "getent", &["hosts", "good.t32.test"])
-                .0
-                .then_some(())
-        });
-        assert!(ready.is_some(), "dnsmasq did not answer");
-        std::fs::write(r.etc.join("resolv.conf"), resolv_conf).unwrap();
-        r
-    }
-}
-
-impl Resolver {
-    /// Adds `198.18.N.2 name` to dnsmasq's hosts, read again on SIGHUP.
-    fn add_host(&self, net: &Net, name: &str) {
-        let hosts = self._dir.path().join("hosts");
-        let mut h = std::fs::read_to_string(&hosts).unwrap();
-        h.push_str(&format!("198.18.{}.2 {name}\n", net.n));
-        std::fs::write(&hosts, h).unwrap();
-        let pid = nix::unistd::Pid::from_raw(self.children[1].id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    }
-}
-
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.etc);
-    }
+    let dns = Dns::builder(net, &format!("198.18.{n}.2 good.t32.test\n"))
+        .child(sf)
+        .ready("good.t32.test")
+        .listen(&format!("198.18.{n}.3"))
+        .args([
+            "--address=/nx.t32.test/".to_string(),
+            // Answered from the hosts file alone: its AAAA is NODATA.
+            "--local=/good.t32.test/".into(),
+            "--address=/ns.t32.test/".into(),
+            "--address=/svc.t32.test/".into(),
+            format!("--server=/sf.t32.test/198.18.{n}.4#5353"),
+        ])
+        .resolv_conf(resolv_conf)
+        .start();
+    net.server_nft(&format!(
+        "table inet t32 {{\n chain input {{\n  type filter hook input priority 0;\n  \
+         ip daddr 198.18.{n}.3 udp dport 53 drop\n }}\n}}\n"
+    ));
+    dns
 }
 
 fn daemon(net: &Net) -> Daemon {
@@ -192,7 +133,7 @@ fn a_search_list_walk_that_fails_is_one_failure_named_as_asked() {
     }
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(140);
-    let _r = Resolver::start(&net, &search_conf(&net));
+    let _r = resolver(&net, &search_conf(&net));
     let d = daemon(&net);
     assert!(python_lookup(&net, "good.t32.test"));
     assert!(!python_lookup(&net, "py.nx.t32.test"));
@@ -265,7 +206,7 @@ fn a_lookup_answered_by_the_second_server_or_with_nodata_beside_an_address_is_no
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(141);
     let n = net.n;
-    let _r = Resolver::start(
+    let _r = resolver(
         &net,
         &format!(
             "nameserver 198.18.{n}.3\nnameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:1\n"
@@ -298,7 +239,7 @@ fn timeouts_servfail_and_refused_are_each_one_failure() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(142);
     let n = net.n;
-    let _r = Resolver::start(
+    let _r = resolver(
         &net,
         &format!("nameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:2\n"),
     );
@@ -384,7 +325,7 @@ fn a_flood_of_nxdomains_folds_and_cannot_hide_a_victims_failure() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(143);
     let n = net.n;
-    let _r = Resolver::start(
+    let _r = resolver(
         &net,
         &format!("nameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:1\n"),
     );
@@ -446,7 +387,7 @@ fn a_failed_lookup_reaches_syslog_slack_text_and_metrics() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(144);
     let n = net.n;
-    let _r = Resolver::start(&net, &search_conf(&net));
+    let _r = resolver(&net, &search_conf(&net));
     let (slack, syslog) = (FakeSlack::start(), FakeSyslog::start());
     let mport = free_port();
     let d = Daemon::builder([
@@ -522,7 +463,7 @@ fn a_name_that_does_not_resolve_alerts_alertmanager_until_it_is_answered() {
     let net = Net::new(145);
     let n = net.n;
     // No search list: the name asked is the name answered.
-    let r = Resolver::start(
+    let r = resolver(
         &net,
         &format!("nameserver 198.18.{n}.2\noptions timeout:1 attempts:1\n"),
     );
@@ -578,7 +519,7 @@ fn a_name_that_does_not_resolve_alerts_alertmanager_until_it_is_answered() {
     assert_eq!(a["annotations"]["lookup"], "search", "{a}");
 
     // The name now has an address: its next lookup is answered.
-    r.add_host(&net, "late.t32.test");
+    r.add_host(&format!("198.18.{}.2 late.t32.test", net.n));
     let answered = poll("late.t32.test answered", Duration::from_secs(10), || {
         python_lookup(&net, "late.t32.test").then_some(())
     });

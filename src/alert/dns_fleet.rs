@@ -15,8 +15,7 @@
 //! fire a name: a flood is of unique names, each would be an alert. They
 //! count in the metrics and the source's summary.
 
-use std::collections::{HashMap, VecDeque};
-
+use super::firing::{Due, Quiet, Table};
 use super::resolve::{Config, FleetState, ResolvedBy, ENDS_AFTER_PERIODS};
 use super::types::MAX_PROCS;
 use crate::dns::lookup::{Failed, Server};
@@ -63,8 +62,12 @@ pub struct DnsFleetStats {
 #[derive(Debug)]
 struct Firing {
     alert: DnsFleetAlert,
-    /// The time of its one live entry in `checks`.
-    check_ns: u64,
+}
+
+impl Quiet for Firing {
+    fn last_ns(&self) -> u64 {
+        self.alert.last_ns
+    }
 }
 
 impl Firing {
@@ -112,9 +115,7 @@ fn key(name: &[u8]) -> Vec<u8> {
 
 pub struct DnsFleet {
     cfg: Config,
-    firing: HashMap<Vec<u8>, Firing, crate::event::hash::FastHash>,
-    /// (time, name) of each firing name's next check, in time order.
-    checks: VecDeque<(u64, Vec<u8>)>,
+    firing: Table<Vec<u8>, Firing>,
     stats: DnsFleetStats,
 }
 
@@ -122,8 +123,7 @@ impl DnsFleet {
     pub fn new(cfg: Config) -> Self {
         DnsFleet {
             cfg,
-            firing: HashMap::default(),
-            checks: VecDeque::new(),
+            firing: Table::new(),
             stats: DnsFleetStats::default(),
         }
     }
@@ -176,13 +176,11 @@ impl DnsFleet {
                 said: String::new(),
                 per_query: false,
             },
-            check_ns,
         };
         x.add(f, source);
         self.stats.fired += 1;
         out.push(x.post(FleetState::Firing, self.ends(now_ns)));
-        self.checks.push_back((check_ns, k.clone()));
-        self.firing.insert(k, x);
+        self.firing.insert(k, x, check_ns);
     }
 
     /// A lookup of `qname` was answered with an address. Free when
@@ -210,30 +208,20 @@ impl DnsFleet {
     /// The checks due by `now_ns`: resolves the quiet names, re-posts the
     /// others. O(1) when none is due.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<DnsFleetAlert>) {
-        while self.checks.front().is_some_and(|c| c.0 <= now_ns) {
-            let Some((at, k)) = self.checks.pop_front() else {
-                break;
-            };
-            let Some(x) = self.firing.get_mut(&k) else {
-                continue; // resolved since
-            };
-            if x.check_ns != at {
-                continue; // stale
-            }
-            if now_ns.saturating_sub(x.alert.last_ns) >= self.cfg.resolve_after_ns {
-                if let Some(x) = self.firing.remove(&k) {
+        let period = self.cfg.period_ns();
+        for due in self.firing.due(now_ns, period, self.cfg.resolve_after_ns) {
+            match due {
+                Due::Quiet(_, x) => {
                     self.stats.resolved += 1;
                     out.push(x.post(FleetState::Resolved(ResolvedBy::Quiet), now_ns));
                 }
-                continue;
+                Due::Repost(k) => {
+                    if let Some(x) = self.firing.get(&k) {
+                        out.push(x.post(FleetState::Firing, self.ends(now_ns)));
+                        self.stats.reposts += 1;
+                    }
+                }
             }
-            let check_ns = now_ns.saturating_add(self.cfg.period_ns());
-            x.check_ns = check_ns;
-            let ends =
-                now_ns.saturating_add(self.cfg.period_ns().saturating_mul(ENDS_AFTER_PERIODS));
-            out.push(x.post(FleetState::Firing, ends));
-            self.stats.reposts += 1;
-            self.checks.push_back((check_ns, k));
         }
     }
 }

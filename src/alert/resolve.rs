@@ -17,10 +17,10 @@
 //! say "hanging" under the window policy, and their "recovered" message
 //! stays the failures'.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use super::firing::{Due, Quiet, Table};
 use super::types::{Alert, Dest, Proc, Tally, MAX_PROCS};
 pub use super::types::{Recovery, ResolvedBy};
 use crate::event::{Attribution, Caller, Failure, Reason, Slow};
@@ -113,8 +113,6 @@ struct Firing {
     first_ns: u64,
     last_ns: u64,
     tally: Tally,
-    /// The time of its one live entry in `checks`.
-    check_ns: u64,
     dname: Option<crate::event::Dname>,
     containers: Vec<(String, u64)>,
     icmp: Option<crate::event::Icmp>,
@@ -214,13 +212,12 @@ impl Firing {
         }
     }
 
-    fn new(reason: Option<Reason>, at_ns: u64, check_ns: u64) -> Self {
+    fn new(reason: Option<Reason>, at_ns: u64) -> Self {
         Firing {
             reason,
             first_ns: at_ns,
             last_ns: at_ns,
             tally: Tally::default(),
-            check_ns,
             dname: None,
             containers: Vec::new(),
             icmp: None,
@@ -286,16 +283,18 @@ impl Firing {
     }
 }
 
+impl Quiet for Firing {
+    fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+}
+
 /// A firing alert: a destination and what is wrong with it.
 type Key = (Trouble, Dest);
 
 pub struct Resolver {
     cfg: Config,
-    firing: HashMap<Key, Firing, crate::event::hash::FastHash>,
-    /// (time, alert) of each firing alert's next check, in time order:
-    /// each is pushed at `now + period` with a non-decreasing `now`. An
-    /// entry whose alert resolved since is stale.
-    checks: VecDeque<(u64, Key)>,
+    firing: Table<Key, Firing>,
     stats: ResolveStats,
     last_label: LastLabel,
 }
@@ -304,8 +303,7 @@ impl Resolver {
     pub fn new(cfg: Config) -> Self {
         Resolver {
             cfg,
-            firing: HashMap::default(),
-            checks: VecDeque::new(),
+            firing: Table::new(),
             stats: ResolveStats::default(),
             last_label: LastLabel::default(),
         }
@@ -407,14 +405,13 @@ impl Resolver {
         }
         let check_ns = now_ns.saturating_add(self.cfg.period_ns());
         // The kernel's time of the failure (same clock, a little earlier).
-        let mut x = Firing::new(at.reason, at.ts_ns.min(now_ns), check_ns);
+        let mut x = Firing::new(at.reason, at.ts_ns.min(now_ns));
         x.add(&at);
         self.stats.fired += 1;
         if self.cfg.fleet {
             fleet.push(x.alert(key.1, key.0, FleetState::Firing, self.ends(now_ns)));
         }
-        self.checks.push_back((check_ns, key));
-        self.firing.insert(key, x);
+        self.firing.insert(key, x, check_ns);
     }
 
     /// A connection to `addr:port` succeeded. Free when nothing fires.
@@ -470,33 +467,19 @@ impl Resolver {
     /// The checks due by `now_ns`: resolves the quiet destinations and
     /// re-posts the others. O(1) when none is due (called after every drain).
     pub fn tick(&mut self, now_ns: u64, fleet: &mut Vec<FleetAlert>, alerts: &mut Vec<Alert>) {
-        while let Some(&(at, key)) = self.checks.front() {
-            if at > now_ns {
-                break;
-            }
-            self.checks.pop_front();
-            let Some(x) = self.firing.get_mut(&key) else {
-                continue; // resolved since
-            };
-            if x.check_ns != at {
-                continue; // stale
-            }
-            if now_ns.saturating_sub(x.last_ns) >= self.cfg.resolve_after_ns {
-                if let Some(x) = self.firing.remove(&key) {
+        let period = self.cfg.period_ns();
+        for due in self.firing.due(now_ns, period, self.cfg.resolve_after_ns) {
+            match due {
+                Due::Quiet(key, x) => {
                     self.resolve(key, &x, now_ns, ResolvedBy::Quiet, fleet, alerts);
                 }
-                continue;
+                Due::Repost(key) => {
+                    self.stats.reposts += 1;
+                    if let (true, Some(x)) = (self.cfg.fleet, self.firing.get(&key)) {
+                        fleet.push(x.alert(key.1, key.0, FleetState::Firing, self.ends(now_ns)));
+                    }
+                }
             }
-            let check_ns = now_ns.saturating_add(self.cfg.period_ns());
-            x.check_ns = check_ns;
-            let ends =
-                now_ns.saturating_add(self.cfg.period_ns().saturating_mul(ENDS_AFTER_PERIODS));
-            if self.cfg.fleet {
-                let a = x.alert(key.1, key.0, FleetState::Firing, ends);
-                fleet.push(a);
-            }
-            self.stats.reposts += 1;
-            self.checks.push_back((check_ns, key));
         }
     }
 }
