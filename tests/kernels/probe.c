@@ -19,10 +19,12 @@
  *                             with SO_LINGER 0: the kernel resets it (an
  *                             RST, not a FIN). Gives up after 5 s.
  *   probe dnsserver ADDR PORT SECS
- *                             a DNS server over TCP for SECS seconds, one
- *                             connection at a time: NXDOMAIN for every
- *                             name but big.tcp.test, whose A is 127.0.0.77
- *                             (its AAAA: no address).
+ *                             a DNS server over TCP (one connection at a
+ *                             time) and UDP for SECS seconds: NXDOMAIN
+ *                             for every name but big.tcp.test and
+ *                             a.udp.test, whose A is 127.0.0.77 (their
+ *                             AAAA: no address), and drop.udp.test, which
+ *                             it never answers.
  *   probe dnstcp SERVER NAME [PORT]
  *                             a lookup over TCP as glibc makes it (options
  *                             use-vc, or a truncated answer's retry):
@@ -32,7 +34,14 @@
  *                             rcode and the A record; with PORT, connects
  *                             to that address and port (a failure the
  *                             name should label).
+ *   probe dnsudp SERVER NAME [PORT]
+ *                             the same lookup over UDP as glibc makes it:
+ *                             a connected socket, sendmmsg() of the A and
+ *                             AAAA queries, then each answer recv()'d
+ *                             (waiting 1 s at most, as `options
+ *                             timeout:1`).
  */
+#define _GNU_SOURCE /* sendmmsg */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/io_uring.h>
@@ -216,7 +225,8 @@ static size_t question(const unsigned char *m, size_t len, char *name, size_t ca
 	return off + 5 <= len ? off + 5 : 0;
 }
 
-/* The answer to query q: its header and question, and big.tcp.test's A. */
+/* The answer to query q: its header and question, and the A record of the
+ * names that have one; 0 for none. */
 static size_t answer(const unsigned char *q, size_t qlen, unsigned char *a)
 {
 	static const unsigned char rr[] = { 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 127, 0, 0, 77 };
@@ -226,7 +236,9 @@ static size_t answer(const unsigned char *q, size_t qlen, unsigned char *a)
 
 	if (!end)
 		return 0;
-	big = !strcmp(name, "big.tcp.test");
+	if (!strcmp(name, "drop.udp.test"))
+		return 0; /* never answered */
+	big = !strcmp(name, "big.tcp.test") || !strcmp(name, "a.udp.test");
 	qtype = q[end - 4] << 8 | q[end - 3];
 	memcpy(a, q, end);
 	a[2] = 0x80 | (q[2] & 0x01); /* QR, RD as asked */
@@ -246,21 +258,35 @@ static int dnsserver(const char *addr, int port, int secs)
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
 	unsigned char q[1024], a[1100];
 	double end = now() + secs;
-	struct pollfd p;
-	int fd, c, one = 1;
+	struct pollfd p[2];
+	int fd, u, c, one = 1;
 
 	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
 		return fprintf(stderr, "probe: bad address %s\n", addr), 2;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
+	u = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || u < 0)
 		return perror("probe: socket"), 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 4))
 		return perror("probe: bind/listen"), 1;
-	p.fd = fd;
-	p.events = POLLIN;
+	if (bind(u, (struct sockaddr *)&sin, sizeof(sin)))
+		return perror("probe: bind UDP"), 1;
+	p[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = u, .events = POLLIN };
 	while (now() < end) {
-		if (poll(&p, 1, 200) != 1)
+		if (poll(p, 2, 200) < 1)
+			continue;
+		if (p[1].revents & POLLIN) {
+			struct sockaddr_in from;
+			socklen_t flen = sizeof(from);
+			ssize_t len = recvfrom(u, q, sizeof(q), 0, (struct sockaddr *)&from, &flen);
+			size_t n = len > 0 ? answer(q, len, a) : 0;
+
+			if (n)
+				sendto(u, a, n, 0, (struct sockaddr *)&from, flen);
+		}
+		if (!(p[0].revents & POLLIN))
 			continue;
 		c = accept(fd, NULL, NULL);
 		if (c < 0)
@@ -284,6 +310,7 @@ static int dnsserver(const char *addr, int port, int secs)
 		close(c);
 	}
 	close(fd);
+	close(u);
 	return 0;
 }
 
@@ -315,6 +342,40 @@ static size_t query(const char *name, int type, int id, unsigned char *q)
 	return n;
 }
 
+/* Prints an answer's rcode; keeps its A record, if any, in found. */
+static void read_answer(const char *who, const unsigned char *a, size_t n, struct in_addr *found)
+{
+	char qname[256];
+	size_t off;
+
+	printf("%s: answer id %#x rcode %d answers %d\n", who, a[0] << 8 | a[1], a[3] & 15, a[7]);
+	off = question(a, n, qname, sizeof(qname));
+	/* The first record, as this server writes it: a name pointer. */
+	if (off && a[7] && off + 16 <= n && a[off + 2] == 0 && a[off + 3] == 1 && a[off + 10] == 0 &&
+	    a[off + 11] == 4)
+		memcpy(found, a + off + 12, 4);
+}
+
+/* After a lookup: connects to its address on port, if both; then stays a
+ * moment, alive while tcpstate reads this process's resolv.conf. */
+static int looked_up(const char *who, struct in_addr found, int port)
+{
+	if (found.s_addr) {
+		printf("%s: A %s\n", who, inet_ntoa(found));
+		if (port) {
+			struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+						  .sin_addr = found };
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+			if (connect(fd, (struct sockaddr *)&to, sizeof(to)))
+				printf("%s: connect: %s\n", who, strerror(errno));
+			close(fd);
+		}
+	}
+	usleep(300000);
+	return 0;
+}
+
 static int dnstcp(const char *server, const char *name, int port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(53) };
@@ -341,38 +402,60 @@ static int dnstcp(const char *server, const char *name, int port)
 		return perror("probe: writev"), 1;
 	for (int i = 0; i < 2; i++) {
 		unsigned char len[2];
-		char qname[256];
-		size_t n, off;
+		size_t n;
 
 		if (read_full(fd, len, 2))
 			return printf("dnstcp: no answer\n"), 1;
 		n = len[0] << 8 | len[1];
 		if (n > sizeof(a) || n < 12 || read_full(fd, a, n))
 			return printf("dnstcp: bad answer\n"), 1;
-		printf("dnstcp: answer id %#x rcode %d answers %d\n", a[0] << 8 | a[1], a[3] & 15,
-		       a[7]);
-		off = question(a, n, qname, sizeof(qname));
-		/* The first record, as this server writes it: a name pointer. */
-		if (off && a[7] && off + 16 <= n && a[off + 2] == 0 && a[off + 3] == 1 &&
-		    a[off + 10] == 0 && a[off + 11] == 4)
-			memcpy(&found, a + off + 12, 4);
+		read_answer("dnstcp", a, n, &found);
 	}
 	close(fd);
-	if (found.s_addr) {
-		printf("dnstcp: A %s\n", inet_ntoa(found));
-		if (port) {
-			struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
-						  .sin_addr = found };
+	return looked_up("dnstcp", found, port);
+}
 
-			fd = socket(AF_INET, SOCK_STREAM, 0);
-			if (connect(fd, (struct sockaddr *)&to, sizeof(to)))
-				printf("dnstcp: connect: %s\n", strerror(errno));
-			close(fd);
-		}
+/* A lookup over UDP as glibc makes it: one connected socket, both queries
+ * in one sendmmsg(), the answers as they come. */
+static int dnsudp(const char *server, const char *name, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(53) };
+	unsigned char q4[300], q6[300], a[2048];
+	struct in_addr found = { 0 };
+	struct mmsghdr m[2];
+	struct iovec v[2];
+	int fd;
+
+	if (inet_pton(AF_INET, server, &sin.sin_addr) != 1 || strlen(name) > 200)
+		return fprintf(stderr, "probe: bad server or name\n"), 2;
+	v[0] = (struct iovec){ q4, query(name, 1, 0x3301, q4) };
+	v[1] = (struct iovec){ q6, query(name, 28, 0x3302, q6) };
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < 2; i++) {
+		m[i].msg_hdr.msg_iov = &v[i];
+		m[i].msg_hdr.msg_iovlen = 1;
 	}
-	/* Alive while tcpstate reads this process's resolv.conf. */
-	usleep(300000);
-	return 0;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return perror("probe: connect to the server"), 1;
+	if (sendmmsg(fd, m, 2, 0) != 2)
+		return perror("probe: sendmmsg"), 1;
+	for (int got = 0; got < 2;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 1000) != 1) {
+			printf("dnsudp: no answer\n");
+			break;
+		}
+		n = recv(fd, a, sizeof(a), 0);
+		if (n < 12)
+			continue;
+		got++;
+		read_answer("dnsudp", a, n, &found);
+	}
+	close(fd);
+	return looked_up("dnsudp", found, port);
 }
 
 int main(int argc, char **argv)
@@ -389,8 +472,10 @@ int main(int argc, char **argv)
 		return dnsserver(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "dnstcp"))
 		return dnstcp(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 0);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "dnsudp"))
+		return dnsudp(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 0);
 	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe uring ADDR PORT"
 		" | probe rstserver ADDR PORT | probe dnsserver ADDR PORT SECS"
-		" | probe dnstcp SERVER NAME [PORT]\n");
+		" | probe dnstcp SERVER NAME [PORT] | probe dnsudp SERVER NAME [PORT]\n");
 	return 2;
 }
