@@ -185,7 +185,8 @@ fn an_nxdomain_over_tcp_is_one_failure() {
 
 /// Case 3: the UDP answer is truncated and nftables drops TCP port 53 at the
 /// server: the retry's SYN never gets through, no answer comes:
-/// `truncated_unanswered`, once the resolver's timeout has passed.
+/// `truncated_unanswered`, once the resolver's timeout has passed. In the
+/// JSON stream, the real journal (systemd-journald) and Slack.
 #[test]
 fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
     if !require_root("a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered") {
@@ -199,7 +200,12 @@ fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
         "table inet t32t {\n chain input {\n  type filter hook input priority 0;\n  \
          tcp dport 53 drop\n }\n}\n",
     );
-    let d = daemon(&net);
+    let (journal, slack) = (Journal::start(), FakeSlack::start());
+    let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
+        .args(["--slack-url", &slack.url()])
+        .args(net.watch_args())
+        .via(journal.via())
+        .start();
     assert!(!python(&net, "big1.t32t.test", 0));
     assert!(!client(&net, "getent", &["ahostsv4", "big2.t32t.test"]).0);
     for name in ["big1", "big2"] {
@@ -220,5 +226,38 @@ fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
         assert_eq!(v["qtype"], "A", "{v}");
         assert_eq!(v["server"], format!("198.18.{n}.2:53"), "{v}");
         assert_eq!(v["comm"], comm, "{v}");
+    }
+    let entries = journal.wait_for(
+        "TCPSTATE_REASON",
+        "truncated_unanswered",
+        2,
+        Duration::from_secs(10),
+    );
+    for name in ["big1.t32t.test", "big2.t32t.test"] {
+        let e: Vec<_> = entries
+            .iter()
+            .filter(|e| e["TCPSTATE_NAME"] == name)
+            .collect();
+        assert_eq!(e.len(), 1, "one journal entry for {name}: {entries:?}");
+        eprintln!("journal: {}", e[0]);
+        assert_eq!(e[0]["TCPSTATE_EVENT"], "resolve_failed", "{}", e[0]);
+        assert_eq!(
+            e[0]["TCPSTATE_SERVER"],
+            format!("198.18.{n}.2:53"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0]["TCPSTATE_RCODE"].is_null(), "{}", e[0]);
+    }
+    let what = format!("truncated answer from 198.18.{n}.2, no answer over TCP");
+    let texts: Vec<String> = slack.requests().iter().map(|r| r.1.to_string()).collect();
+    for t in &texts {
+        eprintln!("slack: {t}");
+    }
+    for name in ["big1.t32t.test", "big2.t32t.test"] {
+        assert!(
+            texts.iter().any(|t| t.contains(name) && t.contains(&what)),
+            "Slack lacks {name}: {what}: {texts:?}"
+        );
     }
 }

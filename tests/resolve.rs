@@ -229,11 +229,12 @@ fn a_lookup_answered_by_the_second_server_or_with_nodata_beside_an_address_is_no
 
 /// A server that never answers: `timeout`, once the resolver gave up
 /// (timeout × attempts), naming the server asked. SERVFAIL and REFUSED
-/// from dnsmasq, and NODATA (IPv6 alone asked of an IPv4-only name), each
-/// its own reason.
+/// from dnsmasq, NODATA (IPv6 alone asked of an IPv4-only name) and
+/// NXDOMAIN, each its own reason, in the JSON stream, the real journal
+/// (systemd-journald, native protocol: the `TCPSTATE_*` fields) and Slack.
 #[test]
-fn timeouts_servfail_and_refused_are_each_one_failure() {
-    if !require_root("timeouts_servfail_and_refused_are_each_one_failure") {
+fn every_reason_is_one_failure_in_the_stream_the_journal_and_slack() {
+    if !require_root("every_reason_is_one_failure_in_the_stream_the_journal_and_slack") {
         return;
     }
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,7 +244,13 @@ fn timeouts_servfail_and_refused_are_each_one_failure() {
         &net,
         &format!("nameserver 198.18.{n}.2\noptions ndots:1 timeout:1 attempts:2\n"),
     );
-    let d = daemon(&net);
+    let (journal, slack) = (Journal::start(), FakeSlack::start());
+    let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
+        .args(["--slack-url", &slack.url()])
+        .args(net.watch_args())
+        .via(journal.via())
+        .start();
+    assert!(!python_lookup(&net, "y.nx.t32.test"));
     assert!(!python_lookup(&net, "y.sf.t32.test"));
     assert!(!python_lookup(&net, "unknown.t32.test"));
     // The name has an A record only: asked for IPv6 alone, NODATA.
@@ -312,6 +319,83 @@ time.sleep(0.3)\"",
     assert!(slow["rcode"].is_null(), "{slow}");
     assert_eq!(slow["server"], format!("198.18.{n}.3:53"), "{slow}");
     assert_eq!(slow["comm"], "python3", "{slow}");
+    let nx = one("y.nx.t32.test");
+    assert_eq!(
+        (&nx["reason"], &nx["rcode"]),
+        (&"nxdomain".into(), &3.into()),
+        "{nx}"
+    );
+
+    // The journal: one entry per failure, its fields as the stream's.
+    let entries = journal.wait_for(
+        "TCPSTATE_EVENT",
+        "resolve_failed",
+        5,
+        Duration::from_secs(10),
+    );
+    for (v, server) in [(&nx, 2), (&sf, 2), (&refused, 2), (&nodata, 2), (&slow, 3)] {
+        let name = v["name"].as_str().unwrap();
+        let e: Vec<_> = entries
+            .iter()
+            .filter(|e| e["TCPSTATE_NAME"] == name)
+            .collect();
+        assert_eq!(e.len(), 1, "one journal entry for {name}: {entries:?}");
+        let e = e[0];
+        eprintln!("journal ({}): {e}", v["reason"]);
+        assert_eq!(e["TCPSTATE_REASON"], v["reason"], "{e}");
+        assert_eq!(e["TCPSTATE_QTYPE"], v["qtype"], "{e}");
+        assert_eq!(
+            e["TCPSTATE_SERVER"],
+            format!("198.18.{n}.{server}:53"),
+            "{e}"
+        );
+        assert_eq!(e["TCPSTATE_LOOKUP"], "search", "{e}");
+        assert_eq!(e["TCPSTATE_COMM"], "python3", "{e}");
+        assert_eq!(e["PRIORITY"], "4", "{e}");
+        match v["rcode"].as_u64() {
+            Some(rcode) => assert_eq!(e["TCPSTATE_RCODE"], rcode.to_string(), "{e}"),
+            None => assert!(e["TCPSTATE_RCODE"].is_null(), "{e}"),
+        }
+        let msg = e["MESSAGE"].as_str().unwrap_or("");
+        assert!(
+            msg.starts_with(&format!("DNS failure detected: name={name} reason=")),
+            "{e}"
+        );
+    }
+
+    // Slack: each name, with what its server said (a source's later
+    // failures may come in its window's digest).
+    let said = [
+        ("y.nx.t32.test", format!("NXDOMAIN from 198.18.{n}.2")),
+        ("y.sf.t32.test", format!("SERVFAIL from 198.18.{n}.2")),
+        ("unknown.t32.test", format!("REFUSED from 198.18.{n}.2")),
+        (
+            "good.t32.test",
+            format!("no AAAA record (NODATA) from 198.18.{n}.2"),
+        ),
+        (
+            "slow.t32.test",
+            format!("no answer from 198.18.{n}.3 (timeout)"),
+        ),
+    ];
+    let found = poll("every failure on Slack", Duration::from_secs(10), || {
+        let texts: Vec<String> = slack.requests().iter().map(|r| r.1.to_string()).collect();
+        said.iter()
+            .all(|(name, what)| {
+                texts
+                    .iter()
+                    .any(|t| t.contains(name) && t.contains(what.as_str()))
+            })
+            .then_some(texts)
+    });
+    let texts: Vec<String> = slack.requests().iter().map(|r| r.1.to_string()).collect();
+    for t in &texts {
+        eprintln!("slack: {t}");
+    }
+    assert!(
+        found.is_some(),
+        "Slack lacks a name or what was said: {said:?} in {texts:?}"
+    );
 }
 
 /// A flood of unique NXDOMAIN names from one source (another uid) beside

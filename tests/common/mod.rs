@@ -10,6 +10,8 @@
 //! - `fs`: temporary directories and the cgroup v2 mount;
 //! - `dns`: a real resolver (dnsmasq) for the client namespace, and
 //!   running a client there;
+//! - `journal`: a real systemd-journald in a private mount namespace,
+//!   for the daemon to write to and the test to read;
 //! - `servers`: real Prometheus and Alertmanager on loopback, and an HTTP
 //!   GET for them and for /metrics;
 //!
@@ -20,13 +22,14 @@
 mod daemon;
 mod dns;
 mod fs;
+mod journal;
 mod net;
 mod servers;
 mod standins;
 
 // Each test binary uses a different part, so some go unused in each.
 #[allow(unused_imports)]
-pub use {daemon::*, dns::*, fs::*, net::*, servers::*, standins::*};
+pub use {daemon::*, dns::*, fs::*, journal::*, net::*, servers::*, standins::*};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
