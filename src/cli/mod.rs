@@ -38,29 +38,38 @@ use values::{parse_recovery_window, parse_ring_size, parse_slow_after, parse_win
 port_exhausted (EADDRNOTAVAIL: no free local port), denied (EPERM/EACCES from connect(), \
 or a SYN dropped by this host's netfilter), canceled (closed while connecting, no error), \
 error (any other errno).\n\n\
-JSON keys (--format json): event (connect_failed, connection_broken, connect_slow, state_change), ts, reason, \
-errno, stage (connect: connect() failed before any SYN; handshake: after it), seen (live, \
-at_start: in flight when tcpstate started, unmatched: its start was not seen), pid, tid, \
-comm (the thread), process (its process), uid, unit (systemd unit; in a user's delegated \
-subtree its manager, user@UID.service), user_unit (the unit the user named there), container (id), \
-container_name, pod (UID), pod_name, pod_namespace (names as the container runtime wrote \
-them on the host), cgroup (path under the cgroup v2 mount), family, saddr, sport, daddr, \
-dport, duration_ms (elapsed_ms for connect_slow), retransmits. Unknown values are null; \
-untrusted text is escaped (\\xNN).\n\n\
-Journal fields (where journald runs): TCPSTATE_EVENT, TCPSTATE_REASON, TCPSTATE_DEST, \
-TCPSTATE_DADDR, TCPSTATE_DPORT, TCPSTATE_SADDR, TCPSTATE_PID, TCPSTATE_COMM, \
-TCPSTATE_PROCESS, TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_USER_UNIT, TCPSTATE_CONTAINER, \
+JSON lines (--format json), by event: connect_failed, connection_broken, connect_slow, \
+verdict (a failure's outcome: failed, or recovered and how), resolve_failed (a DNS lookup: \
+nxdomain, nodata, servfail, refused, timeout, truncated_unanswered), resolve_failed_summary, \
+state_change (--verbose). Their keys: ts, reason, errno, stage (connect: connect() failed \
+before any SYN; handshake: after it), seen (live, at_start, unmatched), timeout_by, who said \
+no (icmp_from/icmp_type/icmp_code, drop_reason/drop_next_hop/drop_dev, rst_ttl), pid, tid, \
+comm (the thread), process, uid, unit (systemd unit; in a user's delegated subtree its \
+manager, user@UID.service), user_unit, container, container_name, pod, pod_name, \
+pod_namespace, cgroup, family, saddr, sport, daddr, dport, dname (the name the process \
+resolved), duration_ms, retransmits; a DNS failure: name, lookup, qtype, rcode, server, \
+queries. Unknown values are null; untrusted text is escaped (\\xNN). All in output.md.\n\n\
+Journal fields (where journald runs): TCPSTATE_EVENT (as the JSON event, or \
+path_degraded), TCPSTATE_REASON, TCPSTATE_DEST, TCPSTATE_DADDR, TCPSTATE_DPORT, \
+TCPSTATE_DNAME, TCPSTATE_SADDR, TCPSTATE_PID, TCPSTATE_COMM, TCPSTATE_PROCESS, \
+TCPSTATE_UID, TCPSTATE_UNIT, TCPSTATE_USER_UNIT, TCPSTATE_CONTAINER, \
 TCPSTATE_CONTAINER_NAME, TCPSTATE_POD, TCPSTATE_POD_NAME, TCPSTATE_POD_NAMESPACE, \
-TCPSTATE_DURATION_MS; e.g. journalctl -u tcpstate TCPSTATE_UNIT=nginx.service.\n\n\
+TCPSTATE_DURATION_MS, TCPSTATE_TIMEOUT_BY, TCPSTATE_ICMP_FROM, TCPSTATE_ICMP_TYPE, \
+TCPSTATE_ICMP_CODE, TCPSTATE_DROP_REASON, TCPSTATE_DROP_NEXT_HOP, TCPSTATE_DROP_DEV, \
+TCPSTATE_RST_TTL, TCPSTATE_FALLBACK, TCPSTATE_RULE; a DNS failure: TCPSTATE_NAME, \
+TCPSTATE_QTYPE, TCPSTATE_SERVER, TCPSTATE_RCODE, TCPSTATE_LOOKUP, TCPSTATE_COUNT; e.g. \
+journalctl -u tcpstate TCPSTATE_UNIT=nginx.service.\n\n\
 Exit codes: 0 ok, 1 runtime error, 2 bad flag/env/config value, \
 3 missing privileges (root or CAP_BPF+CAP_PERFMON), \
 4 kernel unsupported (no BTF, no tracepoint, program rejected).\n\n\
 The manual, installed with the package: /usr/share/doc/tcpstate/README.md and \
 /usr/share/doc/tcpstate/docs/: reasons.md (what counts as a failure), output.md \
-(stdout, counters, losses), options.md, alerts.md (journal, syslog, Slack), fleet.md \
-(Prometheus metrics and rules, Alertmanager: TCPConnectFailures, TCPConnectHanging), \
-install.md (the package and the unit), kernels.md, performance.md, architecture.md, \
-testing.md. Prometheus rules and an Alertmanager route: \
+(stdout, counters, losses), verdicts.md (recovered attempts), dns.md (names and failed \
+lookups), options.md, alerts.md (journal, syslog, Slack), fleet.md (Prometheus metrics and \
+rules, Alertmanager: TCPConnectFailures, TCPConnectHanging, TCPPathDegraded, \
+TCPConnectionBroken, DNSResolutionFailing), containers.md, kubernetes.md (the DaemonSet, \
+OpenTelemetry, Grafana), trust.md, install.md (the package and the unit), kernels.md, performance.md, \
+architecture.md, testing.md. Prometheus rules and an Alertmanager route: \
 /usr/share/doc/tcpstate/examples/."
 )]
 pub struct Cli {

@@ -315,10 +315,15 @@ fn one_line(a: &Alert) -> String {
             fb.rule.name(),
         )),
         Alert::Summary(s) => {
+            let one = s.count == 1;
             let what = match s.what {
+                What::Failures if one => "more failure",
                 What::Failures => "more failures",
+                What::Hanging if one => "more hanging connect",
                 What::Hanging => "more hanging connects",
+                What::Degraded if one => "more failure recovered from",
                 What::Degraded => "more failures recovered from",
+                What::Broken if one => "more connection broken",
                 What::Broken => "more connections broken",
             };
             escape(&format!(
@@ -374,10 +379,15 @@ pub fn render(host: &str, alerts: &[Alert], folded: Folded) -> Value {
         }
         [Alert::Summary(s)] if folded.alerts == 0 => {
             text = format!("TCP failures continue on {host}: {}", one_line(&alerts[0]));
+            let one = s.count == 1;
             let what = match (s.what, s.dest) {
+                (What::Hanging, _) if one => "more hanging TCP connect",
                 (What::Hanging, _) => "more hanging TCP connects",
+                (What::Degraded, _) if one => "more TCP failure recovered from",
                 (What::Degraded, _) => "more TCP failures recovered from",
+                (What::Broken, _) if one => "more TCP connection broken",
                 (What::Broken, _) => "more TCP connections broken",
+                (What::Failures, Some(_)) if one => "more TCP failure",
                 (What::Failures, Some(_)) => "more TCP failures",
                 (What::Failures, None) => "TCP failures folded",
             };
@@ -861,6 +871,19 @@ mod tests {
             t.contains("refused×1999") || t.contains("refused ×1999"),
             "{t}"
         );
+        let one = Summary {
+            count: 1,
+            ..sum.clone()
+        };
+        let v1 = render("h", &[Alert::Summary(one)], Folded::default());
+        assert!(
+            v1["text"]
+                .as_str()
+                .unwrap()
+                .contains("1 more failure in 1m"),
+            "{v1}"
+        );
+        assert!(v1.to_string().contains("*1 more TCP failure* to"), "{v1}");
         let g = render(
             "h",
             &[Alert::First(failure(b"a"), None), Alert::Summary(sum)],
