@@ -13,6 +13,13 @@
 //!                                        below bench.test) to SERVER:53, one
 //!                                        in flight per thread: a DNS-heavy
 //!                                        client, for the cost of the DNS hook
+//!   connstorm dnstcp THREADS SECONDS SERVER
+//!                                        the same over TCP, as glibc asks
+//!                                        with `options use-vc` or after a
+//!                                        truncated answer: a connection per
+//!                                        lookup, writev() of the length and
+//!                                        the query, the answer's length and
+//!                                        body read apart
 //!   connstorm sinks    DIR               a syslog socket DIR/log and a Slack
 //!                                        stand-in (prints its port) for the
 //!                                        service configuration
@@ -379,9 +386,48 @@ fn dns(threads: usize, seconds: f64, server: &str) {
     );
 }
 
+/// As [`dns`], over TCP: each lookup connects, writes its length and
+/// query in one writev(), reads the answer's length, then its body, and
+/// closes, as glibc does. Counts the fallback's TCP DNS path: the connect
+/// record, the writev and the two reads.
+fn dns_tcp(threads: usize, seconds: f64, server: &str) {
+    let server: std::net::IpAddr = server.parse().unwrap_or_else(|_| usage());
+    let (n, miss, secs) = on_threads(threads, seconds, move |t, stop| {
+        let mut q = Vec::with_capacity(64);
+        let (mut n, mut miss, mut i) = (0u64, 0u64, 0u32);
+        while !stop.load(Ordering::Relaxed) {
+            i = i.wrapping_add(1);
+            dns_query(i as u16, &format!("t{i}-{t}.bench.test"), &mut q);
+            let ok = (|| -> std::io::Result<bool> {
+                let mut s = TcpStream::connect((server, 53))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                let len = (q.len() as u16).to_be_bytes();
+                let bufs = [std::io::IoSlice::new(&len), std::io::IoSlice::new(&q)];
+                if s.write_vectored(&bufs)? != q.len() + 2 {
+                    return Ok(false);
+                }
+                let mut l = [0u8; 2];
+                s.read_exact(&mut l)?;
+                let mut a = vec![0u8; u16::from_be_bytes(l) as usize];
+                s.read_exact(&mut a)?;
+                Ok(a.len() >= 2 && a[..2] == q[..2])
+            })();
+            match ok {
+                Ok(true) => n += 1,
+                _ => miss += 1,
+            }
+        }
+        (n, miss)
+    });
+    println!(
+        "{{\"mode\":\"dnstcp\",\"lookups\":{n},\"unanswered\":{miss},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        n as f64 / secs
+    );
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: connstorm refused|accepted|syscalls|udpflood THREADS SECONDS | connstorm dns THREADS SECONDS SERVER | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
+        "usage: connstorm refused|accepted|syscalls|udpflood THREADS SECONDS | connstorm dns|dnstcp THREADS SECONDS SERVER | connstorm latency TCPSTATE SAMPLES | connstorm sinks DIR"
     );
     std::process::exit(2)
 }
@@ -396,6 +442,11 @@ fn main() {
             a[3].parse().unwrap_or_else(|_| usage()),
         ),
         Some("dns") if a.len() == 5 => dns(
+            a[2].parse().unwrap_or_else(|_| usage()),
+            a[3].parse().unwrap_or_else(|_| usage()),
+            &a[4],
+        ),
+        Some("dnstcp") if a.len() == 5 => dns_tcp(
             a[2].parse().unwrap_or_else(|_| usage()),
             a[3].parse().unwrap_or_else(|_| usage()),
             &a[4],
