@@ -110,6 +110,7 @@ pub(super) fn totals(
         recovered: e.verdicts.recovered.iter().sum(),
         verdicts_early: e.verdicts.early,
         verdicts_successes_dropped: e.verdicts.successes_dropped,
+        verdicts_answers_dropped: e.verdicts.answers_dropped,
         verdicts_pending: e.held as u64,
         slow: e.slow,
         evicted_age: c.evicted_age,
@@ -226,6 +227,7 @@ mod tests {
                 recovered: [23, 24, 25, 26],
                 early: 27,
                 successes_dropped: 28,
+                answers_dropped: 34,
                 exhausted: 30,
             },
             held: 29,
@@ -308,7 +310,7 @@ mod tests {
 
     /// The stop line for `stats()` and `engine()`, without DNS.
     const PINNED: &str = "stopped: signal=SIGTERM events=1 attempts=3 successes=4 failures=5 \
-             recovered=98 verdicts_early=27 verdicts_successes_dropped=28 verdicts_pending=29 \
+             recovered=98 verdicts_early=27 verdicts_successes_dropped=28 verdicts_answers_dropped=34 verdicts_pending=29 \
              slow=16 evicted=13 (age 6 full 7) replaced=8 broken=31 broken_unmatched=32 established_forgotten=33 unmatched=9 at_start=10 \
              pending=15 bad_records=2 names_refused=17 ringbuf_drops=99 \
              stdout_dropped=100 alerts=11 summaries=12 folded=14 \

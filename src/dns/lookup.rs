@@ -197,6 +197,8 @@ struct Cand {
 struct Lookup {
     who: Who,
     asked: Vec<u8>,
+    /// Its key in `by_asked`.
+    asked_key: AskedKey,
     per_query: bool,
     conf_timeout_ns: u64,
     /// Outstanding queries' keys.
@@ -259,12 +261,24 @@ struct Fold {
 
 const FOLD_NAMES: usize = 5;
 
+/// A process, whether it is judged query by query, and the name it asked,
+/// hashed (keyed at random: names come from DNS servers and applications).
+type AskedKey = (u32, bool, u64);
+
 pub struct Lookups {
     cfg: Config,
     lookups: HashMap<u64, Lookup, FastHash>,
     next_id: u64,
-    /// Open lookups per process, for a query to find its own.
-    by_pid: HashMap<u32, Vec<u64>, FastHash>,
+    /// Open lookups with a truncated answer, per process: a TCP retry
+    /// finds its own (few: kept apart from the rest, so opening and
+    /// closing a lookup costs no walk of its process's others).
+    truncated_by_pid: HashMap<u32, Vec<u64>, FastHash>,
+    /// Open lookups by the name asked, for a query to find its own in a
+    /// few hash probes: a process with hundreds open (a crawler) made each
+    /// query scan and compare them all, most of tcpstate's CPU under a DNS
+    /// client asking new names.
+    by_asked: HashMap<AskedKey, Vec<u64>, FastHash>,
+    names: std::hash::RandomState,
     /// Per source: its lookups, oldest first (ids gone are skipped).
     by_source: HashMap<Source, VecDeque<u64>, FastHash>,
     held: HashMap<Source, usize, FastHash>,
@@ -284,7 +298,9 @@ impl Lookups {
             cfg,
             lookups: HashMap::default(),
             next_id: 0,
-            by_pid: HashMap::default(),
+            truncated_by_pid: HashMap::default(),
+            by_asked: HashMap::default(),
+            names: std::hash::RandomState::new(),
             by_source: HashMap::default(),
             held: HashMap::default(),
             outstanding: HashMap::new(),
@@ -358,7 +374,7 @@ impl Lookups {
     /// waiting on a truncated answer are being retried over TCP (the
     /// query itself may never leave: a firewall that drops the SYN).
     pub fn tcp_connect(&mut self, pid: u32, now_ns: u64) {
-        let Some(ids) = self.by_pid.get(&pid) else {
+        let Some(ids) = self.truncated_by_pid.get(&pid) else {
             return;
         };
         for id in ids {
@@ -418,9 +434,26 @@ impl Lookups {
         }
     }
 
-    fn find_or_open(&mut self, who: Who, conf: Option<&Conf>, qname: &[u8], now_ns: u64) -> u64 {
-        if let Some(ids) = self.by_pid.get(&who.pid) {
-            for id in ids.iter().rev() {
+    fn asked_key(&self, pid: u32, per_query: bool, asked: &[u8]) -> AskedKey {
+        use std::hash::BuildHasher;
+        (pid, per_query, self.names.hash_one(asked))
+    }
+
+    /// The newest open lookup of `who` that a query for `qname` joins: one
+    /// that asked `qname` itself, or (with a resolv.conf) `qname` less one
+    /// of its search domains.
+    fn find(&self, who: Who, conf: Option<&Conf>, qname: &[u8]) -> Option<u64> {
+        let mut asked: Vec<&[u8]> = vec![qname];
+        if let Some(c) = conf {
+            asked.extend(c.search.iter().filter_map(|s| {
+                let cut = qname.len().checked_sub(s.len() + 1)?;
+                (cut > 0 && qname.ends_with(s) && qname[cut] == b'.').then(|| &qname[..cut])
+            }));
+        }
+        let mut best = None;
+        for a in asked {
+            let key = self.asked_key(who.pid, conf.is_none(), a);
+            for id in self.by_asked.get(&key).into_iter().flatten() {
                 let Some(l) = self.lookups.get(id) else {
                     continue;
                 };
@@ -428,10 +461,17 @@ impl Lookups {
                     Some(c) => !l.per_query && c.is_candidate(&l.asked, qname),
                     None => l.per_query && l.asked == qname,
                 };
-                if joins {
-                    return *id;
+                if joins && best < Some(*id) {
+                    best = Some(*id);
                 }
             }
+        }
+        best
+    }
+
+    fn find_or_open(&mut self, who: Who, conf: Option<&Conf>, qname: &[u8], now_ns: u64) -> u64 {
+        if let Some(id) = self.find(who, conf, qname) {
+            return id;
         }
         let source = who.source();
         // Room first: the source's own oldest past its share, else the
@@ -446,11 +486,15 @@ impl Lookups {
         self.next_id += 1;
         let id = self.next_id;
         self.stats.lookups += 1;
+        let asked = conf.map_or(qname, |c| c.asked(qname)).to_vec();
+        let asked_key = self.asked_key(who.pid, conf.is_none(), &asked);
+        self.by_asked.entry(asked_key).or_default().push(id);
         self.lookups.insert(
             id,
             Lookup {
                 who,
-                asked: conf.map_or(qname, |c| c.asked(qname)).to_vec(),
+                asked,
+                asked_key,
                 per_query: conf.is_none(),
                 conf_timeout_ns: conf.cloned().unwrap_or_default().query_timeout_ns(),
                 queries: Vec::new(),
@@ -463,7 +507,6 @@ impl Lookups {
                 last_ns: now_ns,
             },
         );
-        self.by_pid.entry(who.pid).or_default().push(id);
         self.by_source.entry(source).or_default().push_back(id);
         *self.held.entry(source).or_default() += 1;
         id
@@ -498,10 +541,18 @@ impl Lookups {
                 self.expiries.remove(&(o.expires_ns, k.clone()));
             }
         }
-        if let Some(ids) = self.by_pid.get_mut(&l.who.pid) {
+        if l.truncated {
+            if let Some(ids) = self.truncated_by_pid.get_mut(&l.who.pid) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.truncated_by_pid.remove(&l.who.pid);
+                }
+            }
+        }
+        if let Some(ids) = self.by_asked.get_mut(&l.asked_key) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
-                self.by_pid.remove(&l.who.pid);
+                self.by_asked.remove(&l.asked_key);
             }
         }
         let source = l.who.source();
@@ -539,6 +590,10 @@ impl Lookups {
             if let Some(l) = self.lookups.get_mut(&id) {
                 l.queries.retain(|k| *k != key);
                 l.last_ns = now_ns;
+                if !l.truncated {
+                    let pid = l.who.pid;
+                    self.truncated_by_pid.entry(pid).or_default().push(id);
+                }
                 l.truncated = true;
                 l.truncated_addrs |= addresses;
                 // Where the retry is not seen, the addresses decide.
@@ -847,6 +902,33 @@ mod tests {
         );
         assert_eq!(f.server, srv(2));
         assert_eq!(l.open(), 0);
+    }
+
+    #[test]
+    fn a_walk_finds_its_lookup_among_hundreds_a_process_has_open() {
+        let mut l = Lookups::new(Config::default());
+        let (w, c) = (who(7, 1), conf());
+        // A crawler's lookups, answered, not yet quiet.
+        for i in 0..200u16 {
+            let n = format!("site{i}.example.com");
+            l.query(w, Some(&c), 1, &q(&n, 1, i), srv(2), false, 0);
+            assert!(l.answer(1, &resp(&n, 1, i, 0, Said::Addresses), srv(2), 0));
+        }
+        let mut t = MS;
+        walk(&mut l, w, Some(&c), NX, &mut t);
+        // Another process walking the same name is its own lookup.
+        walk(&mut l, who(8, 1), Some(&c), NX, &mut t);
+        assert_eq!(l.open(), 202, "each walk is one lookup");
+        let mut out = Vec::new();
+        l.tick(t + S, &mut out);
+        let failed: Vec<_> = out
+            .iter()
+            .filter_map(|v| match v {
+                Verdict::Failed(f) => Some((f.name.clone(), f.who.pid, f.queries)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, [(b"api".to_vec(), 7, 8), (b"api".to_vec(), 8, 8)]);
     }
 
     #[test]

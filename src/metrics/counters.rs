@@ -133,6 +133,12 @@ pub const COUNTERS: &[Counter] = &[
         |v| v.totals.verdicts_successes_dropped,
     ),
     both(
+        Key("verdicts_answers_dropped"),
+        (21, "tcpstate_verdicts_answers_dropped", C),
+        "DNS answers not remembered for verdicts: the table was full of live ones (a failure on the name's last address then waits its window instead of paging at once).",
+        |v| v.totals.verdicts_answers_dropped,
+    ),
+    both(
         Key("verdicts_pending"),
         (16, "tcpstate_verdicts_pending", G),
         "Failures waiting for their verdict now.",

@@ -329,6 +329,7 @@ pub struct Totals {
     pub recovered: u64,
     pub verdicts_early: u64,
     pub verdicts_successes_dropped: u64,
+    pub verdicts_answers_dropped: u64,
     pub verdicts_pending: u64,
     pub slow: u64,
     pub evicted_age: u64,
