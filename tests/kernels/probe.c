@@ -9,6 +9,12 @@
  *                             one thread; prints the calls per second: the
  *                             cost a tracer adds to processes that make no
  *                             connection.
+ *   probe tcpecho MS          a TCP connection to itself on loopback:
+ *                             64 bytes written on one end and read on the
+ *                             other, in a loop for MS milliseconds;
+ *                             prints the round trips per second: the cost
+ *                             hooks on the TCP data path (tcp_sendmsg,
+ *                             tcp_recvmsg) add to a TCP-heavy process.
  *   probe uring ADDR PORT     one connect through io_uring
  *                             (IORING_OP_CONNECT), never the connect()
  *                             syscall; prints its result. Raw syscalls, so
@@ -47,6 +53,7 @@
 #include <linux/io_uring.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +64,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+static int read_full(int fd, unsigned char *b, size_t n);
 
 static double now(void)
 {
@@ -100,6 +109,39 @@ static int syscalls(long ms)
 		for (int i = 0; i < 1000; i++)
 			syscall(SYS_getppid);
 		n += 1000;
+		t = now();
+	} while (t < end);
+	printf("%.0f\n", n / (t - start));
+	return 0;
+}
+
+static int tcpecho(long ms)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	double start, end, t;
+	unsigned long n = 0;
+	char b[64] = { 0 };
+	int l, c, s, one = 1;
+
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) ||
+	    connect(c, (struct sockaddr *)&sin, sizeof(sin)))
+		return perror("probe: loopback connection"), 1;
+	s = accept(l, NULL, NULL);
+	if (s < 0)
+		return perror("probe: accept"), 1;
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	start = now();
+	end = start + ms / 1e3;
+	do {
+		for (int i = 0; i < 100; i++) {
+			if (write(c, b, sizeof(b)) != sizeof(b) || read_full(s, (unsigned char *)b, sizeof(b)))
+				return perror("probe: echo"), 1;
+		}
+		n += 100;
 		t = now();
 	} while (t < end);
 	printf("%.0f\n", n / (t - start));
@@ -464,6 +506,8 @@ int main(int argc, char **argv)
 		return soerror(argv[2], atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "syscalls"))
 		return syscalls(atol(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "tcpecho"))
+		return tcpecho(atol(argv[2]));
 	if (argc == 4 && !strcmp(argv[1], "uring"))
 		return uring(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "rstserver"))
@@ -474,7 +518,8 @@ int main(int argc, char **argv)
 		return dnstcp(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 0);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "dnsudp"))
 		return dnsudp(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 0);
-	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe uring ADDR PORT"
+	fprintf(stderr, "usage: probe soerror ADDR PORT | probe syscalls MS | probe tcpecho MS"
+		" | probe uring ADDR PORT"
 		" | probe rstserver ADDR PORT | probe dnsserver ADDR PORT SECS"
 		" | probe dnstcp SERVER NAME [PORT] | probe dnsudp SERVER NAME [PORT]\n");
 	return 2;
