@@ -202,9 +202,8 @@ fn a_truncated_answer_whose_tcp_retry_is_dropped_is_truncated_unanswered() {
     );
     let (journal, slack) = (Journal::start(), FakeSlack::start());
     let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
-        .args(["--slack-url", &slack.url()])
+        .alerts_to_journal(&journal, &slack)
         .args(net.watch_args())
-        .via(journal.via())
         .start();
     assert!(!python(&net, "big1.t32t.test", 0));
     assert!(!client(&net, "getent", &["ahostsv4", "big2.t32t.test"]).0);

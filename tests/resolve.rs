@@ -246,9 +246,8 @@ fn every_reason_is_one_failure_in_the_stream_the_journal_and_slack() {
     );
     let (journal, slack) = (Journal::start(), FakeSlack::start());
     let d = Daemon::builder(["--format", "json", "--dns-names", "on"])
-        .args(["--slack-url", &slack.url()])
+        .alerts_to_journal(&journal, &slack)
         .args(net.watch_args())
-        .via(journal.via())
         .start();
     assert!(!python_lookup(&net, "y.nx.t32.test"));
     assert!(!python_lookup(&net, "y.sf.t32.test"));

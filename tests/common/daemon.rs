@@ -124,6 +124,12 @@ impl DaemonBuilder {
         self.args(["--syslog-socket", &socket, "--slack-url", &slack.url()])
     }
 
+    /// Alerts to a real journald (the daemon runs in its mount namespace,
+    /// where journald's socket is) and the Slack stand-in.
+    pub fn alerts_to_journal(self, journal: &super::Journal, slack: &super::FakeSlack) -> Self {
+        self.args(["--slack-url", &slack.url()]).via(journal.via())
+    }
+
     /// An environment variable of its own.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
